@@ -1,0 +1,502 @@
+"""A Panora-compatible HTTP server on 127.0.0.1, with the real server's behaviour (see shared API_NOTES).
+
+What it reproduces: the `{previous_cursor, next_cursor, data}` envelope (`prev_cursor` switchable), a raw
+UUID `next_cursor` while it expects base64 cursors back (400 otherwise), every page after the first
+starting with the previous page's last row, money fields equal to 0 dropped from the JSON, error bodies
+`{statusCode, timestamp, path, message}` with the real codes (401 without a key, 500 for an unknown key,
+token or id), an arbitrary connection's data for a request without a connection token, and a fixed-window
+rate limit per client IP with `X-RateLimit-*` headers and `Retry-After` on 429.
+
+What it adds for tests: switchable settings, injected faults (status codes, dropped connections,
+truncated or invalid bodies, delays, 429s, faults after a POST was applied), request counters, and an
+admin API under `/_sandbox/` (never rate limited, never faulted).
+
+Built on the standard library's threading HTTP server: faults such as a connection dropped mid-body
+need the raw socket, which a framework would hide.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from sandbox.panora.seed import SANDBOX_API_KEY, seed_connections
+from sandbox.panora.store import KINDS, Connection, Store, UnknownRecord
+
+MONEY_FIELDS = frozenset(
+    {"total_amount", "balance", "sub_total", "total_tax_amount", "total_discount", "applied_amount",
+     "unit_price", "quantity"}
+)
+WRITABLE_KINDS = ("payments", "invoices")
+
+
+@dataclass
+class Settings:
+    """Behaviour switches; the defaults are the real server's."""
+
+    cursor_key: str = "previous_cursor"  # the spec says "prev_cursor"
+    repeat_boundary_row: bool = True
+    drop_zero_amounts: bool = True
+    rate_limit: int | None = 100  # requests per window per client IP; None turns it off
+    rate_window_seconds: float = 60.0
+    delay_seconds: float = 0.0  # added to every API answer
+    default_limit: int = 50
+
+
+@dataclass
+class Fault:
+    """One injected fault, fired on the matching requests after `skip` of them, `times` times.
+
+    kind: "status" (answer `status` with an error body), "drop" (close the connection without an answer),
+    "truncate" (announce the full body, send half, close), "invalid_json" (200 with a broken body),
+    "delay" (wait `seconds`, then answer normally), "rate_limit" (429 with Retry-After `seconds`).
+    `after_write`: for POST, apply the write first and then fault (the outcome the client cannot see).
+    """
+
+    kind: str
+    status: int = 500
+    method: str = "GET"
+    path: str = "/accounting/"
+    times: int = 1
+    skip: int = 0
+    seconds: float = 0.0
+    after_write: bool = False
+    fired: int = 0
+    seen: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        return method == self.method and path.startswith(self.path) and self.fired < self.times
+
+
+@dataclass
+class Stats:
+    requests: Counter = field(default_factory=Counter)
+    throttled: int = 0
+    faults_fired: int = 0
+    created: Counter = field(default_factory=Counter)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "requests": dict(self.requests),
+            "total_requests": sum(self.requests.values()),
+            "throttled": self.throttled,
+            "faults_fired": self.faults_fired,
+            "created": dict(self.created),
+        }
+
+
+class FixedWindowLimiter:
+    """Per-client fixed window, as NestJS's throttler: the window starts at the client's first hit."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.windows: dict[str, tuple[float, int]] = {}
+
+    def hit(self, client: str, limit: int, window: float) -> tuple[bool, int, int]:
+        """Count a request; returns (allowed, remaining, seconds until the window resets)."""
+        now = time.monotonic()
+        with self.lock:
+            start, count = self.windows.get(client, (now, 0))
+            if now - start >= window:
+                start, count = now, 0
+            allowed = count < limit
+            if allowed:
+                count += 1
+            self.windows[client] = (start, count)
+            reset = max(1, math.ceil(start + window - now))
+            return allowed, max(0, limit - count), reset
+
+    def clear(self) -> None:
+        with self.lock:
+            self.windows.clear()
+
+
+class PanoraSandbox:
+    """The server and its state. `start()` serves in a background thread; `serve_forever()` blocks."""
+
+    def __init__(self, store: Store | None = None, settings: Settings | None = None,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self.store = store or Store(seed_connections())
+        self.settings = settings or Settings()
+        self.api_key = SANDBOX_API_KEY
+        self.stats = Stats()
+        self.faults: list[Fault] = []
+        self.limiter = FixedWindowLimiter()
+        self.lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer((host, port), _Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.sandbox = self  # type: ignore[attr-defined]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> PanoraSandbox:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="panora-sandbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> PanoraSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- test controls -------------------------------------------------------------------------------
+    def inject(self, *faults: Fault) -> None:
+        with self.lock:
+            self.faults.extend(faults)
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def reset_stats(self) -> None:
+        with self.lock:
+            self.stats = Stats()
+        self.limiter.clear()
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.matches(method, path):
+                    fault.seen += 1
+                    if fault.seen > fault.skip:
+                        fault.fired += 1
+                        self.stats.faults_fired += 1
+                        return fault
+        return None
+
+
+def error_body(status: int, path: str, message: str) -> dict[str, Any]:
+    stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return {"statusCode": status, "timestamp": stamp, "path": path, "message": message}
+
+
+def drop_zero_money(record: dict[str, Any]) -> dict[str, Any]:
+    """The real server leaves a money field out of the JSON when it is 0, also inside line items."""
+    out = {k: v for k, v in record.items() if not (k in MONEY_FIELDS and v == 0)}
+    if isinstance(out.get("line_items"), list):
+        out["line_items"] = [
+            {k: v for k, v in li.items() if not (k in MONEY_FIELDS and v == 0)} if isinstance(li, dict) else li
+            for li in out["line_items"]
+        ]
+    return out
+
+
+def remote_data_for(conn: Connection, record: dict[str, Any]) -> dict[str, Any]:
+    """A plausible raw provider payload, as `remote_data=true` adds."""
+    return {"provider": conn.provider, "Id": record.get("remote_id"), "SyncToken": "0",
+            "MetaData": {"LastUpdatedTime": record.get("remote_updated_at")}}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "PanoraSandbox/1.0"
+
+    @property
+    def sandbox(self) -> PanoraSandbox:
+        return self.server.sandbox  # type: ignore[attr-defined]
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        return  # quiet: tests and the demo read the pipeline's output, not the server's
+
+    # -- plumbing --------------------------------------------------------------------------------------
+    def _send(self, status: int, payload: Any, extra_headers: dict[str, str] | None = None,
+              raw: bytes | None = None, truncate: bool = False) -> None:
+        body = raw if raw is not None else json.dumps(payload, separators=(",", ":")).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in (extra_headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            if truncate:
+                self.wfile.write(body[: max(1, len(body) // 2)])
+                self.wfile.flush()
+                self._drop()
+                return
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        self._send(status, error_body(status, self.path.split("?")[0], message), headers)
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    # -- routing ---------------------------------------------------------------------------------------
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        path = url.path.rstrip("/") or "/"
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        body = self._read_body() if method in ("POST", "DELETE") else b""
+        if path.startswith("/_sandbox"):
+            self._admin(method, path, body)
+            return
+        if path == "/health":
+            self._send(200, {"status": "ok"})
+            return
+        sb = self.sandbox
+        with sb.lock:
+            sb.stats.requests[f"{method} {self._route_name(path)}"] += 1
+        limit_headers = self._rate_limit()
+        if limit_headers is None:
+            return
+        fault = sb.take_fault(method, path)
+        if fault is not None and not fault.after_write and self._fire(fault, limit_headers):
+            return
+        if sb.settings.delay_seconds:
+            time.sleep(sb.settings.delay_seconds)
+        self._api(method, path, query, body, limit_headers, fault)
+
+    @staticmethod
+    def _route_name(path: str) -> str:
+        parts = path.strip("/").split("/")
+        if len(parts) == 3 and parts[0] == "accounting":
+            return f"/accounting/{parts[1]}/{{id}}"
+        return path
+
+    def _rate_limit(self) -> dict[str, str] | None:
+        """Count the request against the client's window; answers 429 itself and returns None when over."""
+        sb = self.sandbox
+        limit = sb.settings.rate_limit
+        if limit is None:
+            return {}
+        allowed, remaining, reset = sb.limiter.hit(self.client_address[0], limit, sb.settings.rate_window_seconds)
+        headers = {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining),
+                   "X-RateLimit-Reset": str(reset)}
+        if not allowed:
+            with sb.lock:
+                sb.stats.throttled += 1
+            self._error(429, "ThrottlerException: Too Many Requests", {**headers, "Retry-After": str(reset)})
+            return None
+        return headers
+
+    def _fire(self, fault: Fault, headers: dict[str, str]) -> bool:
+        """Carry out a fault; True when the request was answered (or dropped) by it."""
+        if fault.kind == "status":
+            self._error(fault.status, "Internal server error" if fault.status >= 500 else "Bad Request", headers)
+        elif fault.kind == "drop":
+            self._drop()
+        elif fault.kind == "truncate":
+            self._send(200, {"previous_cursor": None, "next_cursor": None,
+                             "data": [{"id": str(uuid.uuid4()), "padding": "x" * 200}]}, headers, truncate=True)
+        elif fault.kind == "invalid_json":
+            self._send(200, None, headers, raw=b'{"previous_cursor": null, "next_cursor": "abc", "data": [{"id": ')
+        elif fault.kind == "rate_limit":
+            with self.sandbox.lock:
+                self.sandbox.stats.throttled += 1
+            retry_after = str(max(1, math.ceil(fault.seconds)) if fault.seconds else 1)
+            self._error(429, "ThrottlerException: Too Many Requests", {**headers, "Retry-After": retry_after})
+        elif fault.kind == "delay":
+            time.sleep(fault.seconds)
+            return False
+        else:
+            raise ValueError(f"unknown fault kind {fault.kind!r}")
+        return True
+
+    def _api(self, method: str, path: str, query: dict[str, str], body: bytes,
+             headers: dict[str, str], late_fault: Fault | None) -> None:
+        sb = self.sandbox
+        if not self.headers.get("x-api-key"):
+            self._error(401, "Unauthorized", headers)
+            return
+        if self.headers.get("x-api-key") != sb.api_key:
+            self._error(500, "ReferenceError: API Key not found.", headers)
+            return
+        if path == "/connections" and method == "GET":
+            self._send(200, [{"id_connection": c.token[:8], "provider_slug": c.provider, "vertical": "accounting",
+                              "status": "valid"} for c in sb.store.connections.values()], headers)
+            return
+        parts = path.strip("/").split("/")
+        if len(parts) not in (2, 3) or parts[0] != "accounting" or parts[1] not in KINDS:
+            self._error(404, f"Cannot {method} {path}", headers)
+            return
+        token = self.headers.get("x-connection-token")
+        if token:
+            conn = sb.store.by_token(token)
+            if conn is None:
+                self._error(500, "ReferenceError: Connection not found for this connection token.", headers)
+                return
+        else:
+            # The real server answers with some connection's data: clients must never rely on this.
+            conn = next(iter(sb.store.connections.values()))
+        kind = parts[1]
+        if method == "GET" and len(parts) == 2:
+            self._list(conn, kind, query, headers)
+        elif method == "GET":
+            self._get(conn, kind, parts[2], query, headers)
+        elif method == "POST" and len(parts) == 2 and kind in WRITABLE_KINDS:
+            self._create(conn, kind, body, headers, late_fault)
+        else:
+            self._error(404, f"Cannot {method} {path}", headers)
+
+    def _render(self, conn: Connection, record: dict[str, Any], remote_data: bool) -> dict[str, Any]:
+        if self.sandbox.settings.drop_zero_amounts:
+            record = drop_zero_money(record)
+        if remote_data:
+            record["remote_data"] = remote_data_for(conn, record)
+        return record
+
+    def _list(self, conn: Connection, kind: str, query: dict[str, str], headers: dict[str, str]) -> None:
+        settings = self.sandbox.settings
+        try:
+            limit = int(query.get("limit", settings.default_limit))
+            if limit < 1:
+                raise ValueError
+        except ValueError:
+            self._error(400, "Bad Request", headers)
+            return
+        cursor_id = None
+        if query.get("cursor"):
+            cursor_id = _decode_cursor(query["cursor"])
+            if cursor_id is None:
+                self._error(400, "Bad Request", headers)
+                return
+        try:
+            rows, more = self.sandbox.store.page(conn, kind, cursor_id, limit)
+        except UnknownRecord:
+            self._error(400, "The provided cursor does not exist!", headers)
+            return
+        if cursor_id is not None and not settings.repeat_boundary_row and rows and rows[0]["id"] == cursor_id:
+            rows, more = self.sandbox.store.page(conn, kind, cursor_id, limit + 1)
+            rows = rows[1:]
+        next_cursor = rows[-1]["id"] if more and rows else None
+        remote = query.get("remote_data", "").lower() == "true"
+        payload = {settings.cursor_key: cursor_id, "next_cursor": next_cursor,
+                   "data": [self._render(conn, r, remote) for r in rows]}
+        self._send(200, payload, headers)
+
+    def _get(self, conn: Connection, kind: str, record_id: str, query: dict[str, str],
+             headers: dict[str, str]) -> None:
+        try:
+            record = self.sandbox.store.get(conn, kind, record_id)
+        except UnknownRecord:
+            # The real server answers 500, not 404, for an id it does not know.
+            self._error(500, "TypeError: Cannot read properties of null (reading 'id')", headers)
+            return
+        self._send(200, self._render(conn, record, query.get("remote_data", "").lower() == "true"), headers)
+
+    def _create(self, conn: Connection, kind: str, body: bytes, headers: dict[str, str],
+                late_fault: Fault | None) -> None:
+        try:
+            payload = json.loads(body or b"null")
+        except json.JSONDecodeError:
+            self._error(400, "Bad Request", headers)
+            return
+        problem = _validate_input(kind, payload)
+        if problem:
+            self._send(400, {**error_body(400, self.path, "Bad Request"), "message": [problem]}, headers)
+            return
+        record = self.sandbox.store.create_from_input(conn, kind, payload)
+        with self.sandbox.lock:
+            self.sandbox.stats.created[kind] += 1
+        if late_fault is not None and self._fire(late_fault, headers):
+            return
+        self._send(201, self._render(conn, record, False), headers)
+
+    # -- admin -----------------------------------------------------------------------------------------
+    def _admin(self, method: str, path: str, body: bytes) -> None:
+        sb = self.sandbox
+        try:
+            data = json.loads(body) if body else {}
+        except json.JSONDecodeError:
+            self._send(400, {"message": "admin body must be JSON"})
+            return
+        if path == "/_sandbox/stats" and method == "GET":
+            with sb.lock:
+                self._send(200, sb.stats.snapshot())
+        elif path == "/_sandbox/stats" and method == "DELETE":
+            sb.reset_stats()
+            self._send(200, {"ok": True})
+        elif path == "/_sandbox/settings" and method == "GET":
+            self._send(200, asdict(sb.settings))
+        elif path == "/_sandbox/settings" and method == "POST":
+            unknown = set(data) - set(asdict(sb.settings))
+            if unknown:
+                self._send(400, {"message": f"unknown settings: {sorted(unknown)}"})
+                return
+            for key, value in data.items():
+                setattr(sb.settings, key, value)
+            sb.limiter.clear()
+            self._send(200, asdict(sb.settings))
+        elif path == "/_sandbox/faults" and method == "POST":
+            try:
+                faults = [Fault(**f) for f in (data if isinstance(data, list) else [data])]
+            except TypeError as exc:
+                self._send(400, {"message": str(exc)})
+                return
+            sb.inject(*faults)
+            self._send(200, {"faults": len(sb.faults)})
+        elif path == "/_sandbox/faults" and method == "DELETE":
+            sb.clear_faults()
+            self._send(200, {"faults": 0})
+        elif path == "/_sandbox/connections" and method == "GET":
+            self._send(200, {"api_key": sb.api_key, "connections": sb.store.tokens()})
+        else:
+            self._send(404, {"message": f"no admin route {method} {path}"})
+
+
+def _decode_cursor(cursor: str) -> str | None:
+    """The server base64-decodes the cursor it receives; a raw UUID does not survive that."""
+    try:
+        decoded = base64.b64decode(cursor.encode(), validate=True).decode()
+        return str(uuid.UUID(decoded))
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _validate_input(kind: str, payload: Any) -> str | None:
+    """The server's DTO validation, reduced to what makes it answer 400."""
+    if not isinstance(payload, dict):
+        return "body must be an object"
+    for money in ("total_amount",):
+        if money in payload and payload[money] is not None and not isinstance(payload[money], int | float):
+            return f"{money} must be a number"
+    if kind == "payments" and payload.get("currency") is not None and not isinstance(payload["currency"], str):
+        return "currency must be a string"
+    for key in ("line_items", "tracking_categories"):
+        if key in payload and not isinstance(payload[key], list):
+            return f"{key} must be an array"
+    return None
