@@ -219,7 +219,7 @@ class _Handler(BaseHTTPRequestHandler):
     def sandbox(self) -> PanoraSandbox:
         return self.server.sandbox  # type: ignore[attr-defined]
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return  # quiet: tests and the demo read the pipeline's output, not the server's
 
     # -- plumbing --------------------------------------------------------------------------------------

@@ -1,0 +1,37 @@
+"""Errors raised by the shared HTTP layer and the normalizers. None of them carries a secret: a request is
+named by its method, path and query (credentials travel in headers, which are never printed)."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """A request failed for good: a 4xx, a permanent 5xx, or a retry budget used up."""
+
+    def __init__(self, method: str, target: str, status: int | None, message: str, attempts: int = 1) -> None:
+        self.method = method
+        self.target = target
+        self.status = status
+        self.message = message
+        self.attempts = attempts
+        where = f"{method} {target}"
+        code = f"HTTP {status}" if status is not None else "no answer"
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        super().__init__(f"{where} failed{tries}: {code}: {message}")
+
+
+class OutcomeUnknown(ApiError):
+    """A non-idempotent request (POST) may or may not have taken effect: the request left, no clear
+    answer came back. Never treat this as a failure that can simply be sent again."""
+
+
+class PaginationError(Exception):
+    """The server's paging went wrong in a way retrying cannot fix (a cursor that repeats)."""
+
+
+class RecordError(ValueError):
+    """One field of one record cannot be read. The normalizer adds the record's table, id and connection."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"field {field!r}: {message}")

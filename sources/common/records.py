@@ -1,0 +1,147 @@
+"""Declarative record normalization: which API fields fill which typed columns, and what becomes a child
+table. A provider describes its objects with `Field`s and `ObjectSpec`s; `normalize` turns one API record
+into rows for the parent table and its child tables, or raises `RecordError` naming the field."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sources.common.columns import id_list, required_id
+from sources.common.errors import RecordError
+from sources.common.tables import EMPTY_LIST_MARKER, TableSpec
+
+Reader = Callable[[Any, str], Any]
+
+
+@dataclass(frozen=True)
+class Field:
+    """A column filled from the first of `sources` present in the record (several names for one
+    meaning: the spec's, the server's), typed by `reader`."""
+
+    column: str
+    reader: Reader
+    sources: tuple[str, ...] = ()
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.sources or (self.column,)
+
+    def read(self, record: dict[str, Any]) -> Any:
+        for key in self.keys:
+            if record.get(key) is not None:
+                return self.reader(record[key], key)
+        return None
+
+
+def read_fields(record: dict[str, Any], fields: Sequence[Field], consumed: frozenset[str]) -> dict[str, Any]:
+    """Typed declared fields plus every other key of the record as it came (kept, not dropped)."""
+    row = {f.column: f.read(record) for f in fields}
+    for key, value in record.items():
+        if key not in consumed and key not in row:
+            row[key] = value
+    return row
+
+
+@dataclass(frozen=True)
+class IdListChild:
+    """A list of ids (tracking categories) stored as a child table, one row per id."""
+
+    spec: TableSpec
+    sources: tuple[str, ...]
+    column: str = "tracking_category_id"
+
+
+@dataclass(frozen=True)
+class ObjectChild:
+    """A list of objects (line items) stored as a child table, one row per object; the objects may have
+    id lists of their own (grandchild tables keyed by the root's id and the line's position)."""
+
+    spec: TableSpec
+    sources: tuple[str, ...]
+    fields: tuple[Field, ...]
+    id_lists: tuple[IdListChild, ...] = ()
+
+    @property
+    def consumed(self) -> frozenset[str]:
+        keys = {k for f in self.fields for k in f.keys}
+        keys |= {k for lst in self.id_lists for k in lst.sources}
+        return frozenset(keys)
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """One API object kind: its parent table, typed fields and child lists."""
+
+    resource: str
+    parent: TableSpec
+    foreign_key: str  # the children's column that names the parent, e.g. `payment_id`
+    fields: tuple[Field, ...]
+    id_lists: tuple[IdListChild, ...] = ()
+    objects: tuple[ObjectChild, ...] = ()
+    volatile: frozenset[str] = frozenset()
+    row_defaults: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def child_specs(self) -> list[TableSpec]:
+        specs = [c.spec for c in self.id_lists]
+        for obj in self.objects:
+            specs.append(obj.spec)
+            specs.extend(c.spec for c in obj.id_lists)
+        return specs
+
+    @property
+    def consumed(self) -> frozenset[str]:
+        keys = {"id"} | {k for f in self.fields for k in f.keys}
+        keys |= {k for c in self.id_lists for k in c.sources}
+        keys |= {k for c in self.objects for k in c.sources}
+        return frozenset(keys)
+
+    def normalize(self, record: dict[str, Any], connection: str) -> dict[str, list[dict[str, Any]]]:
+        """Rows per table name for one record. Every child table gets either rows or a marker row, so
+        a list that shrank to nothing replaces the stored rows too."""
+        record_id = required_id(record.get("id"))
+        parent = read_fields(record, self.fields, self.consumed)
+        parent.update(self.row_defaults, id=record_id, connection=connection)
+        out: dict[str, list[dict[str, Any]]] = {self.parent.name: [parent]}
+        key = {self.foreign_key: record_id, "connection": connection}
+        for lst in self.id_lists:
+            out[lst.spec.name] = _id_rows(record, lst, key)
+        for obj in self.objects:
+            lines = _first_present(record, obj.sources)
+            if lines is None:
+                lines = []
+            if not isinstance(lines, list):
+                raise RecordError(obj.sources[0], f"expected a list, got {type(lines).__name__}")
+            line_rows = out.setdefault(obj.spec.name, [])
+            for lst in obj.id_lists:
+                out.setdefault(lst.spec.name, [])
+            for index, line in enumerate(lines):
+                if not isinstance(line, dict):
+                    raise RecordError(f"{obj.sources[0]}[{index}]", f"expected an object, got {line!r:.60}")
+                try:
+                    row = read_fields(line, obj.fields, obj.consumed)
+                    row.update(key, line_index=index)
+                    line_rows.append(row)
+                    for lst in obj.id_lists:
+                        out[lst.spec.name].extend(_id_rows(line, lst, {**key, "line_index": index}))
+                except RecordError as exc:
+                    raise RecordError(f"{obj.sources[0]}[{index}].{exc.field}", exc.message) from None
+        for name, rows in out.items():
+            if not rows and name != self.parent.name:
+                rows.append({**key, EMPTY_LIST_MARKER: True})
+        return out
+
+
+def _first_present(record: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        if record.get(key) is not None:
+            return record[key]
+    return None
+
+
+def _id_rows(record: dict[str, Any], lst: IdListChild, key: dict[str, Any]) -> list[dict[str, Any]]:
+    source = next((k for k in lst.sources if record.get(k) is not None), lst.sources[0])
+    ids = id_list(record.get(source), source)
+    return [{**key, "position": position, lst.column: value} for position, value in enumerate(ids)]

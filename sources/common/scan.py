@@ -1,0 +1,178 @@
+"""One scan of one object kind for one connection: pages in, tagged arrow tables out.
+
+Per page: each record is hashed; unchanged records are skipped; changed ones are normalized into parent
+and child rows; a record that cannot be read goes to `rejected_records` with its table, id, field and
+reason, and the rest of the page loads. After the LAST page (a complete scan) the records stored as live
+but not seen are written back with `deleted_at`. A scan that fails part-way keeps what it loaded and
+marks nothing deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from sources.common.columns import json_text
+from sources.common.errors import RecordError
+from sources.common.records import ObjectSpec
+from sources.common.sync import HASH_COLUMN, LoadedRecords, record_hash
+from sources.common.tables import APPEND, TIMESTAMP, TableSpec
+
+log = logging.getLogger("accounting_etl.scan")
+
+REJECTED_RECORDS = TableSpec(
+    "rejected_records",
+    columns={
+        "table_name": pa.string(),
+        "connection": pa.string(),
+        "record_id": pa.string(),
+        "position": pa.int64(),
+        "field": pa.string(),
+        "error": pa.string(),
+        "record": pa.string(),
+        "rejected_at": TIMESTAMP,
+    },
+    json_columns=frozenset({"record"}),
+    write_disposition=APPEND,
+)
+
+PROGRESS_EVERY_SECONDS = 5.0
+
+
+@dataclass
+class ScanResult:
+    """What one scan did; the load job turns these into its summary."""
+
+    resource: str
+    connection: str
+    status: str = "running"  # running -> complete | failed
+    records: int = 0
+    written: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    rejected: int = 0
+    pages: int = 0
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class ScanLog:
+    """Collects every scan's result of one run; shared by the resources of a source (thread-safe)."""
+
+    results: list[ScanResult] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def start(self, resource: str, connection: str) -> ScanResult:
+        result = ScanResult(resource, connection)
+        with self._lock:
+            self.results.append(result)
+        return result
+
+    @property
+    def failed(self) -> list[ScanResult]:
+        return [r for r in self.results if r.status != "complete"]
+
+    def as_rows(self) -> list[dict[str, Any]]:
+        return [asdict(r) for r in self.results]
+
+
+def scan_connection(
+    spec: ObjectSpec,
+    connection: str,
+    pages: Iterable[list[dict[str, Any]]],
+    result: ScanResult,
+) -> Iterator[Any]:
+    """Yield tagged arrow tables for one connection's records of one kind; fills `result`."""
+    started = time.monotonic()
+    last_progress = started
+    loaded = LoadedRecords.read(spec.parent.name, connection)
+    seen: set[str] = set()
+    for page in pages:
+        result.pages += 1
+        yield from _page_tables(spec, connection, page, loaded, seen, result)
+        if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
+            last_progress = time.monotonic()
+            log.info("%s [%s]: %d records so far, %d to write", spec.resource, connection, result.records,
+                     result.written)
+    missing = loaded.missing(seen)
+    tombstones = loaded.tombstones(missing)
+    if tombstones:
+        result.deleted = len(tombstones)
+        table, extra_json = spec.parent.build(tombstones)
+        yield spec.parent.tag(table, extra_json)
+    result.status = "complete"
+    result.seconds = round(time.monotonic() - started, 3)
+    log.info(
+        "%s [%s]: %d records in %d pages: %d written, %d unchanged, %d marked deleted, %d rejected (%.1fs)",
+        spec.resource, connection, result.records, result.pages, result.written, result.unchanged,
+        result.deleted, result.rejected, result.seconds,
+    )
+
+
+def _page_tables(
+    spec: ObjectSpec,
+    connection: str,
+    page: list[dict[str, Any]],
+    loaded: LoadedRecords,
+    seen: set[str],
+    result: ScanResult,
+) -> Iterator[Any]:
+    rows: dict[str, list[dict[str, Any]]] = {spec.parent.name: []}
+    for child in spec.child_specs:
+        rows[child.name] = []
+    rejects: list[dict[str, Any]] = []
+    for position, record in enumerate(page, start=result.records):
+        record_id = record.get("id") if isinstance(record, dict) else None
+        if isinstance(record_id, str) and record_id:
+            # a record that exists upstream is never marked deleted, even when it cannot be read
+            seen.add(record_id)
+        try:
+            if not isinstance(record, dict):
+                raise RecordError("(record)", f"expected an object, got {type(record).__name__}")
+            content_hash = record_hash(record, spec.volatile)
+            if isinstance(record_id, str) and not loaded.needs_write(record_id, content_hash):
+                result.unchanged += 1
+                continue
+            tables = spec.normalize(record, connection)
+        except RecordError as exc:
+            rid = record_id if isinstance(record_id, str) else None
+            rejects.append(_reject(spec, connection, rid, position, exc, record))
+            continue
+        tables[spec.parent.name][0][HASH_COLUMN] = content_hash
+        for name, table_rows in tables.items():
+            rows[name].extend(table_rows)
+        result.written += 1
+    result.records += len(page)
+    if rejects:
+        result.rejected += len(rejects)
+        table, _ = REJECTED_RECORDS.build(rejects)
+        yield REJECTED_RECORDS.tag(table)
+    for table_spec in (spec.parent, *spec.child_specs):
+        table_rows = rows[table_spec.name]
+        if table_rows:
+            table, extra_json = table_spec.build(table_rows)
+            yield table_spec.tag(table, extra_json)
+
+
+def _reject(spec: ObjectSpec, connection: str, record_id: str | None, position: int, exc: RecordError,
+            record: Any) -> dict[str, Any]:
+    where = f"id {record_id}" if record_id else f"position {position} (no id)"
+    log.warning("%s [%s] record %s rejected: %s: %s", spec.parent.name, connection, where, exc.field, exc.message)
+    return {
+        "table_name": spec.parent.name,
+        "connection": connection,
+        "record_id": record_id,
+        "position": position,
+        "field": exc.field,
+        "error": exc.message,
+        "record": json_text(record, "(record)"),
+        "rejected_at": datetime.now(UTC),
+    }

@@ -1,0 +1,113 @@
+"""Panora unified accounting API as a dlt source: payments, invoices and tracking categories for one or many
+linked accounts (connection tokens), normalized into typed parent tables and child tables.
+
+Tables (all with a `connection` column holding the alias, never the token):
+    payments, invoices, tracking_categories                      keyed by `id`
+    payments__line_items, invoices__line_items                   `payment_id` / `invoice_id`, `line_index`
+    payments__tracking_categories, invoices__tracking_categories `..._id`, `position`, `tracking_category_id`
+    invoices__line_items__tracking_categories                    `invoice_id`, `line_index`, `position`, ...
+    rejected_records                                             records that could not be read, and why
+
+Configuration (dlt config/secrets, so `SOURCES__PANORA__...` environment variables work):
+    api_key (secret), connections (secret: alias -> connection token), base_url, page_size,
+    max_attempts, backoff_base, timeout, remote_data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import dlt
+import httpx
+from dlt.sources import DltResource
+
+from sources.common.errors import ApiError, PaginationError
+from sources.common.http import RequestStats, RetryPolicy
+from sources.common.ratelimit import RateLimitPacer
+from sources.common.records import ObjectSpec
+from sources.common.scan import ScanLog, scan_connection
+from sources.panora.helpers import PanoraClient
+from sources.panora.objects import OBJECTS
+from sources.panora.settings import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE
+
+__all__ = ["RESOURCES", "panora_source"]
+
+log = logging.getLogger("accounting_etl.panora")
+
+RESOURCES: tuple[str, ...] = tuple(OBJECTS)
+
+
+def _check_connections(connections: Any) -> dict[str, str]:
+    if not isinstance(connections, dict) or not connections:
+        raise ValueError(
+            'SOURCES__PANORA__CONNECTIONS must map aliases to connection tokens, e.g. {"acme-eu": "<token>"}'
+        )
+    for alias, token in connections.items():
+        if not isinstance(alias, str) or not alias.strip():
+            raise ValueError("every connection needs a non-empty alias")
+        if not isinstance(token, str) or not token.strip():
+            raise ValueError(f"connection {alias!r} has an empty connection token")
+    return dict(connections)
+
+
+@dlt.source(name="panora", max_table_nesting=0)
+def panora_source(
+    api_key: str = dlt.secrets.value,
+    connections: dict[str, str] = dlt.secrets.value,
+    base_url: str = DEFAULT_BASE_URL,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    max_attempts: int = RetryPolicy.max_attempts,
+    backoff_base: float = RetryPolicy.backoff_base,
+    timeout: float = RetryPolicy.timeout,
+    remote_data: bool = False,
+    stats: RequestStats | None = None,
+    scan_log: ScanLog | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> Sequence[DltResource]:
+    """Panora payments, invoices and tracking categories over all configured connections.
+
+    Args:
+        api_key: the project's Panora API key (`x-api-key`).
+        connections: alias -> connection token, one per linked accounting account.
+        base_url: the Panora API root.
+        page_size: rows per list request.
+        max_attempts: tries per request on 5xx, timeouts, dropped connections and broken bodies.
+        backoff_base: seconds of the first retry backoff (doubles each try, with jitter).
+        timeout: seconds per request try.
+        remote_data: also load each record's raw provider JSON (`remote_data`).
+        stats: request counters to fill (for the run summary).
+        scan_log: per-scan results to fill (complete or failed, counts).
+        transport: an httpx transport (tests).
+
+    Returns:
+        The resources `payments`, `invoices` and `tracking_categories`.
+    """
+    connections = _check_connections(connections)
+    policy = RetryPolicy(max_attempts=max_attempts, backoff_base=backoff_base, timeout=timeout)
+    stats = stats if stats is not None else RequestStats()
+    scan_log = scan_log if scan_log is not None else ScanLog()
+    pacer = RateLimitPacer()  # one per source: the server's limit is per client, across resources
+
+    def scan_all(spec: ObjectSpec) -> Iterator[Any]:
+        client = PanoraClient(api_key, base_url, policy=policy, pacer=pacer, stats=stats, transport=transport)
+        try:
+            for alias, token in connections.items():
+                result = scan_log.start(spec.resource, alias)
+                pages = client.pages(spec.resource, token, page_size, remote_data=remote_data)
+                try:
+                    yield from scan_connection(spec, alias, pages, result)
+                except (ApiError, PaginationError) as exc:
+                    # one connection failing does not sink the others; nothing is marked deleted for it
+                    result.status = "failed"
+                    result.error = str(exc)
+                    log.error("%s [%s]: scan failed, nothing marked deleted: %s", spec.resource, alias, exc)
+        finally:
+            client.close()
+
+    # Each resource fills its parent table and the child tables; every table gets its own hints where it is
+    # yielded (`TableSpec.tag`), because dlt starts a table variant from the resource's hints and would
+    # give the child tables the parent's primary key.
+    return [dlt.resource(scan_all, name=spec.resource)(spec) for spec in OBJECTS.values()]
+

@@ -1,0 +1,127 @@
+"""How the Panora API is spoken to: headers, base64 cursors, the repeated boundary row, dedup."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from sources.common.errors import ApiError, PaginationError
+from sources.common.http import ApiClient, RateLimitPacer, RequestStats, RetryPolicy, server_message
+from sources.panora.settings import (
+    API_KEY_HEADER,
+    CONNECTION_TOKEN_HEADER,
+    ENDPOINTS,
+    PERMANENT_SERVER_ERRORS,
+    PREVIOUS_CURSOR_KEYS,
+)
+
+log = logging.getLogger("accounting_etl.panora")
+
+
+def is_permanent_error(response: httpx.Response) -> bool:
+    """Panora's 500s for an unknown API key or connection token are final."""
+    message = server_message(response)
+    return any(marker.lower() in message.lower() for marker in PERMANENT_SERVER_ERRORS)
+
+
+def encode_cursor(raw: str) -> str:
+    """The server sends the last row's raw id and expects it back base64-encoded."""
+    return base64.b64encode(raw.encode()).decode()
+
+
+class PanoraClient:
+    """One API key, many connections. Every request carries a connection token: the server answers a
+    request without one with an arbitrary connection's data, so such a request is refused here."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str,
+        policy: RetryPolicy | None = None,
+        pacer: RateLimitPacer | None = None,
+        stats: RequestStats | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if not api_key:
+            raise ValueError("Panora API key is empty: set SOURCES__PANORA__API_KEY")
+        self.http = ApiClient(
+            base_url,
+            {API_KEY_HEADER: api_key, "accept": "application/json"},
+            policy=policy,
+            pacer=pacer,
+            stats=stats,
+            permanent_error=is_permanent_error,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    @staticmethod
+    def _headers(connection_token: str) -> dict[str, str]:
+        if not connection_token:
+            raise ValueError("refusing to call Panora without a connection token")
+        return {CONNECTION_TOKEN_HEADER: connection_token}
+
+    def get(self, resource: str, record_id: str, connection_token: str) -> Any:
+        return self.http.get_json(f"{ENDPOINTS[resource]}/{record_id}", headers=self._headers(connection_token))
+
+    def create(self, resource: str, body: dict[str, Any], connection_token: str) -> Any:
+        """POST a new record. Raises `OutcomeUnknown` when it cannot tell whether it was created."""
+        return self.http.request_json("POST", ENDPOINTS[resource], json_body=body,
+                                      headers=self._headers(connection_token), idempotent=False)
+
+    def pages(self, resource: str, connection_token: str, page_size: int,
+              remote_data: bool = False) -> Iterator[list[dict[str, Any]]]:
+        """Every page of a list endpoint, without the row each page repeats from the page before.
+
+        Rows are de-duplicated on `id` across the whole scan; rows without an id pass through (the
+        normalizer reports them). A cursor that comes back twice means the scan would never end.
+        """
+        if page_size < 2:
+            raise ValueError("page_size must be at least 2: each page repeats one row of the previous one")
+        headers = self._headers(connection_token)
+        params: dict[str, Any] = {"limit": page_size}
+        if remote_data:
+            params["remote_data"] = "true"
+        seen_ids: set[str] = set()
+        seen_cursors: set[str] = set()
+        number = 0
+        while True:
+            number += 1
+            body = self.http.get_json(ENDPOINTS[resource], params=params, headers=headers)
+            data, next_cursor = _read_envelope(body, resource, number)
+            rows = []
+            for row in data:
+                row_id = row.get("id") if isinstance(row, dict) else None
+                if isinstance(row_id, str):
+                    if row_id in seen_ids:
+                        continue
+                    seen_ids.add(row_id)
+                rows.append(row)
+            yield rows
+            if next_cursor is None:
+                return
+            if next_cursor in seen_cursors:
+                raise PaginationError(
+                    f"{resource}: the server returned cursor {next_cursor!r} a second time (page {number}); "
+                    "the scan would never end"
+                )
+            seen_cursors.add(next_cursor)
+            params["cursor"] = encode_cursor(next_cursor)
+
+
+def _read_envelope(body: Any, resource: str, number: int) -> tuple[list[Any], str | None]:
+    """`{previous_cursor | prev_cursor, next_cursor, data}` -> (data, next_cursor)."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise ApiError("GET", ENDPOINTS[resource], 200, f"page {number} is not a list envelope")
+    if not any(key in body for key in PREVIOUS_CURSOR_KEYS) and "next_cursor" not in body:
+        log.debug("%s page %d has no cursor keys; taking it as the last page", resource, number)
+    next_cursor = body.get("next_cursor")
+    if next_cursor is not None and not isinstance(next_cursor, str):
+        raise ApiError("GET", ENDPOINTS[resource], 200, f"page {number} has a non-text next_cursor")
+    return body["data"], next_cursor or None

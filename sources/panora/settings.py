@@ -1,0 +1,26 @@
+"""Constants of the Panora unified accounting API, as the running server behaves (shared API_NOTES)."""
+
+DEFAULT_BASE_URL = "https://api.panora.dev"
+# The server has no documented maximum; 1000-row pages measured fastest against the sandbox
+# (see bench/bench_page_size.py) while staying a few MB per answer.
+DEFAULT_PAGE_SIZE = 1000
+
+ENDPOINTS = {
+    "payments": "/accounting/payments",
+    "invoices": "/accounting/invoices",
+    "tracking_categories": "/accounting/trackingcategories",
+}
+
+API_KEY_HEADER = "x-api-key"
+CONNECTION_TOKEN_HEADER = "x-connection-token"
+
+# The envelope's previous-page key: the server says `previous_cursor`, the spec `prev_cursor`.
+PREVIOUS_CURSOR_KEYS = ("previous_cursor", "prev_cursor")
+
+# Panora answers 500 (not 4xx) for these; retrying cannot fix them.
+PERMANENT_SERVER_ERRORS = ("API Key not found", "Connection not found", "connection token")
+
+# The server rewrites these on every sync (every 8 h) even when nothing changed.
+VOLATILE_FIELDS = frozenset({"modified_at"})
+
+PROVIDER = "panora"
