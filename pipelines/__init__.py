@@ -1,0 +1,1 @@
+"""Runnable jobs (load, sandbox, demo) and the `accounting-etl` command line."""

@@ -4,4 +4,12 @@ from sandbox.panora.seed import SANDBOX_API_KEY, ConnectionSpec, seed_connection
 from sandbox.panora.server import Fault, PanoraSandbox, Settings
 from sandbox.panora.store import Store
 
-__all__ = ["SANDBOX_API_KEY", "ConnectionSpec", "Fault", "PanoraSandbox", "Settings", "Store", "seed_connections"]
+__all__ = [
+    "SANDBOX_API_KEY",
+    "ConnectionSpec",
+    "Fault",
+    "PanoraSandbox",
+    "Settings",
+    "Store",
+    "seed_connections",
+]

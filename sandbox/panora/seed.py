@@ -149,7 +149,9 @@ def _category(ids: _Ids, spec: ConnectionSpec, cat_id: str, name: str, parent: s
     }
 
 
-def _invoice(ids: _Ids, spec: ConnectionSpec, conn: SeedConnection, n: int, today: datetime) -> dict[str, Any]:
+def _invoice(
+    ids: _Ids, spec: ConnectionSpec, conn: SeedConnection, n: int, today: datetime
+) -> dict[str, Any]:
     rng = ids.rng
     currency = spec.currencies[n % len(spec.currencies)]
     issue = today - timedelta(days=rng.randint(0, 200))
@@ -229,8 +231,18 @@ def _payments(ids: _Ids, spec: ConnectionSpec, conn: SeedConnection, today: date
         invoice = payable[n % len(payable)] if payable else None
         n += 1
         if invoice is None or style < 0.08:
-            payments.append(_payment(ids, spec, None, _scaled(rng.randint(1_000, 90_000), spec.currencies[0]),
-                                     spec.currencies[0], today, leaf_categories, applied_via="none"))
+            payments.append(
+                _payment(
+                    ids,
+                    spec,
+                    None,
+                    _scaled(rng.randint(1_000, 90_000), spec.currencies[0]),
+                    spec.currencies[0],
+                    today,
+                    leaf_categories,
+                    applied_via="none",
+                )
+            )
             continue
         if invoice["balance"] <= 0 and style < 0.9:
             # already settled: a later payment on it is an overpayment, keep those rare
@@ -245,7 +257,9 @@ def _payments(ids: _Ids, spec: ConnectionSpec, conn: SeedConnection, today: date
         if style > 0.97 and len(spec.currencies) > 1:
             currency = next(c for c in spec.currencies if c != invoice["currency"])  # currency mismatch
         via = rng.choice(("invoice_id", "invoice_id", "line_items", "both"))
-        payments.append(_payment(ids, spec, invoice, amount, currency, today, leaf_categories, applied_via=via))
+        payments.append(
+            _payment(ids, spec, invoice, amount, currency, today, leaf_categories, applied_via=via)
+        )
         invoice["balance"] = invoice["balance"] - amount
         if invoice["balance"] <= 0:
             invoice["status"] = "PAID"
@@ -288,7 +302,9 @@ def _payment(
     return {
         "id": pay_id,
         "remote_id": f"{spec.provider}-pay-{pay_id[:8]}",
-        "invoice_id": invoice["id"] if invoice is not None and applied_via in ("invoice_id", "both") else None,
+        "invoice_id": invoice["id"]
+        if invoice is not None and applied_via in ("invoice_id", "both")
+        else None,
         "transaction_date": iso(when),
         "contact_id": invoice["contact_id"] if invoice else ids.uuid(),
         "account_id": ids.uuid(),

@@ -36,8 +36,16 @@ from sandbox.panora.seed import SANDBOX_API_KEY, seed_connections
 from sandbox.panora.store import KINDS, Connection, Store, UnknownRecord
 
 MONEY_FIELDS = frozenset(
-    {"total_amount", "balance", "sub_total", "total_tax_amount", "total_discount", "applied_amount",
-     "unit_price", "quantity"}
+    {
+        "total_amount",
+        "balance",
+        "sub_total",
+        "total_tax_amount",
+        "total_discount",
+        "applied_amount",
+        "unit_price",
+        "quantity",
+    }
 )
 WRITABLE_KINDS = ("payments", "invoices")
 
@@ -126,8 +134,13 @@ class FixedWindowLimiter:
 class PanoraSandbox:
     """The server and its state. `start()` serves in a background thread; `serve_forever()` blocks."""
 
-    def __init__(self, store: Store | None = None, settings: Settings | None = None,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        store: Store | None = None,
+        settings: Settings | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         self.store = store or Store(seed_connections())
         self.settings = settings or Settings()
         self.api_key = SANDBOX_API_KEY
@@ -199,7 +212,9 @@ def drop_zero_money(record: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in record.items() if not (k in MONEY_FIELDS and v == 0)}
     if isinstance(out.get("line_items"), list):
         out["line_items"] = [
-            {k: v for k, v in li.items() if not (k in MONEY_FIELDS and v == 0)} if isinstance(li, dict) else li
+            {k: v for k, v in li.items() if not (k in MONEY_FIELDS and v == 0)}
+            if isinstance(li, dict)
+            else li
             for li in out["line_items"]
         ]
     return out
@@ -207,8 +222,12 @@ def drop_zero_money(record: dict[str, Any]) -> dict[str, Any]:
 
 def remote_data_for(conn: Connection, record: dict[str, Any]) -> dict[str, Any]:
     """A plausible raw provider payload, as `remote_data=true` adds."""
-    return {"provider": conn.provider, "Id": record.get("remote_id"), "SyncToken": "0",
-            "MetaData": {"LastUpdatedTime": record.get("remote_updated_at")}}
+    return {
+        "provider": conn.provider,
+        "Id": record.get("remote_id"),
+        "SyncToken": "0",
+        "MetaData": {"LastUpdatedTime": record.get("remote_updated_at")},
+    }
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -223,8 +242,14 @@ class _Handler(BaseHTTPRequestHandler):
         return  # quiet: tests and the demo read the pipeline's output, not the server's
 
     # -- plumbing --------------------------------------------------------------------------------------
-    def _send(self, status: int, payload: Any, extra_headers: dict[str, str] | None = None,
-              raw: bytes | None = None, truncate: bool = False) -> None:
+    def _send(
+        self,
+        status: int,
+        payload: Any,
+        extra_headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+        truncate: bool = False,
+    ) -> None:
         body = raw if raw is not None else json.dumps(payload, separators=(",", ":")).encode()
         try:
             self.send_response(status)
@@ -303,9 +328,14 @@ class _Handler(BaseHTTPRequestHandler):
         limit = sb.settings.rate_limit
         if limit is None:
             return {}
-        allowed, remaining, reset = sb.limiter.hit(self.client_address[0], limit, sb.settings.rate_window_seconds)
-        headers = {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining),
-                   "X-RateLimit-Reset": str(reset)}
+        allowed, remaining, reset = sb.limiter.hit(
+            self.client_address[0], limit, sb.settings.rate_window_seconds
+        )
+        headers = {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": str(reset),
+        }
         if not allowed:
             with sb.lock:
                 sb.stats.throttled += 1
@@ -316,14 +346,26 @@ class _Handler(BaseHTTPRequestHandler):
     def _fire(self, fault: Fault, headers: dict[str, str]) -> bool:
         """Carry out a fault; True when the request was answered (or dropped) by it."""
         if fault.kind == "status":
-            self._error(fault.status, "Internal server error" if fault.status >= 500 else "Bad Request", headers)
+            self._error(
+                fault.status, "Internal server error" if fault.status >= 500 else "Bad Request", headers
+            )
         elif fault.kind == "drop":
             self._drop()
         elif fault.kind == "truncate":
-            self._send(200, {"previous_cursor": None, "next_cursor": None,
-                             "data": [{"id": str(uuid.uuid4()), "padding": "x" * 200}]}, headers, truncate=True)
+            self._send(
+                200,
+                {
+                    "previous_cursor": None,
+                    "next_cursor": None,
+                    "data": [{"id": str(uuid.uuid4()), "padding": "x" * 200}],
+                },
+                headers,
+                truncate=True,
+            )
         elif fault.kind == "invalid_json":
-            self._send(200, None, headers, raw=b'{"previous_cursor": null, "next_cursor": "abc", "data": [{"id": ')
+            self._send(
+                200, None, headers, raw=b'{"previous_cursor": null, "next_cursor": "abc", "data": [{"id": '
+            )
         elif fault.kind == "rate_limit":
             with self.sandbox.lock:
                 self.sandbox.stats.throttled += 1
@@ -336,8 +378,15 @@ class _Handler(BaseHTTPRequestHandler):
             raise ValueError(f"unknown fault kind {fault.kind!r}")
         return True
 
-    def _api(self, method: str, path: str, query: dict[str, str], body: bytes,
-             headers: dict[str, str], late_fault: Fault | None) -> None:
+    def _api(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        body: bytes,
+        headers: dict[str, str],
+        late_fault: Fault | None,
+    ) -> None:
         sb = self.sandbox
         if not self.headers.get("x-api-key"):
             self._error(401, "Unauthorized", headers)
@@ -346,8 +395,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(500, "ReferenceError: API Key not found.", headers)
             return
         if path == "/connections" and method == "GET":
-            self._send(200, [{"id_connection": c.token[:8], "provider_slug": c.provider, "vertical": "accounting",
-                              "status": "valid"} for c in sb.store.connections.values()], headers)
+            self._send(
+                200,
+                [
+                    {
+                        "id_connection": c.token[:8],
+                        "provider_slug": c.provider,
+                        "vertical": "accounting",
+                        "status": "valid",
+                    }
+                    for c in sb.store.connections.values()
+                ],
+                headers,
+            )
             return
         parts = path.strip("/").split("/")
         if len(parts) not in (2, 3) or parts[0] != "accounting" or parts[1] not in KINDS:
@@ -404,12 +464,16 @@ class _Handler(BaseHTTPRequestHandler):
             rows = rows[1:]
         next_cursor = rows[-1]["id"] if more and rows else None
         remote = query.get("remote_data", "").lower() == "true"
-        payload = {settings.cursor_key: cursor_id, "next_cursor": next_cursor,
-                   "data": [self._render(conn, r, remote) for r in rows]}
+        payload = {
+            settings.cursor_key: cursor_id,
+            "next_cursor": next_cursor,
+            "data": [self._render(conn, r, remote) for r in rows],
+        }
         self._send(200, payload, headers)
 
-    def _get(self, conn: Connection, kind: str, record_id: str, query: dict[str, str],
-             headers: dict[str, str]) -> None:
+    def _get(
+        self, conn: Connection, kind: str, record_id: str, query: dict[str, str], headers: dict[str, str]
+    ) -> None:
         try:
             record = self.sandbox.store.get(conn, kind, record_id)
         except UnknownRecord:
@@ -418,8 +482,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(200, self._render(conn, record, query.get("remote_data", "").lower() == "true"), headers)
 
-    def _create(self, conn: Connection, kind: str, body: bytes, headers: dict[str, str],
-                late_fault: Fault | None) -> None:
+    def _create(
+        self, conn: Connection, kind: str, body: bytes, headers: dict[str, str], late_fault: Fault | None
+    ) -> None:
         try:
             payload = json.loads(body or b"null")
         except json.JSONDecodeError:
@@ -494,7 +559,11 @@ def _validate_input(kind: str, payload: Any) -> str | None:
     for money in ("total_amount",):
         if money in payload and payload[money] is not None and not isinstance(payload[money], int | float):
             return f"{money} must be a number"
-    if kind == "payments" and payload.get("currency") is not None and not isinstance(payload["currency"], str):
+    if (
+        kind == "payments"
+        and payload.get("currency") is not None
+        and not isinstance(payload["currency"], str)
+    ):
         return "currency must be a string"
     for key in ("line_items", "tracking_categories"):
         if key in payload and not isinstance(payload[key], list):

@@ -81,8 +81,13 @@ class RequestStats:
 
     def as_dict(self) -> dict[str, float]:
         with self._lock:
-            return {"requests": self.requests, "retries": self.retries, "throttled": self.throttled,
-                    "paced_seconds": round(self.paced_seconds, 3), "bytes_received": self.bytes_received}
+            return {
+                "requests": self.requests,
+                "retries": self.retries,
+                "throttled": self.throttled,
+                "paced_seconds": round(self.paced_seconds, 3),
+                "bytes_received": self.bytes_received,
+            }
 
 
 def _retry_after_seconds(headers: Mapping[str, str]) -> float | None:
@@ -158,8 +163,9 @@ class ApiClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def get_json(self, path: str, params: Mapping[str, Any] | None = None,
-                 headers: Mapping[str, str] | None = None) -> Any:
+    def get_json(
+        self, path: str, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
+    ) -> Any:
         return self.request_json("GET", path, params=params, headers=headers)
 
     def request_json(
@@ -172,7 +178,9 @@ class ApiClient:
         idempotent: bool | None = None,
     ) -> Any:
         """Send one request with retries; returns the decoded JSON body of a 2xx answer."""
-        idempotent = method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS") if idempotent is None else idempotent
+        idempotent = (
+            method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS") if idempotent is None else idempotent
+        )
         request = self._http.build_request(method, path, params=params, json=json_body, headers=headers)
         target = request.url.raw_path.decode("ascii", "replace")
         attempts = 0
@@ -223,6 +231,13 @@ class ApiClient:
                 raise ApiError(method, target, status, f"gave up: {problem}", attempts)
             delay = self.policy.backoff(attempts, self.rng)
             self.stats.add(retries=1)
-            log.warning("%s %s: %s (try %d of %d), retrying in %.2fs",
-                        method, target, problem, attempts, self.policy.max_attempts, delay)
+            log.warning(
+                "%s %s: %s (try %d of %d), retrying in %.2fs",
+                method,
+                target,
+                problem,
+                attempts,
+                self.policy.max_attempts,
+                delay,
+            )
             self.sleep(delay)

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +23,7 @@ from sources.common.columns import json_text
 from sources.common.errors import RecordError
 from sources.common.records import ObjectSpec
 from sources.common.sync import HASH_COLUMN, LoadedRecords, record_hash
-from sources.common.tables import APPEND, TIMESTAMP, TableSpec
+from sources.common.tables import APPEND, EMPTY_LIST_MARKER, TIMESTAMP, TableSpec
 
 log = logging.getLogger("accounting_etl.scan")
 
@@ -61,6 +61,10 @@ class ScanResult:
     pages: int = 0
     error: str | None = None
     seconds: float = 0.0
+    rows: dict[str, int] = field(default_factory=dict)  # rows written per table (marker rows not counted)
+
+    def count(self, table: str, rows: int) -> None:
+        self.rows[table] = self.rows.get(table, 0) + rows
 
 
 @dataclass
@@ -80,8 +84,12 @@ class ScanLog:
     def failed(self) -> list[ScanResult]:
         return [r for r in self.results if r.status != "complete"]
 
-    def as_rows(self) -> list[dict[str, Any]]:
-        return [asdict(r) for r in self.results]
+    def rows_per_table(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for result in self.results:
+            for table, rows in result.rows.items():
+                total[table] = total.get(table, 0) + rows
+        return total
 
 
 def scan_connection(
@@ -100,20 +108,33 @@ def scan_connection(
         yield from _page_tables(spec, connection, page, loaded, seen, result)
         if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
             last_progress = time.monotonic()
-            log.info("%s [%s]: %d records so far, %d to write", spec.resource, connection, result.records,
-                     result.written)
+            log.info(
+                "%s [%s]: %d records so far, %d to write",
+                spec.resource,
+                connection,
+                result.records,
+                result.written,
+            )
     missing = loaded.missing(seen)
     tombstones = loaded.tombstones(missing)
     if tombstones:
         result.deleted = len(tombstones)
+        result.count(spec.parent.name, len(tombstones))
         table, extra_json = spec.parent.build(tombstones)
         yield spec.parent.tag(table, extra_json)
     result.status = "complete"
     result.seconds = round(time.monotonic() - started, 3)
     log.info(
         "%s [%s]: %d records in %d pages: %d written, %d unchanged, %d marked deleted, %d rejected (%.1fs)",
-        spec.resource, connection, result.records, result.pages, result.written, result.unchanged,
-        result.deleted, result.rejected, result.seconds,
+        spec.resource,
+        connection,
+        result.records,
+        result.pages,
+        result.written,
+        result.unchanged,
+        result.deleted,
+        result.rejected,
+        result.seconds,
     )
 
 
@@ -153,19 +174,24 @@ def _page_tables(
     result.records += len(page)
     if rejects:
         result.rejected += len(rejects)
+        result.count(REJECTED_RECORDS.name, len(rejects))
         table, _ = REJECTED_RECORDS.build(rejects)
         yield REJECTED_RECORDS.tag(table)
     for table_spec in (spec.parent, *spec.child_specs):
         table_rows = rows[table_spec.name]
         if table_rows:
+            result.count(table_spec.name, sum(1 for row in table_rows if EMPTY_LIST_MARKER not in row))
             table, extra_json = table_spec.build(table_rows)
             yield table_spec.tag(table, extra_json)
 
 
-def _reject(spec: ObjectSpec, connection: str, record_id: str | None, position: int, exc: RecordError,
-            record: Any) -> dict[str, Any]:
+def _reject(
+    spec: ObjectSpec, connection: str, record_id: str | None, position: int, exc: RecordError, record: Any
+) -> dict[str, Any]:
     where = f"id {record_id}" if record_id else f"position {position} (no id)"
-    log.warning("%s [%s] record %s rejected: %s: %s", spec.parent.name, connection, where, exc.field, exc.message)
+    log.warning(
+        "%s [%s] record %s rejected: %s: %s", spec.parent.name, connection, where, exc.field, exc.message
+    )
     return {
         "table_name": spec.parent.name,
         "connection": connection,

@@ -46,8 +46,9 @@ def record_hash(record: dict[str, Any], volatile: frozenset[str]) -> str:
 class LoadedRecords:
     """Ids, hashes and deletion marks of one connection's rows in one destination table."""
 
-    def __init__(self, table: str, connection: str, hashes: dict[str, str], deleted: set[str],
-                 pipeline: Any = None) -> None:
+    def __init__(
+        self, table: str, connection: str, hashes: dict[str, str], deleted: set[str], pipeline: Any = None
+    ) -> None:
         self.table = table
         self.connection = connection
         self.hashes = hashes
@@ -111,8 +112,9 @@ def _current_pipeline(table: str) -> Any:
     return pipeline
 
 
-def _select(pipeline: Any, table: str, columns: str, where: str, args: list[Any],
-            with_names: bool = False) -> list[Any] | None:
+def _select(
+    pipeline: Any, table: str, columns: str, where: str, args: list[Any], with_names: bool = False
+) -> list[Any] | None:
     """Rows of a destination table through dlt's SQL client, with parameters (an alias or id is never
     spliced into SQL). Plain DB-API fetches: they work on every SQL destination dlt has."""
     try:
@@ -125,6 +127,10 @@ def _select(pipeline: Any, table: str, columns: str, where: str, args: list[Any]
                 names = [d[0] for d in cursor.description]
                 return [dict(zip(names, row, strict=True)) for row in rows]
     except Exception as exc:  # e.g. the table is in the schema but its first load has not landed
-        log.info("cannot read back %s (%s: %s): every record is written, none marked deleted",
-                 table, type(exc).__name__, str(exc)[:200])
+        log.info(
+            "cannot read back %s (%s: %s): every record is written, none marked deleted",
+            table,
+            type(exc).__name__,
+            str(exc)[:200],
+        )
         return None

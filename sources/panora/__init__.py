@@ -110,4 +110,3 @@ def panora_source(
     # yielded (`TableSpec.tag`), because dlt starts a table variant from the resource's hints and would
     # give the child tables the parent's primary key.
     return [dlt.resource(scan_all, name=spec.resource)(spec) for spec in OBJECTS.values()]
-

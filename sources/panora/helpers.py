@@ -68,15 +68,23 @@ class PanoraClient:
         return {CONNECTION_TOKEN_HEADER: connection_token}
 
     def get(self, resource: str, record_id: str, connection_token: str) -> Any:
-        return self.http.get_json(f"{ENDPOINTS[resource]}/{record_id}", headers=self._headers(connection_token))
+        return self.http.get_json(
+            f"{ENDPOINTS[resource]}/{record_id}", headers=self._headers(connection_token)
+        )
 
     def create(self, resource: str, body: dict[str, Any], connection_token: str) -> Any:
         """POST a new record. Raises `OutcomeUnknown` when it cannot tell whether it was created."""
-        return self.http.request_json("POST", ENDPOINTS[resource], json_body=body,
-                                      headers=self._headers(connection_token), idempotent=False)
+        return self.http.request_json(
+            "POST",
+            ENDPOINTS[resource],
+            json_body=body,
+            headers=self._headers(connection_token),
+            idempotent=False,
+        )
 
-    def pages(self, resource: str, connection_token: str, page_size: int,
-              remote_data: bool = False) -> Iterator[list[dict[str, Any]]]:
+    def pages(
+        self, resource: str, connection_token: str, page_size: int, remote_data: bool = False
+    ) -> Iterator[list[dict[str, Any]]]:
         """Every page of a list endpoint, without the row each page repeats from the page before.
 
         Rows are de-duplicated on `id` across the whole scan; rows without an id pass through (the

@@ -24,8 +24,15 @@ S, I64, I32 = pa.string(), pa.int64(), pa.int32()
 
 # Columns every parent table starts and ends with.
 KEY_COLUMNS = {"id": S, "connection": S, "provider": S, "remote_id": S}
-TRAILING_COLUMNS = {"remote_updated_at": TIMESTAMP, "created_at": TIMESTAMP, "modified_at": TIMESTAMP,
-                    "remote_data": S, "field_mappings": S, HASH_COLUMN: S, DELETED_COLUMN: TIMESTAMP}
+TRAILING_COLUMNS = {
+    "remote_updated_at": TIMESTAMP,
+    "created_at": TIMESTAMP,
+    "modified_at": TIMESTAMP,
+    "remote_data": S,
+    "field_mappings": S,
+    HASH_COLUMN: S,
+    DELETED_COLUMN: TIMESTAMP,
+}
 JSON_COLUMNS = frozenset({"remote_data", "field_mappings"})
 TRAILING_FIELDS = (
     Field("remote_id", c.text),
@@ -36,8 +43,13 @@ TRAILING_FIELDS = (
     Field("field_mappings", c.json_text),
 )
 # The financial-report item shape of the spec's `LineItem`.
-REPORT_ITEM_COLUMNS = {"value": DECIMAL, "type": S, "parent_item": S, "remote_generated_at": TIMESTAMP,
-                       "company_info_id": S}
+REPORT_ITEM_COLUMNS = {
+    "value": DECIMAL,
+    "type": S,
+    "parent_item": S,
+    "remote_generated_at": TIMESTAMP,
+    "company_info_id": S,
+}
 REPORT_ITEM_FIELDS = (
     Field("value", c.decimal),
     Field("type", c.text),
@@ -46,8 +58,11 @@ REPORT_ITEM_FIELDS = (
     Field("company_info_id", c.text),
 )
 LINE_TRAILING_COLUMNS = {"remote_id": S, "created_at": TIMESTAMP, "modified_at": TIMESTAMP}
-LINE_TRAILING_FIELDS = (Field("remote_id", c.text), Field("created_at", c.timestamp),
-                        Field("modified_at", c.timestamp))
+LINE_TRAILING_FIELDS = (
+    Field("remote_id", c.text),
+    Field("created_at", c.timestamp),
+    Field("modified_at", c.timestamp),
+)
 
 
 def _tracking_table(name: str, parent_key: str, with_line: bool = False) -> TableSpec:
@@ -61,17 +76,38 @@ def _tracking_table(name: str, parent_key: str, with_line: bool = False) -> Tabl
 # -- payments ----------------------------------------------------------------------------------------
 PAYMENTS = TableSpec(
     "payments",
-    {**KEY_COLUMNS, "invoice_id": S, "transaction_date": TIMESTAMP, "contact_id": S, "account_id": S,
-     "currency": S, "exchange_rate": DECIMAL, "total_amount": I64, "type": S, "company_info_id": S,
-     "accounting_period_id": S, **TRAILING_COLUMNS},
+    {
+        **KEY_COLUMNS,
+        "invoice_id": S,
+        "transaction_date": TIMESTAMP,
+        "contact_id": S,
+        "account_id": S,
+        "currency": S,
+        "exchange_rate": DECIMAL,
+        "total_amount": I64,
+        "type": S,
+        "company_info_id": S,
+        "accounting_period_id": S,
+        **TRAILING_COLUMNS,
+    },
     json_columns=JSON_COLUMNS,
     primary_key=("id",),
 )
 PAYMENTS_LINE_ITEMS = TableSpec(
     "payments__line_items",
-    {"payment_id": S, "line_index": I32, "connection": S, "id": S, "applied_amount": I64,
-     "applied_date": TIMESTAMP, "related_object_id": S, "related_object_type": S, "description": S,
-     **REPORT_ITEM_COLUMNS, **LINE_TRAILING_COLUMNS},
+    {
+        "payment_id": S,
+        "line_index": I32,
+        "connection": S,
+        "id": S,
+        "applied_amount": I64,
+        "applied_date": TIMESTAMP,
+        "related_object_id": S,
+        "related_object_type": S,
+        "description": S,
+        **REPORT_ITEM_COLUMNS,
+        **LINE_TRAILING_COLUMNS,
+    },
     merge_key=("payment_id",),
 )
 PAYMENTS_TRACKING_CATEGORIES = _tracking_table("payments__tracking_categories", "payment_id")
@@ -117,18 +153,46 @@ PAYMENT = ObjectSpec(
 # -- invoices ----------------------------------------------------------------------------------------
 INVOICES = TableSpec(
     "invoices",
-    {**KEY_COLUMNS, "number": S, "type": S, "status": S, "issue_date": TIMESTAMP, "due_date": TIMESTAMP,
-     "paid_on_date": TIMESTAMP, "memo": S, "currency": S, "exchange_rate": DECIMAL, "sub_total": I64,
-     "total_tax_amount": I64, "total_discount": I64, "total_amount": I64, "balance": I64, "contact_id": S,
-     "accounting_period_id": S, **TRAILING_COLUMNS},
+    {
+        **KEY_COLUMNS,
+        "number": S,
+        "type": S,
+        "status": S,
+        "issue_date": TIMESTAMP,
+        "due_date": TIMESTAMP,
+        "paid_on_date": TIMESTAMP,
+        "memo": S,
+        "currency": S,
+        "exchange_rate": DECIMAL,
+        "sub_total": I64,
+        "total_tax_amount": I64,
+        "total_discount": I64,
+        "total_amount": I64,
+        "balance": I64,
+        "contact_id": S,
+        "accounting_period_id": S,
+        **TRAILING_COLUMNS,
+    },
     json_columns=JSON_COLUMNS,
     primary_key=("id",),
 )
 INVOICES_LINE_ITEMS = TableSpec(
     "invoices__line_items",
-    {"invoice_id": S, "line_index": I32, "connection": S, "id": S, "description": S, "unit_price": I64,
-     "quantity": I64, "total_amount": I64, "currency": S, "exchange_rate": DECIMAL, "item_id": S,
-     **REPORT_ITEM_COLUMNS, **LINE_TRAILING_COLUMNS},
+    {
+        "invoice_id": S,
+        "line_index": I32,
+        "connection": S,
+        "id": S,
+        "description": S,
+        "unit_price": I64,
+        "quantity": I64,
+        "total_amount": I64,
+        "currency": S,
+        "exchange_rate": DECIMAL,
+        "item_id": S,
+        **REPORT_ITEM_COLUMNS,
+        **LINE_TRAILING_COLUMNS,
+    },
     merge_key=("invoice_id",),
 )
 INVOICES_TRACKING_CATEGORIES = _tracking_table("invoices__tracking_categories", "invoice_id")
@@ -177,8 +241,10 @@ INVOICE = ObjectSpec(
                 *LINE_TRAILING_FIELDS,
             ),
             id_lists=(
-                IdListChild(INVOICES_LINE_ITEMS_TRACKING_CATEGORIES,
-                            ("tracking_categories", "acc_tracking_categories")),
+                IdListChild(
+                    INVOICES_LINE_ITEMS_TRACKING_CATEGORIES,
+                    ("tracking_categories", "acc_tracking_categories"),
+                ),
             ),
         ),
     ),

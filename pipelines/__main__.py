@@ -1,0 +1,7 @@
+"""`python -m pipelines` is `accounting-etl`."""
+
+import sys
+
+from pipelines.cli import main
+
+sys.exit(main())

@@ -1,0 +1,112 @@
+"""`accounting-etl`: the command-line entry point. Each subcommand parses its options and calls one function
+in `pipelines/` that can equally be called from Python."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from pipelines.logs import setup_logging
+
+LOAD_SETTINGS = """settings (dlt config/secrets; environment variables shown):
+  SOURCES__PANORA__API_KEY        Panora API key (secret)
+  SOURCES__PANORA__CONNECTIONS    alias -> connection token, JSON: {"acme-eu": "<token>"} (secret)
+  SOURCES__PANORA__BASE_URL       API root (default https://api.panora.dev)
+  SOURCES__PANORA__PAGE_SIZE      rows per request (default 1000)
+  SOURCES__PANORA__MAX_ATTEMPTS   tries per request on 5xx/timeouts/dropped connections (default 6)
+  ACCOUNTING_ETL__DESTINATION     any dlt destination (default duckdb)
+  ACCOUNTING_ETL__DATASET_NAME    dataset/schema name (default accounting_raw)
+  DESTINATION__DUCKDB__CREDENTIALS  DuckDB file (default accounting.duckdb)
+exit status: 0 loaded, 1 a connection's scan failed (the rest loaded), 2 bad settings, 3 load failed"""
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="accounting-etl",
+        description="Load payments and invoices from a unified accounting API (Panora) into a warehouse.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    load = sub.add_parser(
+        "load",
+        help="load payments, invoices and tracking categories into the warehouse",
+        description="Pull payments, invoices and tracking categories for every configured connection and "
+        "merge them into the warehouse: changed records updated, unchanged ones left alone, records gone "
+        "from a complete scan marked deleted. Ends with a summary, also stored in `load_runs`.",
+        epilog=LOAD_SETTINGS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    load.add_argument(
+        "--resources", help="comma-separated: payments,invoices,tracking_categories (default all)"
+    )
+    load.add_argument("--connections", help="comma-separated aliases: load only these configured connections")
+    load.add_argument("--page-size", type=int, help="rows per request (overrides SOURCES__PANORA__PAGE_SIZE)")
+    load.add_argument("--destination", help="dlt destination name (overrides ACCOUNTING_ETL__DESTINATION)")
+    load.add_argument("--dataset", help="dataset name (overrides ACCOUNTING_ETL__DATASET_NAME)")
+    load.add_argument(
+        "--pipelines-dir", help="where dlt keeps local pipeline state (default ~/.dlt/pipelines)"
+    )
+
+    sandbox = sub.add_parser(
+        "sandbox",
+        help="serve a Panora-compatible sandbox API on 127.0.0.1",
+        description="Serve a Panora-compatible API with seeded data on 127.0.0.1, with the real server's "
+        "quirks (base64 cursors, repeated boundary row, dropped zero amounts, 500s, rate limit). Prints the "
+        "settings that point the pipeline at it. Reads no settings.",
+    )
+    sandbox.add_argument("--port", type=int, default=3000)
+    sandbox.add_argument("--rate-limit", type=int, default=100, help="requests per 60 s per client; 0 = off")
+    sandbox.add_argument("--seed", type=int, default=7, help="random seed of the data")
+    sandbox.add_argument("--scale", type=float, default=1.0, help="multiply the seeded record counts")
+    sandbox.add_argument("--delay", type=float, default=0.0, help="seconds added to every answer")
+
+    demo = sub.add_parser(
+        "demo",
+        help="sandbox + load into accounting.duckdb, then show the tables",
+        description="Start the sandbox, load everything into a DuckDB file, print where the data is and a few "
+        "rows of each table. Reads no settings: everything is local.",
+    )
+    demo.add_argument("--database", default="accounting.duckdb", help="DuckDB file to write")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    if args.command == "sandbox":
+        from pipelines.sandbox import serve
+
+        serve(args.port, args.rate_limit or None, args.seed, args.scale, args.delay)
+        return 0
+    if args.command == "demo":
+        from pipelines.demo import run_demo
+
+        summary = run_demo(args.database)
+        return 0 if summary.status == "ok" else 1
+    from pipelines.load import ConfigurationError, run_load
+
+    try:
+        summary = run_load(
+            resources=_split(args.resources),
+            only_connections=_split(args.connections),
+            page_size=args.page_size,
+            destination=args.destination,
+            dataset_name=args.dataset,
+            pipelines_dir=args.pipelines_dir,
+        )
+    except ConfigurationError as exc:
+        print(f"accounting-etl load: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from pipelines.logs import SECRETS
+
+        print(f"accounting-etl load failed: {SECRETS.redact(str(exc))[:2000]}", file=sys.stderr)
+        return 3
+    print(summary.render())
+    return 0 if summary.status == "ok" else 1

@@ -1,0 +1,55 @@
+"""`accounting-etl demo`: sandbox -> load -> a look at the tables, all on this machine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dlt
+import duckdb
+
+from pipelines.load import DEFAULT_DATASET, run_load
+from pipelines.sandbox import build_sandbox
+from pipelines.summary import LoadSummary
+
+PREVIEW_TABLES = (
+    "payments",
+    "payments__line_items",
+    "invoices",
+    "invoices__line_items",
+    "invoices__line_items__tracking_categories",
+    "tracking_categories",
+    "load_runs",
+)
+
+
+def run_demo(database: str = "accounting.duckdb", pipelines_dir: str | None = None) -> LoadSummary:
+    """Start the sandbox (real rate limit on), load every resource of every connection, show the data."""
+    database = str(Path(database).resolve())
+    pipelines_dir = pipelines_dir or str(Path(database).parent / ".dlt-pipelines")
+    with build_sandbox(port=0, rate_limit=100) as sandbox:
+        print(f"Panora sandbox serving on {sandbox.url}")
+        summary = run_load(
+            api_key=sandbox.api_key,
+            connections=sandbox.store.tokens(),
+            base_url=sandbox.url,
+            destination=dlt.destinations.duckdb(credentials=database),
+            pipeline_name="accounting_demo",
+            pipelines_dir=pipelines_dir,
+        )
+    print(summary.render())
+    print(
+        f"\nData: {database} (dataset `{DEFAULT_DATASET}`). Open it with: duckdb {os.path.relpath(database)}"
+    )
+    _preview(database)
+    return summary
+
+
+def _preview(database: str) -> None:
+    with duckdb.connect(database, read_only=True) as con:
+        for table in PREVIEW_TABLES:
+            name = f"{DEFAULT_DATASET}.{table}"
+            count = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+            print(f"\n{name}: {count:,} rows")
+            frame = con.execute(f"SELECT * EXCLUDE (_dlt_load_id) FROM {name} LIMIT 3").df()
+            print(frame.to_string(max_colwidth=24, max_cols=9, index=False))

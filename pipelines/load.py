@@ -1,0 +1,171 @@
+"""The load job: Panora -> warehouse (DuckDB by default), then a summary row in `load_runs`.
+
+Callable from the CLI, Python, a notebook or an orchestrator:
+
+    from pipelines.load import run_load
+    summary = run_load(resources=["payments", "invoices"])
+
+Settings come from dlt's config and secrets (environment variables work):
+    SOURCES__PANORA__API_KEY, SOURCES__PANORA__CONNECTIONS ({"alias": "<token>", ...}),
+    SOURCES__PANORA__BASE_URL, SOURCES__PANORA__PAGE_SIZE,
+    ACCOUNTING_ETL__DESTINATION (default duckdb), ACCOUNTING_ETL__DATASET_NAME (default accounting_raw),
+    DESTINATION__DUCKDB__CREDENTIALS (default accounting.duckdb), or any other dlt destination's settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import dlt
+from dlt.common.destination import Destination
+
+from pipelines.logs import SECRETS
+from pipelines.summary import LoadSummary
+from sources.common.http import RequestStats
+from sources.common.scan import ScanLog
+from sources.panora import RESOURCES, panora_source
+
+log = logging.getLogger("accounting_etl.load")
+
+DEFAULT_PIPELINE_NAME = "accounting_panora"
+# Not `accounting`: DuckDB 2.0 names the catalog of `accounting.duckdb` "accounting", and a schema of
+# the same name makes every `accounting.<table>` reference ambiguous (a Binder Error, even for dlt).
+DEFAULT_DATASET = "accounting_raw"
+DEFAULT_DUCKDB_FILE = "accounting.duckdb"
+
+# Arrow tables get dlt's `_dlt_load_id` too, so every row says which load wrote it.
+dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
+
+
+class ConfigurationError(ValueError):
+    """A setting is missing or wrong; the message says which and how to set it."""
+
+
+def make_destination(destination: str | Destination | None = None) -> str | Destination:
+    """The configured destination; DuckDB writes `accounting.duckdb` unless told otherwise."""
+    if destination is None:
+        destination = dlt.config.get("accounting_etl.destination") or "duckdb"
+    if destination == "duckdb":
+        credentials = dlt.config.get("destination.duckdb.credentials") or DEFAULT_DUCKDB_FILE
+        return dlt.destinations.duckdb(credentials=credentials)
+    return destination
+
+
+def resolve_connections(
+    connections: Mapping[str, str] | None, only: Sequence[str] | None = None
+) -> dict[str, str]:
+    """alias -> token from the argument or `SOURCES__PANORA__CONNECTIONS`, optionally a subset."""
+    if connections is None:
+        connections = dlt.secrets.get("sources.panora.connections", dict)
+    if not connections:
+        raise ConfigurationError(
+            'no Panora connections configured: set SOURCES__PANORA__CONNECTIONS to {"<alias>": "<token>", ...}'
+        )
+    connections = dict(connections)
+    if only:
+        unknown = sorted(set(only) - set(connections))
+        if unknown:
+            raise ConfigurationError(
+                f"unknown connection alias(es) {unknown}; configured: {sorted(connections)}"
+            )
+        connections = {alias: connections[alias] for alias in only}
+    return connections
+
+
+def run_load(
+    resources: Sequence[str] | None = None,
+    only_connections: Sequence[str] | None = None,
+    api_key: str | None = None,
+    connections: Mapping[str, str] | None = None,
+    base_url: str | None = None,
+    page_size: int | None = None,
+    destination: str | Destination | None = None,
+    dataset_name: str | None = None,
+    pipeline_name: str = DEFAULT_PIPELINE_NAME,
+    pipelines_dir: str | None = None,
+    source_options: Mapping[str, Any] | None = None,
+) -> LoadSummary:
+    """Load Panora into the warehouse and record the run.
+
+    Args:
+        resources: which of `payments`, `invoices`, `tracking_categories` (default: all).
+        only_connections: load only these aliases of the configured connections.
+        api_key, connections, base_url, page_size: override the configured values.
+        destination: a dlt destination (name or object); default from config, else DuckDB.
+        dataset_name: the dataset (schema) to load into; default `accounting_raw`.
+        pipeline_name, pipelines_dir: where dlt keeps this pipeline's local state.
+        source_options: more `panora_source` arguments (max_attempts, backoff_base, timeout, ...).
+
+    Returns:
+        The run's summary; `status` is `ok`, or `partial` when a connection's scan failed.
+    """
+    resources = list(resources or RESOURCES)
+    unknown = sorted(set(resources) - set(RESOURCES))
+    if unknown:
+        raise ConfigurationError(f"unknown resource(s) {unknown}; choose from {list(RESOURCES)}")
+    api_key = api_key or dlt.secrets.get("sources.panora.api_key")
+    if not api_key:
+        raise ConfigurationError("no Panora API key: set SOURCES__PANORA__API_KEY")
+    selected = resolve_connections(connections, only_connections)
+    SECRETS.add([api_key, *selected.values()])
+
+    kwargs: dict[str, Any] = dict(source_options or {})
+    if base_url:
+        kwargs["base_url"] = base_url
+    if page_size:
+        kwargs["page_size"] = page_size
+    pipeline = dlt.pipeline(
+        pipeline_name=pipeline_name,
+        destination=make_destination(destination),
+        dataset_name=dataset_name or dlt.config.get("accounting_etl.dataset_name") or DEFAULT_DATASET,
+        pipelines_dir=pipelines_dir,
+    )
+    summary = LoadSummary(
+        run_id=str(uuid.uuid4()), pipeline_name=pipeline_name, provider="panora", started_at=datetime.now(UTC)
+    )
+    if pipeline.has_pending_data:
+        # an earlier run stopped after extracting: its package holds only complete, valid records, so
+        # it is loaded first; the scan below then starts from what the warehouse really holds
+        log.info("finishing the load an earlier run left pending")
+        pending = pipeline.run(loader_file_format="parquet")
+        summary.load_ids.extend(pending.loads_ids)
+
+    stats, scans = RequestStats(), ScanLog()
+    source = panora_source(api_key=api_key, connections=selected, stats=stats, scan_log=scans, **kwargs)
+    log.info(
+        "loading %s for %d connection(s) into %s",
+        ", ".join(resources),
+        len(selected),
+        pipeline.destination.destination_name,
+    )
+    try:
+        info = pipeline.run(source.with_resources(*resources), loader_file_format="parquet")
+        summary.load_ids.extend(info.loads_ids)
+        summary.rows_per_table = scans.rows_per_table()
+        summary.status = "partial" if scans.failed else "ok"
+    except Exception as exc:
+        summary.status = "failed"
+        summary.error = SECRETS.redact(f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        summary.finished_at = datetime.now(UTC)
+        summary.requests = stats.as_dict()
+        summary.scans = scans.results
+        _record(pipeline, summary)
+    return summary
+
+
+def _record(pipeline: dlt.Pipeline, summary: LoadSummary) -> None:
+    """Store the run's summary; a failure here is reported, never allowed to hide the run's own outcome."""
+    if pipeline.has_pending_data:
+        # the load itself did not finish: running now would retry that package, not record the summary
+        log.warning("run summary not stored: the load left a pending package (the next run finishes it)")
+        return
+    try:
+        pipeline.run(summary.resources(), loader_file_format="parquet")
+    except Exception as exc:
+        log.error("could not record the run summary: %s", SECRETS.redact(str(exc))[:500])
