@@ -42,16 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=LOAD_SETTINGS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    load.add_argument(
-        "--resources", help="comma-separated: payments,invoices,tracking_categories (default all)"
-    )
+    load.add_argument("--resources", help="comma-separated: payments,invoices,tracking_categories (default all)")
     load.add_argument("--connections", help="comma-separated aliases: load only these configured connections")
     load.add_argument("--page-size", type=int, help="rows per request (overrides SOURCES__PANORA__PAGE_SIZE)")
     load.add_argument("--destination", help="dlt destination name (overrides ACCOUNTING_ETL__DESTINATION)")
     load.add_argument("--dataset", help="dataset name (overrides ACCOUNTING_ETL__DATASET_NAME)")
-    load.add_argument(
-        "--pipelines-dir", help="where dlt keeps local pipeline state (default ~/.dlt/pipelines)"
-    )
+    load.add_argument("--pipelines-dir", help="where dlt keeps local pipeline state (default ~/.dlt/pipelines)")
 
     sandbox = sub.add_parser(
         "sandbox",

@@ -38,9 +38,7 @@ def run_demo(database: str = "accounting.duckdb", pipelines_dir: str | None = No
             pipelines_dir=pipelines_dir,
         )
     print(summary.render())
-    print(
-        f"\nData: {database} (dataset `{DEFAULT_DATASET}`). Open it with: duckdb {os.path.relpath(database)}"
-    )
+    print(f"\nData: {database} (dataset `{DEFAULT_DATASET}`). Open it with: duckdb {os.path.relpath(database)}")
     _preview(database)
     return summary
 

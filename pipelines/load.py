@@ -55,9 +55,7 @@ def make_destination(destination: str | Destination | None = None) -> str | Dest
     return destination
 
 
-def resolve_connections(
-    connections: Mapping[str, str] | None, only: Sequence[str] | None = None
-) -> dict[str, str]:
+def resolve_connections(connections: Mapping[str, str] | None, only: Sequence[str] | None = None) -> dict[str, str]:
     """alias -> token from the argument or `SOURCES__PANORA__CONNECTIONS`, optionally a subset."""
     if connections is None:
         connections = dlt.secrets.get("sources.panora.connections", dict)
@@ -69,9 +67,7 @@ def resolve_connections(
     if only:
         unknown = sorted(set(only) - set(connections))
         if unknown:
-            raise ConfigurationError(
-                f"unknown connection alias(es) {unknown}; configured: {sorted(connections)}"
-            )
+            raise ConfigurationError(f"unknown connection alias(es) {unknown}; configured: {sorted(connections)}")
         connections = {alias: connections[alias] for alias in only}
     return connections
 

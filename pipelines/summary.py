@@ -13,7 +13,6 @@ from dlt.sources import DltResource
 
 from sources.common.scan import ScanResult
 
-
 TEXT_ERROR: dict[str, Any] = {"error": {"data_type": "text", "nullable": True}}
 
 
@@ -65,13 +64,8 @@ class LoadSummary:
 
     def resources(self) -> list[DltResource]:
         """The summary as three small append-only tables, loaded after the data."""
-        tables = [
-            {"run_id": self.run_id, "table_name": t, "rows": n}
-            for t, n in sorted(self.rows_per_table.items())
-        ]
-        scans = [
-            {"run_id": self.run_id, **{k: v for k, v in asdict(s).items() if k != "rows"}} for s in self.scans
-        ]
+        tables = [{"run_id": self.run_id, "table_name": t, "rows": n} for t, n in sorted(self.rows_per_table.items())]
+        scans = [{"run_id": self.run_id, **{k: v for k, v in asdict(s).items() if k != "rows"}} for s in self.scans]
         return [
             dlt.resource([self.run_row()], name="load_runs", write_disposition="append", columns=TEXT_ERROR),
             dlt.resource(tables, name="load_run_tables", write_disposition="append"),

@@ -149,9 +149,7 @@ def _category(ids: _Ids, spec: ConnectionSpec, cat_id: str, name: str, parent: s
     }
 
 
-def _invoice(
-    ids: _Ids, spec: ConnectionSpec, conn: SeedConnection, n: int, today: datetime
-) -> dict[str, Any]:
+def _invoice(ids: _Ids, spec: ConnectionSpec, conn: SeedConnection, n: int, today: datetime) -> dict[str, Any]:
     rng = ids.rng
     currency = spec.currencies[n % len(spec.currencies)]
     issue = today - timedelta(days=rng.randint(0, 200))
@@ -257,9 +255,7 @@ def _payments(ids: _Ids, spec: ConnectionSpec, conn: SeedConnection, today: date
         if style > 0.97 and len(spec.currencies) > 1:
             currency = next(c for c in spec.currencies if c != invoice["currency"])  # currency mismatch
         via = rng.choice(("invoice_id", "invoice_id", "line_items", "both"))
-        payments.append(
-            _payment(ids, spec, invoice, amount, currency, today, leaf_categories, applied_via=via)
-        )
+        payments.append(_payment(ids, spec, invoice, amount, currency, today, leaf_categories, applied_via=via))
         invoice["balance"] = invoice["balance"] - amount
         if invoice["balance"] <= 0:
             invoice["status"] = "PAID"
@@ -302,9 +298,7 @@ def _payment(
     return {
         "id": pay_id,
         "remote_id": f"{spec.provider}-pay-{pay_id[:8]}",
-        "invoice_id": invoice["id"]
-        if invoice is not None and applied_via in ("invoice_id", "both")
-        else None,
+        "invoice_id": invoice["id"] if invoice is not None and applied_via in ("invoice_id", "both") else None,
         "transaction_date": iso(when),
         "contact_id": invoice["contact_id"] if invoice else ids.uuid(),
         "account_id": ids.uuid(),

@@ -212,9 +212,7 @@ def drop_zero_money(record: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in record.items() if not (k in MONEY_FIELDS and v == 0)}
     if isinstance(out.get("line_items"), list):
         out["line_items"] = [
-            {k: v for k, v in li.items() if not (k in MONEY_FIELDS and v == 0)}
-            if isinstance(li, dict)
-            else li
+            {k: v for k, v in li.items() if not (k in MONEY_FIELDS and v == 0)} if isinstance(li, dict) else li
             for li in out["line_items"]
         ]
     return out
@@ -328,9 +326,7 @@ class _Handler(BaseHTTPRequestHandler):
         limit = sb.settings.rate_limit
         if limit is None:
             return {}
-        allowed, remaining, reset = sb.limiter.hit(
-            self.client_address[0], limit, sb.settings.rate_window_seconds
-        )
+        allowed, remaining, reset = sb.limiter.hit(self.client_address[0], limit, sb.settings.rate_window_seconds)
         headers = {
             "X-RateLimit-Limit": str(limit),
             "X-RateLimit-Remaining": str(remaining),
@@ -346,9 +342,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _fire(self, fault: Fault, headers: dict[str, str]) -> bool:
         """Carry out a fault; True when the request was answered (or dropped) by it."""
         if fault.kind == "status":
-            self._error(
-                fault.status, "Internal server error" if fault.status >= 500 else "Bad Request", headers
-            )
+            self._error(fault.status, "Internal server error" if fault.status >= 500 else "Bad Request", headers)
         elif fault.kind == "drop":
             self._drop()
         elif fault.kind == "truncate":
@@ -363,9 +357,7 @@ class _Handler(BaseHTTPRequestHandler):
                 truncate=True,
             )
         elif fault.kind == "invalid_json":
-            self._send(
-                200, None, headers, raw=b'{"previous_cursor": null, "next_cursor": "abc", "data": [{"id": '
-            )
+            self._send(200, None, headers, raw=b'{"previous_cursor": null, "next_cursor": "abc", "data": [{"id": ')
         elif fault.kind == "rate_limit":
             with self.sandbox.lock:
                 self.sandbox.stats.throttled += 1
@@ -471,9 +463,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
         self._send(200, payload, headers)
 
-    def _get(
-        self, conn: Connection, kind: str, record_id: str, query: dict[str, str], headers: dict[str, str]
-    ) -> None:
+    def _get(self, conn: Connection, kind: str, record_id: str, query: dict[str, str], headers: dict[str, str]) -> None:
         try:
             record = self.sandbox.store.get(conn, kind, record_id)
         except UnknownRecord:
@@ -559,11 +549,7 @@ def _validate_input(kind: str, payload: Any) -> str | None:
     for money in ("total_amount",):
         if money in payload and payload[money] is not None and not isinstance(payload[money], int | float):
             return f"{money} must be a number"
-    if (
-        kind == "payments"
-        and payload.get("currency") is not None
-        and not isinstance(payload["currency"], str)
-    ):
+    if kind == "payments" and payload.get("currency") is not None and not isinstance(payload["currency"], str):
         return "currency must be a string"
     for key in ("line_items", "tracking_categories"):
         if key in payload and not isinstance(payload[key], list):

@@ -24,9 +24,7 @@ def text(value: Any, field: str) -> str | None:
 
 def required_id(value: Any, field: str = "id") -> str:
     if not isinstance(value, str) or not value.strip():
-        raise RecordError(
-            field, "missing" if value is None else f"expected a non-empty id, got {_preview(value)}"
-        )
+        raise RecordError(field, "missing" if value is None else f"expected a non-empty id, got {_preview(value)}")
     return value
 
 
@@ -40,9 +38,7 @@ def minor_units(value: Any, field: str) -> int | None:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    raise RecordError(
-        field, f"expected an integer amount in minor units, got {type(value).__name__} {_preview(value)}"
-    )
+    raise RecordError(field, f"expected an integer amount in minor units, got {type(value).__name__} {_preview(value)}")
 
 
 def timestamp(value: Any, field: str) -> datetime | None:
@@ -50,9 +46,7 @@ def timestamp(value: Any, field: str) -> datetime | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise RecordError(
-            field, f"expected an ISO 8601 date-time, got {type(value).__name__} {_preview(value)}"
-        )
+        raise RecordError(field, f"expected an ISO 8601 date-time, got {type(value).__name__} {_preview(value)}")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

@@ -178,9 +178,7 @@ class ApiClient:
         idempotent: bool | None = None,
     ) -> Any:
         """Send one request with retries; returns the decoded JSON body of a 2xx answer."""
-        idempotent = (
-            method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS") if idempotent is None else idempotent
-        )
+        idempotent = method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS") if idempotent is None else idempotent
         request = self._http.build_request(method, path, params=params, json=json_body, headers=headers)
         target = request.url.raw_path.decode("ascii", "replace")
         attempts = 0

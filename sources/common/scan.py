@@ -189,9 +189,7 @@ def _reject(
     spec: ObjectSpec, connection: str, record_id: str | None, position: int, exc: RecordError, record: Any
 ) -> dict[str, Any]:
     where = f"id {record_id}" if record_id else f"position {position} (no id)"
-    log.warning(
-        "%s [%s] record %s rejected: %s: %s", spec.parent.name, connection, where, exc.field, exc.message
-    )
+    log.warning("%s [%s] record %s rejected: %s: %s", spec.parent.name, connection, where, exc.field, exc.message)
     return {
         "table_name": spec.parent.name,
         "connection": connection,

@@ -65,9 +65,7 @@ class TableSpec:
         return bool(self.merge_key)
 
     def column_hints(self, extra_json: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
-        hints: dict[str, dict[str, Any]] = {
-            c: {"data_type": "json"} for c in (*self.json_columns, *extra_json)
-        }
+        hints: dict[str, dict[str, Any]] = {c: {"data_type": "json"} for c in (*self.json_columns, *extra_json)}
         if self.is_child:
             hints[EMPTY_LIST_MARKER] = {"data_type": "bool", "hard_delete": True}
         return hints
