@@ -81,10 +81,13 @@ class Fault:
     skip: int = 0
     seconds: float = 0.0
     after_write: bool = False
+    connection: str | None = None  # only requests for this connection alias
     fired: int = 0
     seen: int = 0
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, alias: str | None) -> bool:
+        if self.connection is not None and alias != self.connection:
+            return False
         return method == self.method and path.startswith(self.path) and self.fired < self.times
 
 
@@ -190,10 +193,12 @@ class PanoraSandbox:
             self.stats = Stats()
         self.limiter.clear()
 
-    def take_fault(self, method: str, path: str) -> Fault | None:
+    def take_fault(self, method: str, path: str, token: str | None) -> Fault | None:
+        conn = self.store.by_token(token) if token else None
+        alias = conn.alias if conn else None
         with self.lock:
             for fault in self.faults:
-                if fault.matches(method, path):
+                if fault.matches(method, path, alias):
                     fault.seen += 1
                     if fault.seen > fault.skip:
                         fault.fired += 1
@@ -306,7 +311,7 @@ class _Handler(BaseHTTPRequestHandler):
         limit_headers = self._rate_limit()
         if limit_headers is None:
             return
-        fault = sb.take_fault(method, path)
+        fault = sb.take_fault(method, path, self.headers.get("x-connection-token"))
         if fault is not None and not fault.after_write and self._fire(fault, limit_headers):
             return
         if sb.settings.delay_seconds:
@@ -361,7 +366,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault.kind == "rate_limit":
             with self.sandbox.lock:
                 self.sandbox.stats.throttled += 1
-            retry_after = str(max(1, math.ceil(fault.seconds)) if fault.seconds else 1)
+            # whole seconds like the real server, unless a test asks for a fraction to stay fast
+            retry_after = str(fault.seconds) if fault.seconds else "1"
             self._error(429, "ThrottlerException: Too Many Requests", {**headers, "Retry-After": retry_after})
         elif fault.kind == "delay":
             time.sleep(fault.seconds)
