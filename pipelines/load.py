@@ -128,7 +128,8 @@ def run_load(
         # it is loaded first; the scan below then starts from what the warehouse really holds
         log.info("finishing the load an earlier run left pending")
         pending = pipeline.run(loader_file_format="parquet")
-        summary.load_ids.extend(pending.loads_ids)
+        if pending is not None:  # None: the package held nothing to load (killed while extracting)
+            summary.load_ids.extend(pending.loads_ids)
 
     stats, scans = RequestStats(), ScanLog()
     source = panora_source(api_key=api_key, connections=selected, stats=stats, scan_log=scans, **kwargs)

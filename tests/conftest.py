@@ -71,9 +71,7 @@ class Warehouse:
         return self.scalar(f"SELECT count(*) FROM {DATASET}.{table} WHERE {where}", *params)
 
     def tables(self) -> list[str]:
-        rows = self.query(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? ORDER BY 1", DATASET
-        )
+        rows = self.query("SELECT table_name FROM information_schema.tables WHERE table_schema = ? ORDER BY 1", DATASET)
         return [r[0] for r in rows]
 
     def snapshot(self, tables: list[str]) -> dict[str, list[tuple]]:

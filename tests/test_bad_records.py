@@ -54,9 +54,10 @@ def test_a_rejected_record_keeps_its_last_good_version_and_is_never_marked_delet
 
     summary = warehouse.load(resources=["payments"])
 
-    assert warehouse.scalar(f"SELECT total_amount FROM {DATASET}.payments WHERE id = ?", payment["id"]) == payment[
-        "total_amount"
-    ]
+    assert (
+        warehouse.scalar(f"SELECT total_amount FROM {DATASET}.payments WHERE id = ?", payment["id"])
+        == payment["total_amount"]
+    )
     assert warehouse.count("payments", "deleted_at IS NOT NULL") == 0
     assert warehouse.query(f"SELECT record_id, field FROM {DATASET}.rejected_records") == [
         (payment["id"], "total_amount")

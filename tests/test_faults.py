@@ -25,8 +25,15 @@ def test_each_fault_kind_is_retried_and_rows_are_exact(warehouse, sandbox, kind)
     # two faults in a row on the second page of every connection's payments scan
     sandbox.inject(
         *(
-            Fault(template.kind, status=template.status, seconds=template.seconds, path="/accounting/payments",
-                  skip=1, times=2, connection=alias)
+            Fault(
+                template.kind,
+                status=template.status,
+                seconds=template.seconds,
+                path="/accounting/payments",
+                skip=1,
+                times=2,
+                connection=alias,
+            )
             for alias in ("acme-eu", "acme-us", "globex-jp")
         )
     )

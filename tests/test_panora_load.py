@@ -130,9 +130,7 @@ def test_second_load_updates_replaces_children_and_marks_deletions(warehouse, sa
     assert deleted_at is not None and amount == gone["total_amount"]
     assert warehouse.count("payments", "deleted_at IS NOT NULL") == 1
     # unchanged content (only modified_at moved) is not rewritten
-    assert (
-        warehouse.scalar(f"SELECT _dlt_load_id FROM {DATASET}.payments WHERE id = ?", untouched["id"]) == first_load
-    )
+    assert warehouse.scalar(f"SELECT _dlt_load_id FROM {DATASET}.payments WHERE id = ?", untouched["id"]) == first_load
     payments_written = summary.rows_per_table.get("payments", 0)
     assert payments_written == 1  # the tombstone only
     assert warehouse.count("invoices") == 150 and warehouse.count("payments") == 200

@@ -95,10 +95,23 @@ def test_spec_names_server_names_and_report_item_shape_land_in_the_same_columns(
         "total_amount": 5000,
         "tracking_categories": [],
         "line_items": [
-            {"description": "spec names", "unit_price": 2500, "quantity": 2, "total_amount": 5000,
-             "item_id": "item-spec", "tracking_categories": categories},
-            {"name": "Revenue", "value": 123.45, "type": "Operating Activities", "parent_item": None,
-             "remote_id": "rep-1", "remote_generated_at": "2026-01-02T03:04:05Z", "brand_new_field": {"k": 1}},
+            {
+                "description": "spec names",
+                "unit_price": 2500,
+                "quantity": 2,
+                "total_amount": 5000,
+                "item_id": "item-spec",
+                "tracking_categories": categories,
+            },
+            {
+                "name": "Revenue",
+                "value": 123.45,
+                "type": "Operating Activities",
+                "parent_item": None,
+                "remote_id": "rep-1",
+                "remote_generated_at": "2026-01-02T03:04:05Z",
+                "brand_new_field": {"k": 1},
+            },
         ],
         "an_unknown_field": "kept",
     }

@@ -14,6 +14,9 @@ from sources.common.tables import EMPTY_LIST_MARKER, TableSpec
 
 Reader = Callable[[Any, str], Any]
 
+# A marker row's key columns: never a real position, and the row itself is never stored.
+MARKER_POSITIONS = {"line_index": -1, "position": -1}
+
 
 @dataclass(frozen=True)
 class Field:
@@ -128,9 +131,10 @@ class ObjectSpec:
                         out[lst.spec.name].extend(_id_rows(line, lst, {**key, "line_index": index}))
                 except RecordError as exc:
                     raise RecordError(f"{obj.sources[0]}[{index}].{exc.field}", exc.message) from None
-        for name, rows in out.items():
-            if not rows and name != self.parent.name:
-                rows.append({**key, EMPTY_LIST_MARKER: True})
+        for child in self.child_specs:
+            if not out[child.name]:
+                marker = {k: v for k, v in MARKER_POSITIONS.items() if k in child.columns}
+                out[child.name].append({**key, **marker, EMPTY_LIST_MARKER: True})
         return out
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,13 +24,14 @@ from sources.common.columns import json_text
 from sources.common.errors import RecordError
 from sources.common.records import ObjectSpec
 from sources.common.sync import HASH_COLUMN, LoadedRecords, record_hash
-from sources.common.tables import APPEND, EMPTY_LIST_MARKER, TIMESTAMP, TableSpec
+from sources.common.tables import EMPTY_LIST_MARKER, TIMESTAMP, TableSpec
 
 log = logging.getLogger("accounting_etl.scan")
 
 REJECTED_RECORDS = TableSpec(
     "rejected_records",
     columns={
+        "rejection_id": pa.string(),
         "table_name": pa.string(),
         "connection": pa.string(),
         "record_id": pa.string(),
@@ -40,7 +42,7 @@ REJECTED_RECORDS = TableSpec(
         "rejected_at": TIMESTAMP,
     },
     json_columns=frozenset({"record"}),
-    write_disposition=APPEND,
+    primary_key=("rejection_id",),  # a merge key, so a load job run twice after a crash stores a rejection once
 )
 
 PROGRESS_EVERY_SECONDS = 5.0
@@ -191,6 +193,7 @@ def _reject(
     where = f"id {record_id}" if record_id else f"position {position} (no id)"
     log.warning("%s [%s] record %s rejected: %s: %s", spec.parent.name, connection, where, exc.field, exc.message)
     return {
+        "rejection_id": str(uuid.uuid4()),
         "table_name": spec.parent.name,
         "connection": connection,
         "record_id": record_id,

@@ -47,10 +47,11 @@ class TableSpec:
         name: the table name in the dataset.
         columns: declared column name -> arrow type.
         json_columns: declared columns that hold JSON text and load as JSON.
-        primary_key: the table's key (parent tables).
+        primary_key: the table's key. Child tables have one too (parent id + position): dlt de-duplicates
+            the staged rows on it, so a load job that runs twice after a crash cannot double the rows.
         merge_key: for child tables, the parent's foreign key: every load that carries a parent replaces
-            all its child rows, and a parent whose list became empty sends one marker row that deletes
-            them and is not itself stored.
+            all its child rows, and a parent whose list became empty sends one marker row (positions -1)
+            that deletes them and is not itself stored.
     """
 
     name: str

@@ -70,7 +70,8 @@ def _tracking_table(name: str, parent_key: str, with_line: bool = False) -> Tabl
     if with_line:
         columns["line_index"] = I32
     columns.update({"position": I32, "connection": S, "tracking_category_id": S})
-    return TableSpec(name, columns, merge_key=(parent_key,))
+    key = (parent_key, "line_index", "position") if with_line else (parent_key, "position")
+    return TableSpec(name, columns, primary_key=key, merge_key=(parent_key,))
 
 
 # -- payments ----------------------------------------------------------------------------------------
@@ -108,6 +109,7 @@ PAYMENTS_LINE_ITEMS = TableSpec(
         **REPORT_ITEM_COLUMNS,
         **LINE_TRAILING_COLUMNS,
     },
+    primary_key=("payment_id", "line_index"),
     merge_key=("payment_id",),
 )
 PAYMENTS_TRACKING_CATEGORIES = _tracking_table("payments__tracking_categories", "payment_id")
@@ -193,6 +195,7 @@ INVOICES_LINE_ITEMS = TableSpec(
         **REPORT_ITEM_COLUMNS,
         **LINE_TRAILING_COLUMNS,
     },
+    primary_key=("invoice_id", "line_index"),
     merge_key=("invoice_id",),
 )
 INVOICES_TRACKING_CATEGORIES = _tracking_table("invoices__tracking_categories", "invoice_id")
