@@ -18,6 +18,7 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dlt
@@ -53,6 +54,18 @@ def make_destination(destination: str | Destination | None = None) -> str | Dest
         credentials = dlt.config.get("destination.duckdb.credentials") or DEFAULT_DUCKDB_FILE
         return dlt.destinations.duckdb(credentials=credentials)
     return destination
+
+
+def _refuse_catalog_collision(destination: str | Destination, dataset_name: str) -> None:
+    """DuckDB names a file's catalog after the file: `x.duckdb` with a dataset `x` makes every `x.<table>`
+    ambiguous (DuckDB 2.0 refuses it, and so the load would fail half-way). Say so before anything runs."""
+    credentials = getattr(getattr(destination, "config_params", {}), "get", lambda _: None)("credentials")
+    if isinstance(credentials, str) and credentials.endswith(".duckdb"):
+        if Path(credentials).stem.lower() == dataset_name.lower():
+            raise ConfigurationError(
+                f"the DuckDB file {Path(credentials).name} and the dataset {dataset_name!r} share a name, which "
+                "DuckDB cannot tell apart: rename the file or set ACCOUNTING_ETL__DATASET_NAME"
+            )
 
 
 def resolve_connections(connections: Mapping[str, str] | None, only: Sequence[str] | None = None) -> dict[str, str]:
@@ -114,10 +127,13 @@ def run_load(
         kwargs["base_url"] = base_url
     if page_size:
         kwargs["page_size"] = page_size
+    dataset_name = dataset_name or dlt.config.get("accounting_etl.dataset_name") or DEFAULT_DATASET
+    destination = make_destination(destination)
+    _refuse_catalog_collision(destination, dataset_name)
     pipeline = dlt.pipeline(
         pipeline_name=pipeline_name,
-        destination=make_destination(destination),
-        dataset_name=dataset_name or dlt.config.get("accounting_etl.dataset_name") or DEFAULT_DATASET,
+        destination=destination,
+        dataset_name=dataset_name,
         pipelines_dir=pipelines_dir,
     )
     summary = LoadSummary(

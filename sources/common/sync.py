@@ -29,17 +29,27 @@ DELETED_COLUMN = "deleted_at"
 NORMALIZER_VERSION = "1"
 
 
-def _strip(value: Any, volatile: frozenset[str]) -> Any:
-    if isinstance(value, dict):
-        return {k: _strip(v, volatile) for k, v in value.items() if k not in volatile}
-    if isinstance(value, list):
-        return [_strip(v, volatile) for v in value]
-    return value
+def _without(record: dict[str, Any], volatile: frozenset[str]) -> dict[str, Any]:
+    """The record without volatile fields, at its own level and in its lists of objects (line items)."""
+    out = {}
+    for key, value in record.items():
+        if key in volatile:
+            continue
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            value = [
+                {k: v for k, v in item.items() if k not in volatile} if isinstance(item, dict) else item
+                for item in value
+            ]
+        out[key] = value
+    return out
 
 
 def record_hash(record: dict[str, Any], volatile: frozenset[str]) -> str:
-    """A digest of the record's content without its volatile fields (e.g. Panora's `modified_at`)."""
-    payload = json.dumps(_strip(record, volatile), sort_keys=True, separators=(",", ":"), default=str)
+    """A digest of the record's content without its volatile fields (e.g. Panora's `modified_at`, on the
+    record and on its line items)."""
+    # Keys keep the server's order (no sort_keys: a third of the cost). Were the server to reorder keys,
+    # the cost would be one needless rewrite of the rows, never a missed change.
+    payload = json.dumps(_without(record, volatile), separators=(",", ":"), default=str)
     return hashlib.blake2b(f"{NORMALIZER_VERSION}|{payload}".encode(), digest_size=16).hexdigest()
 
 

@@ -25,6 +25,7 @@ from dlt.sources import DltResource
 
 from sources.common.errors import ApiError, PaginationError
 from sources.common.http import RequestStats, RetryPolicy
+from sources.common.prefetch import prefetch
 from sources.common.ratelimit import RateLimitPacer
 from sources.common.records import ObjectSpec
 from sources.common.scan import ScanLog, scan_connection
@@ -95,7 +96,7 @@ def panora_source(
         try:
             for alias, token in connections.items():
                 result = scan_log.start(spec.resource, alias)
-                pages = client.pages(spec.resource, token, page_size, remote_data=remote_data)
+                pages = prefetch(client.pages(spec.resource, token, page_size, remote_data=remote_data))
                 try:
                     yield from scan_connection(spec, alias, pages, result)
                 except (ApiError, PaginationError) as exc:

@@ -1,0 +1,65 @@
+"""The `accounting-etl` command line as a user meets it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+from pipelines.cli import build_parser, main
+
+
+@pytest.mark.parametrize("command", ["load", "sandbox", "demo"])
+def test_every_subcommand_explains_itself(command, capsys):
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args([command, "--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    assert "usage: accounting-etl" in text
+    if command == "load":
+        for setting in ("SOURCES__PANORA__API_KEY", "SOURCES__PANORA__CONNECTIONS", "DESTINATION__DUCKDB__CREDENTIALS"):
+            assert setting in text
+
+
+def test_missing_settings_exit_2_with_what_to_set(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SOURCES__PANORA__API_KEY", "sk_test_x")
+    assert main(["load"]) == 2
+    assert "SOURCES__PANORA__CONNECTIONS" in capsys.readouterr().err
+
+
+def test_unknown_resource_is_refused(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SOURCES__PANORA__API_KEY", "sk_test_x")
+    monkeypatch.setenv("SOURCES__PANORA__CONNECTIONS", '{"a": "token-a"}')
+    assert main(["load", "--resources", "payments,bills"]) == 2
+    assert "bills" in capsys.readouterr().err
+
+
+def test_demo_loads_the_sandbox_into_a_duckdb_file(tmp_path):
+    database = tmp_path / "accounting.duckdb"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", "demo", "--database", str(database)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "load ok" in result.stdout and str(database) in result.stdout
+    with duckdb.connect(str(database), read_only=True) as con:
+        payments = con.execute("SELECT count(*) FROM accounting_raw.payments").fetchall()[0][0]
+        runs = con.execute("SELECT status FROM accounting_raw.load_runs").fetchall()
+    assert payments == 200 and runs == [("ok",)]
+
+
+def test_a_duckdb_file_named_like_the_dataset_is_refused_before_loading(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SOURCES__PANORA__API_KEY", "sk_test_x")
+    monkeypatch.setenv("SOURCES__PANORA__CONNECTIONS", '{"a": "token-a"}')
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(tmp_path / "ledger.duckdb"))
+    assert main(["load", "--dataset", "ledger"]) == 2
+    assert "share a name" in capsys.readouterr().err
+    assert not (tmp_path / "ledger.duckdb").exists()

@@ -1,0 +1,161 @@
+"""The shared HTTP layer's rules, each pinned with one precise fault (httpx.MockTransport) or a fake clock."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from sources.common.errors import ApiError, OutcomeUnknown
+from sources.common.http import ApiClient, RetryPolicy
+from sources.common.ratelimit import RateLimitPacer
+
+SECRET = "sk_test_0123456789abcdef"
+
+
+def scripted(*answers):
+    """A transport that plays answers in order (an exception instance is raised); records requests."""
+    calls: list[httpx.Request] = []
+    queue = list(answers)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        answer = queue.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return httpx.MockTransport(handler), calls
+
+
+def client(transport, sleeps=None, **policy) -> ApiClient:
+    sleeps = sleeps if sleeps is not None else []
+    return ApiClient(
+        "http://api.test",
+        {"x-api-key": SECRET},
+        policy=RetryPolicy(**{"max_attempts": 4, "backoff_base": 0.5, **policy}),
+        transport=transport,
+        sleep=sleeps.append,
+    )
+
+
+def ok(body=None) -> httpx.Response:
+    return httpx.Response(200, json=body if body is not None else {"data": []})
+
+
+def test_5xx_is_retried_with_growing_jittered_backoff():
+    transport, calls = scripted(httpx.Response(503), httpx.Response(502), httpx.Response(500), ok({"n": 1}))
+    sleeps: list[float] = []
+    api = client(transport, sleeps)
+    assert api.get_json("/x") == {"n": 1}
+    assert len(calls) == 4 and api.stats.retries == 3
+    # equal jitter: each wait within [ceiling/2, ceiling], ceilings 0.5, 1, 2
+    for wait, ceiling in zip(sleeps, (0.5, 1.0, 2.0), strict=True):
+        assert ceiling / 2 <= wait <= ceiling
+
+
+def test_network_faults_and_broken_bodies_are_retried():
+    request = httpx.Request("GET", "http://api.test/x")
+    transport, calls = scripted(
+        httpx.ReadTimeout("slow", request=request),
+        httpx.RemoteProtocolError("peer closed connection without sending complete message body", request=request),
+        httpx.ConnectError("refused", request=request),
+        httpx.Response(200, content=b'{"data": [1, 2'),
+        ok({"data": [1, 2]}),
+    )
+    api = client(transport, max_attempts=5)
+    assert api.get_json("/x") == {"data": [1, 2]}
+    assert len(calls) == 5
+
+
+def test_retry_budget_ends_in_an_error_that_names_the_request_not_the_secret():
+    transport, calls = scripted(*[httpx.Response(503, json={"message": "upstream down"})] * 4)
+    with pytest.raises(ApiError) as raised:
+        client(transport).get_json("/accounting/payments", params={"limit": 5})
+    error = str(raised.value)
+    assert "GET /accounting/payments?limit=5" in error and "upstream down" in error and "4 attempts" in error
+    assert SECRET not in error and len(calls) == 4
+
+
+def test_4xx_is_final_with_the_servers_message():
+    transport, calls = scripted(httpx.Response(400, json={"statusCode": 400, "message": ["limit must be a number"]}))
+    with pytest.raises(ApiError) as raised:
+        client(transport).get_json("/x")
+    assert raised.value.status == 400 and "limit must be a number" in str(raised.value)
+    assert len(calls) == 1
+
+
+def test_a_permanent_5xx_is_not_retried():
+    transport, calls = scripted(httpx.Response(500, json={"message": "ReferenceError: API Key not found."}))
+    api = ApiClient(
+        "http://api.test", {}, transport=transport, permanent_error=lambda r: "API Key" in r.text, sleep=lambda s: None
+    )
+    with pytest.raises(ApiError):
+        api.get_json("/x")
+    assert len(calls) == 1
+
+
+def test_429_waits_for_retry_after_and_does_not_spend_the_retry_budget():
+    throttled = [httpx.Response(429, headers={"Retry-After": "3"}) for _ in range(5)]
+    transport, calls = scripted(*throttled, ok())
+    sleeps: list[float] = []
+    api = client(transport, sleeps, max_attempts=2)
+    api.pacer = RateLimitPacer(margin=0.0, clock=lambda: 0.0, sleep=sleeps.append)
+    api.get_json("/x")
+    assert len(calls) == 6 and api.stats.throttled == 5 and api.stats.retries == 0
+    assert sleeps and all(s == pytest.approx(3.0) for s in sleeps)
+
+
+def test_a_post_is_never_resent_once_it_may_have_arrived():
+    request = httpx.Request("POST", "http://api.test/accounting/payments")
+    for fault in (httpx.Response(500), httpx.ReadTimeout("slow", request=request), httpx.Response(201, content=b"{")):
+        transport, calls = scripted(fault, ok())
+        with pytest.raises(OutcomeUnknown):
+            client(transport).request_json("POST", "/accounting/payments", json_body={"total_amount": 1})
+        assert len(calls) == 1
+
+
+def test_a_post_is_resent_when_it_never_left():
+    request = httpx.Request("POST", "http://api.test/accounting/payments")
+    transport, calls = scripted(httpx.ConnectError("refused", request=request), httpx.Response(201, json={"id": "p1"}))
+    assert client(transport).request_json("POST", "/accounting/payments", json_body={}) == {"id": "p1"}
+    assert len(calls) == 2
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_pacer_bursts_while_budget_lasts_then_spreads_the_reserve():
+    clock = FakeClock()
+    pacer = RateLimitPacer(reserve=0.1, margin=0.0, clock=clock, sleep=clock.sleep)
+    waits = []
+    remaining = 100
+    for _ in range(100):
+        waits.append(pacer.acquire())
+        remaining -= 1
+        pacer.observe(
+            {
+                "x-ratelimit-limit": "100",
+                "x-ratelimit-remaining": str(remaining),
+                "x-ratelimit-reset": str(max(1, 60 - clock.now)),
+            }
+        )
+    assert sum(waits[:89]) == 0  # full speed while more than the reserve is left
+    assert all(w > 0 for w in waits[90:])  # the last tenth spread over the rest of the window
+    assert clock.now == pytest.approx(60, abs=6.5)  # 100 requests take about one window, never less
+
+
+def test_pacer_waits_for_the_reset_when_the_budget_is_gone():
+    clock = FakeClock()
+    pacer = RateLimitPacer(margin=0.25, clock=clock, sleep=clock.sleep)
+    pacer.observe({"x-ratelimit-limit": "100", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "12"})
+    assert pacer.acquire() == pytest.approx(12.25)
+    pacer.throttled(5)
+    assert pacer.acquire() == pytest.approx(5.25)
