@@ -159,6 +159,12 @@ def run_load(
         info = pipeline.run(source.with_resources(*resources), loader_file_format="parquet")
         summary.load_ids.extend(info.loads_ids)
         summary.rows_per_table = scans.rows_per_table()
+        if pipeline.last_trace:
+            summary.step_seconds = {
+                step.step: round((step.finished_at - step.started_at).total_seconds(), 3)
+                for step in pipeline.last_trace.steps
+                if step.finished_at and step.step in ("extract", "normalize", "load")
+            }
         summary.status = "partial" if scans.failed else "ok"
     except Exception as exc:
         summary.status = "failed"

@@ -14,6 +14,15 @@ from dlt.sources import DltResource
 from sources.common.scan import ScanResult
 
 TEXT_ERROR: dict[str, Any] = {"error": {"data_type": "text", "nullable": True}}
+# columns that can be NULL in a run, typed so that they exist from the first run on
+RUN_COLUMNS: dict[str, Any] = {
+    **TEXT_ERROR,
+    "load_id": {"data_type": "text", "nullable": True},
+    "finished_at": {"data_type": "timestamp", "nullable": True},
+    "extract_seconds": {"data_type": "double", "nullable": True},
+    "normalize_seconds": {"data_type": "double", "nullable": True},
+    "load_seconds": {"data_type": "double", "nullable": True},
+}
 
 
 @dataclass
@@ -28,6 +37,7 @@ class LoadSummary:
     rows_per_table: dict[str, int] = field(default_factory=dict)
     requests: dict[str, float] = field(default_factory=dict)
     scans: list[ScanResult] = field(default_factory=list)
+    step_seconds: dict[str, float] = field(default_factory=dict)  # dlt's extract / normalize / load
     error: str | None = None
 
     @property
@@ -59,6 +69,9 @@ class LoadSummary:
             "throttled": int(self.requests.get("throttled", 0)),
             "paced_seconds": float(self.requests.get("paced_seconds", 0.0)),
             "bytes_received": int(self.requests.get("bytes_received", 0)),
+            "extract_seconds": self.step_seconds.get("extract"),
+            "normalize_seconds": self.step_seconds.get("normalize"),
+            "load_seconds": self.step_seconds.get("load"),
             "error": self.error,
         }
 
@@ -67,7 +80,7 @@ class LoadSummary:
         tables = [{"run_id": self.run_id, "table_name": t, "rows": n} for t, n in sorted(self.rows_per_table.items())]
         scans = [{"run_id": self.run_id, **{k: v for k, v in asdict(s).items() if k != "rows"}} for s in self.scans]
         return [
-            dlt.resource([self.run_row()], name="load_runs", write_disposition="append", columns=TEXT_ERROR),
+            dlt.resource([self.run_row()], name="load_runs", write_disposition="append", columns=RUN_COLUMNS),
             dlt.resource(tables, name="load_run_tables", write_disposition="append"),
             dlt.resource(scans, name="load_run_scans", write_disposition="append", columns=TEXT_ERROR),
         ]
@@ -82,6 +95,8 @@ class LoadSummary:
             f"paced {row['paced_seconds']:.1f}s, received {row['bytes_received'] / 1e6:.1f} MB",
             f"  rejected records {row['records_rejected']:,}, marked deleted {row['records_deleted']:,}",
         ]
+        if self.step_seconds:
+            lines.append("  steps: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.step_seconds.items()))
         if self.rows_per_table:
             width = max(len(t) for t in self.rows_per_table)
             lines.append("  rows per table:")

@@ -84,7 +84,10 @@ class Store:
         return {c.alias: c.token for c in self.connections.values()}
 
     def page(self, conn: Connection, kind: str, cursor_id: str | None, limit: int) -> tuple[list[dict], bool]:
-        """Rows from the cursor row (included, as the real server does) on; and whether more follow."""
+        """Rows from the cursor row (included, as the real server does) on; and whether more follow.
+
+        The rows are the stored objects themselves (callers must not change them): every mutation below
+        replaces a row with a new object, so a renderer may cache by object identity."""
         with self.lock:
             table = conn.tables[kind]
             start = 0
@@ -95,7 +98,7 @@ class Store:
                 start = pos
             rows = table.rows[start : start + limit + 1]
             more = len(rows) > limit
-            return copy.deepcopy(rows[:limit]), more
+            return rows[:limit], more
 
     def get(self, conn: Connection, kind: str, record_id: str) -> dict[str, Any]:
         with self.lock:
@@ -121,16 +124,15 @@ class Store:
             pos = table.position(record_id)
             if pos is None:
                 raise UnknownRecord(record_id)
-            table.rows[pos].update(copy.deepcopy(fields))
-            table.rows[pos]["modified_at"] = now_iso()
+            table.rows[pos] = {**table.rows[pos], **copy.deepcopy(fields), "modified_at": now_iso()}
             return copy.deepcopy(table.rows[pos])
 
     def touch_all(self, alias: str, kind: str) -> None:
         """What the real server's 8-hourly sync does: rewrite `modified_at` of every row, nothing else."""
         with self.lock:
             stamp = now_iso()
-            for row in self.by_alias(alias).tables[kind].rows:
-                row["modified_at"] = stamp
+            rows = self.by_alias(alias).tables[kind].rows
+            rows[:] = [{**row, "modified_at": stamp} for row in rows]
 
     def delete(self, alias: str, kind: str, record_id: str) -> None:
         with self.lock:

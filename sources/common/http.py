@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 
 from sources.common.errors import ApiError, OutcomeUnknown
 from sources.common.ratelimit import RateLimitPacer
@@ -214,9 +215,9 @@ class ApiClient:
                     continue
                 if 200 <= status < 300:
                     try:
-                        return json.loads(content) if content else None
-                    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                        problem = f"invalid JSON body ({exc.msg if hasattr(exc, 'msg') else exc})"
+                        return orjson.loads(content) if content else None
+                    except orjson.JSONDecodeError as exc:  # also a truncated body the server did not announce
+                        problem = f"invalid JSON body ({exc})"
                         if not idempotent:
                             raise OutcomeUnknown(method, target, status, problem, attempts) from exc
                 elif status >= 500 and not self.permanent_error(response):

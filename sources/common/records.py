@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from sources.common.columns import id_list, required_id
+from sources.common.columns import id_list, required_id, text
 from sources.common.errors import RecordError
 from sources.common.tables import EMPTY_LIST_MARKER, TableSpec
 
@@ -43,21 +43,33 @@ class Field:
         return None
 
 
-def read_fields(record: dict[str, Any], fields: Sequence[Field], consumed: frozenset[str]) -> dict[str, Any]:
-    """Typed declared fields plus every other key of the record as it came (kept, not dropped)."""
-    row: dict[str, Any] = {}
-    for f in fields:
-        # the hot loop of a load: a field with one source name skips the alias search
-        if len(f.sources) == 1:
-            key = f.sources[0]
-            value = record.get(key)
-            row[f.column] = None if value is None else f.reader(value, key)
-        else:
+class FieldReader:
+    """The fields of one object kind, flattened into tuples for the hot loop of a load (a few hundred
+    thousand records a run): text already of the right type skips the reader call, a field with one
+    source name skips the alias search, and unknown keys are found with one set difference."""
+
+    def __init__(self, fields: Sequence[Field], consumed: frozenset[str]) -> None:
+        single = [f for f in fields if len(f.sources) == 1]
+        self.text = [(f.column, f.sources[0]) for f in single if f.reader is text]
+        self.typed = [(f.column, f.sources[0], f.reader) for f in single if f.reader is not text]
+        self.aliased = [f for f in fields if len(f.sources) > 1]
+        self.known = consumed | {f.column for f in fields}
+
+    def read(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Typed declared fields plus every other key of the record as it came (kept, not dropped)."""
+        get = record.get
+        row: dict[str, Any] = {}
+        for column, key in self.text:
+            value = get(key)
+            row[column] = value if value is None or type(value) is str else text(value, key)
+        for column, key, reader in self.typed:
+            value = get(key)
+            row[column] = None if value is None else reader(value, key)
+        for f in self.aliased:
             row[f.column] = f.read(record)
-    for key, value in record.items():
-        if key not in consumed and key not in row:
-            row[key] = value
-    return row
+        for key in record.keys() - self.known:
+            row[key] = record[key]
+        return row
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,10 @@ class ObjectChild:
         keys = {k for f in self.fields for k in f.keys}
         keys |= {k for lst in self.id_lists for k in lst.sources}
         return frozenset(keys)
+
+    @cached_property
+    def reader(self) -> FieldReader:
+        return FieldReader(self.fields, self.consumed | frozenset(self.spec.columns) | {EMPTY_LIST_MARKER})
 
 
 @dataclass(frozen=True)
@@ -114,11 +130,15 @@ class ObjectSpec:
         keys |= {k for c in self.objects for k in c.sources}
         return frozenset(keys)
 
+    @cached_property
+    def reader(self) -> FieldReader:
+        return FieldReader(self.fields, self.consumed | frozenset(self.parent.columns))
+
     def normalize(self, record: dict[str, Any], connection: str) -> dict[str, list[dict[str, Any]]]:
         """Rows per table name for one record. Every child table gets either rows or a marker row, so
         a list that shrank to nothing replaces the stored rows too."""
         record_id = required_id(record.get("id"))
-        parent = read_fields(record, self.fields, self.consumed)
+        parent = self.reader.read(record)
         parent.update(self.row_defaults, id=record_id, connection=connection)
         out: dict[str, list[dict[str, Any]]] = {self.parent.name: [parent]}
         key = {self.foreign_key: record_id, "connection": connection}
@@ -137,7 +157,7 @@ class ObjectSpec:
                 if not isinstance(line, dict):
                     raise RecordError(f"{obj.sources[0]}[{index}]", f"expected an object, got {line!r:.60}")
                 try:
-                    row = read_fields(line, obj.fields, obj.consumed)
+                    row = obj.reader.read(line)
                     row.update(key, line_index=index)
                     line_rows.append(row)
                     for lst in obj.id_lists:
@@ -159,6 +179,11 @@ def _first_present(record: dict[str, Any], keys: tuple[str, ...]) -> Any:
 
 
 def _id_rows(record: dict[str, Any], lst: IdListChild, key: dict[str, Any]) -> list[dict[str, Any]]:
-    source = next((k for k in lst.sources if record.get(k) is not None), lst.sources[0])
-    ids = id_list(record.get(source), source)
-    return [{**key, "position": position, lst.column: value} for position, value in enumerate(ids)]
+    for source in lst.sources:
+        value = record.get(source)
+        if value is not None:
+            break
+    else:
+        return []
+    column = lst.column
+    return [{**key, "position": position, column: item} for position, item in enumerate(id_list(value, source))]

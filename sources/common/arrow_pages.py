@@ -1,0 +1,282 @@
+"""The fast path of normalization: one page of records -> parent and child arrow tables with pyarrow kernels.
+
+`ObjectSpec.normalize` reads one record at a time in Python; it is the reference, and it names the record
+and field of every bad value. This module builds the same tables for a whole page at once: pyarrow
+converts the page into a typed struct array in C++, timestamps and decimals are cast as columns, and
+child tables come from list offsets (`list_flatten`, `list_parent_indices`). It is about twice as fast
+per record. It does not judge bad values: any value it cannot take as it is (a wrong type, a missing id, a
+date arrow cannot parse, a null inside a list) makes it give up on the page (`None`), and the page goes
+the reference way, which then reports exactly what is wrong. `tests/test_arrow_pages.py` checks that both
+ways give identical tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sources.common import columns as c
+from sources.common.records import MARKER_POSITIONS, Field, IdListChild, ObjectChild, ObjectSpec
+from sources.common.sync import HASH_COLUMN
+from sources.common.tables import EMPTY_LIST_MARKER, TableSpec, infer_column
+
+# How each reader's input arrives in the struct, and how the column is finished.
+_RAW = {
+    c.text: pa.string(),
+    c.minor_units: pa.int64(),
+    c.timestamp: pa.string(),
+    c.decimal: pa.string(),
+}
+
+
+class _GiveUp(Exception):
+    """This page needs the record-by-record path."""
+
+
+def _field_types(fields: Sequence[Field], id_lists: Sequence[IdListChild]) -> dict[str, pa.DataType]:
+    types: dict[str, pa.DataType] = {}
+    for f in fields:
+        if f.reader is c.json_text:
+            continue  # kept as Python objects, serialized one by one
+        if f.reader not in _RAW:
+            raise TypeError(f"no columnar form for reader {f.reader.__name__}")
+        for key in f.sources:
+            if types.setdefault(key, _RAW[f.reader]) != _RAW[f.reader]:
+                raise TypeError(f"key {key!r} is read with two types")
+    for lst in id_lists:
+        for key in lst.sources:
+            types[key] = pa.list_(pa.string())
+    return types
+
+
+def _finish(
+    f: Field, struct: pa.StructArray, records: Sequence[dict[str, Any]] | None, target: pa.DataType
+) -> pa.Array:
+    """One declared column from the struct: the first present source, cast to the table's type."""
+    if f.reader is c.json_text:
+        assert records is not None
+        values = []
+        for record in records:
+            raw = next((record[k] for k in f.sources if record.get(k) is not None), None)
+            values.append(None if raw is None else c.json_text(raw, f.sources[0]))
+        return pa.array(values, pa.string())
+    parts = [struct.field(k) for k in f.sources]
+    column = parts[0] if len(parts) == 1 else pc.coalesce(*parts)
+    if f.reader is c.text:
+        return column
+    try:
+        return pc.cast(column, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise _GiveUp from None
+
+
+def _positions(lengths: np.ndarray) -> np.ndarray:
+    """0, 1, ... within each list, for the flattened elements of lists of these lengths."""
+    total = int(lengths.sum())
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.arange(total, dtype=np.int64) - starts
+
+
+def _flatten(column: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """A list column's elements, each element's row, and each row's list length (null = empty)."""
+    lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = pc.list_flatten(column)
+    parents = pc.list_parent_indices(column).to_numpy(zero_copy_only=False).astype(np.int64)
+    if flat.null_count:
+        raise _GiveUp  # a null inside a list: the reference path names it
+    return flat, parents, lengths
+
+
+def _extras(rows: Sequence[dict[str, Any]], known: frozenset[str]) -> list[tuple[str, pa.Array, bool]]:
+    """Undeclared keys as inferred columns, sorted by name as `TableSpec.build` appends them."""
+    keys: set[str] = set()
+    for row in rows:
+        keys.update(row.keys())
+    out = []
+    for name in sorted(keys - known):
+        array, is_json = infer_column([row.get(name) for row in rows], name)
+        if array is not None:
+            out.append((name, array, is_json))
+    return out
+
+
+class ArrowPageBuilder:
+    """Builds one object kind's tables for a page of records with arrow kernels (see the module text)."""
+
+    def __init__(self, spec: ObjectSpec) -> None:
+        self.spec = spec
+        types = _field_types(spec.fields, spec.id_lists)
+        types["id"] = pa.string()
+        for obj in spec.objects:
+            line_types = _field_types(obj.fields, obj.id_lists)
+            line_struct = pa.struct([pa.field(k, t) for k, t in line_types.items()])
+            for key in obj.sources:
+                types[key] = pa.list_(line_struct)
+        self.struct_type = pa.struct([pa.field(k, t) for k, t in types.items()])
+        self.known = spec.reader.known
+        # pyarrow reads a string given for a list as a list of characters: such keys are checked first
+        self.list_keys = [k for k, t in types.items() if pa.types.is_list(t)]
+        self.line_list_keys = {
+            key: [k for lst in obj.id_lists for k in lst.sources] for obj in spec.objects for key in obj.sources
+        }
+
+    def build(self, records: Sequence[dict[str, Any]], hashes: Sequence[str], connection: str) -> dict[str, tuple]:
+        """table name -> (arrow table, JSON extra columns), or raises `_GiveUp` via `try_build`."""
+        spec = self.spec
+        for record in records:
+            for key in self.list_keys:
+                value = record.get(key)
+                if value is not None and type(value) is not list:
+                    raise _GiveUp
+                if value and key in self.line_list_keys:
+                    for line in value:
+                        if type(line) is not dict:
+                            raise _GiveUp
+                        for line_key in self.line_list_keys[key]:
+                            inner = line.get(line_key)
+                            if inner is not None and type(inner) is not list:
+                                raise _GiveUp
+        struct = pa.array(records, type=self.struct_type)
+        ids = struct.field("id")
+        if ids.null_count or pc.any(pc.equal(pc.utf8_trim_whitespace(ids), "")).as_py():
+            raise _GiveUp
+        n = len(records)
+        defaults = {**spec.row_defaults, "connection": connection}
+        values: dict[str, pa.Array] = {"id": ids, HASH_COLUMN: pa.array(hashes, pa.string())}
+        for f in spec.fields:
+            values[f.column] = _finish(f, struct, records, spec.parent.columns[f.column])
+        out = {spec.parent.name: self._table(spec.parent, values, n, defaults, _extras(records, self.known))}
+        key = {"connection": connection}
+        for lst in spec.id_lists:
+            column = self._coalesced(struct, lst.sources)
+            out[lst.spec.name] = self._id_list_table(lst, column, ids, key, spec.foreign_key)
+        for obj in spec.objects:
+            out.update(self._object_tables(obj, struct, records, ids, key))
+        return out
+
+    def try_build(self, records: Sequence[dict[str, Any]], hashes: Sequence[str], connection: str) -> dict | None:
+        try:
+            return self.build(records, hashes, connection)
+        except (_GiveUp, pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+            return None
+
+    # -- pieces ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _coalesced(struct: pa.StructArray, sources: Sequence[str]) -> pa.Array:
+        parts = [struct.field(k) for k in sources]
+        return parts[0] if len(parts) == 1 else pc.coalesce(*parts)
+
+    @staticmethod
+    def _table(
+        spec: TableSpec,
+        values: dict[str, pa.Array],
+        n: int,
+        constants: dict[str, Any],
+        extras: list[tuple[str, pa.Array, bool]],
+        markers: list[dict[str, Any]] | None = None,
+    ) -> tuple[pa.Table, list[str]]:
+        arrays = []
+        for name, typ in spec.columns.items():
+            if name in values:
+                arrays.append(values[name])
+            elif name in constants:
+                arrays.append(pa.array([constants[name]] * n, typ))
+            else:
+                arrays.append(pa.nulls(n, typ))
+        names = list(spec.columns)
+        types = list(spec.columns.values())
+        if spec.is_child:
+            arrays.append(pa.nulls(n, pa.bool_()))
+            names.append(EMPTY_LIST_MARKER)
+            types.append(pa.bool_())
+        arrays = [a if a.type == t else a.cast(t) for a, t in zip(arrays, types, strict=True)]
+        table = pa.Table.from_arrays(arrays, names=names)
+        json_extras = []
+        for name, array, is_json in extras:
+            table = table.append_column(name, array)
+            if is_json:
+                json_extras.append(name)
+        if markers:
+            marker_table, _ = spec.build(markers)
+            table = pa.concat_tables([table, marker_table], promote_options="default")
+        return table, json_extras
+
+    def _id_list_table(
+        self,
+        lst: IdListChild,
+        column: pa.Array,
+        root_ids: pa.Array,
+        key: dict[str, Any],
+        foreign_key: str,
+        line_index: pa.Array | None = None,
+        root_of_row: np.ndarray | None = None,
+        roots: int | None = None,
+    ) -> tuple[pa.Table, list[str]]:
+        flat, parents, lengths = _flatten(column)
+        if pc.any(pc.equal(flat, "")).as_py():
+            raise _GiveUp
+        values = {
+            foreign_key: root_ids.take(pa.array(parents if root_of_row is None else root_of_row[parents])),
+            "position": pa.array(_positions(lengths), pa.int32()),
+            lst.column: flat,
+        }
+        if line_index is not None:
+            values["line_index"] = line_index.take(pa.array(parents))
+        if root_of_row is None:
+            empty = np.flatnonzero(lengths == 0)
+        else:
+            per_root = np.bincount(root_of_row[parents], minlength=roots)
+            empty = np.flatnonzero(per_root == 0)
+        markers = self._markers(lst.spec, root_ids, empty, foreign_key, key)
+        return self._table(lst.spec, values, len(flat), key, [], markers)
+
+    def _object_tables(
+        self,
+        obj: ObjectChild,
+        struct: pa.StructArray,
+        records: Sequence[dict[str, Any]],
+        root_ids: pa.Array,
+        key: dict[str, Any],
+    ) -> dict[str, tuple]:
+        foreign_key = self.spec.foreign_key
+        column = self._coalesced(struct, obj.sources)
+        lines, parents, lengths = _flatten(column)
+        line_dicts: list[dict[str, Any]] = []
+        for record in records:
+            items = next((record[k] for k in obj.sources if record.get(k) is not None), None) or []
+            line_dicts.extend(items)
+        line_index = pa.array(_positions(lengths), pa.int32())
+        values: dict[str, pa.Array] = {foreign_key: root_ids.take(pa.array(parents)), "line_index": line_index}
+        for f in obj.fields:
+            values[f.column] = _finish(f, lines, line_dicts, obj.spec.columns[f.column])
+        known = obj.reader.known
+        markers = self._markers(obj.spec, root_ids, np.flatnonzero(lengths == 0), foreign_key, key)
+        out = {obj.spec.name: self._table(obj.spec, values, len(lines), key, _extras(line_dicts, known), markers)}
+        for lst in obj.id_lists:
+            column = self._coalesced(lines, lst.sources)
+            out[lst.spec.name] = self._id_list_table(
+                lst, column, root_ids, key, foreign_key, line_index=line_index, root_of_row=parents, roots=len(records)
+            )
+        return out
+
+    @staticmethod
+    def _markers(
+        spec: TableSpec, root_ids: pa.Array, rows: np.ndarray, foreign_key: str, key: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        if not len(rows):
+            return []
+        marker = {k: v for k, v in MARKER_POSITIONS.items() if k in spec.columns}
+        ids = root_ids.take(pa.array(rows)).to_pylist()
+        return [{foreign_key: i, **key, **marker, EMPTY_LIST_MARKER: True} for i in ids]
+
+
+def builder_for(spec: ObjectSpec) -> ArrowPageBuilder | None:
+    """The fast builder of an object kind, or None when one of its readers has no columnar form."""
+    try:
+        return ArrowPageBuilder(spec)
+    except TypeError:
+        return None

@@ -1,0 +1,120 @@
+"""The fast (columnar) page builder gives exactly the reference normalizer's tables, and gives up, leaving the
+page to the reference, on every value it cannot take as it is."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox.panora import ConnectionSpec, seed_connections
+from sandbox.panora.server import drop_zero_money
+from sources.common.arrow_pages import builder_for
+from sources.common.scan import ScanResult, _reference_tables
+from sources.common.sync import record_hash
+from sources.panora.objects import INVOICE, OBJECTS, PAYMENT, TRACKING_CATEGORY
+
+SEED = seed_connections(
+    seed=3, specs=(ConnectionSpec("c", "xero", ("EUR", "JPY", "KWD"), invoices=120, payments=160),)
+)[0]
+AS_SENT = {
+    "payments": [drop_zero_money(p) for p in SEED.payments],
+    "invoices": [drop_zero_money(i) for i in SEED.invoices],
+    "tracking_categories": [drop_zero_money(t) for t in SEED.tracking_categories],
+}
+
+EDGE_INVOICES = [
+    {
+        "id": "inv-spec-names",
+        "line_items": [
+            {
+                "description": "spec names",
+                "unit_price": 100,
+                "quantity": 2,
+                "total_amount": 200,
+                "item_id": "it-1",
+                "tracking_categories": ["tc-1", "tc-2"],
+            },
+            {"name": "report shape", "type": "Operating Activities", "remote_generated_at": "2026-01-02T03:04:05Z"},
+        ],
+    },
+    {"id": "inv-no-lists"},
+    {"id": "inv-null-lists", "line_items": None, "tracking_categories": None},
+    {"id": "inv-empty-line-categories", "line_items": [{"description": "x", "acc_tracking_categories": []}]},
+    {"id": "inv-extras", "brand_new": 7, "nested_new": {"a": [1, 2]}, "line_items": [{"line_extra": "kept"}]},
+    {"id": "inv-offset", "issue_date": "2026-07-17T02:00:00+02:00", "exchange_rate": "1e3"},
+]
+
+
+def both_ways(spec, records, connection="c"):
+    hashes = [record_hash(r, spec.volatile) for r in records]
+    fast = builder_for(spec).try_build(records, hashes, connection)
+    rejects: list = []
+    reference = _reference_tables(
+        spec,
+        connection,
+        [(i, r, h) for i, (r, h) in enumerate(zip(records, hashes, strict=True))],
+        rejects,
+        ScanResult(spec.resource, connection),
+    )
+    return fast, reference, rejects
+
+
+def rows(table) -> list[tuple]:
+    names = sorted(table.column_names)
+    return sorted(tuple(repr(row[n]) for n in names) for row in table.to_pylist())
+
+
+@pytest.mark.parametrize(
+    ("resource", "records"),
+    [
+        ("payments", AS_SENT["payments"]),
+        ("invoices", AS_SENT["invoices"]),
+        ("tracking_categories", AS_SENT["tracking_categories"]),
+        ("invoices", EDGE_INVOICES),
+    ],
+)
+def test_fast_path_builds_exactly_the_reference_tables(resource, records):
+    fast, reference, rejects = both_ways(OBJECTS[resource], records)
+    assert fast is not None, "the fast path gave up on well-formed records"
+    assert rejects == []
+    assert set(fast) == set(reference)
+    for name in reference:
+        fast_table, fast_json = fast[name]
+        ref_table, ref_json = reference[name]
+        assert fast_table.schema == ref_table.schema, name
+        assert sorted(fast_json) == sorted(ref_json), name
+        assert rows(fast_table) == rows(ref_table), name
+
+
+BAD = [
+    {"id": "p", "total_amount": "12.50"},
+    {"id": "p", "total_amount": True},
+    {"id": "p", "transaction_date": "31/12/2025"},
+    {"id": "p", "transaction_date": "2025-12-31"},  # valid, but only the reference reads a bare date
+    {"id": "p", "currency": 978},  # the reference accepts a number as text
+    {"id": "p", "exchange_rate": "0.1234567890123"},  # more places than stored: the reference rounds
+    {"id": "p", "line_items": [{"applied_amount": "ten"}]},
+    {"id": "p", "line_items": [None]},
+    {"id": "p", "tracking_categories": "not-a-list"},
+    {"id": "p", "line_items": "not-a-list"},
+    {"id": "p", "tracking_categories": [None]},
+    {"id": "p", "tracking_categories": [{"id": "tc-as-object"}]},
+    {"currency": "EUR"},
+    {"id": "   "},
+]
+
+
+@pytest.mark.parametrize("bad", BAD, ids=[repr(b)[:50] for b in BAD])
+def test_fast_path_gives_up_on_what_it_cannot_take_as_it_is(bad):
+    page = [*AS_SENT["payments"][:20], bad]
+    fast, _, _ = both_ways(PAYMENT, page)
+    assert fast is None
+
+
+def test_fast_path_gives_up_on_a_line_items_category_list_that_is_not_a_list():
+    page = [*AS_SENT["invoices"][:5], {"id": "i", "line_items": [{"acc_tracking_categories": "tc-1"}]}]
+    fast, _, _ = both_ways(INVOICE, page)
+    assert fast is None
+
+
+def test_every_object_kind_has_a_fast_path():
+    assert all(builder_for(spec) is not None for spec in (PAYMENT, INVOICE, TRACKING_CATEGORY))
