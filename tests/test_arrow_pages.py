@@ -45,7 +45,7 @@ EDGE_INVOICES = [
 
 
 def both_ways(spec, records, connection="c"):
-    hashes = [record_hash(r, spec.volatile) for r in records]
+    hashes = [record_hash(r, spec.volatile, spec.nested_lists) for r in records]
     fast = builder_for(spec).try_build(records, hashes, connection)
     rejects: list = []
     reference = _reference_tables(

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
 
+import orjson
+
 from sources.common.errors import RecordError
 
 _WIDE = Context(prec=80)  # quantizing must not fail before the 38-digit range check
@@ -77,10 +79,15 @@ def json_text(value: Any, field: str) -> str | None:
     """Nested JSON kept as JSON text (loaded into a JSON column)."""
     if value is None:
         return None
+    if value == {}:
+        return "{}"  # Panora's usual `field_mappings`
     try:
-        return json.dumps(value, separators=(",", ":"), sort_keys=True)
-    except (TypeError, ValueError):
-        raise RecordError(field, "not serializable as JSON") from None
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except (orjson.JSONEncodeError, TypeError):  # e.g. an integer beyond 64 bits
+        try:
+            return json.dumps(value, separators=(",", ":"), sort_keys=True)
+        except (TypeError, ValueError):
+            raise RecordError(field, "not serializable as JSON") from None
 
 
 def id_list(value: Any, field: str) -> list[str]:

@@ -116,6 +116,11 @@ class ObjectSpec:
     row_defaults: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
+    def nested_lists(self) -> tuple[str, ...]:
+        """The keys of the record's lists of objects (line items), for the content hash."""
+        return tuple(k for obj in self.objects for k in obj.sources)
+
+    @cached_property
     def child_specs(self) -> list[TableSpec]:
         specs = [c.spec for c in self.id_lists]
         for obj in self.objects:

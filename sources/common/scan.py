@@ -163,7 +163,7 @@ def _page_tables(
             error = RecordError("(record)", f"expected an object, got {type(record).__name__}")
             rejects.append(_reject(spec, connection, None, position, error, record))
             continue
-        content_hash = record_hash(record, spec.volatile)
+        content_hash = record_hash(record, spec.volatile, spec.nested_lists)
         if isinstance(record_id, str) and not loaded.needs_write(record_id, content_hash):
             result.unchanged += 1
             continue

@@ -31,19 +31,20 @@ NORMALIZER_VERSION = "1"
 _HASH_PERSONALIZATION = f"accounting-v{NORMALIZER_VERSION}".encode()[:16]
 
 
-def record_hash(record: dict[str, Any], volatile: frozenset[str]) -> str:
+def record_hash(record: dict[str, Any], volatile: frozenset[str], nested: tuple[str, ...] = ()) -> str:
     """A digest of the record's content without its volatile fields (e.g. Panora's `modified_at`, on the
     record and on its line items).
 
     The volatile fields are set aside for the dump and put back (the record is this scan's own copy): that
     is a third of the cost of copying every record without them. Keys keep the server's order (no sorting:
     were the server to reorder keys, the cost would be one needless rewrite of the rows, never a missed
-    change)."""
+    change). `nested` names the lists of objects (line items) whose volatile fields are set aside too."""
     removed: list[tuple[dict[str, Any], str, Any]] = []
     for key in volatile:
         if key in record:
             removed.append((record, key, record.pop(key)))
-    for value in record.values():
+    for list_key in nested:
+        value = record.get(list_key)
         if type(value) is list:
             for item in value:
                 if type(item) is dict:
