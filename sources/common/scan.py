@@ -26,7 +26,7 @@ from sources.common.columns import json_text
 from sources.common.errors import RecordError
 from sources.common.records import ObjectSpec
 from sources.common.sync import HASH_COLUMN, LoadedRecords, record_hash
-from sources.common.tables import EMPTY_LIST_MARKER, TIMESTAMP, TableSpec
+from sources.common.tables import EMPTY_LIST_MARKER, TIMESTAMP, TableSpec, Tagger
 
 log = logging.getLogger("accounting_etl.scan")
 
@@ -101,8 +101,11 @@ def scan_connection(
     connection: str,
     pages: Iterable[list[dict[str, Any]]],
     result: ScanResult,
+    tagger: Tagger | None = None,
 ) -> Iterator[Any]:
-    """Yield tagged arrow tables for one connection's records of one kind; fills `result`."""
+    """Yield tagged arrow tables for one connection's records of one kind; fills `result`. Pass the same
+    `tagger` to every scan of one resource."""
+    tagger = tagger or Tagger()
     started = time.monotonic()
     last_progress = started
     loaded = LoadedRecords.read(spec.parent.name, connection)
@@ -110,7 +113,7 @@ def scan_connection(
     seen: set[str] = set()
     for page in pages:
         result.pages += 1
-        yield from _page_tables(spec, connection, page, loaded, seen, result, fast)
+        yield from _page_tables(spec, connection, page, loaded, seen, result, fast, tagger)
         if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
             last_progress = time.monotonic()
             log.info(
@@ -126,7 +129,7 @@ def scan_connection(
         result.deleted = len(tombstones)
         result.count(spec.parent.name, len(tombstones))
         table, extra_json = spec.parent.build(tombstones)
-        yield spec.parent.tag(table, extra_json)
+        yield tagger.tag(spec.parent, table, extra_json)
     result.status = "complete"
     result.seconds = round(time.monotonic() - started, 3)
     log.info(
@@ -151,6 +154,7 @@ def _page_tables(
     seen: set[str],
     result: ScanResult,
     fast: ArrowPageBuilder | None,
+    tagger: Tagger,
 ) -> Iterator[Any]:
     changed: list[tuple[int, Any, str | None]] = []  # (position, record, hash) of what must be written
     rejects: list[dict[str, Any]] = []
@@ -182,7 +186,7 @@ def _page_tables(
         result.rejected += len(rejects)
         result.count(REJECTED_RECORDS.name, len(rejects))
         table, _ = REJECTED_RECORDS.build(rejects)
-        yield REJECTED_RECORDS.tag(table)
+        yield tagger.tag(REJECTED_RECORDS, table)
     for table_spec in (spec.parent, *spec.child_specs):
         if table_spec.name not in tables:
             continue
@@ -193,7 +197,7 @@ def _page_tables(
             else:
                 real = table.num_rows
             result.count(table_spec.name, real)
-            yield table_spec.tag(table, extra_json)
+            yield tagger.tag(table_spec, table, extra_json)
 
 
 def _reference_tables(

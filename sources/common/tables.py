@@ -119,3 +119,23 @@ def infer_column(values: list[Any], name: str) -> tuple[pa.Array | None, bool]:
     if kinds <= {str}:
         return pa.array(values, pa.string()), False
     return pa.array([json_text(v, name) for v in values], pa.string()), True
+
+
+class Tagger:
+    """Marks a resource's arrow tables for their destination tables.
+
+    dlt merges a table's hints again for every item that carries them, which costs about a millisecond an
+    item; a load yields a thousand items. So a table's first item carries its full hints, and later items
+    only name the table (dlt then applies the table variant it already holds), unless new JSON columns
+    appeared, which need their hints. One tagger per resource, since variants live on the resource."""
+
+    def __init__(self) -> None:
+        self._hinted: dict[str, frozenset[str]] = {}
+
+    def tag(self, spec: TableSpec, table: pa.Table, extra_json: Iterable[str] = ()) -> Any:
+        extra = frozenset(extra_json)
+        hinted = self._hinted.get(spec.name)
+        if hinted is not None and extra <= hinted:
+            return dlt.mark.with_table_name(table, spec.name)
+        self._hinted[spec.name] = (hinted or frozenset()) | extra
+        return spec.tag(table, sorted(self._hinted[spec.name]))

@@ -29,6 +29,7 @@ from sources.common.prefetch import prefetch
 from sources.common.ratelimit import RateLimitPacer
 from sources.common.records import ObjectSpec
 from sources.common.scan import ScanLog, scan_connection
+from sources.common.tables import Tagger
 from sources.panora.helpers import PanoraClient
 from sources.panora.objects import OBJECTS
 from sources.panora.settings import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE
@@ -93,12 +94,13 @@ def panora_source(
 
     def scan_all(spec: ObjectSpec) -> Iterator[Any]:
         client = PanoraClient(api_key, base_url, policy=policy, pacer=pacer, stats=stats, transport=transport)
+        tagger = Tagger()
         try:
             for alias, token in connections.items():
                 result = scan_log.start(spec.resource, alias)
                 pages = prefetch(client.pages(spec.resource, token, page_size, remote_data=remote_data))
                 try:
-                    yield from scan_connection(spec, alias, pages, result)
+                    yield from scan_connection(spec, alias, pages, result, tagger)
                 except (ApiError, PaginationError) as exc:
                     # one connection failing does not sink the others; nothing is marked deleted for it
                     result.status = "failed"
