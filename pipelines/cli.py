@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import date
 
 from pipelines.logs import setup_logging
 
@@ -62,13 +63,40 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--scale", type=float, default=1.0, help="multiply the seeded record counts")
     sandbox.add_argument("--delay", type=float, default=0.0, help="seconds added to every answer")
 
+    transform = sub.add_parser(
+        "transform",
+        help="rebuild the reconciliation models (load does this after every load)",
+        description="Rebuild the reconciliation models (schema `reconciliation`) from the loaded tables of a "
+        "DuckDB warehouse: staging, invoice settlement, unapplied payments, currency mismatches, duplicates, "
+        "receivables aging, summary. Reads DESTINATION__DUCKDB__CREDENTIALS and ACCOUNTING_ETL__DATASET_NAME.",
+    )
+    transform.add_argument(
+        "--database", help="DuckDB file (default: DESTINATION__DUCKDB__CREDENTIALS or accounting.duckdb)"
+    )
+    transform.add_argument("--dataset", help="dataset of the loaded tables (default accounting_raw)")
+    transform.add_argument("--as-of", type=date.fromisoformat, help="age receivables to this date (default today)")
+
+    report = sub.add_parser(
+        "report",
+        help="write the HTML reconciliation report and CSV exception lists",
+        description="Write a self-contained HTML reconciliation report (headline figures, status summary, "
+        "aging charts, exception lists) and one CSV per exception list, from the reconciliation models. "
+        "Reads DESTINATION__DUCKDB__CREDENTIALS.",
+    )
+    report.add_argument("--out", default="report", help="folder to write into (default ./report)")
+    report.add_argument(
+        "--database", help="DuckDB file (default: DESTINATION__DUCKDB__CREDENTIALS or accounting.duckdb)"
+    )
+
     demo = sub.add_parser(
         "demo",
-        help="sandbox + load into accounting.duckdb, then show the tables",
-        description="Start the sandbox, load everything into a DuckDB file, print where the data is and a few "
-        "rows of each table. Reads no settings: everything is local.",
+        help="sandbox + load into accounting.duckdb + reconciliation report",
+        description="Start the sandbox, load everything into a DuckDB file (the reconciliation models are "
+        "rebuilt with the load), print where the data is and a few rows of each table, and write the "
+        "reconciliation report. Reads no settings: everything is local.",
     )
     demo.add_argument("--database", default="accounting.duckdb", help="DuckDB file to write")
+    demo.add_argument("--report", default="report", help="folder for the report (default ./report)")
     return parser
 
 
@@ -83,8 +111,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from pipelines.demo import run_demo
 
-        summary = run_demo(args.database)
+        summary = run_demo(args.database, report_dir=args.report)
         return 0 if summary.status == "ok" else 1
+    if args.command == "transform":
+        from pipelines.transform import transform_database
+
+        result = transform_database(args.database, args.dataset, args.as_of)
+        if result.skipped:
+            print(f"accounting-etl transform: nothing built: {result.skipped}", file=sys.stderr)
+            return 2
+        print(f"built {len(result.rows)} models in schema {result.models_schema} (as of {result.as_of}):")
+        for name, rows in result.rows.items():
+            print(f"  {name:<26} {rows:>9,}")
+        return 0
+    if args.command == "report":
+        from pipelines.report import write_report
+        from pipelines.settings import duckdb_file
+
+        written = write_report(duckdb_file(args.database), args.out)
+        print(f"report: {written.path.resolve()}")
+        for path in written.csv_files:
+            print(f"  {path}")
+        return 0
     from pipelines.load import ConfigurationError, run_load
 
     try:

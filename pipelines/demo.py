@@ -8,8 +8,10 @@ from pathlib import Path
 import dlt
 import duckdb
 
-from pipelines.load import DEFAULT_DATASET, run_load
+from pipelines.load import run_load
+from pipelines.report import write_report
 from pipelines.sandbox import build_sandbox
+from pipelines.settings import DEFAULT_DATASET
 from pipelines.summary import LoadSummary
 
 PREVIEW_TABLES = (
@@ -23,8 +25,11 @@ PREVIEW_TABLES = (
 )
 
 
-def run_demo(database: str = "accounting.duckdb", pipelines_dir: str | None = None) -> LoadSummary:
-    """Start the sandbox (real rate limit on), load every resource of every connection, show the data."""
+def run_demo(
+    database: str = "accounting.duckdb", pipelines_dir: str | None = None, report_dir: str = "report"
+) -> LoadSummary:
+    """Start the sandbox (real rate limit on), load every resource of every connection (the reconciliation
+    models are rebuilt with the load), show the data, and write the reconciliation report."""
     database = str(Path(database).resolve())
     pipelines_dir = pipelines_dir or str(Path(database).parent / ".dlt-pipelines")
     with build_sandbox(port=0, rate_limit=100) as sandbox:
@@ -40,6 +45,9 @@ def run_demo(database: str = "accounting.duckdb", pipelines_dir: str | None = No
     print(summary.render())
     print(f"\nData: {database} (dataset `{DEFAULT_DATASET}`). Open it with: duckdb {os.path.relpath(database)}")
     _preview(database)
+    report = write_report(database, report_dir)
+    print(f"\nReconciliation report: {report.path.resolve()}")
+    print(f"  exception lists (CSV) beside it: {', '.join(p.name for p in report.csv_files)}")
     return summary
 
 

@@ -17,26 +17,25 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import dlt
 from dlt.common.destination import Destination
 
+from pipelines import settings
 from pipelines.logs import SECRETS
+from pipelines.settings import duckdb_file
 from pipelines.summary import LoadSummary
 from sources.common.http import RequestStats
 from sources.common.scan import ScanLog
 from sources.panora import RESOURCES, panora_source
+from transforms.run import SqlClientDatabase, run_transforms
 
 log = logging.getLogger("accounting_etl.load")
 
 DEFAULT_PIPELINE_NAME = "accounting_panora"
-# Not `accounting`: DuckDB 2.0 names the catalog of `accounting.duckdb` "accounting", and a schema of
-# the same name makes every `accounting.<table>` reference ambiguous (a Binder Error, even for dlt).
-DEFAULT_DATASET = "accounting_raw"
-DEFAULT_DUCKDB_FILE = "accounting.duckdb"
 
 # Arrow tables get dlt's `_dlt_load_id` too, so every row says which load wrote it.
 dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
@@ -51,8 +50,7 @@ def make_destination(destination: str | Destination | None = None) -> str | Dest
     if destination is None:
         destination = dlt.config.get("accounting_etl.destination") or "duckdb"
     if destination == "duckdb":
-        credentials = dlt.config.get("destination.duckdb.credentials") or DEFAULT_DUCKDB_FILE
-        return dlt.destinations.duckdb(credentials=credentials)
+        return dlt.destinations.duckdb(credentials=duckdb_file())
     return destination
 
 
@@ -97,6 +95,8 @@ def run_load(
     pipeline_name: str = DEFAULT_PIPELINE_NAME,
     pipelines_dir: str | None = None,
     source_options: Mapping[str, Any] | None = None,
+    transform: bool = True,
+    as_of: date | None = None,
 ) -> LoadSummary:
     """Load Panora into the warehouse and record the run.
 
@@ -108,6 +108,8 @@ def run_load(
         dataset_name: the dataset (schema) to load into; default `accounting_raw`.
         pipeline_name, pipelines_dir: where dlt keeps this pipeline's local state.
         source_options: more `panora_source` arguments (max_attempts, backoff_base, timeout, ...).
+        transform: rebuild the reconciliation models after the load (`transforms/`).
+        as_of: the date the models age receivables to (default today).
 
     Returns:
         The run's summary; `status` is `ok`, or `partial` when a connection's scan failed.
@@ -127,7 +129,7 @@ def run_load(
         kwargs["base_url"] = base_url
     if page_size:
         kwargs["page_size"] = page_size
-    dataset_name = dataset_name or dlt.config.get("accounting_etl.dataset_name") or DEFAULT_DATASET
+    dataset_name = settings.dataset_name(dataset_name)
     destination = make_destination(destination)
     _refuse_catalog_collision(destination, dataset_name)
     pipeline = dlt.pipeline(
@@ -166,6 +168,12 @@ def run_load(
                 if step.finished_at and step.step in ("extract", "normalize", "load")
             }
         summary.status = "partial" if scans.failed else "ok"
+        if transform:
+            with pipeline.sql_client() as client:
+                result = run_transforms(SqlClientDatabase(client), pipeline.dataset_name, as_of=as_of)
+            summary.models = result.rows
+            summary.models_skipped = result.skipped
+            summary.step_seconds["transform"] = result.seconds
     except Exception as exc:
         summary.status = "failed"
         summary.error = SECRETS.redact(f"{type(exc).__name__}: {exc}")

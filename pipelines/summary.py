@@ -22,6 +22,7 @@ RUN_COLUMNS: dict[str, Any] = {
     "extract_seconds": {"data_type": "double", "nullable": True},
     "normalize_seconds": {"data_type": "double", "nullable": True},
     "load_seconds": {"data_type": "double", "nullable": True},
+    "transform_seconds": {"data_type": "double", "nullable": True},
 }
 
 
@@ -37,7 +38,9 @@ class LoadSummary:
     rows_per_table: dict[str, int] = field(default_factory=dict)
     requests: dict[str, float] = field(default_factory=dict)
     scans: list[ScanResult] = field(default_factory=list)
-    step_seconds: dict[str, float] = field(default_factory=dict)  # dlt's extract / normalize / load
+    step_seconds: dict[str, float] = field(default_factory=dict)  # extract / normalize / load / transform
+    models: dict[str, int] = field(default_factory=dict)  # reconciliation model -> rows
+    models_skipped: str | None = None
     error: str | None = None
 
     @property
@@ -72,6 +75,8 @@ class LoadSummary:
             "extract_seconds": self.step_seconds.get("extract"),
             "normalize_seconds": self.step_seconds.get("normalize"),
             "load_seconds": self.step_seconds.get("load"),
+            "transform_seconds": self.step_seconds.get("transform"),
+            "models_built": len(self.models),
             "error": self.error,
         }
 
@@ -101,6 +106,10 @@ class LoadSummary:
             width = max(len(t) for t in self.rows_per_table)
             lines.append("  rows per table:")
             lines.extend(f"    {t:<{width}}  {n:>9,}" for t, n in sorted(self.rows_per_table.items()))
+        if self.models:
+            lines.append(f"  reconciliation models rebuilt: {len(self.models)} (schema reconciliation)")
+        if self.models_skipped:
+            lines.append(f"  reconciliation models not built: {self.models_skipped}")
         for scan in self.failed_scans:
             lines.append(f"  FAILED {scan.resource} [{scan.connection}]: {scan.error}")
         if self.error:

@@ -11,7 +11,8 @@ import dlt
 import duckdb
 import pytest
 
-from pipelines.load import DEFAULT_DATASET, run_load
+from pipelines.load import run_load
+from pipelines.settings import DEFAULT_DATASET
 from pipelines.summary import LoadSummary
 from sandbox.panora import PanoraSandbox, Settings, Store, seed_connections
 

@@ -1,0 +1,274 @@
+"""`accounting-etl report`: a self-contained HTML reconciliation report, plus a CSV of each exception list.
+
+Everything is read from the reconciliation models (`transforms/`); the page has no script and no external
+resource (inline CSS, inline SVG charts), so it opens from a file, a mail attachment or a shared drive.
+Every figure carries a `data-figure` attribute naming where it comes from, which the tests use to check
+the rendered page against the models.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from transforms.run import DEFAULT_MODELS_SCHEMA
+
+STATUSES = ("settled", "partially_paid", "overpaid", "unpaid", "balance_mismatch")
+BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
+
+
+@dataclass(frozen=True)
+class ExceptionList:
+    name: str
+    title: str
+    explanation: str
+    sql: str  # {m} is the models schema
+
+
+EXCEPTIONS = (
+    ExceptionList(
+        "balance_mismatches",
+        "Balance mismatches",
+        "The balance the accounting system reports differs from invoiced minus applied payments.",
+        "SELECT connection, number, invoice_id, currency, total_amount, applied_amount, expected_balance, "
+        "reported_balance, absent_amount_decides, due_date FROM {m}.invoice_settlement "
+        "WHERE status = 'balance_mismatch' ORDER BY connection, currency, abs(expected_balance - coalesce("
+        "reported_balance, 0)) DESC",
+    ),
+    ExceptionList(
+        "overpaid_invoices",
+        "Overpaid invoices",
+        "Payments applied exceed the invoice total: a refund, a credit or a misapplied payment.",
+        "SELECT connection, number, invoice_id, currency, total_amount, applied_amount, "
+        "applied_amount - total_amount AS overpaid_by, last_payment_date FROM {m}.invoice_settlement "
+        "WHERE status = 'overpaid' ORDER BY connection, currency, applied_amount - total_amount DESC",
+    ),
+    ExceptionList(
+        "unapplied_payments",
+        "Unapplied payments",
+        "Payments that name no invoice, or only invoices that are not in the warehouse.",
+        "SELECT connection, payment_id, currency, total_amount, transaction_date, reason, missing_invoice_ids "
+        "FROM {m}.unapplied_payments ORDER BY connection, currency, total_amount DESC",
+    ),
+    ExceptionList(
+        "duplicate_payments",
+        "Likely duplicate payments",
+        "Two or more payments on the same invoice, for the same amount, on the same day.",
+        "SELECT duplicate_group, connection, invoice_id, payment_id, currency, applied_amount, transaction_date "
+        "FROM {m}.duplicate_payments ORDER BY duplicate_group, payment_id",
+    ),
+    ExceptionList(
+        "currency_mismatches",
+        "Payments in another currency than their invoice",
+        "Not counted towards the invoice: convert and re-apply, or correct the payment's currency.",
+        "SELECT connection, payment_id, invoice_number, invoice_id, payment_currency, invoice_currency, "
+        "applied_amount_in_payment_currency, transaction_date FROM {m}.currency_mismatches "
+        "ORDER BY connection, transaction_date",
+    ),
+    ExceptionList(
+        "absent_amounts",
+        "Statuses that rest on an absent amount",
+        "Panora leaves zero amounts out; these statuses depend on reading an absent balance or total as 0, "
+        "or could not compare an absent balance. Check them in the accounting system.",
+        "SELECT connection, number, invoice_id, currency, source_status, status, total_amount, applied_amount, "
+        "absent_amount_decides, balance_not_compared FROM {m}.invoice_settlement "
+        "WHERE absent_amount_decides OR balance_not_compared ORDER BY connection, number",
+    ),
+)
+
+
+@dataclass
+class Report:
+    path: Path
+    csv_files: list[Path]
+    headline: dict[str, Any]
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return f"{value:,.4f}".rstrip("0").rstrip(".") if value % 1 else f"{value:,.0f}"
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _money(value: Any, exponent: int | None) -> str:
+    if value is None:
+        return ""
+    places = exponent if exponent is not None else 4
+    return f"{Decimal(value):,.{places}f}"
+
+
+CURRENCY_COLUMNS = ("currency", "payment_currency", "invoice_currency")
+
+
+def _table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    figure: str | None = None,
+    exponents: dict[str, int | None] | None = None,
+) -> str:
+    """An HTML table; decimal amounts get the decimals of the row's currency (the first currency column)."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    currency_at = next((columns.index(c) for c in CURRENCY_COLUMNS if c in columns), None)
+    body = []
+    for row in rows:
+        cells = []
+        exponent = (exponents or {}).get(row[currency_at]) if currency_at is not None else None
+        for column, value in zip(columns, row, strict=True):
+            attr = f' data-figure="{figure}.{html.escape(column)}"' if figure else ""
+            numeric = isinstance(value, int | Decimal) and not isinstance(value, bool)
+            cls = ' class="num"' if numeric else ""
+            text = _money(value, exponent) if isinstance(value, Decimal) and currency_at is not None else _fmt(value)
+            cells.append(f"<td{cls}{attr}>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _aging_svg(currency: str, exponent: int | None, amounts: dict[str, Decimal]) -> str:
+    """A horizontal bar per bucket, scaled to the largest; amounts printed beside the bars."""
+    width, bar_height, gap, label_width, value_width = 560, 22, 8, 70, 150
+    largest = max([a for a in amounts.values() if a] or [Decimal(1)])
+    colors = {"current": "#4c956c", "1-30": "#f2c14e", "31-60": "#f78154", "61-90": "#d1495b", "90+": "#8d0801"}
+    height = len(BUCKETS) * (bar_height + gap) + gap
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'aria-label="Receivables aging, {html.escape(currency)}">'
+    ]
+    for i, bucket in enumerate(BUCKETS):
+        y = gap + i * (bar_height + gap)
+        amount = amounts.get(bucket, Decimal(0))
+        bar = int((width - label_width - value_width) * float(amount / largest)) if amount else 0
+        parts.append(f'<text x="0" y="{y + 16}" font-size="13">{bucket}</text>')
+        parts.append(f'<rect x="{label_width}" y="{y}" width="{bar}" height="{bar_height}" fill="{colors[bucket]}"/>')
+        parts.append(
+            f'<text x="{label_width + bar + 6}" y="{y + 16}" font-size="13" '
+            f'data-figure="aging.{html.escape(currency)}.{bucket}">{_money(amount, exponent)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+STYLE = """
+body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 2rem; color: #222; }
+h1 { margin-bottom: 0.2rem; } .muted { color: #666; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 13px; }
+th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; }
+th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 1rem 0 2rem; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 10px 14px; min-width: 180px; }
+.card .value { font-size: 22px; font-weight: 600; } .card .label { color: #666; font-size: 12px; }
+.charts { display: flex; flex-wrap: wrap; gap: 24px; } section { margin-bottom: 2rem; }
+"""
+
+
+def write_report(
+    database: str | Path,
+    out_dir: str | Path,
+    models_schema: str = DEFAULT_MODELS_SCHEMA,
+    max_rows: int = 200,
+) -> Report:
+    """Write `index.html` and one CSV per exception list into `out_dir`; returns where they are."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    m = models_schema
+    with duckdb.connect(str(database), read_only=True) as con:
+        as_of, built_at = con.execute(f"SELECT as_of, built_at FROM {m}.model_run").fetchone()
+        exponents = dict(con.execute(f"SELECT code, exponent FROM {m}.currencies").fetchall())
+        summary_columns = [
+            "connection", "currency", "invoices", *STATUSES, "void_or_draft", "invoiced_amount", "applied_amount",
+            "open_amount", "unapplied_payments", "unapplied_amount", "currency_mismatches", "duplicate_payments",
+        ]  # fmt: skip
+        summary = con.execute(
+            f"SELECT {', '.join(summary_columns)} FROM {m}.reconciliation_summary ORDER BY connection, currency"
+        ).fetchall()
+        by_currency = con.execute(
+            f"SELECT currency, sum(invoices), sum(open_amount), sum(unapplied_amount), "
+            f"sum(balance_mismatch + overpaid) FROM {m}.reconciliation_summary GROUP BY currency ORDER BY currency"
+        ).fetchall()
+        overdue = dict(
+            con.execute(
+                f"SELECT currency, sum(open_amount) FROM {m}.receivables_aging WHERE bucket_order > 0 GROUP BY currency"
+            ).fetchall()
+        )
+        aging_rows = con.execute(
+            f"SELECT currency, bucket, sum(open_amount) FROM {m}.receivables_aging GROUP BY currency, bucket"
+        ).fetchall()
+        exceptions = []
+        csv_files = []
+        for exc in EXCEPTIONS:
+            sql = exc.sql.format(m=m)
+            cursor = con.execute(sql)
+            columns = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+            path = out / f"{exc.name}.csv"
+            con.execute(f"COPY ({sql}) TO '{str(path).replace(chr(39), chr(39) * 2)}' (HEADER, DELIMITER ',')")
+            csv_files.append(path)
+            exceptions.append((exc, columns, rows))
+
+    aging: dict[str, dict[str, Decimal]] = {}
+    for currency, bucket, amount in aging_rows:
+        aging.setdefault(currency, {})[bucket] = amount
+    headline = {
+        "invoices": sum(r[2] for r in summary),
+        "exceptions": {exc.name: len(rows) for exc, _, rows in exceptions},
+        "open_by_currency": {r[0]: r[2] for r in by_currency},
+    }
+    cards = [
+        f'<div class="card"><div class="value" data-figure="headline.invoices">{headline["invoices"]:,}</div>'
+        f'<div class="label">invoices reconciled</div></div>'
+    ]
+    for currency, _, open_amount, _, _ in by_currency:
+        exp = exponents.get(currency)
+        cards.append(
+            f'<div class="card"><div class="value" data-figure="headline.open.{html.escape(str(currency))}">'
+            f'{_money(open_amount, exp)}</div><div class="label">open receivables, {html.escape(str(currency))}'
+            f' (overdue <span data-figure="headline.overdue.{html.escape(str(currency))}">'
+            f"{_money(overdue.get(currency, Decimal(0)), exp)}</span>)</div></div>"
+        )
+    for exc, _, rows in exceptions:
+        cards.append(
+            f'<div class="card"><div class="value" data-figure="headline.exceptions.{exc.name}">{len(rows):,}</div>'
+            f'<div class="label">{html.escape(exc.title.lower())}</div></div>'
+        )
+    charts = "".join(
+        f"<div><h3>{html.escape(str(currency))}</h3>{_aging_svg(str(currency), exponents.get(currency), amounts)}</div>"
+        for currency, amounts in sorted(aging.items())
+    )
+    sections = []
+    for exc, columns, rows in exceptions:
+        shown = rows[:max_rows]
+        more = f'<p class="muted">{len(rows) - max_rows:,} more in {exc.name}.csv</p>' if len(rows) > max_rows else ""
+        body = _table(columns, shown, f"list.{exc.name}", exponents) if rows else '<p class="muted">None.</p>'
+        sections.append(
+            f'<section id="{exc.name}"><h2>{html.escape(exc.title)} '
+            f'(<span data-figure="count.{exc.name}">{len(rows):,}</span>)</h2>'
+            f'<p class="muted">{html.escape(exc.explanation)} CSV: <a href="{exc.name}.csv">{exc.name}.csv</a></p>'
+            f"{body}{more}</section>"
+        )
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Reconciliation report, as of {as_of}</title>
+<style>{STYLE}</style></head><body>
+<h1>Reconciliation report</h1>
+<p class="muted">Receivables aged to <strong data-figure="as_of">{as_of}</strong>;
+models built {built_at:%Y-%m-%d %H:%M} UTC. Amounts in each currency's own units; no conversion between currencies.</p>
+<div class="cards">{"".join(cards)}</div>
+<section><h2>Status by connection and currency</h2>
+{_table(summary_columns, summary, figure="summary", exponents=exponents)}</section>
+<section><h2>Receivables aging (open amount by days past due)</h2><div class="charts">{charts}</div></section>
+{"".join(sections)}
+</body></html>
+"""
+    index = out / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return Report(index, csv_files, headline)

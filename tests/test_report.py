@@ -1,0 +1,117 @@
+"""The reconciliation report over a freshly loaded sandbox dataset: rendered in headless Chromium, every
+figure on the page equals the models."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+from decimal import Decimal
+from html.parser import HTMLParser
+
+import duckdb
+import pytest
+
+from pipelines.report import EXCEPTIONS, write_report
+
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+class Figures(HTMLParser):
+    """Collects the text of every element with a data-figure attribute (the last one per name)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.figures: dict[str, list[str]] = {}
+        self._open: list[str | None] = []
+
+    def handle_starttag(self, tag, attrs):
+        name = dict(attrs).get("data-figure")
+        self._open.append(name)
+        if name:
+            self.figures.setdefault(name, []).append("")
+
+    def handle_endtag(self, tag):
+        if self._open:
+            self._open.pop()
+
+    def handle_data(self, data):
+        for name in self._open:
+            if name:
+                self.figures[name][-1] += data
+
+
+def number(text: str) -> Decimal:
+    return Decimal(text.replace(",", ""))
+
+
+@pytest.fixture
+def report(warehouse, tmp_path):
+    summary = warehouse.load()
+    assert summary.models, summary.models_skipped
+    return write_report(warehouse.path, tmp_path / "report"), warehouse
+
+
+def rendered_dom(path) -> str:
+    if BROWSER is None:
+        pytest.skip("no headless Chromium here (Debian package `chromium`): the rendered report is not checked")
+    result = subprocess.run(
+        [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={path.parent / 'chromium-profile'}", "--dump-dom", path.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "<h1>Reconciliation report</h1>" in result.stdout
+    return result.stdout
+
+
+def test_rendered_report_shows_the_models_figures(report):
+    written, warehouse = report
+    parser = Figures()
+    parser.feed(rendered_dom(written.path))
+    figures = parser.figures
+    with duckdb.connect(str(warehouse.path), read_only=True) as con:
+        q = lambda sql: con.execute(sql).fetchall()  # noqa: E731
+
+        assert (
+            number(figures["headline.invoices"][0]) == q("SELECT count(*) FROM reconciliation.invoice_settlement")[0][0]
+        )
+        for currency, open_amount in q(
+            "SELECT currency, sum(open_amount) FROM reconciliation.reconciliation_summary GROUP BY currency"
+        ):
+            assert number(figures[f"headline.open.{currency}"][0]) == open_amount
+        for currency, bucket, amount in q(
+            "SELECT currency, bucket, open_amount FROM reconciliation.receivables_aging WHERE connection = 'acme-eu'"
+        ):
+            # one connection per currency here: EUR and GBP belong to acme-eu only
+            assert number(figures[f"aging.{currency}.{bucket}"][0]) == amount
+        for exc in EXCEPTIONS:
+            expected = q(f"SELECT count(*) FROM ({exc.sql.format(m='reconciliation')})")[0][0]
+            assert number(figures[f"count.{exc.name}"][0]) == expected, exc.name
+            assert number(figures[f"headline.exceptions.{exc.name}"][0]) == expected, exc.name
+        summary = q(
+            "SELECT connection, currency, invoices, settled, partially_paid, overpaid, unpaid, balance_mismatch "
+            "FROM reconciliation.reconciliation_summary ORDER BY connection, currency"
+        )
+        shown = list(zip(*(figures[f"summary.{c}"] for c in (
+            "connection", "currency", "invoices", "settled", "partially_paid", "overpaid", "unpaid", "balance_mismatch"
+        )), strict=True))  # fmt: skip
+        assert [(r[0], r[1], *map(int, map(number, r[2:]))) for r in shown] == summary
+        assert figures["as_of"][0] == str(q("SELECT as_of FROM reconciliation.model_run")[0][0])
+
+
+def test_each_exception_list_has_its_csv(report):
+    written, warehouse = report
+    with duckdb.connect(str(warehouse.path), read_only=True) as con:
+        for exc in EXCEPTIONS:
+            path = written.path.parent / f"{exc.name}.csv"
+            with path.open() as handle:
+                rows = list(csv.DictReader(handle))
+            assert (
+                len(rows)
+                == con.execute(f"SELECT count(*) FROM ({exc.sql.format(m='reconciliation')})").fetchall()[0][0]
+            )
+    html_text = written.path.read_text()
+    assert "<script" not in html_text and "http://" not in html_text.replace("http://www.w3.org/2000/svg", "")
+    assert html_text.count("<svg") == 6  # one aging chart per currency of the sandbox

@@ -1,0 +1,224 @@
+"""Reconciliation models on small hand-made data, every expected figure computed by hand (in the comments)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import duckdb
+import pytest
+
+from transforms.run import DuckDBDatabase, run_transforms
+
+AS_OF = date(2026, 11, 21)
+
+RAW_DDL = """
+CREATE SCHEMA raw;
+CREATE TABLE raw.invoices (id VARCHAR, connection VARCHAR, provider VARCHAR, number VARCHAR, status VARCHAR,
+  type VARCHAR, issue_date TIMESTAMPTZ, due_date TIMESTAMPTZ, currency VARCHAR, total_amount BIGINT,
+  sub_total BIGINT, total_tax_amount BIGINT, balance BIGINT, exchange_rate DECIMAL(38,12), contact_id VARCHAR,
+  created_at TIMESTAMPTZ, modified_at TIMESTAMPTZ, deleted_at TIMESTAMPTZ);
+CREATE TABLE raw.payments (id VARCHAR, connection VARCHAR, provider VARCHAR, invoice_id VARCHAR,
+  transaction_date TIMESTAMPTZ, currency VARCHAR, total_amount BIGINT, exchange_rate DECIMAL(38,12), type VARCHAR,
+  contact_id VARCHAR, account_id VARCHAR, remote_id VARCHAR, created_at TIMESTAMPTZ, deleted_at TIMESTAMPTZ);
+CREATE TABLE raw.payments__line_items (payment_id VARCHAR, line_index INTEGER, related_object_type VARCHAR,
+  related_object_id VARCHAR, applied_amount BIGINT);
+CREATE TABLE raw.invoices__line_items (invoice_id VARCHAR, line_index INTEGER, connection VARCHAR,
+  description VARCHAR, quantity BIGINT, unit_price BIGINT, total_amount BIGINT, item_id VARCHAR);
+CREATE TABLE raw.invoices__line_items__tracking_categories (invoice_id VARCHAR, line_index INTEGER,
+  position INTEGER, tracking_category_id VARCHAR);
+CREATE TABLE raw.tracking_categories (id VARCHAR, name VARCHAR);
+"""
+
+# id, status, currency, total, balance (None = absent in the API), due date, deleted
+INVOICES = [
+    ("I1", "PAID", "EUR", 10000, None, "2026-10-01", False),  # paid by P1 in full: settled
+    ("I2", "PARTIALLY_PAID", "EUR", 10000, 4000, "2026-11-10", False),  # 6000 via P2's line item: partially
+    ("I3", "PAID", "JPY", 5000, None, "2026-10-01", False),  # P3: 6000 via invoice_id AND line item, once: overpaid
+    ("I4", "OPEN", "KWD", 12345, 12345, "2026-10-01", False),  # only a deleted payment: unpaid, 12.345 KWD
+    ("I5", "PARTIALLY_PAID", "EUR", 20000, 5000, "2026-07-01", False),  # applied 10000 -> 10000 != 5000: mismatch
+    ("I6", "VOID", "EUR", 7000, 7000, "2026-10-01", False),  # void: out of receivables
+    ("I7", "PAID", "EUR", 3000, None, "2026-09-15", False),  # PAID, no payment, absent balance read as 0: mismatch
+    ("I8", "OPEN", "EUR", 9000, None, "2026-12-01", False),  # OPEN, absent balance: not compared; unpaid, not due
+    ("I9", "OPEN", "EUR", 5555, 5555, "2026-10-01", True),  # deleted upstream: not in the models
+    ("I10", "PAID", "EUR", 3000, None, "2026-10-01", False),  # P9 + P10 (duplicates) settle it
+    ("I11", "OPEN", "EUR", 100, 100, "2026-10-22", False),  # 30 days past due: 1-30
+    ("I12", "OPEN", "EUR", 200, 200, "2026-10-21", False),  # 31 days past due: 31-60
+    ("I13", "OPEN", "EUR", 300, 300, "2026-11-21", False),  # due today: current
+]
+# id, currency, total, invoice_id, transaction date, deleted
+PAYMENTS = [
+    ("P1", "EUR", 10000, "I1", "2026-10-05", False),
+    ("P2", "EUR", 6000, None, "2026-10-06", False),
+    ("P3", "JPY", 6000, "I3", "2026-10-07", False),
+    ("P5", "EUR", 10000, "I5", "2026-10-08", False),
+    ("P6", "EUR", 2500, None, "2026-10-09", False),  # no invoice: unapplied
+    ("P7", "EUR", 1000, "I-missing", "2026-10-10", False),  # invoice not in the warehouse: unapplied
+    ("P8", "GBP", 4000, "I2", "2026-10-11", False),  # GBP payment on a EUR invoice: currency mismatch
+    ("P9", "EUR", 1500, "I10", "2026-10-12", False),  # P9 and P10: same invoice, amount, date
+    ("P10", "EUR", 1500, "I10", "2026-10-12", False),
+    ("P11", "KWD", 12345, "I4", "2026-10-13", True),  # deleted: applies to nothing
+]
+PAYMENT_LINES = [("P2", 0, "INVOICE", "I2", 6000), ("P3", 0, "INVOICE", "I3", 6000)]
+
+
+@pytest.fixture
+def models():
+    con = duckdb.connect()
+    con.execute(RAW_DDL)
+    for inv_id, status, currency, total, balance, due, deleted in INVOICES:
+        con.execute(
+            "INSERT INTO raw.invoices (id, connection, provider, number, status, currency, total_amount, balance, "
+            "due_date, issue_date, deleted_at) VALUES (?, 'c1', 'panora', ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                inv_id,
+                f"N-{inv_id}",
+                status,
+                currency,
+                total,
+                balance,
+                due,
+                "2026-09-01",
+                "2026-11-01" if deleted else None,
+            ],
+        )
+    for pay_id, currency, total, invoice_id, when, deleted in PAYMENTS:
+        con.execute(
+            "INSERT INTO raw.payments (id, connection, provider, currency, total_amount, invoice_id, "
+            "transaction_date, deleted_at) VALUES (?, 'c1', 'panora', ?, ?, ?, ?, ?)",
+            [pay_id, currency, total, invoice_id, when, "2026-11-01" if deleted else None],
+        )
+    con.executemany("INSERT INTO raw.payments__line_items VALUES (?, ?, ?, ?, ?)", PAYMENT_LINES)
+    con.execute("INSERT INTO raw.invoices__line_items VALUES ('I2', 0, 'c1', 'Consulting', 2, 5000, 10000, 'item-1')")
+    con.execute("INSERT INTO raw.tracking_categories VALUES ('tc1', 'Sales'), ('tc2', 'EMEA')")
+    con.execute(
+        "INSERT INTO raw.invoices__line_items__tracking_categories VALUES ('I2', 0, 0, 'tc1'), ('I2', 0, 1, 'tc2')"
+    )
+    result = run_transforms(DuckDBDatabase(con), "raw", "models", as_of=AS_OF)
+    assert result.skipped is None
+    return con
+
+
+def rows(con, sql):
+    return con.execute(sql).fetchall()
+
+
+def test_every_status(models):
+    statuses = dict(rows(models, "SELECT invoice_id, status FROM models.invoice_settlement"))
+    assert statuses == {
+        "I1": "settled",
+        "I2": "partially_paid",
+        "I3": "overpaid",
+        "I4": "unpaid",
+        "I5": "balance_mismatch",
+        "I6": "void",
+        "I7": "balance_mismatch",
+        "I8": "unpaid",
+        "I10": "settled",
+        "I11": "unpaid",
+        "I12": "unpaid",
+        "I13": "unpaid",
+    }
+
+
+def test_applications_are_counted_once_and_in_the_invoice_currency(models):
+    applied = dict(rows(models, "SELECT invoice_id, applied_minor FROM models.invoice_settlement"))
+    assert applied["I3"] == 6000  # line item and invoice_id name the same application: not 12000
+    assert applied["I2"] == 6000  # P8 is GBP: not summed into a EUR invoice
+    assert applied["I10"] == 3000 and applied["I4"] == 0  # P11 is deleted
+    i3 = rows(
+        models,
+        "SELECT expected_balance_minor, open_minor, open_amount FROM models.invoice_settlement WHERE invoice_id = 'I3'",
+    )
+    assert i3 == [(-1000, 0, Decimal("0"))]
+
+
+def test_absent_amounts_are_flagged_where_they_decide(models):
+    flags = {
+        r[0]: r[1:]
+        for r in rows(
+            models, "SELECT invoice_id, absent_amount_decides, balance_not_compared FROM models.invoice_settlement"
+        )
+    }
+    assert flags["I7"] == (True, False)  # PAID with no payment: only the read-as-0 balance makes it a mismatch
+    assert flags["I8"] == (False, True)  # OPEN with no balance: could not be compared
+    assert flags["I1"] == (False, False)  # PAID, read as 0, and 0 is expected anyway: decides nothing
+
+
+def test_amounts_use_the_currencys_own_exponent(models):
+    amounts = dict(rows(models, "SELECT invoice_id, total_amount FROM models.invoice_settlement"))
+    assert amounts["I1"] == Decimal("100.00")  # EUR: 2 decimals
+    assert amounts["I3"] == Decimal("5000")  # JPY: 0 decimals, not 50.00
+    assert amounts["I4"] == Decimal("12.345")  # KWD: 3 decimals, not 123.45
+
+
+def test_exception_lists(models):
+    assert rows(
+        models, "SELECT payment_id, reason, missing_invoice_ids FROM models.unapplied_payments ORDER BY payment_id"
+    ) == [("P6", "no_invoice", None), ("P7", "invoice_not_in_warehouse", "I-missing")]
+    assert rows(
+        models, "SELECT payment_id, invoice_id, payment_currency, invoice_currency FROM models.currency_mismatches"
+    ) == [("P8", "I2", "GBP", "EUR")]
+    assert rows(
+        models,
+        "SELECT payment_id, invoice_id, group_size, duplicate_group FROM models.duplicate_payments ORDER BY payment_id",
+    ) == [("P10", "I10", 2, 1), ("P9", "I10", 2, 1)]
+    assert "I9" not in {r[0] for r in rows(models, "SELECT invoice_id FROM models.invoice_settlement")}
+
+
+def test_aging_buckets_hold_open_amounts_with_inclusive_bounds(models):
+    aging = rows(
+        models,
+        "SELECT currency, bucket, invoices, open_amount FROM models.receivables_aging ORDER BY currency, bucket_order",
+    )
+    assert aging == [
+        ("EUR", "current", 2, Decimal("93.00")),  # I8 90.00 + I13 3.00 (due today)
+        ("EUR", "1-30", 2, Decimal("41.00")),  # I2 40.00 open (not its 100.00 total) + I11 1.00 (30 days)
+        ("EUR", "31-60", 1, Decimal("2.00")),  # I12, 31 days
+        ("EUR", "61-90", 1, Decimal("30.00")),  # I7
+        ("EUR", "90+", 1, Decimal("100.00")),  # I5: 200.00 - 100.00 applied
+        ("KWD", "31-60", 1, Decimal("12.345")),  # I4, 51 days
+    ]
+
+
+def test_summary_per_connection_and_currency(models):
+    summary = {
+        r[0]: r[1:]
+        for r in rows(
+            models,
+            "SELECT currency, invoices, settled, partially_paid, overpaid, unpaid, balance_mismatch, void_or_draft, "
+            "invoiced_amount, applied_amount, open_amount, unapplied_payments, unapplied_amount, currency_mismatches, "
+            "duplicate_payments FROM models.reconciliation_summary WHERE connection = 'c1'",
+        )
+    }
+    assert summary["EUR"] == (
+        10, 2, 1, 0, 4, 2, 1,
+        Decimal("556.00"),  # I1 100 + I2 100 + I5 200 + I7 30 + I8 90 + I10 30 + I11 1 + I12 2 + I13 3
+        Decimal("290.00"),  # I1 100 + I2 60 + I5 100 + I10 30
+        Decimal("266.00"),  # I2 40 + I5 100 + I7 30 + I8 90 + I11 1 + I12 2 + I13 3
+        2, Decimal("35.00"), 1, 2,
+    )  # fmt: skip
+    assert summary["JPY"][:5] == (1, 0, 0, 1, 0)
+    assert summary["KWD"][9] == Decimal("12.345")
+
+
+def test_model_grains_are_unique(models):
+    for table, key in [
+        ("stg_invoices", "invoice_id"),
+        ("stg_payments", "payment_id"),
+        ("invoice_settlement", "invoice_id"),
+        ("payment_applications", "payment_id, invoice_id"),
+        ("receivables_aging", "connection, currency, bucket"),
+        ("reconciliation_summary", "connection, currency"),
+        ("stg_invoice_line_items", "invoice_id, line_index"),
+    ]:
+        duplicates = rows(models, f"SELECT {key}, count(*) FROM models.{table} GROUP BY ALL HAVING count(*) > 1")
+        assert duplicates == [], table
+    assert rows(models, "SELECT tracking_categories FROM models.stg_invoice_line_items") == [("Sales, EMEA",)]
+
+
+def test_transforms_wait_for_the_raw_tables():
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA raw; CREATE TABLE raw.payments (id VARCHAR)")
+    result = run_transforms(DuckDBDatabase(con), "raw", "models", as_of=AS_OF)
+    assert result.skipped and "invoices" in result.skipped

@@ -1,0 +1,22 @@
+-- stg_payments: one row per live payment. Amounts as in stg_invoices; an absent total_amount is 0.
+SELECT
+    p.id AS payment_id,
+    p.connection,
+    p.provider,
+    p.invoice_id,
+    CAST(p.transaction_date AS DATE) AS transaction_date,
+    upper(p.currency) AS currency,
+    c.exponent AS currency_exponent,
+    c.exponent IS NULL AS currency_unknown,
+    coalesce(p.total_amount, 0) AS total_minor,
+    p.total_amount IS NULL AS total_absent,
+    CAST(coalesce(p.total_amount, 0) AS DECIMAL(38, 0)) * c.minor_unit AS total_amount,
+    p.exchange_rate,
+    p.type AS payment_type,
+    p.contact_id,
+    p.account_id,
+    p.remote_id,
+    p.created_at
+FROM {raw}.payments AS p
+LEFT JOIN {models}.currencies AS c ON c.code = upper(p.currency)
+WHERE p.deleted_at IS NULL

@@ -1,0 +1,15 @@
+-- unapplied_payments: one row per live payment that is not applied to an invoice in the warehouse:
+-- it names no invoice at all, or only invoices the warehouse does not have (for that connection).
+SELECT
+    p.*,
+    CASE
+        WHEN NOT EXISTS (SELECT 1 FROM {models}.payment_applications AS a WHERE a.payment_id = p.payment_id)
+            THEN 'no_invoice'
+        ELSE 'invoice_not_in_warehouse'
+    END AS reason,
+    (SELECT string_agg(a.invoice_id, ', ') FROM {models}.payment_applications AS a
+     WHERE a.payment_id = p.payment_id AND NOT a.invoice_in_warehouse) AS missing_invoice_ids
+FROM {models}.stg_payments AS p
+WHERE NOT EXISTS (
+    SELECT 1 FROM {models}.payment_applications AS a WHERE a.payment_id = p.payment_id AND a.invoice_in_warehouse
+)

@@ -1,0 +1,167 @@
+"""Builds the reconciliation models: every `models/NN_name.sql` in order, as table `name` in the models
+schema, in one transaction (a crash leaves the previous models in place).
+
+Each model file is one SELECT that states its grain in its opening comment, reading `{raw}` (the loaded
+tables), `{models}` (the models before it) and `{as_of}` (the date ages are counted to: explicit, so a
+report can be reproduced; today by default).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+import iso4217
+
+log = logging.getLogger("accounting_etl.transforms")
+
+MODELS_DIR = Path(__file__).parent / "models"
+DEFAULT_MODELS_SCHEMA = "reconciliation"
+REQUIRED_RAW_TABLES = (
+    "invoices",
+    "invoices__line_items",
+    "invoices__line_items__tracking_categories",
+    "payments",
+    "payments__line_items",
+    "tracking_categories",
+)
+
+
+class Database(Protocol):
+    def execute(self, sql: str) -> None: ...
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]: ...
+
+
+class DuckDBDatabase:
+    """A DuckDB connection (analysts' notebooks, `accounting-etl transform`)."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.connection.execute("SET TimeZone = 'UTC'")
+
+    def execute(self, sql: str) -> None:
+        self.connection.execute(sql)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.connection.execute(sql).fetchall()
+
+
+class SqlClientDatabase:
+    """dlt's SQL client of a pipeline's destination (the load job)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        if "duckdb" in type(client).__module__:
+            client.execute_sql("SET TimeZone = 'UTC'")  # dates are cut from timestamps in UTC
+
+    def execute(self, sql: str) -> None:
+        self.client.execute_sql(sql)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return list(self.client.execute_sql(sql) or [])
+
+
+@dataclass
+class TransformResult:
+    as_of: date
+    models_schema: str
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    skipped: str | None = None
+
+
+def model_files() -> list[Path]:
+    return sorted(MODELS_DIR.glob("[0-9][0-9]_*.sql"))
+
+
+def model_name(path: Path) -> str:
+    return path.stem.split("_", 1)[1]
+
+
+def currency_rows() -> list[tuple[str, str, int | None, Decimal | None]]:
+    """ISO 4217 from the `iso4217` package (ISO's own table): code, name, exponent, the minor unit as a
+    decimal (0.01 for EUR, 1 for JPY, 0.001 for KWD). Metals and funds (XAU, XXX) have no exponent: their
+    amounts stay unconverted (NULL) rather than guessed."""
+    rows = []
+    for currency in iso4217.Currency:
+        exponent = currency.exponent
+        unit = Decimal(1).scaleb(-exponent) if exponent is not None else None
+        rows.append((currency.code, currency.currency_name, exponent, unit))
+    return rows
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, int | Decimal):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _currencies_sql(models: str) -> list[str]:
+    values = ",\n".join(
+        f"({_literal(code)}, {_literal(name)}, {_literal(exp)}, {_literal(unit)})"
+        for code, name, exp, unit in currency_rows()
+    )
+    return [
+        f"DROP TABLE IF EXISTS {models}.currencies",
+        f"CREATE TABLE {models}.currencies (code VARCHAR, name VARCHAR, exponent INTEGER, minor_unit DECIMAL(18, 4))",
+        f"INSERT INTO {models}.currencies VALUES\n{values}",
+    ]
+
+
+def missing_raw_tables(db: Database, raw: str) -> list[str]:
+    rows = db.query("SELECT table_name FROM information_schema.tables WHERE table_schema = " + _literal(raw))
+    present = {r[0] for r in rows}
+    return [t for t in REQUIRED_RAW_TABLES if t not in present]
+
+
+def run_transforms(
+    db: Database,
+    raw_schema: str,
+    models_schema: str = DEFAULT_MODELS_SCHEMA,
+    as_of: date | None = None,
+) -> TransformResult:
+    """Build every model from the raw tables in `raw_schema`, counting ages to `as_of` (default today)."""
+    as_of = as_of or datetime.now(UTC).date()
+    result = TransformResult(as_of=as_of, models_schema=models_schema)
+    missing = missing_raw_tables(db, raw_schema)
+    if missing:
+        result.skipped = f"raw tables not loaded yet: {', '.join(missing)}"
+        log.warning("transforms skipped: %s", result.skipped)
+        return result
+    started = time.monotonic()
+    names = {"raw": raw_schema, "models": models_schema, "as_of": as_of.isoformat()}
+    files = model_files()
+    db.execute("BEGIN TRANSACTION")
+    try:
+        db.execute(f"CREATE SCHEMA IF NOT EXISTS {models_schema}")
+        for statement in _currencies_sql(models_schema):
+            db.execute(statement)
+        for path in files:
+            name = model_name(path)
+            select = path.read_text().format(**names)
+            db.execute(f"DROP TABLE IF EXISTS {models_schema}.{name}")
+            db.execute(f"CREATE TABLE {models_schema}.{name} AS\n{select}")
+        db.execute(f"DROP TABLE IF EXISTS {models_schema}.model_run")
+        db.execute(
+            f"CREATE TABLE {models_schema}.model_run AS SELECT DATE {_literal(as_of.isoformat())} AS as_of, "
+            f"CAST({_literal(datetime.now(UTC).isoformat())} AS TIMESTAMP) AS built_at, "
+            f"{_literal(raw_schema)} AS raw_schema"
+        )
+        db.execute("COMMIT")
+    except Exception:
+        db.execute("ROLLBACK")
+        raise
+    for path in files:
+        name = model_name(path)
+        result.rows[name] = db.query(f"SELECT count(*) FROM {models_schema}.{name}")[0][0]
+    result.seconds = round(time.monotonic() - started, 3)
+    log.info("transforms: %d models in %s (as of %s) in %.1fs", len(files), models_schema, as_of, result.seconds)
+    return result
