@@ -53,6 +53,15 @@ def run_demo(
 
 def _preview(database: str) -> None:
     with duckdb.connect(database, read_only=True) as con:
+        if con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'reconciliation'"
+        ).fetchone()[0]:
+            frame = con.execute(
+                "SELECT connection, currency, invoices, settled, partially_paid, overpaid, unpaid, balance_mismatch, "
+                "open_amount, unapplied_payments FROM reconciliation.reconciliation_summary ORDER BY 1, 2"
+            ).df()
+            print("\nreconciliation.reconciliation_summary (the report below has the details):")
+            print(frame.to_string(index=False))
         for table in PREVIEW_TABLES:
             name = f"{DEFAULT_DATASET}.{table}"
             count = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]

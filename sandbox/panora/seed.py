@@ -256,6 +256,16 @@ def _payments(ids: _Ids, spec: ConnectionSpec, conn: SeedConnection, today: date
             currency = next(c for c in spec.currencies if c != invoice["currency"])  # currency mismatch
         via = rng.choice(("invoice_id", "invoice_id", "line_items", "both"))
         payments.append(_payment(ids, spec, invoice, amount, currency, today, leaf_categories, applied_via=via))
+        if style > 0.96 and len(payments) < spec.payments:
+            # recorded twice: same invoice, amount and date under a new id (a likely duplicate)
+            twin = _payment(ids, spec, invoice, amount, currency, today, leaf_categories, applied_via=via)
+            twin["transaction_date"] = payments[-1]["transaction_date"]
+            payments.append(twin)
+        elif style < 0.1 and len(payments) < spec.payments:
+            # applied to an invoice the accounting system no longer lists (not in the warehouse)
+            orphan = _payment(ids, spec, None, max(1, amount // 2), currency, today, leaf_categories, "none")
+            orphan["invoice_id"] = ids.uuid()
+            payments.append(orphan)
         invoice["balance"] = invoice["balance"] - amount
         if invoice["balance"] <= 0:
             invoice["status"] = "PAID"
