@@ -28,6 +28,8 @@ CREATE TABLE raw.invoices__line_items (invoice_id VARCHAR, line_index INTEGER, c
 CREATE TABLE raw.invoices__line_items__tracking_categories (invoice_id VARCHAR, line_index INTEGER,
   position INTEGER, tracking_category_id VARCHAR);
 CREATE TABLE raw.tracking_categories (id VARCHAR, name VARCHAR);
+CREATE TABLE raw.invoices__tracking_categories (invoice_id VARCHAR, position INTEGER, tracking_category_id VARCHAR);
+CREATE TABLE raw.payments__tracking_categories (payment_id VARCHAR, position INTEGER, tracking_category_id VARCHAR);
 """
 
 # id, status, currency, total, balance (None = absent in the API), due date, deleted
@@ -94,6 +96,8 @@ def models():
     con.execute(
         "INSERT INTO raw.invoices__line_items__tracking_categories VALUES ('I2', 0, 0, 'tc1'), ('I2', 0, 1, 'tc2')"
     )
+    con.execute("INSERT INTO raw.invoices__tracking_categories VALUES ('I1', 0, 'tc2')")
+    con.execute("INSERT INTO raw.payments__tracking_categories VALUES ('P1', 0, 'tc1'), ('P1', 1, 'tc2')")
     result = run_transforms(DuckDBDatabase(con), "raw", "models", as_of=AS_OF)
     assert result.skipped is None
     return con
@@ -215,6 +219,10 @@ def test_model_grains_are_unique(models):
         duplicates = rows(models, f"SELECT {key}, count(*) FROM models.{table} GROUP BY ALL HAVING count(*) > 1")
         assert duplicates == [], table
     assert rows(models, "SELECT tracking_categories FROM models.stg_invoice_line_items") == [("Sales, EMEA",)]
+    assert rows(models, "SELECT tracking_categories FROM models.stg_invoices WHERE invoice_id = 'I1'") == [("EMEA",)]
+    assert rows(models, "SELECT tracking_categories FROM models.stg_payments WHERE payment_id = 'P1'") == [
+        ("Sales, EMEA",)
+    ]
 
 
 def test_transforms_wait_for_the_raw_tables():
@@ -222,3 +230,26 @@ def test_transforms_wait_for_the_raw_tables():
     con.execute("CREATE SCHEMA raw; CREATE TABLE raw.payments (id VARCHAR)")
     result = run_transforms(DuckDBDatabase(con), "raw", "models", as_of=AS_OF)
     assert result.skipped and "invoices" in result.skipped
+
+
+def test_integrity_on_a_loaded_sandbox_every_applied_amount_rebuilt_from_the_api(warehouse, sandbox):
+    """Integrity check in the manner of the accounting dbt packages: rebuild each invoice's applied amount
+    straight from the API's records (in Python, not SQL) and compare with the model."""
+    summary = warehouse.load()
+    assert summary.models
+    expected: dict[str, int] = {}
+    for alias in ("acme-eu", "acme-us", "globex-jp"):
+        invoices = {i["id"]: i for i in sandbox.store.all(alias, "invoices")}
+        for payment in sandbox.store.all(alias, "payments"):
+            lines = [li for li in payment["line_items"] if li.get("related_object_type") == "INVOICE"]
+            applications = [(li["related_object_id"], li.get("applied_amount", 0)) for li in lines]
+            if not applications and payment.get("invoice_id"):
+                applications = [(payment["invoice_id"], payment.get("total_amount", 0))]
+            for invoice_id, amount in applications:
+                invoice = invoices.get(invoice_id)
+                if invoice is not None and invoice["currency"] == payment["currency"]:
+                    expected[invoice_id] = expected.get(invoice_id, 0) + amount
+    with duckdb.connect(str(warehouse.path), read_only=True) as con:
+        model = dict(con.execute("SELECT invoice_id, applied_minor FROM reconciliation.invoice_settlement").fetchall())
+    assert len(model) == 150
+    assert {k: v for k, v in model.items() if v} == expected

@@ -26,8 +26,10 @@ REQUIRED_RAW_TABLES = (
     "invoices",
     "invoices__line_items",
     "invoices__line_items__tracking_categories",
+    "invoices__tracking_categories",
     "payments",
     "payments__line_items",
+    "payments__tracking_categories",
     "tracking_categories",
 )
 

@@ -28,6 +28,12 @@ SELECT
     i.exchange_rate,
     i.contact_id,
     upper(i.status) IN ('VOID', 'VOIDED', 'DRAFT', 'DELETED') AS excluded_from_receivables,
+    (
+        SELECT string_agg(tc.name, ', ' ORDER BY t.position)
+        FROM {raw}.invoices__tracking_categories AS t
+        JOIN {raw}.tracking_categories AS tc ON tc.id = t.tracking_category_id
+        WHERE t.invoice_id = i.id
+    ) AS tracking_categories,
     i.created_at,
     i.modified_at
 FROM {raw}.invoices AS i

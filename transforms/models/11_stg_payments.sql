@@ -16,6 +16,12 @@ SELECT
     p.contact_id,
     p.account_id,
     p.remote_id,
+    (
+        SELECT string_agg(tc.name, ', ' ORDER BY t.position)
+        FROM {raw}.payments__tracking_categories AS t
+        JOIN {raw}.tracking_categories AS tc ON tc.id = t.tracking_category_id
+        WHERE t.payment_id = p.id
+    ) AS tracking_categories,
     p.created_at
 FROM {raw}.payments AS p
 LEFT JOIN {models}.currencies AS c ON c.code = upper(p.currency)
