@@ -22,6 +22,13 @@ LOAD_SETTINGS = """settings (dlt config/secrets; environment variables shown):
 exit status: 0 loaded, 1 a connection's scan failed (the rest loaded), 2 bad settings, 3 load failed"""
 
 
+PUSH_HELP = """CSV columns (header row; external_id and connection required):
+  external_id, connection, invoice_id, contact_id, account_id, currency, exchange_rate,
+  total_amount (integer minor units: 1050 = 10.50 EUR), transaction_date (ISO 8601), type,
+  tracking_categories (comma-separated ids), overpayment_intended (true/false)
+exit status: 0 every payment created (or nothing to do), 1 some rejected, failed or unknown, 2 bad settings"""
+
+
 def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
@@ -88,6 +95,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--database", help="DuckDB file (default: DESTINATION__DUCKDB__CREDENTIALS or accounting.duckdb)"
     )
 
+    push = sub.add_parser(
+        "push",
+        help="create the queued payments (outbound_payments) through the API, exactly once in effect",
+        description="Validate the payments queued in `outbound_payments` against the loaded invoices, then "
+        "create them through POST /accounting/payments with a ledger (`push_log`, `push_attempts`) written "
+        "before and after every request; an unclear outcome is looked up before any resend. Reads the same "
+        "settings as `load`.",
+        epilog=PUSH_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    push.add_argument("--from-csv", help="queue the rows of this CSV first (columns: see below)")
+    push.add_argument("--dry-run", action="store_true", help="validate and record the plan; send nothing")
+    push.add_argument("--concurrency", type=int, default=4, help="payments sent at once (default 4)")
+    push.add_argument("--database", help="DuckDB file (default: DESTINATION__DUCKDB__CREDENTIALS or accounting.duckdb)")
+
     demo = sub.add_parser(
         "demo",
         help="sandbox + load into accounting.duckdb + reconciliation report",
@@ -124,6 +146,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, rows in result.rows.items():
             print(f"  {name:<26} {rows:>9,}")
         return 0
+    if args.command == "push":
+        from pipelines.load import ConfigurationError
+        from pipelines.push import run_push
+
+        try:
+            result = run_push(args.database, dry_run=args.dry_run, from_csv=args.from_csv, concurrency=args.concurrency)
+        except (ConfigurationError, ValueError) as exc:
+            print(f"accounting-etl push: {exc}", file=sys.stderr)
+            return 2
+        print(result.render())
+        bad = {k: v for k, v in result.outcomes.items() if k not in ("created", "confirmed", "would create")}
+        return 1 if bad else 0
     if args.command == "report":
         from pipelines.report import write_report
         from pipelines.settings import duckdb_file

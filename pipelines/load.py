@@ -25,6 +25,7 @@ import dlt
 from dlt.common.destination import Destination
 
 from pipelines import settings
+from pipelines.ledger import ensure_tables
 from pipelines.logs import SECRETS
 from pipelines.settings import duckdb_file
 from pipelines.summary import LoadSummary
@@ -168,6 +169,9 @@ def run_load(
                 if step.finished_at and step.step in ("extract", "normalize", "load")
             }
         summary.status = "partial" if scans.failed else "ok"
+        with pipeline.sql_client() as client:
+            if "duckdb" in type(client).__module__:
+                ensure_tables(client.native_connection, pipeline.dataset_name)  # the push queue and ledger
         if transform:
             with pipeline.sql_client() as client:
                 result = run_transforms(SqlClientDatabase(client), pipeline.dataset_name, as_of=as_of)

@@ -81,12 +81,18 @@ class PanoraClient:
         )
 
     def pages(
-        self, resource: str, connection_token: str, page_size: int, remote_data: bool = False
+        self,
+        resource: str,
+        connection_token: str,
+        page_size: int,
+        remote_data: bool = False,
+        start_after: str | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Every page of a list endpoint, without the row each page repeats from the page before.
 
         Rows are de-duplicated on `id` across the whole scan; rows without an id pass through (the
         normalizer reports them). A cursor that comes back twice means the scan would never end.
+        `start_after` continues a scan after the row with that id (rows are in insertion order).
         """
         if page_size < 2:
             raise ValueError("page_size must be at least 2: each page repeats one row of the previous one")
@@ -96,6 +102,9 @@ class PanoraClient:
             params["remote_data"] = "true"
         seen_ids: set[str] = set()
         seen_cursors: set[str] = set()
+        if start_after:
+            params["cursor"] = encode_cursor(start_after)
+            seen_ids.add(start_after)
         number = 0
         while True:
             number += 1

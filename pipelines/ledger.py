@@ -1,0 +1,184 @@
+"""The outbound queue and the push ledger, in the warehouse next to the loaded tables.
+
+`outbound_payments` is where analysts queue payments (SQL, pandas, or `push --from-csv`); `push_log` says,
+per `external_id`, what happened to it; `push_attempts` keeps every intent and outcome. The ledger is
+written with direct, committed statements (not through dlt load packages, which land later and in batches):
+an intent must be on disk before its request leaves, or a crash could not be told from a payment never sent.
+"""
+
+from __future__ import annotations
+
+import csv
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+# statuses of push_log: pending (intent written, outcome not yet), created, confirmed (seen in a later
+# load), rejected (validation or a 4xx: final until the row changes), failed (retry budget used: the next
+# run tries again), unknown (the request may have taken effect: resolved by a lookup before any resend)
+FINAL = ("created", "confirmed")
+
+OUTBOUND_COLUMNS = {
+    "external_id": "VARCHAR PRIMARY KEY",
+    "connection": "VARCHAR",
+    "invoice_id": "VARCHAR",
+    "contact_id": "VARCHAR",
+    "account_id": "VARCHAR",
+    "currency": "VARCHAR",
+    "exchange_rate": "VARCHAR",
+    "total_amount": "BIGINT",  # integer minor units, as in the loaded tables
+    "transaction_date": "TIMESTAMP WITH TIME ZONE",
+    "type": "VARCHAR",
+    "tracking_categories": "VARCHAR",  # comma-separated tracking category ids
+    "overpayment_intended": "BOOLEAN DEFAULT FALSE",
+    "queued_at": "TIMESTAMP WITH TIME ZONE DEFAULT current_timestamp",
+}
+CSV_COLUMNS = [c for c in OUTBOUND_COLUMNS if c != "queued_at"]
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection, schema: str) -> None:
+    """Create the queue and the ledger when missing (the load job and push both call this)."""
+    columns = ", ".join(f"{name} {kind}" for name, kind in OUTBOUND_COLUMNS.items())
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.outbound_payments ({columns})")
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {schema}.push_log (
+            external_id VARCHAR PRIMARY KEY, connection VARCHAR, status VARCHAR, payment_id VARCHAR,
+            remote_id VARCHAR, http_status INTEGER, error VARCHAR, attempts INTEGER DEFAULT 0,
+            first_attempt_at TIMESTAMP WITH TIME ZONE, last_attempt_at TIMESTAMP WITH TIME ZONE,
+            updated_at TIMESTAMP WITH TIME ZONE)"""
+    )
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {schema}.push_attempts (
+            external_id VARCHAR, attempt INTEGER, phase VARCHAR, status VARCHAR, http_status INTEGER,
+            message VARCHAR, run_id VARCHAR, happened_at TIMESTAMP WITH TIME ZONE)"""
+    )
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {schema}.push_plan (
+            run_id VARCHAR, external_id VARCHAR, connection VARCHAR, action VARCHAR, reason VARCHAR,
+            dry_run BOOLEAN, planned_at TIMESTAMP WITH TIME ZONE)"""
+    )
+
+
+def import_csv(con: duckdb.DuckDBPyConnection, schema: str, path: str | Path) -> int:
+    """Queue the rows of a CSV (header = the outbound columns; `external_id`, `connection` required).
+    A row whose external_id is already queued replaces it. Returns the rows read."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"external_id", "connection"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: the CSV needs the columns {sorted(missing)}")
+        unknown = set(reader.fieldnames or []) - set(CSV_COLUMNS)
+        if unknown:
+            raise ValueError(f"{path}: unknown columns {sorted(unknown)}; the columns are {CSV_COLUMNS}")
+        rows = [{k: (v if v != "" else None) for k, v in row.items()} for row in reader]
+    names = [c for c in CSV_COLUMNS if rows and c in rows[0]]
+    placeholders = ", ".join("?" for _ in names)
+    with transaction(con):
+        for row in rows:
+            con.execute(f"DELETE FROM {schema}.outbound_payments WHERE external_id = ?", [row["external_id"]])
+            con.execute(
+                f"INSERT INTO {schema}.outbound_payments ({', '.join(names)}) VALUES ({placeholders})",
+                [row.get(n) for n in names],
+            )
+    return len(rows)
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+class Ledger:
+    """push_log and push_attempts, written through one connection shared by the sending threads."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, schema: str, run_id: str) -> None:
+        self.con = con
+        self.schema = schema
+        self.run_id = run_id
+        self.lock = threading.Lock()
+
+    def entries(self) -> dict[str, dict[str, Any]]:
+        with self.lock:
+            cursor = self.con.execute(f"SELECT * FROM {self.schema}.push_log")
+            names = [d[0] for d in cursor.description]
+            return {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+
+    def record(
+        self,
+        external_id: str,
+        connection: str,
+        status: str,
+        *,
+        phase: str,
+        attempt: bool = False,
+        payment_id: str | None = None,
+        remote_id: str | None = None,
+        http_status: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Upsert the ledger row and append the attempt's event, in one committed transaction."""
+        now = datetime.now(UTC)
+        s = self.schema
+        with self.lock, transaction(self.con):
+            exists = self.con.execute(
+                f"SELECT attempts FROM {s}.push_log WHERE external_id = ?", [external_id]
+            ).fetchone()
+            attempts = (exists[0] if exists else 0) + (1 if attempt else 0)
+            if exists:
+                self.con.execute(
+                    f"""UPDATE {s}.push_log SET connection = ?, status = ?, payment_id = coalesce(?, payment_id),
+                        remote_id = coalesce(?, remote_id), http_status = ?, error = ?, attempts = ?,
+                        last_attempt_at = CASE WHEN ? THEN ? ELSE last_attempt_at END,
+                        first_attempt_at = coalesce(first_attempt_at, CASE WHEN ? THEN ? END), updated_at = ?
+                        WHERE external_id = ?""",
+                    [
+                        connection,
+                        status,
+                        payment_id,
+                        remote_id,
+                        http_status,
+                        error,
+                        attempts,
+                        attempt,
+                        now,
+                        attempt,
+                        now,
+                        now,
+                        external_id,
+                    ],
+                )
+            else:
+                self.con.execute(
+                    f"""INSERT INTO {s}.push_log (external_id, connection, status, payment_id, remote_id, http_status,
+                        error, attempts, first_attempt_at, last_attempt_at, updated_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    [
+                        external_id,
+                        connection,
+                        status,
+                        payment_id,
+                        remote_id,
+                        http_status,
+                        error,
+                        attempts,
+                        now if attempt else None,
+                        now if attempt else None,
+                        now,
+                    ],
+                )
+            self.con.execute(
+                f"INSERT INTO {s}.push_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [external_id, attempts, phase, status, http_status, error, self.run_id, now],
+            )

@@ -1,0 +1,419 @@
+"""`accounting-etl push`: create the queued payments (`outbound_payments`) through Panora's POST endpoint,
+each exactly once in effect, with a ledger (`push_log`, `push_attempts`) of what was sent and what came of it.
+
+Why not dlt's `@dlt.destination` sink: it is at-least-once per batch (a failed or interrupted batch is sent
+again whole) and keeps its progress only in the local pipeline folder, while Panora's POST has no
+idempotency key. Exactly-once in effect needs a durable intent before each request and a lookup before any
+resend, per payment; so push talks HTTP directly through the sources' shared client (same retries,
+backoff and pacing) and keeps its ledger in the warehouse.
+
+Per payment:
+1. validate against the loaded data (never sent when invalid: `rejected`, with the reason);
+2. if the ledger says an earlier attempt's outcome is unknown (`pending`: crashed after the intent;
+   `unknown`: no clear answer), look the payment up in the API first (by the `external_id` this job puts
+   into `field_mappings`, else by content): found -> `created`, no request;
+3. write the intent (`pending`), POST, write the outcome: `created` with its id; a 4xx is `rejected`; a
+   request that may have arrived (timeout, dropped connection, 5xx) is `unknown` and is looked up again
+   before any resend; after the retry budget it is `failed` (certainly not created), for the next run.
+   After a 5xx the server has finished with the request, so the lookup is definitive at once; after no
+   answer at all (timeout, dropped connection) the request may still be running on the server, so the
+   lookup waits `settle_seconds` first.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dlt
+import duckdb
+import iso4217
+
+from pipelines import settings
+from pipelines.ledger import FINAL, Ledger, ensure_tables, import_csv
+from pipelines.load import ConfigurationError, resolve_connections
+from pipelines.logs import SECRETS
+from sources.common.errors import ApiError, OutcomeUnknown
+from sources.common.http import RequestStats, RetryPolicy
+from sources.common.ratelimit import RateLimitPacer
+from sources.panora.helpers import PanoraClient
+from sources.panora.settings import DEFAULT_BASE_URL
+
+log = logging.getLogger("accounting_etl.push")
+
+ISO_CODES = {c.code for c in iso4217.Currency}
+EXTERNAL_ID_FIELD = "external_id"  # the key under field_mappings that names a pushed payment
+
+
+@dataclass
+class PushSummary:
+    run_id: str
+    dry_run: bool
+    outcomes: dict[str, int] = field(default_factory=dict)  # status -> payments
+    plan: list[dict[str, Any]] = field(default_factory=list)
+    requests: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def render(self) -> str:
+        head = "push dry run" if self.dry_run else "push"
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())) or "nothing to do"
+        lines = [f"{head}: {counts} ({self.seconds:.1f}s, {int(self.requests.get('requests', 0))} requests)"]
+        for item in self.plan:
+            if item["action"] != "create" or self.dry_run:
+                lines.append(
+                    f"  {item['action']:<7} {item['external_id']} [{item['connection']}] {item['reason'] or ''}"
+                )
+        return "\n".join(lines)
+
+
+# -- validation ------------------------------------------------------------------------------------------
+def _invoices(con: duckdb.DuckDBPyConnection, raw: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """(connection, invoice id) -> currency, status, open balance in minor units (from the models when built)."""
+    tables = {
+        r[0] for r in con.execute("SELECT table_schema || '.' || table_name FROM information_schema.tables").fetchall()
+    }
+    if f"{raw}.invoices" not in tables:
+        return {}
+    if "reconciliation.invoice_settlement" in tables:
+        rows = con.execute(
+            "SELECT connection, invoice_id, currency, source_status, open_minor, FALSE "
+            "FROM reconciliation.invoice_settlement"
+        ).fetchall()
+        deleted = con.execute(f"SELECT connection, id FROM {raw}.invoices WHERE deleted_at IS NOT NULL").fetchall()
+        rows += [(c, i, None, None, None, True) for c, i in deleted]
+    else:
+        rows = con.execute(
+            f"SELECT connection, id, upper(currency), upper(status), coalesce(balance, 0), deleted_at IS NOT NULL "
+            f"FROM {raw}.invoices"
+        ).fetchall()
+    return {(c, i): {"currency": cur, "status": st, "open": open_, "deleted": d} for c, i, cur, st, open_, d in rows}
+
+
+def validate(row: dict[str, Any], connections: Mapping[str, str], invoices: dict, committed: dict) -> str | None:
+    """The reason a queued payment must not be sent, or None. `committed` holds what earlier rows of this
+    run already take from each invoice's open balance."""
+    if not row.get("external_id"):
+        return "external_id is missing"
+    if not row.get("connection"):
+        return "connection is missing"
+    if row["connection"] not in connections:
+        return f"unknown connection {row['connection']!r} (configured: {', '.join(sorted(connections))})"
+    amount = row.get("total_amount")
+    if amount is None or isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        return f"total_amount must be a positive whole number of minor units, got {amount!r}"
+    currency = (row.get("currency") or "").upper()
+    if currency not in ISO_CODES:
+        return f"currency {row.get('currency')!r} is not an ISO 4217 code"
+    if not row.get("invoice_id"):
+        return "invoice_id is missing"
+    invoice = invoices.get((row["connection"], row["invoice_id"]))
+    if invoice is None:
+        return f"invoice {row['invoice_id']} is not among the loaded invoices of {row['connection']} (load first)"
+    if invoice["deleted"]:
+        return f"invoice {row['invoice_id']} was deleted upstream"
+    if invoice["status"] in ("VOID", "VOIDED", "DRAFT"):
+        return f"invoice {row['invoice_id']} is {invoice['status'].lower()}"
+    if invoice["currency"] != currency:
+        return f"currency {currency} differs from the invoice's {invoice['currency']}"
+    key = (row["connection"], row["invoice_id"])
+    open_left = (invoice["open"] or 0) - committed.get(key, 0)
+    if amount > open_left and not row.get("overpayment_intended"):
+        return (
+            f"total_amount {amount} exceeds the invoice's open balance {open_left} (minor units); "
+            "set overpayment_intended to send it anyway"
+        )
+    committed[key] = committed.get(key, 0) + amount
+    return None
+
+
+def payment_body(row: dict[str, Any]) -> dict[str, Any]:
+    """The API's payment input for a queued row."""
+    body: dict[str, Any] = {
+        "invoice_id": row["invoice_id"],
+        "total_amount": row["total_amount"],
+        "currency": row["currency"].upper(),
+        "field_mappings": {EXTERNAL_ID_FIELD: row["external_id"]},
+    }
+    for key in ("contact_id", "account_id", "exchange_rate", "type"):
+        if row.get(key) is not None:
+            body[key] = str(row[key])
+    when = row.get("transaction_date")
+    if when is not None:
+        body["transaction_date"] = when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if row.get("tracking_categories"):
+        body["tracking_categories"] = [t.strip() for t in str(row["tracking_categories"]).split(",") if t.strip()]
+    return body
+
+
+# -- looking payments up ---------------------------------------------------------------------------------
+class PaymentIndex:
+    """What the API lists for one connection, read incrementally: new payments are appended at the end of
+    Panora's insertion-ordered list, so a refresh continues from the last row it saw."""
+
+    def __init__(self, client: PanoraClient, token: str, page_size: int) -> None:
+        self.client = client
+        self.token = token
+        self.page_size = page_size
+        self.by_external_id: dict[str, dict[str, Any]] = {}
+        self.records: list[dict[str, Any]] = []
+        self.last_id: str | None = None
+        self.lock = threading.Lock()
+
+    def refresh(self) -> None:
+        with self.lock:
+            for page in self.client.pages("payments", self.token, self.page_size, start_after=self.last_id):
+                for record in page:
+                    if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+                        continue
+                    self.records.append(record)
+                    self.last_id = record["id"]
+                    mappings = record.get("field_mappings")
+                    if isinstance(mappings, dict) and mappings.get(EXTERNAL_ID_FIELD):
+                        self.by_external_id[str(mappings[EXTERNAL_ID_FIELD])] = record
+
+    def find(self, row: dict[str, Any], claimed: set[str]) -> dict[str, Any] | None:
+        """The API's record of a pushed payment: by external id, else by content not claimed by another."""
+        found = self.by_external_id.get(row["external_id"])
+        if found is not None:
+            return found
+        body = payment_body(row)
+        for record in self.records:
+            if record["id"] in claimed:
+                continue
+            if (
+                record.get("invoice_id") == body["invoice_id"]
+                and record.get("total_amount") == body["total_amount"]
+                and str(record.get("currency", "")).upper() == body["currency"]
+                and str(record.get("transaction_date") or "")[:10] == str(body.get("transaction_date") or "")[:10]
+            ):
+                return record
+        return None
+
+
+# -- the job ---------------------------------------------------------------------------------------------
+def run_push(
+    database: str | None = None,
+    dataset: str | None = None,
+    api_key: str | None = None,
+    connections: Mapping[str, str] | None = None,
+    base_url: str | None = None,
+    dry_run: bool = False,
+    from_csv: str | Path | None = None,
+    concurrency: int = 4,
+    sends_per_payment: int = 3,
+    policy: RetryPolicy | None = None,
+    page_size: int = 1000,
+    settle_seconds: float = 30.0,
+    on_event: Callable[[str, str], None] | None = None,
+) -> PushSummary:
+    """Push the queued payments; see the module text. `on_event(name, external_id)` is called at each step
+    (`intent`, `answered`, `recorded`) for tests that crash the job at a chosen point."""
+    started = time.monotonic()
+    run_id = str(uuid.uuid4())
+    raw = settings.dataset_name(dataset)
+    api_key = api_key or dlt.secrets.get("sources.panora.api_key")
+    if not api_key:
+        raise ConfigurationError("no Panora API key: set SOURCES__PANORA__API_KEY")
+    connections = resolve_connections(connections)
+    SECRETS.add([api_key, *connections.values()])
+    base_url = base_url or dlt.config.get("sources.panora.base_url") or DEFAULT_BASE_URL
+    summary = PushSummary(run_id=run_id, dry_run=dry_run)
+    stats = RequestStats()
+    con = duckdb.connect(settings.duckdb_file(database))
+    try:
+        ensure_tables(con, raw)
+        if from_csv:
+            log.info("queued %d row(s) from %s", import_csv(con, raw, from_csv), from_csv)
+        ledger = Ledger(con, raw, run_id)
+        _confirm(con, raw, ledger)
+        entries = ledger.entries()
+        cursor = con.execute(f"SELECT * FROM {raw}.outbound_payments ORDER BY queued_at, external_id")
+        names = [d[0] for d in cursor.description]
+        queue = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+        todo = [row for row in queue if entries.get(row["external_id"], {}).get("status") not in FINAL]
+        invoices = _invoices(con, raw)
+        committed: dict = {}
+        sendable = []
+        for row in todo:
+            reason = validate(row, connections, invoices, committed)
+            action = "reject" if reason else "create"
+            summary.plan.append(
+                {
+                    "external_id": row["external_id"],
+                    "connection": row.get("connection"),
+                    "action": action,
+                    "reason": reason,
+                }
+            )
+            if reason is None:
+                sendable.append(row)
+        now = datetime.now(UTC)
+        if summary.plan:
+            con.executemany(
+                f"INSERT INTO {raw}.push_plan VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    [run_id, p["external_id"], p["connection"], p["action"], p["reason"], dry_run, now]
+                    for p in summary.plan
+                ],
+            )
+        if dry_run:
+            summary.outcomes = {"would create": len(sendable), "would reject": len(todo) - len(sendable)}
+            return summary
+        for item in summary.plan:
+            if item["action"] == "reject":
+                previous = entries.get(item["external_id"], {})
+                if previous.get("status") != "rejected" or previous.get("error") != item["reason"]:
+                    ledger.record(
+                        item["external_id"],
+                        item["connection"] or "",
+                        "rejected",
+                        phase="validation",
+                        error=item["reason"],
+                    )
+        client = PanoraClient(api_key, base_url, policy=policy, pacer=RateLimitPacer(), stats=stats)
+        try:
+            sender = _Sender(
+                client, ledger, connections, entries, sends_per_payment, page_size, settle_seconds, on_event
+            )
+            with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="push") as pool:
+                list(pool.map(sender.push, sendable))
+        finally:
+            client.close()
+        final = ledger.entries()
+        for row in todo:
+            status = final.get(row["external_id"], {}).get("status", "rejected")
+            summary.outcomes[status] = summary.outcomes.get(status, 0) + 1
+        return summary
+    finally:
+        summary.requests = stats.as_dict()
+        summary.seconds = round(time.monotonic() - started, 3)
+        con.close()
+
+
+def _confirm(con: duckdb.DuckDBPyConnection, raw: str, ledger: Ledger) -> None:
+    """`created` payments that a later load brought into `payments` become `confirmed`."""
+    present = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = 'payments'", [raw]
+    ).fetchone()[0]
+    if not present:
+        return
+    rows = con.execute(
+        f"SELECT l.external_id, l.connection FROM {raw}.push_log l JOIN {raw}.payments p ON p.id = l.payment_id "
+        f"WHERE l.status = 'created'"
+    ).fetchall()
+    for external_id, connection in rows:
+        ledger.record(external_id, connection, "confirmed", phase="confirm")
+
+
+class _Sender:
+    """Sends one queued payment (called from the pool's threads)."""
+
+    def __init__(
+        self,
+        client: PanoraClient,
+        ledger: Ledger,
+        connections: Mapping[str, str],
+        entries: dict[str, dict[str, Any]],
+        sends: int,
+        page_size: int,
+        settle_seconds: float,
+        on_event: Callable[[str, str], None] | None,
+    ) -> None:
+        self.settle_seconds = settle_seconds
+        self.client = client
+        self.ledger = ledger
+        self.connections = connections
+        self.entries = entries
+        self.sends = sends
+        self.page_size = page_size
+        self.on_event = on_event or (lambda name, external_id: None)
+        self.indexes: dict[str, PaymentIndex] = {}
+        self.claimed = {e["payment_id"] for e in entries.values() if e.get("payment_id")}
+        self.lock = threading.Lock()
+
+    def _index(self, connection: str) -> PaymentIndex:
+        with self.lock:
+            if connection not in self.indexes:
+                self.indexes[connection] = PaymentIndex(self.client, self.connections[connection], self.page_size)
+            return self.indexes[connection]
+
+    def _lookup(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        index = self._index(row["connection"])
+        index.refresh()
+        with self.lock:
+            found = index.find(row, self.claimed)
+            if found is not None:
+                self.claimed.add(found["id"])
+            return found
+
+    def _created(self, row: dict[str, Any], record: dict[str, Any], phase: str, http_status: int | None) -> None:
+        self.ledger.record(
+            row["external_id"],
+            row["connection"],
+            "created",
+            phase=phase,
+            payment_id=record.get("id"),
+            remote_id=record.get("remote_id"),
+            http_status=http_status,
+        )
+
+    def push(self, row: dict[str, Any]) -> None:
+        external_id, connection = row["external_id"], row["connection"]
+        if self.entries.get(external_id, {}).get("status") in ("pending", "unknown"):
+            # an earlier run left this payment's outcome open: never resend before looking it up
+            found = self._lookup(row)
+            if found is not None:
+                self._created(row, found, "resolve", None)
+                return
+        for send in range(1, self.sends + 1):
+            self.ledger.record(external_id, connection, "pending", phase="intent", attempt=True)
+            self.on_event("intent", external_id)
+            try:
+                created = self.client.create("payments", payment_body(row), self.connections[connection])
+            except OutcomeUnknown as exc:
+                self.ledger.record(
+                    external_id, connection, "unknown", phase="outcome", http_status=exc.status, error=exc.message
+                )
+                if exc.status is None:
+                    time.sleep(self.settle_seconds)  # no answer: the request may still be running on the server
+                found = self._lookup(row)
+                if found is not None:
+                    self._created(row, found, "resolve", None)
+                    return
+                if send == self.sends:
+                    self.ledger.record(
+                        external_id,
+                        connection,
+                        "failed",
+                        phase="resolve",
+                        http_status=exc.status,
+                        error=f"not created after {send} sends (looked up each time): {exc.message}",
+                    )
+                    return
+                time.sleep(self.client.http.policy.backoff(send, self.client.http.rng))
+                continue
+            except ApiError as exc:
+                final = exc.status is not None and 400 <= exc.status < 500
+                self.ledger.record(
+                    external_id,
+                    connection,
+                    "rejected" if final else "failed",
+                    phase="outcome",
+                    http_status=exc.status,
+                    error=exc.message,
+                )
+                return
+            self.on_event("answered", external_id)
+            with self.lock:
+                self.claimed.add(created.get("id"))
+            self._created(row, created, "outcome", 201)
+            self.on_event("recorded", external_id)
+            return

@@ -1,0 +1,234 @@
+"""Reverse ETL against the sandbox over HTTP: each queued payment is created exactly once, whatever fails."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from pipelines.push import run_push
+from sandbox.panora import Fault
+from sources.common.http import RetryPolicy
+from tests.conftest import DATASET
+
+FAST = RetryPolicy(max_attempts=3, backoff_base=0.01, timeout=0.5)
+
+
+class Crash(Exception):
+    """Stands for the process dying at a chosen step (its ledger writes are committed, nothing else runs)."""
+
+
+@pytest.fixture
+def loaded(warehouse):
+    summary = warehouse.load()
+    assert summary.models
+    return warehouse
+
+
+def open_invoices(warehouse, n: int) -> list[tuple[str, str, str, int]]:
+    """(connection, invoice_id, currency, open minor units) of invoices with room for a payment."""
+    return warehouse.query(
+        "SELECT connection, invoice_id, currency, open_minor FROM reconciliation.invoice_settlement "
+        "WHERE status IN ('unpaid', 'partially_paid') AND open_minor >= 100 ORDER BY connection, invoice_id LIMIT ?",
+        n,
+    )
+
+
+def queue(warehouse, rows: list[dict]) -> None:
+    with duckdb.connect(str(warehouse.path)) as con:
+        for row in rows:
+            names = ", ".join(row)
+            con.execute(
+                f"INSERT INTO {DATASET}.outbound_payments ({names}) VALUES ({', '.join('?' for _ in row)})",
+                list(row.values()),
+            )
+
+
+def queue_valid(warehouse, n: int) -> list[str]:
+    rows = []
+    for i, (connection, invoice_id, currency, open_minor) in enumerate(open_invoices(warehouse, n)):
+        rows.append(
+            {
+                "external_id": f"bank-{i}",
+                "connection": connection,
+                "invoice_id": invoice_id,
+                "currency": currency,
+                "total_amount": min(open_minor, 5000),
+                "transaction_date": "2026-11-20T00:00:00Z",
+                "type": "Bank transfer",
+            }
+        )
+    queue(warehouse, rows)
+    return [r["external_id"] for r in rows]
+
+
+def push(warehouse, **kwargs):
+    sandbox = warehouse.sandbox
+    params = dict(
+        database=str(warehouse.path),
+        api_key=sandbox.api_key,
+        connections=sandbox.store.tokens(),
+        base_url=sandbox.url,
+        policy=FAST,
+        settle_seconds=1.5,
+        page_size=200,
+    )
+    params.update(kwargs)
+    return run_push(**params)
+
+
+def created_in_api(sandbox, external_id: str) -> int:
+    return sum(
+        1
+        for alias in ("acme-eu", "acme-us", "globex-jp")
+        for p in sandbox.store.all(alias, "payments")
+        if (p.get("field_mappings") or {}).get("external_id") == external_id
+    )
+
+
+def ledger(warehouse) -> dict[str, tuple]:
+    rows = warehouse.query(f"SELECT external_id, status, payment_id, error FROM {DATASET}.push_log")
+    return {r[0]: r[1:] for r in rows}
+
+
+def test_each_payment_is_created_once_and_a_rerun_sends_nothing(loaded, sandbox):
+    ids = queue_valid(loaded, 5)
+    summary = push(loaded)
+    assert summary.outcomes == {"created": 5}
+    assert sandbox.stats.created["payments"] == 5
+    assert all(created_in_api(sandbox, i) == 1 for i in ids)
+    entries = ledger(loaded)
+    assert {entries[i][0] for i in ids} == {"created"} and all(entries[i][1] for i in ids)
+
+    again = push(loaded)
+    assert again.outcomes == {} and sandbox.stats.created["payments"] == 5
+    # the next load brings the created payments in; push then marks them confirmed
+    loaded.load()
+    push(loaded)
+    assert {s for s, *_ in ledger(loaded).values()} == {"confirmed"}
+
+
+def test_invalid_rows_are_rejected_with_their_reason_and_valid_ones_go(loaded, sandbox):
+    (conn, inv, cur, _), (conn2, inv2, cur2, open2) = open_invoices(loaded, 2)
+    other = "JPY" if cur != "JPY" else "EUR"
+    base = {"connection": conn, "invoice_id": inv, "currency": cur, "total_amount": 100}
+    queue(loaded, [
+        {**base, "external_id": "ok-1"},
+        {**base, "external_id": "no-conn", "connection": "nowhere"},
+        {**base, "external_id": "negative", "total_amount": -5},
+        {**base, "external_id": "bad-currency", "currency": "EURO"},
+        {**base, "external_id": "no-invoice", "invoice_id": "00000000-0000-4000-8000-000000000000"},
+        {**base, "external_id": "wrong-currency", "currency": other},
+        {**base, "external_id": "too-much", "connection": conn2, "invoice_id": inv2, "currency": cur2,
+         "total_amount": open2 + 1},
+        {**base, "external_id": "overpay-ok", "connection": conn2, "invoice_id": inv2, "currency": cur2,
+         "total_amount": open2 + 1, "overpayment_intended": True},
+    ])  # fmt: skip
+    summary = push(loaded)
+    entries = ledger(loaded)
+    assert entries["ok-1"][0] == "created" and entries["overpay-ok"][0] == "created"
+    reasons = {k: v[2] for k, v in entries.items() if v[0] == "rejected"}
+    assert set(reasons) == {"no-conn", "negative", "bad-currency", "no-invoice", "wrong-currency", "too-much"}
+    assert "unknown connection" in reasons["no-conn"]
+    assert "positive" in reasons["negative"]
+    assert "ISO 4217" in reasons["bad-currency"]
+    assert "not among the loaded invoices" in reasons["no-invoice"]
+    assert "differs from the invoice" in reasons["wrong-currency"]
+    assert "open balance" in reasons["too-much"] and "overpayment_intended" in reasons["too-much"]
+    assert sandbox.stats.created["payments"] == 2 and summary.outcomes == {"created": 2, "rejected": 6}
+
+
+def test_dry_run_sends_nothing_and_records_the_plan(loaded, sandbox):
+    queue_valid(loaded, 3)
+    queue(loaded, [{"external_id": "bad", "connection": "acme-eu", "currency": "EUR", "total_amount": 0}])
+    summary = push(loaded, dry_run=True)
+    assert summary.outcomes == {"would create": 3, "would reject": 1}
+    assert sandbox.stats.snapshot()["requests"].get("POST /accounting/payments", 0) == 0
+    assert ledger(loaded) == {}
+    plan = loaded.query(f"SELECT external_id, action FROM {DATASET}.push_plan WHERE dry_run ORDER BY 1")
+    assert plan == [("bad", "reject"), ("bank-0", "create"), ("bank-1", "create"), ("bank-2", "create")]
+
+
+POST_FAULTS = {
+    "500_before_write": Fault("status", status=500, method="POST", path="/accounting/payments", times=2),
+    "503_before_write": Fault("status", status=503, method="POST", path="/accounting/payments", times=2),
+    "500_after_write": Fault("status", status=500, method="POST", path="/accounting/payments", times=2,
+                             after_write=True),
+    "429": Fault("rate_limit", method="POST", path="/accounting/payments", times=4, seconds=0.2),
+    "dropped_before_write": Fault("drop", method="POST", path="/accounting/payments", times=2),
+    "dropped_after_write": Fault("drop", method="POST", path="/accounting/payments", times=2, after_write=True),
+    "timeout_after_write": Fault("delay", method="POST", path="/accounting/payments", times=2, seconds=1.0,
+                                 after_write=True),
+    "timeout_before_write": Fault("delay", method="POST", path="/accounting/payments", times=2, seconds=1.0),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", list(POST_FAULTS))
+def test_faults_during_a_push_end_with_each_payment_created_once(loaded, sandbox, kind):
+    ids = queue_valid(loaded, 4)
+    sandbox.inject(POST_FAULTS[kind])
+    summary = push(loaded, concurrency=2)
+    assert summary.outcomes == {"created": 4}, summary.render()
+    assert [created_in_api(sandbox, i) for i in ids] == [1, 1, 1, 1]
+    assert sandbox.stats.faults_fired >= 1
+
+
+@pytest.mark.parametrize("point", ["intent", "answered", "recorded"])
+def test_a_crash_at_each_point_of_the_send_then_a_rerun_creates_each_once(loaded, sandbox, point):
+    ids = queue_valid(loaded, 3)
+
+    def crash(event: str, external_id: str) -> None:
+        if event == point:
+            raise Crash(f"killed at {point} of {external_id}")
+
+    with pytest.raises(Crash):
+        push(loaded, concurrency=1, on_event=crash)
+    push(loaded)
+    assert [created_in_api(sandbox, i) for i in ids] == [1, 1, 1]
+    assert {ledger(loaded)[i][0] for i in ids} == {"created"}
+
+
+def test_csv_queue(loaded, sandbox, tmp_path):
+    (conn, inv, cur, _), = open_invoices(loaded, 1)  # fmt: skip
+    path = tmp_path / "payments.csv"
+    path.write_text(
+        "external_id,connection,invoice_id,currency,total_amount,transaction_date\n"
+        f"csv-1,{conn},{inv},{cur},100,2026-11-19\n"
+    )
+    summary = push(loaded, from_csv=path)
+    assert summary.outcomes == {"created": 1} and created_in_api(sandbox, "csv-1") == 1
+
+
+def test_push_process_killed_while_the_server_creates_then_rerun_creates_once(loaded, sandbox, tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ids = queue_valid(loaded, 1)
+    # the server takes 2 s on the POST and then creates the payment, whether or not the client is still there
+    sandbox.inject(Fault("delay", method="POST", path="/accounting/payments", seconds=2.0))
+    env = {
+        **os.environ,
+        "SOURCES__PANORA__API_KEY": sandbox.api_key,
+        "SOURCES__PANORA__CONNECTIONS": json.dumps(sandbox.store.tokens()),
+        "SOURCES__PANORA__BASE_URL": sandbox.url,
+        "DLT_DATA_DIR": str(tmp_path / "dlt"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines", "push", "--database", str(loaded.path)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while sandbox.stats.snapshot()["requests"].get("POST /accounting/payments", 0) == 0:
+        assert time.monotonic() < deadline and process.poll() is None, "the push never sent its POST"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert ledger(loaded)[ids[0]][0] == "pending"  # the intent was on disk before the request left
+    time.sleep(2.5)  # the server finishes the request it was given
+    push(loaded)
+    assert created_in_api(sandbox, ids[0]) == 1
+    assert sandbox.stats.snapshot()["requests"]["POST /accounting/payments"] == 1  # looked up, not resent
+    assert ledger(loaded)[ids[0]][0] == "created"
