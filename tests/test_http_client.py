@@ -140,7 +140,7 @@ def test_pacer_bursts_while_budget_lasts_then_spreads_the_reserve():
     for _ in range(100):
         waits.append(pacer.acquire())
         remaining -= 1
-        pacer.observe(
+        pacer.release(
             {
                 "x-ratelimit-limit": "100",
                 "x-ratelimit-remaining": str(remaining),
@@ -155,7 +155,28 @@ def test_pacer_bursts_while_budget_lasts_then_spreads_the_reserve():
 def test_pacer_waits_for_the_reset_when_the_budget_is_gone():
     clock = FakeClock()
     pacer = RateLimitPacer(margin=0.25, clock=clock, sleep=clock.sleep)
-    pacer.observe({"x-ratelimit-limit": "100", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "12"})
+    pacer.release({"x-ratelimit-limit": "100", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "12"})
     assert pacer.acquire() == pytest.approx(12.25)
     pacer.throttled(5)
     assert pacer.acquire() == pytest.approx(5.25)
+
+
+def test_pacer_counts_requests_in_flight_against_the_budget():
+    clock = FakeClock()
+    pacer = RateLimitPacer(reserve=0.0, margin=0.0, clock=clock, sleep=clock.sleep)
+    pacer.acquire()
+    pacer.release({"x-ratelimit-limit": "10", "x-ratelimit-remaining": "3", "x-ratelimit-reset": "30"})
+    # budget 3 with nothing answered yet: two go at once, the last one is spread to halfway to the reset,
+    # and a fourth (budget 3 minus 3 in flight) waits for the reset itself
+    assert [pacer.acquire() for _ in range(2)] == [0.0, 0.0]
+    assert pacer.acquire() == pytest.approx(15.0)
+    assert pacer.acquire() == pytest.approx(15.0)
+    assert clock.now == pytest.approx(30.0)
+
+
+def test_a_slot_is_given_back_when_the_request_fails():
+    request = httpx.Request("GET", "http://api.test/x")
+    transport, calls = scripted(httpx.ReadTimeout("slow", request=request), ok())
+    api = client(transport)
+    api.get_json("/x")
+    assert api.pacer._in_flight == 0 and len(calls) == 2

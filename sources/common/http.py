@@ -190,9 +190,13 @@ class ApiClient:
             self.stats.add(requests=1, paced_seconds=waited)
             problem: str
             status: int | None = None
+            response: httpx.Response | None = None
             try:
-                response = self._http.send(request)
-                content = response.read()
+                try:
+                    response = self._http.send(request)
+                    content = response.read()
+                finally:  # every slot is given back, answered or not
+                    self.pacer.release(response.headers if response is not None else None)
             except NOT_SENT_ERRORS as exc:
                 problem = f"connection failed ({type(exc).__name__})"
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
@@ -201,7 +205,6 @@ class ApiClient:
                     raise OutcomeUnknown(method, target, None, f"no answer ({problem})", attempts) from exc
             else:
                 self.stats.add(bytes_received=len(content))
-                self.pacer.observe(response.headers)
                 status = response.status_code
                 if status == 429:
                     throttles += 1

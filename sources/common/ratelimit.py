@@ -26,6 +26,12 @@ def _header_number(headers: Mapping[str, str], name: str) -> float | None:
 class RateLimitPacer:
     """Decides how long a request must wait so that a long scan never meets the limit.
 
+    The budget is what the server last said remained in its window, less the requests this client has in
+    flight (given a slot, not yet answered). While the budget is above the reserve, requests go at once;
+    within the reserve, the remaining slots are spread evenly up to the window's reset; with no budget left,
+    everyone waits for the reset. Every `acquire` must be matched by one `release` (with the answer's
+    headers when there was an answer).
+
     Args:
         reserve: share of the window's budget that is spread out instead of sent at once.
         margin: seconds added after a window's announced reset (the header is rounded to seconds).
@@ -44,8 +50,9 @@ class RateLimitPacer:
         self.sleep = sleep
         self._lock = threading.Lock()
         self._limit: float | None = None
-        self._remaining: float | None = None
+        self._remaining: float | None = None  # as the server last said, in the window ending at _reset_at
         self._reset_at: float | None = None
+        self._in_flight = 0
         self._blocked_until = 0.0
         self._last_slot = 0.0
 
@@ -55,42 +62,46 @@ class RateLimitPacer:
             now = self.clock()
             start = max(now, self._blocked_until)
             if self._reset_at is not None and start >= self._reset_at:
-                self._remaining = None  # the window we knew about is over
-                self._reset_at = None
+                self._remaining = self._reset_at = None  # the window we knew about is over
             if self._remaining is not None and self._reset_at is not None:
-                if self._remaining <= 0:
+                budget = self._remaining - self._in_flight
+                if budget <= 0:
                     start = max(start, self._reset_at + self.margin)
                     self._blocked_until = start
-                    self._remaining = (self._limit or 1) - 1  # a fresh window, until the server says more
-                    self._reset_at = None
-                else:
-                    reserve = max(1.0, (self._limit or 0) * self.reserve)
-                    if self._remaining <= reserve:
-                        interval = (self._reset_at - start) / self._remaining
-                        start = max(start, self._last_slot + interval)
-                    self._remaining -= 1
+                    self._remaining = self._reset_at = None  # a fresh window, until the server says more
+                elif budget <= max(1.0, (self._limit or 0) * self.reserve):
+                    # spread what is left evenly between the last slot given out and the reset
+                    anchor = max(start, self._last_slot)
+                    start = max(start, anchor + (self._reset_at - anchor) / (budget + 1))
+            self._in_flight += 1
             self._last_slot = start
         wait = start - now
         if wait > 0:
             self.sleep(wait)
         return max(0.0, wait)
 
-    def observe(self, headers: Mapping[str, str]) -> None:
-        """Take in the budget the server announced with an answer."""
-        remaining = _header_number(headers, "x-ratelimit-remaining")
-        reset = _header_number(headers, "x-ratelimit-reset")
-        if remaining is None or reset is None:
-            return
-        limit = _header_number(headers, "x-ratelimit-limit")
+    def release(self, headers: Mapping[str, str] | None = None) -> None:
+        """A request given a slot is over; take in the budget its answer announced, if any."""
         with self._lock:
-            now = self.clock()
-            reset_at = now + reset
-            new_window = self._reset_at is None or now >= self._reset_at or reset_at > self._reset_at + 1.5
+            self._in_flight = max(0, self._in_flight - 1)
+            if headers is None:
+                return
+            remaining = _header_number(headers, "x-ratelimit-remaining")
+            reset = _header_number(headers, "x-ratelimit-reset")
+            if remaining is None or reset is None:
+                return
+            limit = _header_number(headers, "x-ratelimit-limit")
             if limit is not None:
                 self._limit = limit
-            if new_window or self._remaining is None:
-                self._remaining = remaining
-                self._reset_at = reset_at
+            now = self.clock()
+            reset_at = now + reset
+            if (
+                self._remaining is None
+                or self._reset_at is None
+                or now >= self._reset_at
+                or reset_at > self._reset_at + 1.5
+            ):
+                self._remaining, self._reset_at = remaining, reset_at  # a new window
             else:
                 # answers to concurrent requests arrive out of order: the smallest budget is the true one
                 self._remaining = min(self._remaining, remaining)
@@ -100,5 +111,4 @@ class RateLimitPacer:
         with self._lock:
             until = self.clock() + retry_after + self.margin
             self._blocked_until = max(self._blocked_until, until)
-            self._remaining = None
-            self._reset_at = None
+            self._remaining = self._reset_at = None
