@@ -26,6 +26,9 @@ PUSH_HELP = """CSV columns (header row; external_id and connection required):
   external_id, connection, invoice_id, contact_id, account_id, currency, exchange_rate,
   total_amount (integer minor units: 1050 = 10.50 EUR), transaction_date (ISO 8601), type,
   tracking_categories (comma-separated ids), overpayment_intended (true/false)
+Invoice CSV columns (external_id, connection required; external ids unique across payments and invoices):
+  external_id, connection, number, type, contact_id, issue_date, due_date, currency, exchange_rate,
+  total_amount, sub_total, total_tax_amount (minor units), memo, tracking_categories, line_items (JSON array)
 exit status: 0 every payment created (or nothing to do), 1 some rejected, failed or unknown, 2 bad settings"""
 
 
@@ -105,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=PUSH_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    push.add_argument("--from-csv", help="queue the rows of this CSV first (columns: see below)")
+    push.add_argument("--from-csv", help="queue the payments of this CSV first (columns: see below)")
+    push.add_argument("--invoices-csv", help="queue the invoices of this CSV first (columns: see below)")
     push.add_argument("--dry-run", action="store_true", help="validate and record the plan; send nothing")
     push.add_argument("--concurrency", type=int, default=4, help="payments sent at once (default 4)")
     push.add_argument("--database", help="DuckDB file (default: DESTINATION__DUCKDB__CREDENTIALS or accounting.duckdb)")
@@ -151,7 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pipelines.push import run_push
 
         try:
-            result = run_push(args.database, dry_run=args.dry_run, from_csv=args.from_csv, concurrency=args.concurrency)
+            result = run_push(
+                args.database,
+                dry_run=args.dry_run,
+                from_csv=args.from_csv,
+                invoices_csv=args.invoices_csv,
+                concurrency=args.concurrency,
+            )
         except (ConfigurationError, ValueError) as exc:
             print(f"accounting-etl push: {exc}", file=sys.stderr)
             return 2

@@ -38,17 +38,37 @@ OUTBOUND_COLUMNS = {
     "overpayment_intended": "BOOLEAN DEFAULT FALSE",
     "queued_at": "TIMESTAMP WITH TIME ZONE DEFAULT current_timestamp",
 }
+INVOICE_COLUMNS = {
+    "external_id": "VARCHAR PRIMARY KEY",
+    "connection": "VARCHAR",
+    "number": "VARCHAR",
+    "type": "VARCHAR",  # ACCREC (sales) by default
+    "contact_id": "VARCHAR",
+    "issue_date": "TIMESTAMP WITH TIME ZONE",
+    "due_date": "TIMESTAMP WITH TIME ZONE",
+    "currency": "VARCHAR",
+    "exchange_rate": "VARCHAR",
+    "total_amount": "BIGINT",  # integer minor units
+    "sub_total": "BIGINT",
+    "total_tax_amount": "BIGINT",
+    "memo": "VARCHAR",
+    "tracking_categories": "VARCHAR",  # comma-separated tracking category ids
+    "line_items": "VARCHAR",  # JSON array of the API's invoice line items
+    "queued_at": "TIMESTAMP WITH TIME ZONE DEFAULT current_timestamp",
+}
+QUEUES = {"outbound_payments": OUTBOUND_COLUMNS, "outbound_invoices": INVOICE_COLUMNS}
 CSV_COLUMNS = [c for c in OUTBOUND_COLUMNS if c != "queued_at"]
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, schema: str) -> None:
-    """Create the queue and the ledger when missing (the load job and push both call this)."""
-    columns = ", ".join(f"{name} {kind}" for name, kind in OUTBOUND_COLUMNS.items())
+    """Create the queues and the ledger when missing (the load job and push both call this)."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.outbound_payments ({columns})")
+    for table, spec in QUEUES.items():
+        columns = ", ".join(f"{name} {kind}" for name, kind in spec.items())
+        con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{table} ({columns})")
     con.execute(
         f"""CREATE TABLE IF NOT EXISTS {schema}.push_log (
-            external_id VARCHAR PRIMARY KEY, connection VARCHAR, status VARCHAR, payment_id VARCHAR,
+            external_id VARCHAR PRIMARY KEY, kind VARCHAR, connection VARCHAR, status VARCHAR, record_id VARCHAR,
             remote_id VARCHAR, http_status INTEGER, error VARCHAR, attempts INTEGER DEFAULT 0,
             first_attempt_at TIMESTAMP WITH TIME ZONE, last_attempt_at TIMESTAMP WITH TIME ZONE,
             updated_at TIMESTAMP WITH TIME ZONE)"""
@@ -65,25 +85,26 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, schema: str) -> None:
     )
 
 
-def import_csv(con: duckdb.DuckDBPyConnection, schema: str, path: str | Path) -> int:
-    """Queue the rows of a CSV (header = the outbound columns; `external_id`, `connection` required).
+def import_csv(con: duckdb.DuckDBPyConnection, schema: str, path: str | Path, table: str = "outbound_payments") -> int:
+    """Queue the rows of a CSV (header = the queue's columns; `external_id`, `connection` required).
     A row whose external_id is already queued replaces it. Returns the rows read."""
+    allowed = [c for c in QUEUES[table] if c != "queued_at"]
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         missing = {"external_id", "connection"} - set(reader.fieldnames or [])
         if missing:
             raise ValueError(f"{path}: the CSV needs the columns {sorted(missing)}")
-        unknown = set(reader.fieldnames or []) - set(CSV_COLUMNS)
+        unknown = set(reader.fieldnames or []) - set(allowed)
         if unknown:
-            raise ValueError(f"{path}: unknown columns {sorted(unknown)}; the columns are {CSV_COLUMNS}")
+            raise ValueError(f"{path}: unknown columns {sorted(unknown)}; the columns are {allowed}")
         rows = [{k: (v if v != "" else None) for k, v in row.items()} for row in reader]
-    names = [c for c in CSV_COLUMNS if rows and c in rows[0]]
+    names = [c for c in allowed if rows and c in rows[0]]
     placeholders = ", ".join("?" for _ in names)
     with transaction(con):
         for row in rows:
-            con.execute(f"DELETE FROM {schema}.outbound_payments WHERE external_id = ?", [row["external_id"]])
+            con.execute(f"DELETE FROM {schema}.{table} WHERE external_id = ?", [row["external_id"]])
             con.execute(
-                f"INSERT INTO {schema}.outbound_payments ({', '.join(names)}) VALUES ({placeholders})",
+                f"INSERT INTO {schema}.{table} ({', '.join(names)}) VALUES ({placeholders})",
                 [row.get(n) for n in names],
             )
     return len(rows)
@@ -122,8 +143,9 @@ class Ledger:
         status: str,
         *,
         phase: str,
+        kind: str = "payment",
         attempt: bool = False,
-        payment_id: str | None = None,
+        record_id: str | None = None,
         remote_id: str | None = None,
         http_status: int | None = None,
         error: str | None = None,
@@ -136,48 +158,25 @@ class Ledger:
                 f"SELECT attempts FROM {s}.push_log WHERE external_id = ?", [external_id]
             ).fetchone()
             attempts = (exists[0] if exists else 0) + (1 if attempt else 0)
+            attempt_at = now if attempt else None
             if exists:
                 self.con.execute(
-                    f"""UPDATE {s}.push_log SET connection = ?, status = ?, payment_id = coalesce(?, payment_id),
-                        remote_id = coalesce(?, remote_id), http_status = ?, error = ?, attempts = ?,
-                        last_attempt_at = CASE WHEN ? THEN ? ELSE last_attempt_at END,
-                        first_attempt_at = coalesce(first_attempt_at, CASE WHEN ? THEN ? END), updated_at = ?
+                    f"""UPDATE {s}.push_log SET kind = ?, connection = ?, status = ?,
+                        record_id = coalesce(?, record_id), remote_id = coalesce(?, remote_id), http_status = ?,
+                        error = ?, attempts = ?, last_attempt_at = coalesce(?, last_attempt_at),
+                        first_attempt_at = coalesce(first_attempt_at, ?), updated_at = ?
                         WHERE external_id = ?""",
-                    [
-                        connection,
-                        status,
-                        payment_id,
-                        remote_id,
-                        http_status,
-                        error,
-                        attempts,
-                        attempt,
-                        now,
-                        attempt,
-                        now,
-                        now,
-                        external_id,
-                    ],
-                )
+                    [kind, connection, status, record_id, remote_id, http_status, error, attempts, attempt_at,
+                     attempt_at, now, external_id],
+                )  # fmt: skip
             else:
                 self.con.execute(
-                    f"""INSERT INTO {s}.push_log (external_id, connection, status, payment_id, remote_id, http_status,
-                        error, attempts, first_attempt_at, last_attempt_at, updated_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    [
-                        external_id,
-                        connection,
-                        status,
-                        payment_id,
-                        remote_id,
-                        http_status,
-                        error,
-                        attempts,
-                        now if attempt else None,
-                        now if attempt else None,
-                        now,
-                    ],
-                )
+                    f"""INSERT INTO {s}.push_log (external_id, kind, connection, status, record_id, remote_id,
+                        http_status, error, attempts, first_attempt_at, last_attempt_at, updated_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    [external_id, kind, connection, status, record_id, remote_id, http_status, error, attempts,
+                     attempt_at, attempt_at, now],
+                )  # fmt: skip
             self.con.execute(
                 f"INSERT INTO {s}.push_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [external_id, attempts, phase, status, http_status, error, self.run_id, now],

@@ -1,5 +1,6 @@
-"""`accounting-etl push`: create the queued payments (`outbound_payments`) through Panora's POST endpoint,
-each exactly once in effect, with a ledger (`push_log`, `push_attempts`) of what was sent and what came of it.
+"""`accounting-etl push`: create the queued payments (`outbound_payments`) and invoices (`outbound_invoices`)
+through Panora's POST endpoints, each exactly once in effect, with a ledger (`push_log`, `push_attempts`)
+of what was sent and what came of it.
 
 Why not dlt's `@dlt.destination` sink: it is at-least-once per batch (a failed or interrupted batch is sent
 again whole) and keeps its progress only in the local pipeline folder, while Panora's POST has no
@@ -22,6 +23,7 @@ Per payment:
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -84,17 +86,22 @@ def _invoices(con: duckdb.DuckDBPyConnection, raw: str) -> dict[tuple[str, str],
         return {}
     if "reconciliation.invoice_settlement" in tables:
         rows = con.execute(
-            "SELECT connection, invoice_id, currency, source_status, open_minor, FALSE "
+            "SELECT connection, invoice_id, currency, source_status, open_minor, FALSE, number "
             "FROM reconciliation.invoice_settlement"
         ).fetchall()
-        deleted = con.execute(f"SELECT connection, id FROM {raw}.invoices WHERE deleted_at IS NOT NULL").fetchall()
-        rows += [(c, i, None, None, None, True) for c, i in deleted]
+        deleted = con.execute(
+            f"SELECT connection, id, number FROM {raw}.invoices WHERE deleted_at IS NOT NULL"
+        ).fetchall()
+        rows += [(c, i, None, None, None, True, n) for c, i, n in deleted]
     else:
         rows = con.execute(
-            f"SELECT connection, id, upper(currency), upper(status), coalesce(balance, 0), deleted_at IS NOT NULL "
-            f"FROM {raw}.invoices"
+            f"SELECT connection, id, upper(currency), upper(status), coalesce(balance, 0), deleted_at IS NOT NULL, "
+            f"number FROM {raw}.invoices"
         ).fetchall()
-    return {(c, i): {"currency": cur, "status": st, "open": open_, "deleted": d} for c, i, cur, st, open_, d in rows}
+    return {
+        (c, i): {"currency": cur, "status": st, "open": open_, "deleted": d, "number": n}
+        for c, i, cur, st, open_, d, n in rows
+    }
 
 
 def validate(row: dict[str, Any], connections: Mapping[str, str], invoices: dict, committed: dict) -> str | None:
@@ -153,12 +160,101 @@ def payment_body(row: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-# -- looking payments up ---------------------------------------------------------------------------------
-class PaymentIndex:
-    """What the API lists for one connection, read incrementally: new payments are appended at the end of
-    Panora's insertion-ordered list, so a refresh continues from the last row it saw."""
+def validate_invoice(
+    row: dict[str, Any], connections: Mapping[str, str], invoices: dict, committed: dict
+) -> str | None:
+    """The reason a queued invoice must not be sent, or None."""
+    if not row.get("external_id"):
+        return "external_id is missing"
+    if row.get("connection") not in connections:
+        return f"unknown connection {row.get('connection')!r} (configured: {', '.join(sorted(connections))})"
+    amount = row.get("total_amount")
+    if amount is None or isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        return f"total_amount must be a positive whole number of minor units, got {amount!r}"
+    if (row.get("currency") or "").upper() not in ISO_CODES:
+        return f"currency {row.get('currency')!r} is not an ISO 4217 code"
+    if row.get("line_items"):
+        try:
+            lines = json.loads(row["line_items"])
+        except (TypeError, ValueError):
+            return "line_items is not valid JSON"
+        if not isinstance(lines, list) or not all(isinstance(line, dict) for line in lines):
+            return "line_items must be a JSON array of objects"
+    number = row.get("number")
+    if number and number in committed.setdefault(("numbers", row["connection"]), set()):
+        return f"invoice number {number} is queued twice"
+    if number and any(v.get("number") == number for (c, _), v in invoices.items() if c == row["connection"]):
+        return f"an invoice numbered {number} is already loaded for {row['connection']}"
+    if number:
+        committed[("numbers", row["connection"])].add(number)
+    return None
 
-    def __init__(self, client: PanoraClient, token: str, page_size: int) -> None:
+
+def invoice_body(row: dict[str, Any]) -> dict[str, Any]:
+    """The API's invoice input for a queued row."""
+    body: dict[str, Any] = {
+        "type": row.get("type") or "ACCREC",
+        "total_amount": row["total_amount"],
+        "currency": row["currency"].upper(),
+        "field_mappings": {EXTERNAL_ID_FIELD: row["external_id"]},
+        "line_items": json.loads(row["line_items"]) if row.get("line_items") else [],
+    }
+    for key in ("number", "contact_id", "exchange_rate", "memo"):
+        if row.get(key) is not None:
+            body[key] = str(row[key])
+    for key in ("sub_total", "total_tax_amount"):
+        if row.get(key) is not None:
+            body[key] = row[key]
+    for key in ("issue_date", "due_date"):
+        if row.get(key) is not None:
+            body[key] = row[key].astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if row.get("tracking_categories"):
+        body["tracking_categories"] = [t.strip() for t in str(row["tracking_categories"]).split(",") if t.strip()]
+    return body
+
+
+def _same_payment(record: dict[str, Any], body: dict[str, Any]) -> bool:
+    return (
+        record.get("invoice_id") == body["invoice_id"]
+        and record.get("total_amount") == body["total_amount"]
+        and str(record.get("currency", "")).upper() == body["currency"]
+        and str(record.get("transaction_date") or "")[:10] == str(body.get("transaction_date") or "")[:10]
+    )
+
+
+def _same_invoice(record: dict[str, Any], body: dict[str, Any]) -> bool:
+    return (
+        record.get("number") == body.get("number")
+        and record.get("total_amount") == body["total_amount"]
+        and str(record.get("currency", "")).upper() == body["currency"]
+    )
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What push needs to know about one kind of record it creates."""
+
+    name: str  # the ledger's `kind`
+    resource: str  # the API resource (`POST /accounting/<resource>`)
+    queue: str  # the outbound table
+    validate: Callable[[dict[str, Any], Mapping[str, str], dict, dict], str | None]
+    body: Callable[[dict[str, Any]], dict[str, Any]]
+    same_content: Callable[[dict[str, Any], dict[str, Any]], bool]
+
+
+KINDS = (
+    Kind("invoice", "invoices", "outbound_invoices", validate_invoice, invoice_body, _same_invoice),
+    Kind("payment", "payments", "outbound_payments", validate, payment_body, _same_payment),
+)
+
+
+# -- looking records up ----------------------------------------------------------------------------------
+class RecordIndex:
+    """What the API lists of one kind for one connection, read incrementally: new records are appended at the
+    end of Panora's insertion-ordered list, so a refresh continues from the last row it saw."""
+
+    def __init__(self, client: PanoraClient, kind: Kind, token: str, page_size: int) -> None:
+        self.kind = kind
         self.client = client
         self.token = token
         self.page_size = page_size
@@ -169,7 +265,7 @@ class PaymentIndex:
 
     def refresh(self) -> None:
         with self.lock:
-            for page in self.client.pages("payments", self.token, self.page_size, start_after=self.last_id):
+            for page in self.client.pages(self.kind.resource, self.token, self.page_size, start_after=self.last_id):
                 for record in page:
                     if not isinstance(record, dict) or not isinstance(record.get("id"), str):
                         continue
@@ -180,22 +276,12 @@ class PaymentIndex:
                         self.by_external_id[str(mappings[EXTERNAL_ID_FIELD])] = record
 
     def find(self, row: dict[str, Any], claimed: set[str]) -> dict[str, Any] | None:
-        """The API's record of a pushed payment: by external id, else by content not claimed by another."""
+        """The API's record of a pushed row: by external id, else by content not claimed by another."""
         found = self.by_external_id.get(row["external_id"])
         if found is not None:
             return found
-        body = payment_body(row)
-        for record in self.records:
-            if record["id"] in claimed:
-                continue
-            if (
-                record.get("invoice_id") == body["invoice_id"]
-                and record.get("total_amount") == body["total_amount"]
-                and str(record.get("currency", "")).upper() == body["currency"]
-                and str(record.get("transaction_date") or "")[:10] == str(body.get("transaction_date") or "")[:10]
-            ):
-                return record
-        return None
+        body = self.kind.body(row)
+        return next((r for r in self.records if r["id"] not in claimed and self.kind.same_content(r, body)), None)
 
 
 # -- the job ---------------------------------------------------------------------------------------------
@@ -207,6 +293,7 @@ def run_push(
     base_url: str | None = None,
     dry_run: bool = False,
     from_csv: str | Path | None = None,
+    invoices_csv: str | Path | None = None,
     concurrency: int = 4,
     sends_per_payment: int = 3,
     policy: RetryPolicy | None = None,
@@ -231,19 +318,30 @@ def run_push(
     try:
         ensure_tables(con, raw)
         if from_csv:
-            log.info("queued %d row(s) from %s", import_csv(con, raw, from_csv), from_csv)
+            log.info("queued %d payment(s) from %s", import_csv(con, raw, from_csv), from_csv)
+        if invoices_csv:
+            queued = import_csv(con, raw, invoices_csv, table="outbound_invoices")
+            log.info("queued %d invoice(s) from %s", queued, invoices_csv)
         ledger = Ledger(con, raw, run_id)
         _confirm(con, raw, ledger)
         entries = ledger.entries()
-        cursor = con.execute(f"SELECT * FROM {raw}.outbound_payments ORDER BY queued_at, external_id")
-        names = [d[0] for d in cursor.description]
-        queue = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
-        todo = [row for row in queue if entries.get(row["external_id"], {}).get("status") not in FINAL]
         invoices = _invoices(con, raw)
         committed: dict = {}
-        sendable = []
-        for row in todo:
-            reason = validate(row, connections, invoices, committed)
+        todo: list[tuple[Kind, dict[str, Any]]] = []
+        sendable: list[tuple[Kind, dict[str, Any]]] = []
+        seen_ids: set[str] = set()
+        for kind in KINDS:
+            cursor = con.execute(f"SELECT * FROM {raw}.{kind.queue} ORDER BY queued_at, external_id")
+            names = [d[0] for d in cursor.description]
+            for values in cursor.fetchall():
+                row = dict(zip(names, values, strict=True))
+                if entries.get(row["external_id"], {}).get("status") not in FINAL:
+                    todo.append((kind, row))
+        for kind, row in todo:
+            reason = kind.validate(row, connections, invoices, committed)
+            if reason is None and row["external_id"] in seen_ids:
+                reason = "external_id is queued twice (external ids are unique across payments and invoices)"
+            seen_ids.add(row["external_id"])
             action = "reject" if reason else "create"
             summary.plan.append(
                 {
@@ -251,10 +349,11 @@ def run_push(
                     "connection": row.get("connection"),
                     "action": action,
                     "reason": reason,
+                    "kind": kind.name,
                 }
             )
             if reason is None:
-                sendable.append(row)
+                sendable.append((kind, row))
         now = datetime.now(UTC)
         if summary.plan:
             con.executemany(
@@ -276,6 +375,7 @@ def run_push(
                         item["connection"] or "",
                         "rejected",
                         phase="validation",
+                        kind=item["kind"],
                         error=item["reason"],
                     )
         client = PanoraClient(api_key, base_url, policy=policy, pacer=RateLimitPacer(), stats=stats)
@@ -284,11 +384,11 @@ def run_push(
                 client, ledger, connections, entries, sends_per_payment, page_size, settle_seconds, on_event
             )
             with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="push") as pool:
-                list(pool.map(sender.push, sendable))
+                list(pool.map(lambda item: sender.push(*item), sendable))
         finally:
             client.close()
         final = ledger.entries()
-        for row in todo:
+        for _, row in todo:
             status = final.get(row["external_id"], {}).get("status", "rejected")
             summary.outcomes[status] = summary.outcomes.get(status, 0) + 1
         return summary
@@ -299,18 +399,21 @@ def run_push(
 
 
 def _confirm(con: duckdb.DuckDBPyConnection, raw: str, ledger: Ledger) -> None:
-    """`created` payments that a later load brought into `payments` become `confirmed`."""
-    present = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = 'payments'", [raw]
-    ).fetchone()[0]
-    if not present:
-        return
-    rows = con.execute(
-        f"SELECT l.external_id, l.connection FROM {raw}.push_log l JOIN {raw}.payments p ON p.id = l.payment_id "
-        f"WHERE l.status = 'created'"
-    ).fetchall()
-    for external_id, connection in rows:
-        ledger.record(external_id, connection, "confirmed", phase="confirm")
+    """`created` records that a later load brought into `payments` / `invoices` become `confirmed`."""
+    for kind in KINDS:
+        present = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [raw, kind.resource],
+        ).fetchone()[0]
+        if not present:
+            continue
+        rows = con.execute(
+            f"SELECT l.external_id, l.connection FROM {raw}.push_log l JOIN {raw}.{kind.resource} r "
+            f"ON r.id = l.record_id WHERE l.status = 'created' AND l.kind = ?",
+            [kind.name],
+        ).fetchall()
+        for external_id, connection in rows:
+            ledger.record(external_id, connection, "confirmed", phase="confirm", kind=kind.name)
 
 
 class _Sender:
@@ -335,18 +438,19 @@ class _Sender:
         self.sends = sends
         self.page_size = page_size
         self.on_event = on_event or (lambda name, external_id: None)
-        self.indexes: dict[str, PaymentIndex] = {}
-        self.claimed = {e["payment_id"] for e in entries.values() if e.get("payment_id")}
+        self.indexes: dict[tuple[str, str], RecordIndex] = {}
+        self.claimed = {e["record_id"] for e in entries.values() if e.get("record_id")}
         self.lock = threading.Lock()
 
-    def _index(self, connection: str) -> PaymentIndex:
+    def _index(self, kind: Kind, connection: str) -> RecordIndex:
         with self.lock:
-            if connection not in self.indexes:
-                self.indexes[connection] = PaymentIndex(self.client, self.connections[connection], self.page_size)
-            return self.indexes[connection]
+            key = (kind.name, connection)
+            if key not in self.indexes:
+                self.indexes[key] = RecordIndex(self.client, kind, self.connections[connection], self.page_size)
+            return self.indexes[key]
 
-    def _lookup(self, row: dict[str, Any]) -> dict[str, Any] | None:
-        index = self._index(row["connection"])
+    def _lookup(self, kind: Kind, row: dict[str, Any]) -> dict[str, Any] | None:
+        index = self._index(kind, row["connection"])
         index.refresh()
         with self.lock:
             found = index.find(row, self.claimed)
@@ -354,66 +458,50 @@ class _Sender:
                 self.claimed.add(found["id"])
             return found
 
-    def _created(self, row: dict[str, Any], record: dict[str, Any], phase: str, http_status: int | None) -> None:
-        self.ledger.record(
-            row["external_id"],
-            row["connection"],
-            "created",
-            phase=phase,
-            payment_id=record.get("id"),
-            remote_id=record.get("remote_id"),
-            http_status=http_status,
-        )
+    def _created(
+        self, kind: Kind, row: dict[str, Any], record: dict[str, Any], phase: str, http_status: int | None
+    ) -> None:
+        details = {"record_id": record.get("id"), "remote_id": record.get("remote_id"), "http_status": http_status}
+        self.ledger.record(row["external_id"], row["connection"], "created", phase=phase, kind=kind.name, **details)
 
-    def push(self, row: dict[str, Any]) -> None:
+    def push(self, kind: Kind, row: dict[str, Any]) -> None:
         external_id, connection = row["external_id"], row["connection"]
+
+        def record(status: str, phase: str, **details: Any) -> None:
+            self.ledger.record(external_id, connection, status, phase=phase, kind=kind.name, **details)
+
         if self.entries.get(external_id, {}).get("status") in ("pending", "unknown"):
-            # an earlier run left this payment's outcome open: never resend before looking it up
-            found = self._lookup(row)
+            # an earlier run left this record's outcome open: never resend before looking it up
+            found = self._lookup(kind, row)
             if found is not None:
-                self._created(row, found, "resolve", None)
+                self._created(kind, row, found, "resolve", None)
                 return
         for send in range(1, self.sends + 1):
-            self.ledger.record(external_id, connection, "pending", phase="intent", attempt=True)
+            record("pending", "intent", attempt=True)
             self.on_event("intent", external_id)
             try:
-                created = self.client.create("payments", payment_body(row), self.connections[connection])
+                created = self.client.create(kind.resource, kind.body(row), self.connections[connection])
             except OutcomeUnknown as exc:
-                self.ledger.record(
-                    external_id, connection, "unknown", phase="outcome", http_status=exc.status, error=exc.message
-                )
+                record("unknown", "outcome", http_status=exc.status, error=exc.message)
                 if exc.status is None:
                     time.sleep(self.settle_seconds)  # no answer: the request may still be running on the server
-                found = self._lookup(row)
+                found = self._lookup(kind, row)
                 if found is not None:
-                    self._created(row, found, "resolve", None)
+                    self._created(kind, row, found, "resolve", None)
                     return
                 if send == self.sends:
-                    self.ledger.record(
-                        external_id,
-                        connection,
-                        "failed",
-                        phase="resolve",
-                        http_status=exc.status,
-                        error=f"not created after {send} sends (looked up each time): {exc.message}",
-                    )
+                    record("failed", "resolve", http_status=exc.status,
+                           error=f"not created after {send} sends (looked up each time): {exc.message}")  # fmt: skip
                     return
                 time.sleep(self.client.http.policy.backoff(send, self.client.http.rng))
                 continue
             except ApiError as exc:
                 final = exc.status is not None and 400 <= exc.status < 500
-                self.ledger.record(
-                    external_id,
-                    connection,
-                    "rejected" if final else "failed",
-                    phase="outcome",
-                    http_status=exc.status,
-                    error=exc.message,
-                )
+                record("rejected" if final else "failed", "outcome", http_status=exc.status, error=exc.message)
                 return
             self.on_event("answered", external_id)
             with self.lock:
                 self.claimed.add(created.get("id"))
-            self._created(row, created, "outcome", 201)
+            self._created(kind, row, created, "outcome", 201)
             self.on_event("recorded", external_id)
             return

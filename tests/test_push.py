@@ -86,7 +86,7 @@ def created_in_api(sandbox, external_id: str) -> int:
 
 
 def ledger(warehouse) -> dict[str, tuple]:
-    rows = warehouse.query(f"SELECT external_id, status, payment_id, error FROM {DATASET}.push_log")
+    rows = warehouse.query(f"SELECT external_id, status, record_id, error FROM {DATASET}.push_log")
     return {r[0]: r[1:] for r in rows}
 
 
@@ -232,3 +232,64 @@ def test_push_process_killed_while_the_server_creates_then_rerun_creates_once(lo
     assert created_in_api(sandbox, ids[0]) == 1
     assert sandbox.stats.snapshot()["requests"]["POST /accounting/payments"] == 1  # looked up, not resent
     assert ledger(loaded)[ids[0]][0] == "created"
+
+
+def queue_invoices(warehouse, rows: list[dict]) -> None:
+    with duckdb.connect(str(warehouse.path)) as con:
+        for row in rows:
+            con.execute(
+                f"INSERT INTO {DATASET}.outbound_invoices ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+                list(row.values()),
+            )
+
+
+def created_invoices_in_api(sandbox, external_id: str) -> int:
+    return sum(
+        1
+        for alias in ("acme-eu", "acme-us", "globex-jp")
+        for i in sandbox.store.all(alias, "invoices")
+        if (i.get("field_mappings") or {}).get("external_id") == external_id
+    )
+
+
+LINES = '[{"description": "Consulting", "unit_price": 50000, "quantity": 2, "total_amount": 100000}]'
+
+
+def test_invoices_are_created_once_and_invalid_ones_rejected(loaded, sandbox):
+    existing = loaded.scalar(f"SELECT number FROM {DATASET}.invoices WHERE connection = 'acme-eu' LIMIT 1")
+    base = {"connection": "acme-eu", "currency": "EUR", "total_amount": 100000, "issue_date": "2026-11-20",
+            "due_date": "2026-12-20", "line_items": LINES}  # fmt: skip
+    queue_invoices(loaded, [
+        {**base, "external_id": "inv-ok-1", "number": "NEW-001"},
+        {**base, "external_id": "inv-ok-2", "number": "NEW-002"},
+        {**base, "external_id": "inv-dup-number", "number": existing},
+        {**base, "external_id": "inv-bad-lines", "number": "NEW-003", "line_items": "{not json"},
+        {**base, "external_id": "inv-zero", "number": "NEW-004", "total_amount": 0},
+    ])  # fmt: skip
+    summary = push(loaded)
+    entries = ledger(loaded)
+    assert summary.outcomes == {"created": 2, "rejected": 3}
+    assert entries["inv-ok-1"][0] == "created" and created_invoices_in_api(sandbox, "inv-ok-1") == 1
+    assert "already loaded" in entries["inv-dup-number"][2]
+    assert "JSON" in entries["inv-bad-lines"][2] and "positive" in entries["inv-zero"][2]
+    created = next(i for i in sandbox.store.all("acme-eu", "invoices") if i.get("number") == "NEW-001")
+    assert created["line_items"][0]["total_amount"] == 100000 and created["due_date"].startswith("2026-12-20")
+    assert push(loaded).outcomes == {"rejected": 3} and sandbox.stats.created["invoices"] == 2
+    loaded.load()
+    push(loaded)
+    assert ledger(loaded)["inv-ok-1"][0] == "confirmed"
+
+
+def test_invoice_push_survives_a_500_after_write_and_a_crash_after_the_answer(loaded, sandbox):
+    base = {"connection": "acme-us", "currency": "USD", "total_amount": 2500, "line_items": LINES}
+    queue_invoices(loaded, [{**base, "external_id": f"inv-{n}", "number": f"X-{n}"} for n in range(3)])
+    sandbox.inject(Fault("status", status=500, method="POST", path="/accounting/invoices", after_write=True))
+
+    def crash(event: str, external_id: str) -> None:
+        if event == "answered" and external_id == "inv-2":
+            raise Crash("killed after the server answered")
+
+    with pytest.raises(Crash):
+        push(loaded, concurrency=1, on_event=crash)
+    push(loaded)
+    assert [created_invoices_in_api(sandbox, f"inv-{n}") for n in range(3)] == [1, 1, 1]
