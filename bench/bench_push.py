@@ -91,7 +91,12 @@ def main() -> None:
         print(f"  {summary.outcomes}; {stats['total_requests']} requests ({posts} POSTs) in {seconds:.1f}s: "
               f"{per_minute:.1f} requests/minute, "
               f"429s sent by the server: {stats['throttled']}")  # fmt: skip
-        print(f"  share of the 100/min limit achieved: {per_minute / 100:.1%}; 429s: {stats['throttled']}")
+        windows = -(-stats["total_requests"] // 100)  # rate-limit windows the run needed at full use
+        print(
+            f"  budget used: {stats['total_requests']} requests in {windows} window(s) of 100 = "
+            f"{stats['total_requests'] / (windows * 100):.0%} of the limit; over the elapsed time "
+            f"{per_minute / 100:.0%} (the last window is cut short); 429s: {stats['throttled']}"
+        )
 
         sandbox.settings.rate_limit = None
         sandbox.reset_stats()

@@ -112,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--invoices-csv", help="queue the invoices of this CSV first (columns: see below)")
     push.add_argument("--dry-run", action="store_true", help="validate and record the plan; send nothing")
     push.add_argument("--concurrency", type=int, default=4, help="payments sent at once (default 4)")
+    push.add_argument(
+        "--resend-unknown-after",
+        type=float,
+        default=9 * 3600.0,
+        help="seconds before a record whose outcome was unclear and that a lookup cannot find is sent again "
+        "(default 9 h: Panora may list a remotely created record only after its next 8-hourly sync)",
+    )
     push.add_argument("--database", help="DuckDB file (default: DESTINATION__DUCKDB__CREDENTIALS or accounting.duckdb)")
 
     demo = sub.add_parser(
@@ -161,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from_csv=args.from_csv,
                 invoices_csv=args.invoices_csv,
                 concurrency=args.concurrency,
+                resend_unknown_after=args.resend_unknown_after,
             )
         except (ConfigurationError, ValueError) as exc:
             print(f"accounting-etl push: {exc}", file=sys.stderr)

@@ -16,9 +16,13 @@ Per payment:
 3. write the intent (`pending`), POST, write the outcome: `created` with its id; a 4xx is `rejected`; a
    request that may have arrived (timeout, dropped connection, 5xx) is `unknown` and is looked up again
    before any resend; after the retry budget it is `failed` (certainly not created), for the next run.
-   After a 5xx the server has finished with the request, so the lookup is definitive at once; after no
-   answer at all (timeout, dropped connection) the request may still be running on the server, so the
-   lookup waits `settle_seconds` first.
+   After no answer at all (timeout, dropped connection) the request may still be running on the server,
+   so the lookup waits `settle_seconds` first.
+4. A lookup that finds nothing is not proof: Panora writes to the accounting system first and its own row
+   second, so a record can exist remotely before Panora lists it (its next sync, every 8 h, brings it in).
+   So an `unknown` record is sent again only when a lookup still finds nothing `resend_unknown_after`
+   seconds after the send (default 9 h); until then it stays `unknown` and each run looks again. Against
+   a server known to write atomically (the sandbox), 0 resends at once.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ log = logging.getLogger("accounting_etl.push")
 
 ISO_CODES = {c.code for c in iso4217.Currency}
 EXTERNAL_ID_FIELD = "external_id"  # the key under field_mappings that names a pushed payment
+DEFAULT_RESEND_UNKNOWN_AFTER = 9 * 3600.0  # one Panora sync (8 h) and a margin
 
 
 @dataclass
@@ -299,6 +304,7 @@ def run_push(
     policy: RetryPolicy | None = None,
     page_size: int = 1000,
     settle_seconds: float = 30.0,
+    resend_unknown_after: float = DEFAULT_RESEND_UNKNOWN_AFTER,
     on_event: Callable[[str, str], None] | None = None,
 ) -> PushSummary:
     """Push the queued payments; see the module text. `on_event(name, external_id)` is called at each step
@@ -383,6 +389,7 @@ def run_push(
             sender = _Sender(
                 client, ledger, connections, entries, sends_per_payment, page_size, settle_seconds, on_event
             )
+            sender.resend_unknown_after = resend_unknown_after
             with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="push") as pool:
                 list(pool.map(lambda item: sender.push(*item), sendable))
         finally:
@@ -438,6 +445,7 @@ class _Sender:
         self.sends = sends
         self.page_size = page_size
         self.on_event = on_event or (lambda name, external_id: None)
+        self.resend_unknown_after = DEFAULT_RESEND_UNKNOWN_AFTER
         self.indexes: dict[tuple[str, str], RecordIndex] = {}
         self.claimed = {e["record_id"] for e in entries.values() if e.get("record_id")}
         self.lock = threading.Lock()
@@ -464,17 +472,29 @@ class _Sender:
         details = {"record_id": record.get("id"), "remote_id": record.get("remote_id"), "http_status": http_status}
         self.ledger.record(row["external_id"], row["connection"], "created", phase=phase, kind=kind.name, **details)
 
+    def _may_resend(self, sent_at: datetime | None) -> bool:
+        """Whether a record not found by a lookup may be sent again: only long enough after its last send."""
+        if self.resend_unknown_after <= 0:
+            return True
+        if sent_at is None:
+            return False
+        return (datetime.now(UTC) - sent_at).total_seconds() >= self.resend_unknown_after
+
     def push(self, kind: Kind, row: dict[str, Any]) -> None:
         external_id, connection = row["external_id"], row["connection"]
 
         def record(status: str, phase: str, **details: Any) -> None:
             self.ledger.record(external_id, connection, status, phase=phase, kind=kind.name, **details)
 
-        if self.entries.get(external_id, {}).get("status") in ("pending", "unknown"):
+        entry = self.entries.get(external_id, {})
+        if entry.get("status") in ("pending", "unknown"):
             # an earlier run left this record's outcome open: never resend before looking it up
             found = self._lookup(kind, row)
             if found is not None:
                 self._created(kind, row, found, "resolve", None)
+                return
+            if not self._may_resend(entry.get("last_attempt_at")):
+                record("unknown", "resolve", error="not found yet; sent again only after resend_unknown_after")
                 return
         for send in range(1, self.sends + 1):
             record("pending", "intent", attempt=True)
@@ -489,6 +509,8 @@ class _Sender:
                 if found is not None:
                     self._created(kind, row, found, "resolve", None)
                     return
+                if not self._may_resend(datetime.now(UTC)):
+                    return  # stays `unknown`: later runs look again before sending again
                 if send == self.sends:
                     record("failed", "resolve", http_status=exc.status,
                            error=f"not created after {send} sends (looked up each time): {exc.message}")  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import duckdb
 import pytest
 
@@ -71,6 +73,7 @@ def push(warehouse, **kwargs):
         policy=FAST,
         settle_seconds=1.5,
         page_size=200,
+        resend_unknown_after=0,  # the sandbox writes atomically: a lookup that finds nothing is proof
     )
     params.update(kwargs)
     return run_push(**params)
@@ -204,7 +207,6 @@ def test_push_process_killed_while_the_server_creates_then_rerun_creates_once(lo
     import signal
     import subprocess
     import sys
-    import time
 
     ids = queue_valid(loaded, 1)
     # the server takes 2 s on the POST and then creates the payment, whether or not the client is still there
@@ -293,3 +295,15 @@ def test_invoice_push_survives_a_500_after_write_and_a_crash_after_the_answer(lo
         push(loaded, concurrency=1, on_event=crash)
     push(loaded)
     assert [created_invoices_in_api(sandbox, f"inv-{n}") for n in range(3)] == [1, 1, 1]
+
+
+def test_against_a_remote_first_server_an_unfound_unknown_waits_before_it_is_sent_again(loaded, sandbox):
+    (external_id,) = queue_valid(loaded, 1)
+    sandbox.inject(Fault("status", status=502, method="POST", path="/accounting/payments"))
+    first = push(loaded, resend_unknown_after=1.0)
+    assert first.outcomes == {"unknown": 1} and created_in_api(sandbox, external_id) == 0
+    assert push(loaded, resend_unknown_after=1.0).outcomes == {"unknown": 1}  # too soon: looked up, not sent
+    assert sandbox.stats.snapshot()["requests"]["POST /accounting/payments"] == 1
+    time.sleep(1.1)
+    assert push(loaded, resend_unknown_after=1.0).outcomes == {"created": 1}
+    assert created_in_api(sandbox, external_id) == 1
