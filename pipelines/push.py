@@ -52,6 +52,7 @@ from sources.common.http import RequestStats, RetryPolicy
 from sources.common.ratelimit import RateLimitPacer
 from sources.panora.helpers import PanoraClient
 from sources.panora.settings import DEFAULT_BASE_URL
+from transforms.run import DEFAULT_MODELS_SCHEMA
 
 log = logging.getLogger("accounting_etl.push")
 
@@ -89,10 +90,10 @@ def _invoices(con: duckdb.DuckDBPyConnection, raw: str) -> dict[tuple[str, str],
     }
     if f"{raw}.invoices" not in tables:
         return {}
-    if "reconciliation.invoice_settlement" in tables:
+    if f"{DEFAULT_MODELS_SCHEMA}.invoice_settlement" in tables:
         rows = con.execute(
             "SELECT connection, invoice_id, currency, source_status, open_minor, FALSE, number "
-            "FROM reconciliation.invoice_settlement"
+            f"FROM {DEFAULT_MODELS_SCHEMA}.invoice_settlement"
         ).fetchall()
         deleted = con.execute(
             f"SELECT connection, id, number FROM {raw}.invoices WHERE deleted_at IS NOT NULL"
@@ -109,7 +110,9 @@ def _invoices(con: duckdb.DuckDBPyConnection, raw: str) -> dict[tuple[str, str],
     }
 
 
-def validate(row: dict[str, Any], connections: Mapping[str, str], invoices: dict, committed: dict) -> str | None:
+def validate_payment(
+    row: dict[str, Any], connections: Mapping[str, str], invoices: dict, committed: dict
+) -> str | None:
     """The reason a queued payment must not be sent, or None. `committed` holds what earlier rows of this
     run already take from each invoice's open balance."""
     if not row.get("external_id"):
@@ -249,7 +252,7 @@ class Kind:
 
 KINDS = (
     Kind("invoice", "invoices", "outbound_invoices", validate_invoice, invoice_body, _same_invoice),
-    Kind("payment", "payments", "outbound_payments", validate, payment_body, _same_payment),
+    Kind("payment", "payments", "outbound_payments", validate_payment, payment_body, _same_payment),
 )
 
 
