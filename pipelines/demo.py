@@ -43,7 +43,12 @@ def run_demo(
             pipelines_dir=pipelines_dir,
         )
     print(summary.render())
-    print(f"\nData: {database} (dataset `{DEFAULT_DATASET}`). Open it with: duckdb {os.path.relpath(database)}")
+    print(f"\nData: {database} (dataset `{DEFAULT_DATASET}`, models in `reconciliation`). Query it with:")
+    print(
+        f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{os.path.relpath(database)}')"
+        f".sql('FROM {DEFAULT_DATASET}.payments LIMIT 5'))\""
+    )
+    print("  or open the notebooks in notebooks/ (see README)")
     _preview(database)
     report = write_report(database, report_dir)
     print(f"\nReconciliation report: {report.path.resolve()}")
