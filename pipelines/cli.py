@@ -19,7 +19,8 @@ LOAD_SETTINGS = """settings (dlt config/secrets; environment variables shown):
   ACCOUNTING_ETL__DESTINATION     any dlt destination (default duckdb)
   ACCOUNTING_ETL__DATASET_NAME    dataset/schema name (default accounting_raw)
   DESTINATION__DUCKDB__CREDENTIALS  DuckDB file (default accounting.duckdb)
-exit status: 0 loaded, 1 a connection's scan failed (the rest loaded), 2 bad settings, 3 load failed"""
+exit status: 0 loaded, 1 a connection's scan failed (the rest loaded) or the models failed to build,
+2 bad settings, 3 load failed"""
 
 
 PUSH_HELP = """CSV columns (header row; external_id and connection required):
@@ -205,4 +206,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"accounting-etl load failed: {SECRETS.redact(str(exc))[:2000]}", file=sys.stderr)
         return 3
     print(summary.render())
-    return 0 if summary.status == "ok" else 1
+    return 0 if summary.status == "ok" and not summary.models_error else 1

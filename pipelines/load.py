@@ -173,11 +173,7 @@ def run_load(
             if "duckdb" in type(client).__module__:
                 ensure_tables(client.native_connection, pipeline.dataset_name)  # the push queue and ledger
         if transform:
-            with pipeline.sql_client() as client:
-                result = run_transforms(SqlClientDatabase(client), pipeline.dataset_name, as_of=as_of)
-            summary.models = result.rows
-            summary.models_skipped = result.skipped
-            summary.step_seconds["transform"] = result.seconds
+            _transform(pipeline, summary, as_of)
     except Exception as exc:
         summary.status = "failed"
         summary.error = SECRETS.redact(f"{type(exc).__name__}: {exc}")
@@ -188,6 +184,20 @@ def run_load(
         summary.scans = scans.results
         _record(pipeline, summary)
     return summary
+
+
+def _transform(pipeline: dlt.Pipeline, summary: LoadSummary, as_of: date | None) -> None:
+    """Rebuild the models after a load; a model that fails is reported, it does not undo a good load."""
+    try:
+        with pipeline.sql_client() as client:
+            result = run_transforms(SqlClientDatabase(client), pipeline.dataset_name, as_of=as_of)
+    except Exception as exc:
+        summary.models_error = f"transforms failed: {SECRETS.redact(str(exc))[:500]}"
+        log.error("%s (the data loaded; rerun `accounting-etl transform` once fixed)", summary.models_error)
+        return
+    summary.models = result.rows
+    summary.models_skipped = result.skipped
+    summary.step_seconds["transform"] = result.seconds
 
 
 def _record(pipeline: dlt.Pipeline, summary: LoadSummary) -> None:

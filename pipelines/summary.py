@@ -40,7 +40,8 @@ class LoadSummary:
     scans: list[ScanResult] = field(default_factory=list)
     step_seconds: dict[str, float] = field(default_factory=dict)  # extract / normalize / load / transform
     models: dict[str, int] = field(default_factory=dict)  # reconciliation model -> rows
-    models_skipped: str | None = None
+    models_skipped: str | None = None  # not built, and rightly so (e.g. a resource not loaded yet)
+    models_error: str | None = None  # the models failed to build
     error: str | None = None
 
     @property
@@ -110,6 +111,8 @@ class LoadSummary:
             lines.append(f"  reconciliation models rebuilt: {len(self.models)} (schema reconciliation)")
         if self.models_skipped:
             lines.append(f"  reconciliation models not built: {self.models_skipped}")
+        if self.models_error:
+            lines.append(f"  ERROR {self.models_error}")
         for scan in self.failed_scans:
             lines.append(f"  FAILED {scan.resource} [{scan.connection}]: {scan.error}")
         if self.error:

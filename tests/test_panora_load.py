@@ -190,3 +190,16 @@ def test_every_run_is_recorded(warehouse, sandbox):
     assert len(scans) == 9 and all(s[2] == "complete" for s in scans)
     text = first.render()
     assert "load ok" in text and "requests" in text and "payments" in text
+
+
+def test_a_failing_model_is_reported_and_does_not_undo_the_load(warehouse, monkeypatch):
+    import transforms.run as run
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("Binder Error: column nope not found")
+
+    monkeypatch.setattr("pipelines.load.run_transforms", broken)
+    summary = warehouse.load()
+    assert summary.status == "ok" and warehouse.count("payments") == 200
+    assert "transforms failed" in summary.models_error and "nope" in summary.render()
+    assert run.run_transforms is not broken
