@@ -124,7 +124,7 @@ def _current_pipeline(table: str) -> Any:
         return None
     if pipeline is None or pipeline.destination is None:
         return None
-    stored_schemas = pipeline._schema_storage.list_schemas()
+    stored_schemas = pipeline.schemas.list_schemas()
     if pipeline.default_schema_name not in stored_schemas or table not in pipeline.default_schema.tables:
         return None  # nothing loaded yet
     return pipeline
