@@ -63,3 +63,39 @@ def test_a_duckdb_file_named_like_the_dataset_is_refused_before_loading(capsys, 
     assert main(["load", "--dataset", "ledger"]) == 2
     assert "share a name" in capsys.readouterr().err
     assert not (tmp_path / "ledger.duckdb").exists()
+
+
+def test_sandbox_command_serves_and_prints_the_settings_to_use():
+    import json
+    import re
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines", "sandbox", "--port", str(port), "--rate-limit", "0"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while not any("SOURCES__PANORA__CONNECTIONS" in line for line in lines):
+            assert time.monotonic() < deadline and process.poll() is None
+            lines.append(process.stdout.readline())
+        text = "".join(lines)
+        key = re.search(r"SOURCES__PANORA__API_KEY=(\S+)", text).group(1)
+        connections = json.loads(re.search(r"SOURCES__PANORA__CONNECTIONS='(.+)'", text).group(1))
+        answer = httpx.get(
+            f"http://127.0.0.1:{port}/accounting/payments",
+            headers={"x-api-key": key, "x-connection-token": connections["acme-us"]},
+            params={"limit": 5},
+        )
+        assert answer.status_code == 200 and len(answer.json()["data"]) == 5
+        assert "X-RateLimit-Limit" not in answer.headers  # --rate-limit 0 turns it off
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
