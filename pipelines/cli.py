@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 
+from pipelines.locks import AlreadyRunning
 from pipelines.logs import setup_logging
 
 LOAD_SETTINGS = """settings (dlt config/secrets; environment variables shown):
@@ -20,7 +21,7 @@ LOAD_SETTINGS = """settings (dlt config/secrets; environment variables shown):
   ACCOUNTING_ETL__DATASET_NAME    dataset/schema name (default accounting_raw)
   DESTINATION__DUCKDB__CREDENTIALS  DuckDB file (default accounting.duckdb)
 exit status: 0 loaded, 1 a connection's scan failed (the rest loaded) or the models failed to build,
-2 bad settings, 3 load failed"""
+2 bad settings, 3 load failed, 4 another load of the same pipeline is running"""
 
 
 PUSH_HELP = """CSV columns (header row; external_id and connection required):
@@ -30,7 +31,8 @@ PUSH_HELP = """CSV columns (header row; external_id and connection required):
 Invoice CSV columns (external_id, connection required; external ids unique across payments and invoices):
   external_id, connection, number, type, contact_id, issue_date, due_date, currency, exchange_rate,
   total_amount, sub_total, total_tax_amount (minor units), memo, tracking_categories, line_items (JSON array)
-exit status: 0 every payment created (or nothing to do), 1 some rejected, failed or unknown, 2 bad settings"""
+exit status: 0 every payment created (or nothing to do), 1 some rejected, failed or unknown, 2 bad settings,
+4 another push into the same warehouse is running"""
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -174,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (ConfigurationError, ValueError) as exc:
             print(f"accounting-etl push: {exc}", file=sys.stderr)
             return 2
+        except AlreadyRunning as exc:
+            print(f"accounting-etl push: {exc}", file=sys.stderr)
+            return 4
         print(result.render())
         bad = {k: v for k, v in result.outcomes.items() if k not in ("created", "confirmed", "would create")}
         return 1 if bad else 0
@@ -200,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"accounting-etl load: {exc}", file=sys.stderr)
         return 2
+    except AlreadyRunning as exc:
+        print(f"accounting-etl load: {exc}", file=sys.stderr)
+        return 4
     except Exception as exc:
         from pipelines.logs import SECRETS
 

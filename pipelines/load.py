@@ -26,6 +26,7 @@ from dlt.common.destination import Destination
 
 from pipelines import settings
 from pipelines.ledger import ensure_tables
+from pipelines.locks import exclusive
 from pipelines.logs import SECRETS
 from pipelines.settings import duckdb_file
 from pipelines.summary import LoadSummary
@@ -139,6 +140,21 @@ def run_load(
         dataset_name=dataset_name,
         pipelines_dir=pipelines_dir,
     )
+    lock_file = Path(pipeline.working_dir).parent / f"{pipeline_name}.lock"
+    with exclusive(lock_file, f"a load of pipeline {pipeline_name!r}"):
+        return _run(pipeline, pipeline_name, resources, api_key, selected, kwargs, transform, as_of)
+
+
+def _run(
+    pipeline: dlt.Pipeline,
+    pipeline_name: str,
+    resources: list[str],
+    api_key: str,
+    selected: dict[str, str],
+    kwargs: dict[str, Any],
+    transform: bool,
+    as_of: date | None,
+) -> LoadSummary:
     summary = LoadSummary(
         run_id=str(uuid.uuid4()), pipeline_name=pipeline_name, provider="panora", started_at=datetime.now(UTC)
     )

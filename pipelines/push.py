@@ -46,6 +46,7 @@ import iso4217
 from pipelines import settings
 from pipelines.ledger import FINAL, Ledger, ensure_tables, import_csv
 from pipelines.load import ConfigurationError, resolve_connections
+from pipelines.locks import exclusive
 from pipelines.logs import SECRETS
 from sources.common.errors import ApiError, OutcomeUnknown
 from sources.common.http import RequestStats, RetryPolicy
@@ -323,89 +324,91 @@ def run_push(
     base_url = base_url or dlt.config.get("sources.panora.base_url") or DEFAULT_BASE_URL
     summary = PushSummary(run_id=run_id, dry_run=dry_run)
     stats = RequestStats()
-    con = duckdb.connect(settings.duckdb_file(database))
-    try:
-        ensure_tables(con, raw)
-        if from_csv:
-            log.info("queued %d payment(s) from %s", import_csv(con, raw, from_csv), from_csv)
-        if invoices_csv:
-            queued = import_csv(con, raw, invoices_csv, table="outbound_invoices")
-            log.info("queued %d invoice(s) from %s", queued, invoices_csv)
-        ledger = Ledger(con, raw, run_id)
-        _confirm(con, raw, ledger)
-        entries = ledger.entries()
-        invoices = _invoices(con, raw)
-        committed: dict = {}
-        todo: list[tuple[Kind, dict[str, Any]]] = []
-        sendable: list[tuple[Kind, dict[str, Any]]] = []
-        seen_ids: set[str] = set()
-        for kind in KINDS:
-            cursor = con.execute(f"SELECT * FROM {raw}.{kind.queue} ORDER BY queued_at, external_id")
-            names = [d[0] for d in cursor.description]
-            for values in cursor.fetchall():
-                row = dict(zip(names, values, strict=True))
-                if entries.get(row["external_id"], {}).get("status") not in FINAL:
-                    todo.append((kind, row))
-        for kind, row in todo:
-            reason = kind.validate(row, connections, invoices, committed)
-            if reason is None and row["external_id"] in seen_ids:
-                reason = "external_id is queued twice (external ids are unique across payments and invoices)"
-            seen_ids.add(row["external_id"])
-            action = "reject" if reason else "create"
-            summary.plan.append(
-                {
-                    "external_id": row["external_id"],
-                    "connection": row.get("connection"),
-                    "action": action,
-                    "reason": reason,
-                    "kind": kind.name,
-                }
-            )
-            if reason is None:
-                sendable.append((kind, row))
-        now = datetime.now(UTC)
-        if summary.plan:
-            con.executemany(
-                f"INSERT INTO {raw}.push_plan VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    [run_id, p["external_id"], p["connection"], p["action"], p["reason"], dry_run, now]
-                    for p in summary.plan
-                ],
-            )
-        if dry_run:
-            summary.outcomes = {"would create": len(sendable), "would reject": len(todo) - len(sendable)}
-            return summary
-        for item in summary.plan:
-            if item["action"] == "reject":
-                previous = entries.get(item["external_id"], {})
-                if previous.get("status") != "rejected" or previous.get("error") != item["reason"]:
-                    ledger.record(
-                        item["external_id"],
-                        item["connection"] or "",
-                        "rejected",
-                        phase="validation",
-                        kind=item["kind"],
-                        error=item["reason"],
-                    )
-        client = PanoraClient(api_key, base_url, policy=policy, pacer=RateLimitPacer(), stats=stats)
+    database_file = settings.duckdb_file(database)
+    with exclusive(f"{database_file}.push.lock", f"a push into {database_file}"):
+        con = duckdb.connect(database_file)
         try:
-            sender = _Sender(
-                client, ledger, connections, entries, sends_per_payment, page_size, settle_seconds, on_event
-            )
-            sender.resend_unknown_after = resend_unknown_after
-            with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="push") as pool:
-                list(pool.map(lambda item: sender.push(*item), sendable))
+            ensure_tables(con, raw)
+            if from_csv:
+                log.info("queued %d payment(s) from %s", import_csv(con, raw, from_csv), from_csv)
+            if invoices_csv:
+                queued = import_csv(con, raw, invoices_csv, table="outbound_invoices")
+                log.info("queued %d invoice(s) from %s", queued, invoices_csv)
+            ledger = Ledger(con, raw, run_id)
+            _confirm(con, raw, ledger)
+            entries = ledger.entries()
+            invoices = _invoices(con, raw)
+            committed: dict = {}
+            todo: list[tuple[Kind, dict[str, Any]]] = []
+            sendable: list[tuple[Kind, dict[str, Any]]] = []
+            seen_ids: set[str] = set()
+            for kind in KINDS:
+                cursor = con.execute(f"SELECT * FROM {raw}.{kind.queue} ORDER BY queued_at, external_id")
+                names = [d[0] for d in cursor.description]
+                for values in cursor.fetchall():
+                    row = dict(zip(names, values, strict=True))
+                    if entries.get(row["external_id"], {}).get("status") not in FINAL:
+                        todo.append((kind, row))
+            for kind, row in todo:
+                reason = kind.validate(row, connections, invoices, committed)
+                if reason is None and row["external_id"] in seen_ids:
+                    reason = "external_id is queued twice (external ids are unique across payments and invoices)"
+                seen_ids.add(row["external_id"])
+                action = "reject" if reason else "create"
+                summary.plan.append(
+                    {
+                        "external_id": row["external_id"],
+                        "connection": row.get("connection"),
+                        "action": action,
+                        "reason": reason,
+                        "kind": kind.name,
+                    }
+                )
+                if reason is None:
+                    sendable.append((kind, row))
+            now = datetime.now(UTC)
+            if summary.plan:
+                con.executemany(
+                    f"INSERT INTO {raw}.push_plan VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        [run_id, p["external_id"], p["connection"], p["action"], p["reason"], dry_run, now]
+                        for p in summary.plan
+                    ],
+                )
+            if dry_run:
+                summary.outcomes = {"would create": len(sendable), "would reject": len(todo) - len(sendable)}
+                return summary
+            for item in summary.plan:
+                if item["action"] == "reject":
+                    previous = entries.get(item["external_id"], {})
+                    if previous.get("status") != "rejected" or previous.get("error") != item["reason"]:
+                        ledger.record(
+                            item["external_id"],
+                            item["connection"] or "",
+                            "rejected",
+                            phase="validation",
+                            kind=item["kind"],
+                            error=item["reason"],
+                        )
+            client = PanoraClient(api_key, base_url, policy=policy, pacer=RateLimitPacer(), stats=stats)
+            try:
+                sender = _Sender(
+                    client, ledger, connections, entries, sends_per_payment, page_size, settle_seconds, on_event
+                )
+                sender.resend_unknown_after = resend_unknown_after
+                with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="push") as pool:
+                    list(pool.map(lambda item: sender.push(*item), sendable))
+            finally:
+                client.close()
+            final = ledger.entries()
+            for _, row in todo:
+                status = final.get(row["external_id"], {}).get("status", "rejected")
+                summary.outcomes[status] = summary.outcomes.get(status, 0) + 1
+            return summary
         finally:
-            client.close()
-        final = ledger.entries()
-        for _, row in todo:
-            status = final.get(row["external_id"], {}).get("status", "rejected")
-            summary.outcomes[status] = summary.outcomes.get(status, 0) + 1
-        return summary
-    finally:
-        summary.requests = stats.as_dict()
-        summary.seconds = round(time.monotonic() - started, 3)
-        con.close()
+            summary.requests = stats.as_dict()
+            summary.seconds = round(time.monotonic() - started, 3)
+            con.close()
 
 
 def _confirm(con: duckdb.DuckDBPyConnection, raw: str, ledger: Ledger) -> None:

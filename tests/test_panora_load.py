@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
 from tests.conftest import DATA_TABLES, DATASET
 
 ALIASES = ("acme-eu", "acme-us", "globex-jp")
@@ -203,3 +205,21 @@ def test_a_failing_model_is_reported_and_does_not_undo_the_load(warehouse, monke
     assert summary.status == "ok" and warehouse.count("payments") == 200
     assert "transforms failed" in summary.models_error and "nope" in summary.render()
     assert run.run_transforms is not broken
+
+
+def test_a_second_load_of_the_same_pipeline_is_refused_while_one_runs(warehouse, sandbox):
+    import fcntl
+
+    from pipelines.locks import AlreadyRunning
+
+    warehouse.load(resources=["tracking_categories"])  # creates the pipeline folder
+    lock_file = warehouse.pipelines_dir / "test_panora.lock"
+    with open(lock_file, "a+") as held:  # another process holding it: flock locks are per open file
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.seek(0)
+        held.truncate()
+        held.write("4242")
+        held.flush()
+        with pytest.raises(AlreadyRunning, match=r"already running \(process 4242\)"):
+            warehouse.load()
+    assert warehouse.load().status == "ok"  # released: the next run goes ahead

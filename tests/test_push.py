@@ -307,3 +307,15 @@ def test_against_a_remote_first_server_an_unfound_unknown_waits_before_it_is_sen
     time.sleep(1.1)
     assert push(loaded, resend_unknown_after=1.0).outcomes == {"created": 1}
     assert created_in_api(sandbox, external_id) == 1
+
+
+def test_a_second_push_into_the_same_warehouse_is_refused_while_one_runs(loaded):
+    import fcntl
+
+    from pipelines.locks import AlreadyRunning
+
+    with open(f"{loaded.path}.push.lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(AlreadyRunning, match="push"):
+            push(loaded)
+    assert push(loaded).outcomes == {}
