@@ -20,9 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sources.common import columns as c
-from sources.common.records import MARKER_POSITIONS, Field, IdListChild, ObjectChild, ObjectSpec
+from sources.common.errors import RecordError
+from sources.common.records import Field, IdListChild, ObjectChild, ObjectSpec, first_present
 from sources.common.sync import HASH_COLUMN
-from sources.common.tables import EMPTY_LIST_MARKER, TableSpec, infer_column
+from sources.common.tables import EMPTY_LIST_MARKER, TableSpec, extra_columns
 
 # How each reader's input arrives in the struct, and how the column is finished.
 _RAW = {
@@ -53,19 +54,18 @@ def _field_types(fields: Sequence[Field], id_lists: Sequence[IdListChild]) -> di
     return types
 
 
-def _finish(
-    f: Field, struct: pa.StructArray, records: Sequence[dict[str, Any]] | None, target: pa.DataType
-) -> pa.Array:
+def _coalesced(struct: pa.StructArray, sources: Sequence[str]) -> pa.Array:
+    """The first non-null of several source fields, row by row."""
+    parts = [struct.field(k) for k in sources]
+    return parts[0] if len(parts) == 1 else pc.coalesce(*parts)
+
+
+def _finish(f: Field, struct: pa.StructArray, records: Sequence[dict[str, Any]], target: pa.DataType) -> pa.Array:
     """One declared column from the struct: the first present source, cast to the table's type."""
     if f.reader is c.json_text:
-        assert records is not None
-        values = []
-        for record in records:
-            raw = next((record[k] for k in f.sources if record.get(k) is not None), None)
-            values.append(None if raw is None else c.json_text(raw, f.sources[0]))
+        values = [f.read(record) for record in records]  # JSON text, as the reference path writes it
         return pa.array(values, pa.string())
-    parts = [struct.field(k) for k in f.sources]
-    column = parts[0] if len(parts) == 1 else pc.coalesce(*parts)
+    column = _coalesced(struct, f.sources)
     if f.reader is c.text:
         return column
     try:
@@ -89,19 +89,6 @@ def _flatten(column: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     if flat.null_count:
         raise _GiveUp  # a null inside a list: the reference path names it
     return flat, parents, lengths
-
-
-def _extras(rows: Sequence[dict[str, Any]], known: frozenset[str]) -> list[tuple[str, pa.Array, bool]]:
-    """Undeclared keys as inferred columns, sorted by name as `TableSpec.build` appends them."""
-    keys: set[str] = set()
-    for row in rows:
-        keys.update(row.keys())
-    out = []
-    for name in sorted(keys - known):
-        array, is_json = infer_column([row.get(name) for row in rows], name)
-        if array is not None:
-            out.append((name, array, is_json))
-    return out
 
 
 class ArrowPageBuilder:
@@ -149,10 +136,10 @@ class ArrowPageBuilder:
         values: dict[str, pa.Array] = {"id": ids, HASH_COLUMN: pa.array(hashes, pa.string())}
         for f in spec.fields:
             values[f.column] = _finish(f, struct, records, spec.parent.columns[f.column])
-        out = {spec.parent.name: self._table(spec.parent, values, n, defaults, _extras(records, self.known))}
+        out = {spec.parent.name: self._table(spec.parent, values, n, defaults, extra_columns(records, self.known))}
         key = {"connection": connection}
         for lst in spec.id_lists:
-            column = self._coalesced(struct, lst.sources)
+            column = _coalesced(struct, lst.sources)
             out[lst.spec.name] = self._id_list_table(lst, column, ids, key, spec.foreign_key)
         for obj in spec.objects:
             out.update(self._object_tables(obj, struct, records, ids, key))
@@ -161,15 +148,10 @@ class ArrowPageBuilder:
     def try_build(self, records: Sequence[dict[str, Any]], hashes: Sequence[str], connection: str) -> dict | None:
         try:
             return self.build(records, hashes, connection)
-        except (_GiveUp, pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        except (_GiveUp, RecordError, pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
             return None
 
     # -- pieces ------------------------------------------------------------------------------------------
-    @staticmethod
-    def _coalesced(struct: pa.StructArray, sources: Sequence[str]) -> pa.Array:
-        parts = [struct.field(k) for k in sources]
-        return parts[0] if len(parts) == 1 else pc.coalesce(*parts)
-
     @staticmethod
     def _table(
         spec: TableSpec,
@@ -243,21 +225,20 @@ class ArrowPageBuilder:
         key: dict[str, Any],
     ) -> dict[str, tuple]:
         foreign_key = self.spec.foreign_key
-        column = self._coalesced(struct, obj.sources)
+        column = _coalesced(struct, obj.sources)
         lines, parents, lengths = _flatten(column)
         line_dicts: list[dict[str, Any]] = []
         for record in records:
-            items = next((record[k] for k in obj.sources if record.get(k) is not None), None) or []
-            line_dicts.extend(items)
+            line_dicts.extend(first_present(record, obj.sources)[1] or [])
         line_index = pa.array(_positions(lengths), pa.int32())
         values: dict[str, pa.Array] = {foreign_key: root_ids.take(pa.array(parents)), "line_index": line_index}
         for f in obj.fields:
             values[f.column] = _finish(f, lines, line_dicts, obj.spec.columns[f.column])
         known = obj.reader.known
         markers = self._markers(obj.spec, root_ids, np.flatnonzero(lengths == 0), foreign_key, key)
-        out = {obj.spec.name: self._table(obj.spec, values, len(lines), key, _extras(line_dicts, known), markers)}
+        out = {obj.spec.name: self._table(obj.spec, values, len(lines), key, extra_columns(line_dicts, known), markers)}
         for lst in obj.id_lists:
-            column = self._coalesced(lines, lst.sources)
+            column = _coalesced(lines, lst.sources)
             out[lst.spec.name] = self._id_list_table(
                 lst, column, root_ids, key, foreign_key, line_index=line_index, root_of_row=parents, roots=len(records)
             )
@@ -269,9 +250,8 @@ class ArrowPageBuilder:
     ) -> list[dict[str, Any]]:
         if not len(rows):
             return []
-        marker = {k: v for k, v in MARKER_POSITIONS.items() if k in spec.columns}
         ids = root_ids.take(pa.array(rows)).to_pylist()
-        return [{foreign_key: i, **key, **marker, EMPTY_LIST_MARKER: True} for i in ids]
+        return [spec.marker_row({foreign_key: i, **key}) for i in ids]
 
 
 def builder_for(spec: ObjectSpec) -> ArrowPageBuilder | None:

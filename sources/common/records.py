@@ -15,9 +15,6 @@ from sources.common.tables import EMPTY_LIST_MARKER, TableSpec
 
 Reader = Callable[[Any, str], Any]
 
-# A marker row's key columns: never a real position, and the row itself is never stored.
-MARKER_POSITIONS = {"line_index": -1, "position": -1}
-
 
 @dataclass(frozen=True)
 class Field:
@@ -32,15 +29,18 @@ class Field:
         if not self.sources:
             object.__setattr__(self, "sources", (self.column,))
 
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return self.sources
-
     def read(self, record: dict[str, Any]) -> Any:
-        for key in self.keys:
-            if record.get(key) is not None:
-                return self.reader(record[key], key)
-        return None
+        key, value = first_present(record, self.sources)
+        return None if value is None else self.reader(value, key)
+
+
+def first_present(record: dict[str, Any], keys: Sequence[str]) -> tuple[str, Any]:
+    """The first of `keys` whose value is not null, and that value; else the first key and None."""
+    for key in keys:
+        value = record.get(key)
+        if value is not None:
+            return key, value
+    return keys[0], None
 
 
 class FieldReader:
@@ -93,7 +93,7 @@ class ObjectChild:
 
     @cached_property
     def consumed(self) -> frozenset[str]:
-        keys = {k for f in self.fields for k in f.keys}
+        keys = {k for f in self.fields for k in f.sources}
         keys |= {k for lst in self.id_lists for k in lst.sources}
         return frozenset(keys)
 
@@ -121,6 +121,11 @@ class ObjectSpec:
         return tuple(k for obj in self.objects for k in obj.sources)
 
     @cached_property
+    def tables(self) -> tuple[TableSpec, ...]:
+        """The parent table, then the child tables, in the order they are written."""
+        return (self.parent, *self.child_specs)
+
+    @cached_property
     def child_specs(self) -> list[TableSpec]:
         specs = [c.spec for c in self.id_lists]
         for obj in self.objects:
@@ -130,7 +135,7 @@ class ObjectSpec:
 
     @cached_property
     def consumed(self) -> frozenset[str]:
-        keys = {"id"} | {k for f in self.fields for k in f.keys}
+        keys = {"id"} | {k for f in self.fields for k in f.sources}
         keys |= {k for c in self.id_lists for k in c.sources}
         keys |= {k for c in self.objects for k in c.sources}
         return frozenset(keys)
@@ -150,7 +155,7 @@ class ObjectSpec:
         for lst in self.id_lists:
             out[lst.spec.name] = _id_rows(record, lst, key)
         for obj in self.objects:
-            lines = _first_present(record, obj.sources)
+            _, lines = first_present(record, obj.sources)
             if lines is None:
                 lines = []
             if not isinstance(lines, list):
@@ -171,24 +176,13 @@ class ObjectSpec:
                     raise RecordError(f"{obj.sources[0]}[{index}].{exc.field}", exc.message) from None
         for child in self.child_specs:
             if not out[child.name]:
-                marker = {k: v for k, v in MARKER_POSITIONS.items() if k in child.columns}
-                out[child.name].append({**key, **marker, EMPTY_LIST_MARKER: True})
+                out[child.name].append(child.marker_row(key))
         return out
 
 
-def _first_present(record: dict[str, Any], keys: tuple[str, ...]) -> Any:
-    for key in keys:
-        if record.get(key) is not None:
-            return record[key]
-    return None
-
-
 def _id_rows(record: dict[str, Any], lst: IdListChild, key: dict[str, Any]) -> list[dict[str, Any]]:
-    for source in lst.sources:
-        value = record.get(source)
-        if value is not None:
-            break
-    else:
+    source, value = first_present(record, lst.sources)
+    if value is None:
         return []
     column = lst.column
     return [{**key, "position": position, column: item} for position, item in enumerate(id_list(value, source))]

@@ -187,7 +187,7 @@ def _page_tables(
         result.count(REJECTED_RECORDS.name, len(rejects))
         table, _ = REJECTED_RECORDS.build(rejects)
         yield tagger.tag(REJECTED_RECORDS, table)
-    for table_spec in (spec.parent, *spec.child_specs):
+    for table_spec in spec.tables:
         if table_spec.name not in tables:
             continue
         table, extra_json = tables[table_spec.name]
@@ -208,7 +208,7 @@ def _reference_tables(
     result: ScanResult,
 ) -> dict[str, tuple[pa.Table, list[str]]]:
     """Record by record: the path that names every bad value (and the reference the fast path matches)."""
-    rows: dict[str, list[dict[str, Any]]] = {t.name: [] for t in (spec.parent, *spec.child_specs)}
+    rows: dict[str, list[dict[str, Any]]] = {t.name: [] for t in spec.tables}
     for position, record, content_hash in changed:
         try:
             record_rows = spec.normalize(record, connection)
@@ -222,9 +222,7 @@ def _reference_tables(
             rows[name].extend(table_rows)
         result.written += 1
     return {
-        table_spec.name: table_spec.build(rows[table_spec.name])
-        for table_spec in (spec.parent, *spec.child_specs)
-        if rows[table_spec.name]
+        table_spec.name: table_spec.build(rows[table_spec.name]) for table_spec in spec.tables if rows[table_spec.name]
     }
 
 

@@ -34,6 +34,8 @@ logging.getLogger("dlt").addFilter(_JsonHintNotice())
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 DECIMAL = pa.decimal128(38, 12)
 EMPTY_LIST_MARKER = "_empty_list_marker"
+# A marker row's key columns: never a real position, and the row itself is never stored.
+MARKER_POSITIONS = {"line_index": -1, "position": -1}
 
 MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 APPEND = "append"
@@ -78,16 +80,16 @@ class TableSpec:
             schema_fields.append(pa.field(EMPTY_LIST_MARKER, pa.bool_()))
         table = pa.Table.from_pylist(list(rows), schema=pa.schema(schema_fields))
         extra_json: list[str] = []
-        declared = set(self.columns) | {EMPTY_LIST_MARKER}
-        extra_names = sorted({key for row in rows for key in row} - declared)
-        for name in extra_names:
-            array, is_json = infer_column([row.get(name) for row in rows], name)
-            if array is None:
-                continue
+        for name, array, is_json in extra_columns(rows, frozenset(self.columns) | {EMPTY_LIST_MARKER}):
             table = table.append_column(name, array)
             if is_json:
                 extra_json.append(name)
         return table, extra_json
+
+    def marker_row(self, key: dict[str, Any]) -> dict[str, Any]:
+        """The row that clears a parent's stored child rows (its list became empty); never itself stored."""
+        positions = {k: v for k, v in MARKER_POSITIONS.items() if k in self.columns}
+        return {**key, **positions, EMPTY_LIST_MARKER: True}
 
     def tag(self, table: pa.Table, extra_json: Iterable[str] = ()) -> Any:
         """Mark an arrow table for this spec's table, for a resource that fills several tables."""
@@ -101,6 +103,20 @@ class TableSpec:
             columns=self.column_hints(list(extra_json)),
         )
         return dlt.mark.with_hints(table, hints, create_table_variant=True)
+
+
+def extra_columns(rows: Sequence[dict[str, Any]], known: frozenset[str]) -> list[tuple[str, pa.Array, bool]]:
+    """The rows' undeclared keys as typed columns (name, array, is JSON), sorted by name; a key whose
+    values are all null is left out (nothing to type it by)."""
+    keys: set[str] = set()
+    for row in rows:
+        keys.update(row.keys())
+    out = []
+    for name in sorted(keys - known):
+        array, is_json = infer_column([row.get(name) for row in rows], name)
+        if array is not None:
+            out.append((name, array, is_json))
+    return out
 
 
 def infer_column(values: list[Any], name: str) -> tuple[pa.Array | None, bool]:
