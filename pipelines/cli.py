@@ -35,6 +35,9 @@ exit status: 0 every payment created (or nothing to do), 1 some rejected, failed
 4 another push into the same warehouse is running"""
 
 
+DATABASE_HELP = "DuckDB file (default: DESTINATION__DUCKDB__CREDENTIALS or accounting.duckdb)"
+
+
 def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
@@ -83,9 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         "DuckDB warehouse: staging, invoice settlement, unapplied payments, currency mismatches, duplicates, "
         "receivables aging, summary. Reads DESTINATION__DUCKDB__CREDENTIALS and ACCOUNTING_ETL__DATASET_NAME.",
     )
-    transform.add_argument(
-        "--database", help="DuckDB file (default: DESTINATION__DUCKDB__CREDENTIALS or accounting.duckdb)"
-    )
+    transform.add_argument("--database", help=DATABASE_HELP)
     transform.add_argument("--dataset", help="dataset of the loaded tables (default accounting_raw)")
     transform.add_argument("--as-of", type=date.fromisoformat, help="age receivables to this date (default today)")
 
@@ -97,9 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Reads DESTINATION__DUCKDB__CREDENTIALS.",
     )
     report.add_argument("--out", default="report", help="folder to write into (default ./report)")
-    report.add_argument(
-        "--database", help="DuckDB file (default: DESTINATION__DUCKDB__CREDENTIALS or accounting.duckdb)"
-    )
+    report.add_argument("--database", help=DATABASE_HELP)
 
     push = sub.add_parser(
         "push",
@@ -122,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds before a record whose outcome was unclear and that a lookup cannot find is sent again "
         "(default 9 h: Panora may list a remotely created record only after its next 8-hourly sync)",
     )
-    push.add_argument("--database", help="DuckDB file (default: DESTINATION__DUCKDB__CREDENTIALS or accounting.duckdb)")
+    push.add_argument("--database", help=DATABASE_HELP)
 
     demo = sub.add_parser(
         "demo",

@@ -32,7 +32,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -111,11 +111,9 @@ def _invoices(con: duckdb.DuckDBPyConnection, raw: str) -> dict[tuple[str, str],
     }
 
 
-def validate_payment(
-    row: dict[str, Any], connections: Mapping[str, str], invoices: dict, committed: dict
-) -> str | None:
-    """The reason a queued payment must not be sent, or None. `committed` holds what earlier rows of this
-    run already take from each invoice's open balance."""
+def _queued_row_problem(row: dict[str, Any], connections: Mapping[str, str]) -> str | None:
+    """What every queued row needs, payment or invoice: an external id, a configured connection, a positive
+    whole amount in minor units and an ISO 4217 currency."""
     if not row.get("external_id"):
         return "external_id is missing"
     if not row.get("connection"):
@@ -125,9 +123,21 @@ def validate_payment(
     amount = row.get("total_amount")
     if amount is None or isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         return f"total_amount must be a positive whole number of minor units, got {amount!r}"
-    currency = (row.get("currency") or "").upper()
-    if currency not in ISO_CODES:
+    if (row.get("currency") or "").upper() not in ISO_CODES:
         return f"currency {row.get('currency')!r} is not an ISO 4217 code"
+    return None
+
+
+def validate_payment(
+    row: dict[str, Any], connections: Mapping[str, str], invoices: dict, committed: dict
+) -> str | None:
+    """The reason a queued payment must not be sent, or None. `committed` holds what earlier rows of this
+    run already take from each invoice's open balance."""
+    problem = _queued_row_problem(row, connections)
+    if problem:
+        return problem
+    amount = row["total_amount"]
+    currency = row["currency"].upper()
     if not row.get("invoice_id"):
         return "invoice_id is missing"
     invoice = invoices.get((row["connection"], row["invoice_id"]))
@@ -152,18 +162,25 @@ def validate_payment(
 
 def payment_body(row: dict[str, Any]) -> dict[str, Any]:
     """The API's payment input for a queued row."""
+    return _body(row, {"invoice_id": row["invoice_id"]}, ("contact_id", "account_id", "exchange_rate", "type"),
+                 dates=("transaction_date",))  # fmt: skip
+
+
+def _body(row: dict[str, Any], fields: dict[str, Any], texts: Sequence[str], dates: Sequence[str]) -> dict[str, Any]:
+    """What every POST body has (amount, currency, the external id in `field_mappings`, tracking categories
+    from their comma-separated ids), with `fields`, the `texts` as text and the `dates` as UTC ISO 8601."""
     body: dict[str, Any] = {
-        "invoice_id": row["invoice_id"],
+        **fields,
         "total_amount": row["total_amount"],
         "currency": row["currency"].upper(),
         "field_mappings": {EXTERNAL_ID_FIELD: row["external_id"]},
     }
-    for key in ("contact_id", "account_id", "exchange_rate", "type"):
+    for key in texts:
         if row.get(key) is not None:
             body[key] = str(row[key])
-    when = row.get("transaction_date")
-    if when is not None:
-        body["transaction_date"] = when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    for key in dates:
+        if row.get(key) is not None:
+            body[key] = row[key].astimezone(UTC).isoformat().replace("+00:00", "Z")
     if row.get("tracking_categories"):
         body["tracking_categories"] = [t.strip() for t in str(row["tracking_categories"]).split(",") if t.strip()]
     return body
@@ -173,15 +190,9 @@ def validate_invoice(
     row: dict[str, Any], connections: Mapping[str, str], invoices: dict, committed: dict
 ) -> str | None:
     """The reason a queued invoice must not be sent, or None."""
-    if not row.get("external_id"):
-        return "external_id is missing"
-    if row.get("connection") not in connections:
-        return f"unknown connection {row.get('connection')!r} (configured: {', '.join(sorted(connections))})"
-    amount = row.get("total_amount")
-    if amount is None or isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        return f"total_amount must be a positive whole number of minor units, got {amount!r}"
-    if (row.get("currency") or "").upper() not in ISO_CODES:
-        return f"currency {row.get('currency')!r} is not an ISO 4217 code"
+    problem = _queued_row_problem(row, connections)
+    if problem:
+        return problem
     if row.get("line_items"):
         try:
             lines = json.loads(row["line_items"])
@@ -201,25 +212,12 @@ def validate_invoice(
 
 def invoice_body(row: dict[str, Any]) -> dict[str, Any]:
     """The API's invoice input for a queued row."""
-    body: dict[str, Any] = {
+    fields = {
         "type": row.get("type") or "ACCREC",
-        "total_amount": row["total_amount"],
-        "currency": row["currency"].upper(),
-        "field_mappings": {EXTERNAL_ID_FIELD: row["external_id"]},
         "line_items": json.loads(row["line_items"]) if row.get("line_items") else [],
+        **{k: row[k] for k in ("sub_total", "total_tax_amount") if row.get(k) is not None},
     }
-    for key in ("number", "contact_id", "exchange_rate", "memo"):
-        if row.get(key) is not None:
-            body[key] = str(row[key])
-    for key in ("sub_total", "total_tax_amount"):
-        if row.get(key) is not None:
-            body[key] = row[key]
-    for key in ("issue_date", "due_date"):
-        if row.get(key) is not None:
-            body[key] = row[key].astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if row.get("tracking_categories"):
-        body["tracking_categories"] = [t.strip() for t in str(row["tracking_categories"]).split(",") if t.strip()]
-    return body
+    return _body(row, fields, ("number", "contact_id", "exchange_rate", "memo"), dates=("issue_date", "due_date"))
 
 
 def _same_payment(record: dict[str, Any], body: dict[str, Any]) -> bool:
@@ -393,9 +391,16 @@ def run_push(
             client = PanoraClient(api_key, base_url, policy=policy, pacer=RateLimitPacer(), stats=stats)
             try:
                 sender = _Sender(
-                    client, ledger, connections, entries, sends_per_payment, page_size, settle_seconds, on_event
+                    client,
+                    ledger,
+                    connections,
+                    entries,
+                    sends_per_payment,
+                    page_size,
+                    settle_seconds,
+                    resend_unknown_after,
+                    on_event,
                 )
-                sender.resend_unknown_after = resend_unknown_after
                 with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="push") as pool:
                     list(pool.map(lambda item: sender.push(*item), sendable))
             finally:
@@ -441,9 +446,11 @@ class _Sender:
         sends: int,
         page_size: int,
         settle_seconds: float,
+        resend_unknown_after: float,
         on_event: Callable[[str, str], None] | None,
     ) -> None:
         self.settle_seconds = settle_seconds
+        self.resend_unknown_after = resend_unknown_after
         self.client = client
         self.ledger = ledger
         self.connections = connections
@@ -451,7 +458,6 @@ class _Sender:
         self.sends = sends
         self.page_size = page_size
         self.on_event = on_event or (lambda name, external_id: None)
-        self.resend_unknown_after = DEFAULT_RESEND_UNKNOWN_AFTER
         self.indexes: dict[tuple[str, str], RecordIndex] = {}
         self.claimed = {e["record_id"] for e in entries.values() if e.get("record_id")}
         self.lock = threading.Lock()
