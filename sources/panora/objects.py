@@ -65,6 +65,26 @@ LINE_TRAILING_FIELDS = (
 )
 
 
+def _parent_table(name: str, columns: dict[str, pa.DataType]) -> TableSpec:
+    """A record's own table: keyed by `id`, with the key and trailing columns every Panora object has."""
+    return TableSpec(
+        name,
+        {**KEY_COLUMNS, **columns, **TRAILING_COLUMNS},
+        json_columns=JSON_COLUMNS,
+        primary_key=("id",),
+    )
+
+
+def _line_table(name: str, parent_key: str, columns: dict[str, pa.DataType]) -> TableSpec:
+    """A record's line items, keyed by the parent's id and the line's position."""
+    return TableSpec(
+        name,
+        {parent_key: S, "line_index": I32, "connection": S, **columns, **REPORT_ITEM_COLUMNS, **LINE_TRAILING_COLUMNS},
+        primary_key=(parent_key, "line_index"),
+        merge_key=(parent_key,),
+    )
+
+
 def _tracking_table(name: str, parent_key: str, with_line: bool = False) -> TableSpec:
     columns = {parent_key: S}
     if with_line:
@@ -75,10 +95,9 @@ def _tracking_table(name: str, parent_key: str, with_line: bool = False) -> Tabl
 
 
 # -- payments ----------------------------------------------------------------------------------------
-PAYMENTS = TableSpec(
+PAYMENTS = _parent_table(
     "payments",
     {
-        **KEY_COLUMNS,
         "invoice_id": S,
         "transaction_date": TIMESTAMP,
         "contact_id": S,
@@ -89,28 +108,19 @@ PAYMENTS = TableSpec(
         "type": S,
         "company_info_id": S,
         "accounting_period_id": S,
-        **TRAILING_COLUMNS,
     },
-    json_columns=JSON_COLUMNS,
-    primary_key=("id",),
 )
-PAYMENTS_LINE_ITEMS = TableSpec(
+PAYMENTS_LINE_ITEMS = _line_table(
     "payments__line_items",
+    "payment_id",
     {
-        "payment_id": S,
-        "line_index": I32,
-        "connection": S,
         "id": S,
         "applied_amount": I64,
         "applied_date": TIMESTAMP,
         "related_object_id": S,
         "related_object_type": S,
         "description": S,
-        **REPORT_ITEM_COLUMNS,
-        **LINE_TRAILING_COLUMNS,
     },
-    primary_key=("payment_id", "line_index"),
-    merge_key=("payment_id",),
 )
 PAYMENTS_TRACKING_CATEGORIES = _tracking_table("payments__tracking_categories", "payment_id")
 
@@ -153,10 +163,9 @@ PAYMENT = ObjectSpec(
 )
 
 # -- invoices ----------------------------------------------------------------------------------------
-INVOICES = TableSpec(
+INVOICES = _parent_table(
     "invoices",
     {
-        **KEY_COLUMNS,
         "number": S,
         "type": S,
         "status": S,
@@ -173,17 +182,12 @@ INVOICES = TableSpec(
         "balance": I64,
         "contact_id": S,
         "accounting_period_id": S,
-        **TRAILING_COLUMNS,
     },
-    json_columns=JSON_COLUMNS,
-    primary_key=("id",),
 )
-INVOICES_LINE_ITEMS = TableSpec(
+INVOICES_LINE_ITEMS = _line_table(
     "invoices__line_items",
+    "invoice_id",
     {
-        "invoice_id": S,
-        "line_index": I32,
-        "connection": S,
         "id": S,
         "description": S,
         "unit_price": I64,
@@ -192,11 +196,7 @@ INVOICES_LINE_ITEMS = TableSpec(
         "currency": S,
         "exchange_rate": DECIMAL,
         "item_id": S,
-        **REPORT_ITEM_COLUMNS,
-        **LINE_TRAILING_COLUMNS,
     },
-    primary_key=("invoice_id", "line_index"),
-    merge_key=("invoice_id",),
 )
 INVOICES_TRACKING_CATEGORIES = _tracking_table("invoices__tracking_categories", "invoice_id")
 INVOICES_LINE_ITEMS_TRACKING_CATEGORIES = _tracking_table(
@@ -256,11 +256,8 @@ INVOICE = ObjectSpec(
 )
 
 # -- tracking categories -----------------------------------------------------------------------------
-TRACKING_CATEGORIES = TableSpec(
-    "tracking_categories",
-    {**KEY_COLUMNS, "name": S, "status": S, "category_type": S, "parent_category": S, **TRAILING_COLUMNS},
-    json_columns=JSON_COLUMNS,
-    primary_key=("id",),
+TRACKING_CATEGORIES = _parent_table(
+    "tracking_categories", {"name": S, "status": S, "category_type": S, "parent_category": S}
 )
 TRACKING_CATEGORY = ObjectSpec(
     resource="tracking_categories",
