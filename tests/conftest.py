@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,22 @@ from sandbox.panora import PanoraSandbox, Settings, Store, seed_connections
 DATASET = DEFAULT_DATASET
 # fast retries for tests: the schedule's shape is the same, only shorter
 FAST_RETRIES = {"backoff_base": 0.01, "max_attempts": 4, "timeout": 5.0}
+
+
+def cli_env(sandbox, database: Path, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
+    env.update(
+        {
+            "SOURCES__PANORA__API_KEY": sandbox.api_key,
+            "SOURCES__PANORA__CONNECTIONS": json.dumps(sandbox.store.tokens()),
+            "SOURCES__PANORA__BASE_URL": sandbox.url,
+            "SOURCES__PANORA__PAGE_SIZE": "15",
+            "SOURCES__PANORA__BACKOFF_BASE": "0.01",
+            "DESTINATION__DUCKDB__CREDENTIALS": str(database),
+            "DLT_DATA_DIR": str(tmp_path / "dlt-data"),
+        }
+    )
+    return env
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@ as a clean run; and no API key or connection token ends up in its output, tables
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,25 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATA_TABLES, Warehouse
+from tests.conftest import DATA_TABLES, Warehouse, cli_env
 
 PIPELINE = "accounting_panora"  # the CLI's default pipeline name
-
-
-def cli_env(sandbox, database: Path, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
-    env.update(
-        {
-            "SOURCES__PANORA__API_KEY": sandbox.api_key,
-            "SOURCES__PANORA__CONNECTIONS": json.dumps(sandbox.store.tokens()),
-            "SOURCES__PANORA__BASE_URL": sandbox.url,
-            "SOURCES__PANORA__PAGE_SIZE": "15",
-            "SOURCES__PANORA__BACKOFF_BASE": "0.01",
-            "DESTINATION__DUCKDB__CREDENTIALS": str(database),
-            "DLT_DATA_DIR": str(tmp_path / "dlt-data"),
-        }
-    )
-    return env
 
 
 def run_cli(env: dict[str, str], pipelines_dir: Path, *args: str) -> subprocess.CompletedProcess:

@@ -79,12 +79,13 @@ def push(warehouse, **kwargs):
     return run_push(**params)
 
 
-def created_in_api(sandbox, external_id: str) -> int:
+def created_in_api(sandbox, external_id: str, kind: str = "payments") -> int:
+    """How many records of `kind` the sandbox holds under this external id (pushed ones carry it)."""
     return sum(
         1
         for alias in ("acme-eu", "acme-us", "globex-jp")
-        for p in sandbox.store.all(alias, "payments")
-        if (p.get("field_mappings") or {}).get("external_id") == external_id
+        for record in sandbox.store.all(alias, kind)
+        if (record.get("field_mappings") or {}).get("external_id") == external_id
     )
 
 
@@ -202,22 +203,16 @@ def test_csv_queue(loaded, sandbox, tmp_path):
 
 
 def test_push_process_killed_while_the_server_creates_then_rerun_creates_once(loaded, sandbox, tmp_path):
-    import json
-    import os
     import signal
     import subprocess
     import sys
 
+    from tests.conftest import cli_env
+
     ids = queue_valid(loaded, 1)
     # the server takes 2 s on the POST and then creates the payment, whether or not the client is still there
     sandbox.inject(Fault("delay", method="POST", path="/accounting/payments", seconds=2.0))
-    env = {
-        **os.environ,
-        "SOURCES__PANORA__API_KEY": sandbox.api_key,
-        "SOURCES__PANORA__CONNECTIONS": json.dumps(sandbox.store.tokens()),
-        "SOURCES__PANORA__BASE_URL": sandbox.url,
-        "DLT_DATA_DIR": str(tmp_path / "dlt"),
-    }
+    env = cli_env(sandbox, loaded.path, tmp_path)
     process = subprocess.Popen(
         [sys.executable, "-m", "pipelines", "push", "--database", str(loaded.path)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -245,15 +240,6 @@ def queue_invoices(warehouse, rows: list[dict]) -> None:
             )
 
 
-def created_invoices_in_api(sandbox, external_id: str) -> int:
-    return sum(
-        1
-        for alias in ("acme-eu", "acme-us", "globex-jp")
-        for i in sandbox.store.all(alias, "invoices")
-        if (i.get("field_mappings") or {}).get("external_id") == external_id
-    )
-
-
 LINES = '[{"description": "Consulting", "unit_price": 50000, "quantity": 2, "total_amount": 100000}]'
 
 
@@ -271,7 +257,7 @@ def test_invoices_are_created_once_and_invalid_ones_rejected(loaded, sandbox):
     summary = push(loaded)
     entries = ledger(loaded)
     assert summary.outcomes == {"created": 2, "rejected": 3}
-    assert entries["inv-ok-1"][0] == "created" and created_invoices_in_api(sandbox, "inv-ok-1") == 1
+    assert entries["inv-ok-1"][0] == "created" and created_in_api(sandbox, "inv-ok-1", "invoices") == 1
     assert "already loaded" in entries["inv-dup-number"][2]
     assert "JSON" in entries["inv-bad-lines"][2] and "positive" in entries["inv-zero"][2]
     created = next(i for i in sandbox.store.all("acme-eu", "invoices") if i.get("number") == "NEW-001")
@@ -294,7 +280,7 @@ def test_invoice_push_survives_a_500_after_write_and_a_crash_after_the_answer(lo
     with pytest.raises(Crash):
         push(loaded, concurrency=1, on_event=crash)
     push(loaded)
-    assert [created_invoices_in_api(sandbox, f"inv-{n}") for n in range(3)] == [1, 1, 1]
+    assert [created_in_api(sandbox, f"inv-{n}", "invoices") for n in range(3)] == [1, 1, 1]
 
 
 def test_against_a_remote_first_server_an_unfound_unknown_waits_before_it_is_sent_again(loaded, sandbox):
