@@ -1,7 +1,8 @@
 """Panora-compatible sandbox server."""
 
+from sandbox.http import Fault
 from sandbox.panora.seed import SANDBOX_API_KEY, ConnectionSpec, seed_connections
-from sandbox.panora.server import Fault, PanoraSandbox, Settings
+from sandbox.panora.server import PanoraSandbox, Settings
 from sandbox.panora.store import Store
 
 __all__ = [

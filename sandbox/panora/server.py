@@ -20,18 +20,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
-import socket
 import threading
 import time
 import uuid
-from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import ThreadingHTTPServer
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
+from sandbox.http import Fault, JsonHandler, SandboxState
 from sandbox.panora.seed import SANDBOX_API_KEY, seed_connections
 from sandbox.panora.store import KINDS, Connection, Store, UnknownRecord
 
@@ -63,78 +61,7 @@ class Settings:
     default_limit: int = 50
 
 
-@dataclass
-class Fault:
-    """One injected fault, fired on the matching requests after `skip` of them, `times` times.
-
-    kind: "status" (answer `status` with an error body), "drop" (close the connection without an answer),
-    "truncate" (announce the full body, send half, close), "invalid_json" (200 with a broken body),
-    "delay" (wait `seconds`, then answer normally), "rate_limit" (429 with Retry-After `seconds`).
-    `after_write`: for POST, apply the write first and then fault (the outcome the client cannot see).
-    """
-
-    kind: str
-    status: int = 500
-    method: str = "GET"
-    path: str = "/accounting/"
-    times: int = 1
-    skip: int = 0
-    seconds: float = 0.0
-    after_write: bool = False
-    connection: str | None = None  # only requests for this connection alias
-    fired: int = 0
-    seen: int = 0
-
-    def matches(self, method: str, path: str, alias: str | None) -> bool:
-        if self.connection is not None and alias != self.connection:
-            return False
-        return method == self.method and path.startswith(self.path) and self.fired < self.times
-
-
-@dataclass
-class Stats:
-    requests: Counter = field(default_factory=Counter)
-    throttled: int = 0
-    faults_fired: int = 0
-    created: Counter = field(default_factory=Counter)
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "requests": dict(self.requests),
-            "total_requests": sum(self.requests.values()),
-            "throttled": self.throttled,
-            "faults_fired": self.faults_fired,
-            "created": dict(self.created),
-        }
-
-
-class FixedWindowLimiter:
-    """Per-client fixed window, as NestJS's throttler: the window starts at the client's first hit."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.windows: dict[str, tuple[float, int]] = {}
-
-    def hit(self, client: str, limit: int, window: float) -> tuple[bool, int, int]:
-        """Count a request; returns (allowed, remaining, seconds until the window resets)."""
-        now = time.monotonic()
-        with self.lock:
-            start, count = self.windows.get(client, (now, 0))
-            if now - start >= window:
-                start, count = now, 0
-            allowed = count < limit
-            if allowed:
-                count += 1
-            self.windows[client] = (start, count)
-            reset = max(1, math.ceil(start + window - now))
-            return allowed, max(0, limit - count), reset
-
-    def clear(self) -> None:
-        with self.lock:
-            self.windows.clear()
-
-
-class PanoraSandbox:
+class PanoraSandbox(SandboxState):
     """The server and its state. `start()` serves in a background thread; `serve_forever()` blocks."""
 
     def __init__(
@@ -144,13 +71,9 @@ class PanoraSandbox:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        super().__init__(settings or Settings())
         self.store = store or Store(seed_connections())
-        self.settings = settings or Settings()
         self.api_key = SANDBOX_API_KEY
-        self.stats = Stats()
-        self.faults: list[Fault] = []
-        self.limiter = FixedWindowLimiter()
-        self.lock = threading.Lock()
         # record id -> (stored row object, drop_zero setting, its JSON): a page is then a join of bytes,
         # so the sandbox is not what limits a client's throughput
         self.rendered: dict[str, tuple[dict, bool, bytes]] = {}
@@ -182,33 +105,6 @@ class PanoraSandbox:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # -- test controls -------------------------------------------------------------------------------
-    def inject(self, *faults: Fault) -> None:
-        with self.lock:
-            self.faults.extend(faults)
-
-    def clear_faults(self) -> None:
-        with self.lock:
-            self.faults.clear()
-
-    def reset_stats(self) -> None:
-        with self.lock:
-            self.stats = Stats()
-        self.limiter.clear()
-
-    def take_fault(self, method: str, path: str, token: str | None) -> Fault | None:
-        conn = self.store.by_token(token) if token else None
-        alias = conn.alias if conn else None
-        with self.lock:
-            for fault in self.faults:
-                if fault.matches(method, path, alias):
-                    fault.seen += 1
-                    if fault.seen > fault.skip:
-                        fault.fired += 1
-                        self.stats.faults_fired += 1
-                        return fault
-        return None
-
 
 def error_body(status: int, path: str, message: str) -> dict[str, Any]:
     stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
@@ -236,56 +132,21 @@ def remote_data_for(conn: Connection, record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(JsonHandler):
     server_version = "PanoraSandbox/1.0"
+    truncated_payload: ClassVar[Any] = {
+        "previous_cursor": None,
+        "next_cursor": None,
+        "data": [{"id": str(uuid.uuid4()), "padding": "x" * 200}],
+    }
+    invalid_body = b'{"previous_cursor": null, "next_cursor": "abc", "data": [{"id": '
 
     @property
     def sandbox(self) -> PanoraSandbox:
         return self.server.sandbox  # type: ignore[attr-defined]
 
-    def log_message(self, format: str, *args: Any) -> None:
-        return  # quiet: tests and the demo read the pipeline's output, not the server's
-
-    # -- plumbing --------------------------------------------------------------------------------------
-    def _send(
-        self,
-        status: int,
-        payload: Any,
-        extra_headers: dict[str, str] | None = None,
-        raw: bytes | None = None,
-        truncate: bool = False,
-    ) -> None:
-        body = raw if raw is not None else json.dumps(payload, separators=(",", ":")).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            for key, value in (extra_headers or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            if truncate:
-                self.wfile.write(body[: max(1, len(body) // 2)])
-                self.wfile.flush()
-                self._drop()
-                return
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-
-    def _drop(self) -> None:
-        self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        self._send(status, error_body(status, self.path.split("?")[0], message), headers)
-
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+    def error_payload(self, status: int, message: str) -> Any:
+        return error_body(status, self.path.split("?")[0], message)
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -301,21 +162,22 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        body = self._read_body() if method in ("POST", "DELETE") else b""
+        body = self.read_body() if method in ("POST", "DELETE") else b""
         if path.startswith("/_sandbox"):
             self._admin(method, path, body)
             return
         if path == "/health":
-            self._send(200, {"status": "ok"})
+            self.send_json(200, {"status": "ok"})
             return
         sb = self.sandbox
-        with sb.lock:
-            sb.stats.requests[f"{method} {self._route_name(path)}"] += 1
-        limit_headers = self._rate_limit()
+        sb.count(f"{method} {self._route_name(path)}")
+        limit_headers = self.rate_limit()
         if limit_headers is None:
             return
-        fault = sb.take_fault(method, path, self.headers.get("x-connection-token"))
-        if fault is not None and not fault.after_write and self._fire(fault, limit_headers):
+        token = self.headers.get("x-connection-token")
+        conn = sb.store.by_token(token) if token else None
+        fault = sb.take_fault(method, path, conn.alias if conn else None)
+        if fault is not None and not fault.after_write and self.fire(fault, limit_headers):
             return
         if sb.settings.delay_seconds:
             time.sleep(sb.settings.delay_seconds)
@@ -328,57 +190,6 @@ class _Handler(BaseHTTPRequestHandler):
             return f"/accounting/{parts[1]}/{{id}}"
         return path
 
-    def _rate_limit(self) -> dict[str, str] | None:
-        """Count the request against the client's window; answers 429 itself and returns None when over."""
-        sb = self.sandbox
-        limit = sb.settings.rate_limit
-        if limit is None:
-            return {}
-        allowed, remaining, reset = sb.limiter.hit(self.client_address[0], limit, sb.settings.rate_window_seconds)
-        headers = {
-            "X-RateLimit-Limit": str(limit),
-            "X-RateLimit-Remaining": str(remaining),
-            "X-RateLimit-Reset": str(reset),
-        }
-        if not allowed:
-            with sb.lock:
-                sb.stats.throttled += 1
-            self._error(429, "ThrottlerException: Too Many Requests", {**headers, "Retry-After": str(reset)})
-            return None
-        return headers
-
-    def _fire(self, fault: Fault, headers: dict[str, str]) -> bool:
-        """Carry out a fault; True when the request was answered (or dropped) by it."""
-        if fault.kind == "status":
-            self._error(fault.status, "Internal server error" if fault.status >= 500 else "Bad Request", headers)
-        elif fault.kind == "drop":
-            self._drop()
-        elif fault.kind == "truncate":
-            self._send(
-                200,
-                {
-                    "previous_cursor": None,
-                    "next_cursor": None,
-                    "data": [{"id": str(uuid.uuid4()), "padding": "x" * 200}],
-                },
-                headers,
-                truncate=True,
-            )
-        elif fault.kind == "invalid_json":
-            self._send(200, None, headers, raw=b'{"previous_cursor": null, "next_cursor": "abc", "data": [{"id": ')
-        elif fault.kind == "rate_limit":
-            with self.sandbox.lock:
-                self.sandbox.stats.throttled += 1
-            # whole seconds like the real server, unless a test asks for a fraction to stay fast
-            retry_after = str(fault.seconds) if fault.seconds else "1"
-            self._error(429, "ThrottlerException: Too Many Requests", {**headers, "Retry-After": retry_after})
-        elif fault.kind == "delay":
-            time.sleep(fault.seconds)
-            return False
-        else:
-            raise ValueError(f"unknown fault kind {fault.kind!r}")
-        return True
-
     def _api(
         self,
         method: str,
@@ -390,13 +201,13 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         sb = self.sandbox
         if not self.headers.get("x-api-key"):
-            self._error(401, "Unauthorized", headers)
+            self.send_error_json(401, "Unauthorized", headers)
             return
         if self.headers.get("x-api-key") != sb.api_key:
-            self._error(500, "ReferenceError: API Key not found.", headers)
+            self.send_error_json(500, "ReferenceError: API Key not found.", headers)
             return
         if path == "/connections" and method == "GET":
-            self._send(
+            self.send_json(
                 200,
                 [
                     {
@@ -412,13 +223,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         parts = path.strip("/").split("/")
         if len(parts) not in (2, 3) or parts[0] != "accounting" or parts[1] not in KINDS:
-            self._error(404, f"Cannot {method} {path}", headers)
+            self.send_error_json(404, f"Cannot {method} {path}", headers)
             return
         token = self.headers.get("x-connection-token")
         if token:
             conn = sb.store.by_token(token)
             if conn is None:
-                self._error(500, "ReferenceError: Connection not found for this connection token.", headers)
+                self.send_error_json(500, "ReferenceError: Connection not found for this connection token.", headers)
                 return
         else:
             # The real server answers with some connection's data: clients must never rely on this.
@@ -431,7 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif method == "POST" and len(parts) == 2 and kind in WRITABLE_KINDS:
             self._create(conn, kind, body, headers, late_fault)
         else:
-            self._error(404, f"Cannot {method} {path}", headers)
+            self.send_error_json(404, f"Cannot {method} {path}", headers)
 
     def _render(self, conn: Connection, record: dict[str, Any], remote_data: bool) -> dict[str, Any]:
         record = drop_zero_money(record) if self.sandbox.settings.drop_zero_amounts else dict(record)
@@ -458,18 +269,18 @@ class _Handler(BaseHTTPRequestHandler):
             if limit < 1:
                 raise ValueError
         except ValueError:
-            self._error(400, "Bad Request", headers)
+            self.send_error_json(400, "Bad Request", headers)
             return
         cursor_id = None
         if query.get("cursor"):
             cursor_id = _decode_cursor(query["cursor"])
             if cursor_id is None:
-                self._error(400, "Bad Request", headers)
+                self.send_error_json(400, "Bad Request", headers)
                 return
         try:
             rows, more = self.sandbox.store.page(conn, kind, cursor_id, limit)
         except UnknownRecord:
-            self._error(400, "The provided cursor does not exist!", headers)
+            self.send_error_json(400, "The provided cursor does not exist!", headers)
             return
         if cursor_id is not None and not settings.repeat_boundary_row and rows and rows[0]["id"] == cursor_id:
             rows, more = self.sandbox.store.page(conn, kind, cursor_id, limit + 1)
@@ -481,16 +292,16 @@ class _Handler(BaseHTTPRequestHandler):
             "next_cursor": next_cursor,
             "data": [self._render(conn, r, remote) for r in rows],
         }
-        self._send(200, payload, headers)
+        self.send_json(200, payload, headers)
 
     def _get(self, conn: Connection, kind: str, record_id: str, query: dict[str, str], headers: dict[str, str]) -> None:
         try:
             record = self.sandbox.store.get(conn, kind, record_id)
         except UnknownRecord:
             # The real server answers 500, not 404, for an id it does not know.
-            self._error(500, "TypeError: Cannot read properties of null (reading 'id')", headers)
+            self.send_error_json(500, "TypeError: Cannot read properties of null (reading 'id')", headers)
             return
-        self._send(200, self._render(conn, record, query.get("remote_data", "").lower() == "true"), headers)
+        self.send_json(200, self._render(conn, record, query.get("remote_data", "").lower() == "true"), headers)
 
     def _create(
         self, conn: Connection, kind: str, body: bytes, headers: dict[str, str], late_fault: Fault | None
@@ -498,59 +309,27 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             payload = json.loads(body or b"null")
         except json.JSONDecodeError:
-            self._error(400, "Bad Request", headers)
+            self.send_error_json(400, "Bad Request", headers)
             return
         problem = _validate_input(kind, payload)
         if problem:
-            self._send(400, {**error_body(400, self.path, "Bad Request"), "message": [problem]}, headers)
+            self.send_json(400, {**error_body(400, self.path, "Bad Request"), "message": [problem]}, headers)
             return
         record = self.sandbox.store.create_from_input(conn, kind, payload)
         with self.sandbox.lock:
             self.sandbox.stats.created[kind] += 1
-        if late_fault is not None and self._fire(late_fault, headers):
+        if late_fault is not None and self.fire(late_fault, headers):
             return
-        self._send(201, self._render(conn, record, False), headers)
+        self.send_json(201, self._render(conn, record, False), headers)
 
     # -- admin -----------------------------------------------------------------------------------------
     def _admin(self, method: str, path: str, body: bytes) -> None:
-        sb = self.sandbox
-        try:
-            data = json.loads(body) if body else {}
-        except json.JSONDecodeError:
-            self._send(400, {"message": "admin body must be JSON"})
+        if self.admin(method, path, body):
             return
-        if path == "/_sandbox/stats" and method == "GET":
-            with sb.lock:
-                self._send(200, sb.stats.snapshot())
-        elif path == "/_sandbox/stats" and method == "DELETE":
-            sb.reset_stats()
-            self._send(200, {"ok": True})
-        elif path == "/_sandbox/settings" and method == "GET":
-            self._send(200, asdict(sb.settings))
-        elif path == "/_sandbox/settings" and method == "POST":
-            unknown = set(data) - set(asdict(sb.settings))
-            if unknown:
-                self._send(400, {"message": f"unknown settings: {sorted(unknown)}"})
-                return
-            for key, value in data.items():
-                setattr(sb.settings, key, value)
-            sb.limiter.clear()
-            self._send(200, asdict(sb.settings))
-        elif path == "/_sandbox/faults" and method == "POST":
-            try:
-                faults = [Fault(**f) for f in (data if isinstance(data, list) else [data])]
-            except TypeError as exc:
-                self._send(400, {"message": str(exc)})
-                return
-            sb.inject(*faults)
-            self._send(200, {"faults": len(sb.faults)})
-        elif path == "/_sandbox/faults" and method == "DELETE":
-            sb.clear_faults()
-            self._send(200, {"faults": 0})
-        elif path == "/_sandbox/connections" and method == "GET":
-            self._send(200, {"api_key": sb.api_key, "connections": sb.store.tokens()})
+        if path == "/_sandbox/connections" and method == "GET":
+            self.send_json(200, {"api_key": self.sandbox.api_key, "connections": self.sandbox.store.tokens()})
         else:
-            self._send(404, {"message": f"no admin route {method} {path}"})
+            self.send_json(404, {"message": f"no admin route {method} {path}"})
 
 
 def _decode_cursor(cursor: str) -> str | None:

@@ -1,0 +1,271 @@
+"""What every sandbox server has: injected faults, request counters, a fixed-window rate limit with
+`X-RateLimit-*` headers, and the JSON/socket plumbing of a stdlib request handler (a dropped connection or
+a half-sent body needs the raw socket, which a framework would hide), plus the admin routes under
+`/_sandbox/` (never rate limited, never faulted).
+
+Shared by the provider sandboxes, never by the sources they serve.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler
+from typing import Any, ClassVar
+
+
+@dataclass
+class Fault:
+    """One injected fault, fired on the matching requests after `skip` of them, `times` times.
+
+    kind: "status" (answer `status` with an error body), "drop" (close the connection without an answer),
+    "truncate" (announce the full body, send half, close), "invalid_json" (200 with a broken body),
+    "delay" (wait `seconds`, then answer normally), "rate_limit" (429 with Retry-After `seconds`).
+    `after_write`: for POST, apply the write first and then fault (the outcome the client cannot see).
+    """
+
+    kind: str
+    status: int = 500
+    method: str = "GET"
+    path: str = "/accounting/"
+    times: int = 1
+    skip: int = 0
+    seconds: float = 0.0
+    after_write: bool = False
+    connection: str | None = None  # only requests for this connection alias
+    fired: int = 0
+    seen: int = 0
+
+    def matches(self, method: str, path: str, alias: str | None) -> bool:
+        if self.connection is not None and alias != self.connection:
+            return False
+        return method == self.method and path.startswith(self.path) and self.fired < self.times
+
+
+@dataclass
+class Stats:
+    requests: Counter = field(default_factory=Counter)
+    throttled: int = 0
+    faults_fired: int = 0
+    created: Counter = field(default_factory=Counter)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "requests": dict(self.requests),
+            "total_requests": sum(self.requests.values()),
+            "throttled": self.throttled,
+            "faults_fired": self.faults_fired,
+            "created": dict(self.created),
+        }
+
+
+class FixedWindowLimiter:
+    """Per-client fixed window, as NestJS's throttler: the window starts at the client's first hit."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.windows: dict[str, tuple[float, int]] = {}
+
+    def hit(self, client: str, limit: int, window: float) -> tuple[bool, int, int]:
+        """Count a request; returns (allowed, remaining, seconds until the window resets)."""
+        now = time.monotonic()
+        with self.lock:
+            start, count = self.windows.get(client, (now, 0))
+            if now - start >= window:
+                start, count = now, 0
+            allowed = count < limit
+            if allowed:
+                count += 1
+            self.windows[client] = (start, count)
+            reset = max(1, math.ceil(start + window - now))
+            return allowed, max(0, limit - count), reset
+
+    def clear(self) -> None:
+        with self.lock:
+            self.windows.clear()
+
+
+class SandboxState:
+    """What the shared handler needs of a sandbox: settings with `rate_limit` and `rate_window_seconds`,
+    counters, faults and a lock."""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self.stats = Stats()
+        self.faults: list[Fault] = []
+        self.limiter = FixedWindowLimiter()
+        self.lock = threading.Lock()
+
+    def inject(self, *faults: Fault) -> None:
+        with self.lock:
+            self.faults.extend(faults)
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def reset_stats(self) -> None:
+        with self.lock:
+            self.stats = Stats()
+        self.limiter.clear()
+
+    def take_fault(self, method: str, path: str, alias: str | None) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.matches(method, path, alias):
+                    fault.seen += 1
+                    if fault.seen > fault.skip:
+                        fault.fired += 1
+                        self.stats.faults_fired += 1
+                        return fault
+        return None
+
+    def count(self, route: str) -> None:
+        with self.lock:
+            self.stats.requests[route] += 1
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """JSON answers, faults, the rate limit and the admin routes; a provider's handler adds its API."""
+
+    protocol_version = "HTTP/1.1"
+    # A body that breaks mid-way (`truncate`) and one that is not JSON (`invalid_json`), in the provider's shape.
+    truncated_payload: ClassVar[Any] = {"data": [{"id": "x", "padding": "x" * 200}]}
+    invalid_body: bytes = b'{"data": [{"id": '
+
+    @property
+    def state(self) -> SandboxState:
+        return self.server.sandbox  # type: ignore[attr-defined]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # quiet: tests and the demo read the pipeline's output, not the server's
+
+    def error_payload(self, status: int, message: str) -> Any:
+        return {"message": message}
+
+    def send_json(
+        self,
+        status: int,
+        payload: Any,
+        extra_headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+        truncate: bool = False,
+    ) -> None:
+        body = raw if raw is not None else json.dumps(payload, separators=(",", ":")).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in (extra_headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            if truncate:
+                self.wfile.write(body[: max(1, len(body) // 2)])
+                self.wfile.flush()
+                self.drop()
+                return
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def send_error_json(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        self.send_json(status, self.error_payload(status, message), headers)
+
+    def read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def rate_limit(self) -> dict[str, str] | None:
+        """Count the request against the client's window; answers 429 itself and returns None when over."""
+        state = self.state
+        limit = state.settings.rate_limit
+        if limit is None:
+            return {}
+        allowed, remaining, reset = state.limiter.hit(self.client_address[0], limit, state.settings.rate_window_seconds)
+        headers = {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": str(reset),
+        }
+        if not allowed:
+            with state.lock:
+                state.stats.throttled += 1
+            self.send_error_json(429, "ThrottlerException: Too Many Requests", {**headers, "Retry-After": str(reset)})
+            return None
+        return headers
+
+    def fire(self, fault: Fault, headers: dict[str, str]) -> bool:
+        """Carry out a fault; True when the request was answered (or dropped) by it."""
+        if fault.kind == "status":
+            message = "Internal server error" if fault.status >= 500 else "Bad Request"
+            self.send_error_json(fault.status, message, headers)
+        elif fault.kind == "drop":
+            self.drop()
+        elif fault.kind == "truncate":
+            self.send_json(200, self.truncated_payload, headers, truncate=True)
+        elif fault.kind == "invalid_json":
+            self.send_json(200, None, headers, raw=self.invalid_body)
+        elif fault.kind == "rate_limit":
+            with self.state.lock:
+                self.state.stats.throttled += 1
+            # whole seconds like the real servers, unless a test asks for a fraction to stay fast
+            retry_after = str(fault.seconds) if fault.seconds else "1"
+            self.send_error_json(429, "ThrottlerException: Too Many Requests", {**headers, "Retry-After": retry_after})
+        elif fault.kind == "delay":
+            time.sleep(fault.seconds)
+            return False
+        else:
+            raise ValueError(f"unknown fault kind {fault.kind!r}")
+        return True
+
+    def admin(self, method: str, path: str, body: bytes) -> bool:
+        """The shared admin routes; False when `path` is none of them (the provider's own may follow)."""
+        state = self.state
+        try:
+            data = json.loads(body) if body else {}
+        except json.JSONDecodeError:
+            self.send_json(400, {"message": "admin body must be JSON"})
+            return True
+        if path == "/_sandbox/stats" and method == "GET":
+            with state.lock:
+                self.send_json(200, state.stats.snapshot())
+        elif path == "/_sandbox/stats" and method == "DELETE":
+            state.reset_stats()
+            self.send_json(200, {"ok": True})
+        elif path == "/_sandbox/settings" and method == "GET":
+            self.send_json(200, asdict(state.settings))
+        elif path == "/_sandbox/settings" and method == "POST":
+            unknown = set(data) - set(asdict(state.settings))
+            if unknown:
+                self.send_json(400, {"message": f"unknown settings: {sorted(unknown)}"})
+                return True
+            for key, value in data.items():
+                setattr(state.settings, key, value)
+            state.limiter.clear()
+            self.send_json(200, asdict(state.settings))
+        elif path == "/_sandbox/faults" and method == "POST":
+            try:
+                faults = [Fault(**f) for f in (data if isinstance(data, list) else [data])]
+            except TypeError as exc:
+                self.send_json(400, {"message": str(exc)})
+                return True
+            state.inject(*faults)
+            self.send_json(200, {"faults": len(state.faults)})
+        elif path == "/_sandbox/faults" and method == "DELETE":
+            state.clear_faults()
+            self.send_json(200, {"faults": 0})
+        else:
+            return False
+        return True
