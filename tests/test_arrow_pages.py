@@ -10,7 +10,9 @@ from sandbox.panora.server import drop_zero_money
 from sources.common.arrow_pages import builder_for
 from sources.common.scan import ScanResult, _reference_tables
 from sources.common.sync import record_hash
-from sources.panora.objects import INVOICE, OBJECTS, PAYMENT, TRACKING_CATEGORY
+from sources.panora.objects import OBJECTS
+
+PAYMENT, INVOICE, TRACKING_CATEGORY = OBJECTS["payments"], OBJECTS["invoices"], OBJECTS["tracking_categories"]
 
 SEED = seed_connections(
     seed=3, specs=(ConnectionSpec("c", "xero", ("EUR", "JPY", "KWD"), invoices=120, payments=160),)

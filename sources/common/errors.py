@@ -31,7 +31,8 @@ class PaginationError(Exception):
 class RecordError(ValueError):
     """One field of one record cannot be read. The normalizer adds the record's table, id and connection."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, record_id: str | None = None) -> None:
         self.field = field
         self.message = message
+        self.record_id = record_id  # set by an adapter that knew the record's id before the bad field
         super().__init__(f"field {field!r}: {message}")

@@ -14,6 +14,9 @@ from sources.common.errors import RecordError
 from sources.common.tables import EMPTY_LIST_MARKER, TableSpec
 
 Reader = Callable[[Any, str], Any]
+# A provider's record -> the same record in the unified vocabulary (`sources/common/model.py`), or
+# `RecordError` naming the provider's field (with the record's id when it got that far).
+Adapter = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,11 @@ class ObjectSpec:
     objects: tuple[ObjectChild, ...] = ()
     volatile: frozenset[str] = frozenset()
     row_defaults: dict[str, Any] = field(default_factory=dict)
+    adapter: Adapter | None = None
+
+    @property
+    def provider(self) -> str | None:
+        return self.row_defaults.get("provider")
 
     @cached_property
     def nested_lists(self) -> tuple[str, ...]:

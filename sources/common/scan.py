@@ -102,13 +102,15 @@ def scan_connection(
     pages: Iterable[list[dict[str, Any]]],
     result: ScanResult,
     tagger: Tagger | None = None,
+    complete: bool = True,
 ) -> Iterator[Any]:
     """Yield tagged arrow tables for one connection's records of one kind; fills `result`. Pass the same
-    `tagger` to every scan of one resource."""
+    `tagger` to every scan of one resource. `complete`: the pages list every live record (a full scan),
+    so a stored record they do not hold is marked deleted; an incremental scan (changes only) marks none."""
     tagger = tagger or Tagger()
     started = time.monotonic()
     last_progress = started
-    loaded = LoadedRecords.read(spec.parent.name, connection)
+    loaded = LoadedRecords.read(spec.parent.name, connection, spec.provider)
     fast = builder_for(spec)
     seen: set[str] = set()
     for page in pages:
@@ -123,7 +125,7 @@ def scan_connection(
                 result.records,
                 result.written,
             )
-    missing = loaded.missing(seen)
+    missing = loaded.missing(seen) if complete else set()
     tombstones = loaded.tombstones(missing)
     if tombstones:
         result.deleted = len(tombstones)
@@ -159,6 +161,14 @@ def _page_tables(
     changed: list[tuple[int, Any, str | None]] = []  # (position, record, hash) of what must be written
     rejects: list[dict[str, Any]] = []
     for position, record in enumerate(page, start=result.records):
+        if spec.adapter is not None and isinstance(record, dict):
+            try:
+                record = spec.adapter(record)
+            except RecordError as exc:
+                if exc.record_id:
+                    seen.add(exc.record_id)
+                rejects.append(_reject(spec, connection, exc.record_id, position, exc, record))
+                continue
         record_id = record.get("id") if isinstance(record, dict) else None
         if isinstance(record_id, str) and record_id:
             # a record that exists upstream is never marked deleted, even when it cannot be read

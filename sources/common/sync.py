@@ -65,27 +65,42 @@ class LoadedRecords:
     """Ids, hashes and deletion marks of one connection's rows in one destination table."""
 
     def __init__(
-        self, table: str, connection: str, hashes: dict[str, str], deleted: set[str], pipeline: Any = None
+        self,
+        table: str,
+        connection: str,
+        hashes: dict[str, str],
+        deleted: set[str],
+        pipeline: Any = None,
+        provider: str | None = None,
     ) -> None:
         self.table = table
         self.connection = connection
+        self.provider = provider
         self.hashes = hashes
         self.deleted = deleted
         self._pipeline = pipeline
 
     @classmethod
-    def read(cls, table: str, connection: str) -> LoadedRecords:
-        """Read from the running pipeline's destination; empty when there is none or the table is new."""
+    def read(cls, table: str, connection: str, provider: str | None = None) -> LoadedRecords:
+        """Read from the running pipeline's destination; empty when there is none or the table is new.
+        With `provider`, only that provider's rows (providers share the tables)."""
         pipeline = _current_pipeline(table)
         rows = None
         if pipeline is not None:
             columns = f"id, {HASH_COLUMN}, CASE WHEN {DELETED_COLUMN} IS NULL THEN 0 ELSE 1 END"
-            rows = _select(pipeline, table, columns, "connection = %s", [connection])
+            where, args = cls._where(connection, provider)
+            rows = _select(pipeline, table, columns, where, args)
         if rows is None:
-            return cls(table, connection, {}, set())
+            return cls(table, connection, {}, set(), provider=provider)
         hashes = {row[0]: row[1] for row in rows}
         deleted = {row[0] for row in rows if row[2]}
-        return cls(table, connection, hashes, deleted, pipeline)
+        return cls(table, connection, hashes, deleted, pipeline, provider)
+
+    @staticmethod
+    def _where(connection: str, provider: str | None) -> tuple[str, list[Any]]:
+        if provider is None:
+            return "connection = %s", [connection]
+        return "connection = %s AND provider = %s", [connection, provider]
 
     def needs_write(self, record_id: str, content_hash: str) -> bool:
         """New, changed, or back after having been marked deleted."""
@@ -104,8 +119,9 @@ class LoadedRecords:
         ordered = sorted(ids)
         for start in range(0, len(ordered), ID_BATCH):
             batch = ordered[start : start + ID_BATCH]
-            where = f"connection = %s AND id IN ({', '.join(['%s'] * len(batch))})"
-            rows = _select(self._pipeline, self.table, "*", where, [self.connection, *batch], with_names=True)
+            owner, args = self._where(self.connection, self.provider)
+            where = f"{owner} AND id IN ({', '.join(['%s'] * len(batch))})"
+            rows = _select(self._pipeline, self.table, "*", where, [*args, *batch], with_names=True)
             for row in rows or []:
                 row = {k: v for k, v in row.items() if not k.startswith("_dlt_")}
                 row[DELETED_COLUMN] = stamp
