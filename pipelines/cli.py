@@ -17,9 +17,14 @@ LOAD_SETTINGS = """settings (dlt config/secrets; environment variables shown):
   SOURCES__PANORA__BASE_URL       API root (default https://api.panora.dev)
   SOURCES__PANORA__PAGE_SIZE      rows per request (default 1000)
   SOURCES__PANORA__MAX_ATTEMPTS   tries per request on 5xx/timeouts/dropped connections (default 6)
+  SOURCES__ROOTFI__API_KEY        Rootfi API key (secret)
+  SOURCES__ROOTFI__COMPANIES      alias -> Rootfi company id, JSON: {"acme-uk": 4101}
+  SOURCES__ROOTFI__BASE_URL       API root (default https://api.rootfi.dev/v3)
+  SOURCES__ROOTFI__OVERLAP_SECONDS  how far before the last loaded change an incremental scan starts (300)
   ACCOUNTING_ETL__DESTINATION     any dlt destination (default duckdb)
   ACCOUNTING_ETL__DATASET_NAME    dataset/schema name (default accounting_raw)
   DESTINATION__DUCKDB__CREDENTIALS  DuckDB file (default accounting.duckdb)
+Every configured provider is loaded unless --provider says otherwise; aliases are unique across providers.
 exit status: 0 loaded, 1 a connection's scan failed (the rest loaded) or the models failed to build,
 2 bad settings, 3 load failed, 4 another load of the same pipeline is running"""
 
@@ -53,15 +58,23 @@ def build_parser() -> argparse.ArgumentParser:
     load = sub.add_parser(
         "load",
         help="load payments, invoices and tracking categories into the warehouse",
-        description="Pull payments, invoices and tracking categories for every configured connection and "
-        "merge them into the warehouse: changed records updated, unchanged ones left alone, records gone "
-        "from a complete scan marked deleted. Ends with a summary, also stored in `load_runs`.",
+        description="Pull payments, invoices and tracking categories for every configured connection (Panora) "
+        "and company (Rootfi) and merge them into the warehouse: changed records updated, unchanged ones left "
+        "alone, deletions marked (Rootfi lists them; Panora's are the records a complete scan no longer sees). "
+        "Rootfi is read incrementally. Ends with a summary per provider, also stored in `load_runs`.",
         epilog=LOAD_SETTINGS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    load.add_argument("--provider", help="comma-separated: panora,rootfi (default: every configured provider)")
     load.add_argument("--resources", help="comma-separated: payments,invoices,tracking_categories (default all)")
     load.add_argument("--connections", help="comma-separated aliases: load only these configured connections")
-    load.add_argument("--page-size", type=int, help="rows per request (overrides SOURCES__PANORA__PAGE_SIZE)")
+    load.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="Rootfi: scan every record again instead of the changes since the last load (and mark deleted "
+        "what it no longer lists); Panora's scans are always complete",
+    )
+    load.add_argument("--page-size", type=int, help="rows per request (overrides SOURCES__<PROVIDER>__PAGE_SIZE)")
     load.add_argument("--destination", help="dlt destination name (overrides ACCOUNTING_ETL__DESTINATION)")
     load.add_argument("--dataset", help="dataset name (overrides ACCOUNTING_ETL__DATASET_NAME)")
     load.add_argument("--pipelines-dir", help="where dlt keeps local pipeline state (default ~/.dlt/pipelines)")
@@ -190,16 +203,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in written.csv_files:
             print(f"  {path}")
         return 0
-    from pipelines.load import ConfigurationError, run_load
+    from pipelines.load import ConfigurationError, run_loads
 
     try:
-        summary = run_load(
-            resources=_split(args.resources),
+        summaries = run_loads(
+            _split(args.provider),
             only_connections=_split(args.connections),
+            resources=_split(args.resources),
             page_size=args.page_size,
             destination=args.destination,
             dataset_name=args.dataset,
             pipelines_dir=args.pipelines_dir,
+            full_refresh=args.full_refresh,
         )
     except ConfigurationError as exc:
         print(f"accounting-etl load: {exc}", file=sys.stderr)
@@ -212,5 +227,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"accounting-etl load failed: {SECRETS.redact(str(exc))[:2000]}", file=sys.stderr)
         return 3
-    print(summary.render())
-    return 0 if summary.status == "ok" and not summary.models_error else 1
+    for summary in summaries:
+        print(summary.render())
+    return 0 if all(s.status == "ok" and not s.models_error for s in summaries) else 1

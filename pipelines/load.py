@@ -1,13 +1,18 @@
-"""The load job: Panora -> warehouse (DuckDB by default), then a summary row in `load_runs`.
+"""The load job: a provider (Panora, Rootfi) -> warehouse (DuckDB by default), then a summary row in
+`load_runs`. Every provider fills the same tables; each has its own dlt pipeline (its own state) and they
+load one after the other into one dataset.
 
 Callable from the CLI, Python, a notebook or an orchestrator:
 
-    from pipelines.load import run_load
-    summary = run_load(resources=["payments", "invoices"])
+    from pipelines.load import run_load, run_loads
+    summary = run_load("rootfi", resources=["payments", "invoices"])
+    summaries = run_loads()  # every configured provider, then the models once
 
 Settings come from dlt's config and secrets (environment variables work):
     SOURCES__PANORA__API_KEY, SOURCES__PANORA__CONNECTIONS ({"alias": "<token>", ...}),
     SOURCES__PANORA__BASE_URL, SOURCES__PANORA__PAGE_SIZE,
+    SOURCES__ROOTFI__API_KEY, SOURCES__ROOTFI__COMPANIES ({"alias": <company id>, ...}),
+    SOURCES__ROOTFI__BASE_URL, SOURCES__ROOTFI__PAGE_SIZE, SOURCES__ROOTFI__OVERLAP_SECONDS,
     ACCOUNTING_ETL__DESTINATION (default duckdb), ACCOUNTING_ETL__DATASET_NAME (default accounting_raw),
     DESTINATION__DUCKDB__CREDENTIALS (default accounting.duckdb), or any other dlt destination's settings.
 """
@@ -28,23 +33,19 @@ from pipelines import settings
 from pipelines.ledger import ensure_tables
 from pipelines.locks import exclusive
 from pipelines.logs import SECRETS
+from pipelines.providers import ConfigurationError, check_distinct_aliases, configured_providers, provider
 from pipelines.settings import duckdb_file
 from pipelines.summary import LoadSummary
 from sources.common.http import RequestStats
 from sources.common.scan import ScanLog
-from sources.panora import RESOURCES, panora_source
 from transforms.run import SqlClientDatabase, run_transforms
 
 log = logging.getLogger("accounting_etl.load")
 
-DEFAULT_PIPELINE_NAME = "accounting_panora"
+DEFAULT_PIPELINE_NAME = "accounting_panora"  # the Panora load's; each provider's is `accounting_<provider>`
 
 # Arrow tables get dlt's `_dlt_load_id` too, so every row says which load wrote it.
 dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
-
-
-class ConfigurationError(ValueError):
-    """A setting is missing or wrong; the message says which and how to set it."""
 
 
 def make_destination(destination: str | Destination | None = None) -> str | Destination:
@@ -69,23 +70,12 @@ def _refuse_catalog_collision(destination: str | Destination, dataset_name: str)
 
 
 def resolve_connections(connections: Mapping[str, str] | None, only: Sequence[str] | None = None) -> dict[str, str]:
-    """alias -> token from the argument or `SOURCES__PANORA__CONNECTIONS`, optionally a subset."""
-    if connections is None:
-        connections = dlt.secrets.get("sources.panora.connections", dict)
-    if not connections:
-        raise ConfigurationError(
-            'no Panora connections configured: set SOURCES__PANORA__CONNECTIONS to {"<alias>": "<token>", ...}'
-        )
-    connections = dict(connections)
-    if only:
-        unknown = sorted(set(only) - set(connections))
-        if unknown:
-            raise ConfigurationError(f"unknown connection alias(es) {unknown}; configured: {sorted(connections)}")
-        connections = {alias: connections[alias] for alias in only}
-    return connections
+    """Panora's alias -> token from the argument or `SOURCES__PANORA__CONNECTIONS`, optionally a subset."""
+    return provider("panora").accounts(connections, only)
 
 
 def run_load(
+    provider_name: str = "panora",
     resources: Sequence[str] | None = None,
     only_connections: Sequence[str] | None = None,
     api_key: str | None = None,
@@ -94,39 +84,43 @@ def run_load(
     page_size: int | None = None,
     destination: str | Destination | None = None,
     dataset_name: str | None = None,
-    pipeline_name: str = DEFAULT_PIPELINE_NAME,
+    pipeline_name: str | None = None,
     pipelines_dir: str | None = None,
     source_options: Mapping[str, Any] | None = None,
     transform: bool = True,
     as_of: date | None = None,
+    full_refresh: bool = False,
 ) -> LoadSummary:
-    """Load Panora into the warehouse and record the run.
+    """Load one provider into the warehouse and record the run.
 
     Args:
+        provider_name: `panora` or `rootfi`.
         resources: which of `payments`, `invoices`, `tracking_categories` (default: all).
-        only_connections: load only these aliases of the configured connections.
-        api_key, connections, base_url, page_size: override the configured values.
+        only_connections: load only these aliases of the configured connections (Rootfi: companies).
+        api_key, connections, base_url, page_size: override the configured values (`connections`: alias ->
+            Panora connection token or Rootfi company id).
         destination: a dlt destination (name or object); default from config, else DuckDB.
         dataset_name: the dataset (schema) to load into; default `accounting_raw`.
         pipeline_name, pipelines_dir: where dlt keeps this pipeline's local state.
         source_options: more `panora_source` arguments (max_attempts, backoff_base, timeout, ...).
         transform: rebuild the reconciliation models after the load (`transforms/`).
         as_of: the date the models age receivables to (default today).
+        full_refresh: Rootfi: scan every record, not only the changes since the last load (Panora's scans
+            are always complete).
 
     Returns:
         The run's summary; `status` is `ok`, or `partial` when a connection's scan failed.
     """
-    resources = list(resources or RESOURCES)
-    unknown = sorted(set(resources) - set(RESOURCES))
+    source_provider = provider(provider_name)
+    resources = list(resources or source_provider.resources)
+    unknown = sorted(set(resources) - set(source_provider.resources))
     if unknown:
-        raise ConfigurationError(f"unknown resource(s) {unknown}; choose from {list(RESOURCES)}")
-    api_key = api_key or dlt.secrets.get("sources.panora.api_key")
-    if not api_key:
-        raise ConfigurationError("no Panora API key: set SOURCES__PANORA__API_KEY")
-    selected = resolve_connections(connections, only_connections)
-    SECRETS.add([api_key, *selected.values()])
-
-    kwargs: dict[str, Any] = dict(source_options or {})
+        raise ConfigurationError(f"unknown resource(s) {unknown}; choose from {list(source_provider.resources)}")
+    api_key = source_provider.api_key(api_key)
+    selected = source_provider.accounts(connections, only_connections)
+    SECRETS.add([api_key, *(selected.values() if source_provider.accounts_are_secret else ())])
+    pipeline_name = pipeline_name or f"accounting_{provider_name}"
+    kwargs: dict[str, Any] = {"full_refresh": full_refresh, **(source_options or {})}
     if base_url:
         kwargs["base_url"] = base_url
     if page_size:
@@ -142,12 +136,47 @@ def run_load(
     )
     lock_file = Path(pipeline.working_dir).parent / f"{pipeline_name}.lock"
     with exclusive(lock_file, f"a load of pipeline {pipeline_name!r}"):
-        return _run(pipeline, pipeline_name, resources, api_key, selected, kwargs, transform, as_of)
+        return _run(pipeline, provider_name, resources, api_key, selected, kwargs, transform, as_of)
+
+
+def run_loads(
+    providers: Sequence[str] | None = None,
+    only_connections: Sequence[str] | None = None,
+    transform: bool = True,
+    as_of: date | None = None,
+    **options: Any,
+) -> list[LoadSummary]:
+    """Load several providers (default: every configured one) into one dataset, one after the other (a
+    DuckDB file has one writer), then rebuild the models once. `only_connections` may name aliases of any
+    of them; `options` go to every `run_load`."""
+    chosen = [provider(name) for name in providers] if providers else configured_providers()
+    if not chosen:
+        raise ConfigurationError(
+            "no provider configured: set SOURCES__PANORA__API_KEY and SOURCES__PANORA__CONNECTIONS, "
+            "or SOURCES__ROOTFI__API_KEY and SOURCES__ROOTFI__COMPANIES"
+        )
+    accounts = {p.name: p.accounts() for p in chosen}
+    check_distinct_aliases(accounts)
+    if only_connections:
+        unknown = sorted(set(only_connections) - {a for aliases in accounts.values() for a in aliases})
+        if unknown:
+            raise ConfigurationError(f"unknown connection alias(es) {unknown}")
+        chosen = [p for p in chosen if set(accounts[p.name]) & set(only_connections)]
+    summaries = []
+    for position, source_provider in enumerate(chosen):
+        subset = [a for a in only_connections if a in accounts[source_provider.name]] if only_connections else None
+        last = position == len(chosen) - 1
+        summaries.append(
+            run_load(
+                source_provider.name, only_connections=subset, transform=transform and last, as_of=as_of, **options
+            )
+        )
+    return summaries
 
 
 def _run(
     pipeline: dlt.Pipeline,
-    pipeline_name: str,
+    provider_name: str,
     resources: list[str],
     api_key: str,
     selected: dict[str, str],
@@ -156,7 +185,10 @@ def _run(
     as_of: date | None,
 ) -> LoadSummary:
     summary = LoadSummary(
-        run_id=str(uuid.uuid4()), pipeline_name=pipeline_name, provider="panora", started_at=datetime.now(UTC)
+        run_id=str(uuid.uuid4()),
+        pipeline_name=pipeline.pipeline_name,
+        provider=provider_name,
+        started_at=datetime.now(UTC),
     )
     if pipeline.has_pending_data:
         # an earlier run stopped after extracting: its package holds only complete, valid records, so
@@ -167,9 +199,10 @@ def _run(
             summary.load_ids.extend(pending.loads_ids)
 
     stats, scans = RequestStats(), ScanLog()
-    source = panora_source(api_key=api_key, connections=selected, stats=stats, scan_log=scans, **kwargs)
+    source = provider(provider_name).make_source(api_key, selected, stats=stats, scan_log=scans, **kwargs)
     log.info(
-        "loading %s for %d connection(s) into %s",
+        "loading %s %s for %d connection(s) into %s",
+        provider_name,
         ", ".join(resources),
         len(selected),
         pipeline.destination.destination_name,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
 
+import iso4217
 import orjson
 
 from sources.common.errors import RecordError
@@ -41,6 +42,38 @@ def minor_units(value: Any, field: str) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     raise RecordError(field, f"expected an integer amount in minor units, got {type(value).__name__} {_preview(value)}")
+
+
+def currency_exponent(code: Any, field: str) -> int:
+    """The ISO 4217 minor-unit exponent of a currency code (JPY 0, EUR 2, KWD 3)."""
+    if not isinstance(code, str) or not code.strip():
+        raise RecordError(field, f"a currency is needed to convert amounts, got {_preview(code)}")
+    try:
+        exponent = iso4217.Currency(code.strip().upper()).exponent
+    except ValueError:
+        raise RecordError(field, f"unknown ISO 4217 currency {_preview(code)}") from None
+    if exponent is None:  # metals and funds have no minor unit
+        raise RecordError(field, f"currency {code} has no minor unit to convert amounts into")
+    return exponent
+
+
+def major_to_minor(value: Any, field: str, exponent: int) -> int | None:
+    """An amount in major units (100.5, as a JSON number or text) -> integer minor units (10050 for an
+    exponent of 2). Exact: an amount with more decimals than the currency has is an error, never rounded."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise RecordError(field, f"expected an amount, got {type(value).__name__} {_preview(value)}")
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise RecordError(field, f"expected an amount, got {_preview(value)}") from None
+    if not number.is_finite():
+        raise RecordError(field, f"expected a finite amount, got {_preview(value)}")
+    scaled = number.scaleb(exponent, context=_WIDE)
+    if scaled != scaled.to_integral_value():
+        raise RecordError(field, f"amount {_preview(value)} has more than {exponent} decimal places for its currency")
+    return int(scaled)
 
 
 def timestamp(value: Any, field: str) -> datetime | None:

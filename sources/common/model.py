@@ -18,6 +18,7 @@ into it). An absent money field is NULL here: Panora drops zero amounts from its
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 import pyarrow as pa
@@ -278,15 +279,15 @@ TRACKING_CATEGORY = ObjectSpec(
 
 
 def unified_objects(
-    provider: str, volatile: frozenset[str] = frozenset(), adapter: Adapter | None = None
+    provider: str, volatile: frozenset[str] = frozenset(), adapters: Mapping[str, Adapter] | None = None
 ) -> dict[str, ObjectSpec]:
     """The object kinds (`payments`, `invoices`, `tracking_categories`) as one provider fills them: its
     name on every row, the fields its server rewrites without a change (`volatile`, left out of the content
-    hash), and the adapter that turns its records into this vocabulary (none for Panora)."""
-    common = {"volatile": volatile, "row_defaults": {"provider": provider}, "adapter": adapter}
-    objects = (
-        replace(PAYMENT, **common),
-        replace(INVOICE, **common),
-        replace(TRACKING_CATEGORY, **common),
-    )
-    return {spec.resource: spec for spec in objects}
+    hash), and per kind the adapter that turns its records into this vocabulary (none for Panora)."""
+    adapters = adapters or {}
+    return {
+        spec.resource: replace(
+            spec, volatile=volatile, row_defaults={"provider": provider}, adapter=adapters.get(spec.resource)
+        )
+        for spec in (PAYMENT, INVOICE, TRACKING_CATEGORY)
+    }

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import dlt
@@ -134,6 +135,8 @@ def infer_column(values: list[Any], name: str) -> tuple[pa.Array | None, bool]:
         return pa.array([None if v is None else float(v) for v in values], pa.float64()), False
     if kinds <= {str}:
         return pa.array(values, pa.string()), False
+    if kinds <= {Decimal}:
+        return pa.array(values, DECIMAL), False
     return pa.array([json_text(v, name) for v in values], pa.string()), True
 
 

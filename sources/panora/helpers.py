@@ -9,8 +9,9 @@ from typing import Any
 
 import httpx
 
-from sources.common.errors import ApiError, PaginationError
+from sources.common.errors import ApiError
 from sources.common.http import ApiClient, RateLimitPacer, RequestStats, RetryPolicy, server_message
+from sources.common.pagination import follow_cursor
 from sources.panora.settings import (
     API_KEY_HEADER,
     CONNECTION_TOKEN_HEADER,
@@ -100,34 +101,27 @@ class PanoraClient:
         params: dict[str, Any] = {"limit": page_size}
         if remote_data:
             params["remote_data"] = "true"
-        seen_ids: set[str] = set()
-        seen_cursors: set[str] = set()
-        if start_after:
-            params["cursor"] = encode_cursor(start_after)
-            seen_ids.add(start_after)
-        number = 0
-        while True:
-            number += 1
-            body = self.http.get_json(ENDPOINTS[resource], params=params, headers=headers)
-            data, next_cursor = _read_envelope(body, resource, number)
-            rows = []
-            for row in data:
-                row_id = row.get("id") if isinstance(row, dict) else None
-                if isinstance(row_id, str):
-                    if row_id in seen_ids:
-                        continue
-                    seen_ids.add(row_id)
-                rows.append(row)
-            yield rows
-            if next_cursor is None:
-                return
-            if next_cursor in seen_cursors:
-                raise PaginationError(
-                    f"{resource}: the server returned cursor {next_cursor!r} a second time (page {number}); "
-                    "the scan would never end"
-                )
-            seen_cursors.add(next_cursor)
-            params["cursor"] = encode_cursor(next_cursor)
+        pages = 0
+
+        def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
+            nonlocal pages
+            pages += 1
+            page_params = params if cursor is None else {**params, "cursor": encode_cursor(cursor)}
+            body = self.http.get_json(ENDPOINTS[resource], params=page_params, headers=headers)
+            return _read_envelope(body, resource, pages)
+
+        return follow_cursor(
+            fetch,
+            _row_id,
+            resource,
+            cursor=start_after,
+            seen_keys={start_after} if start_after else None,
+        )
+
+
+def _row_id(row: Any) -> str | None:
+    row_id = row.get("id") if isinstance(row, dict) else None
+    return row_id if isinstance(row_id, str) else None
 
 
 def _read_envelope(body: Any, resource: str, number: int) -> tuple[list[Any], str | None]:

@@ -1,0 +1,109 @@
+"""How the Rootfi API is spoken to: the `api_key` header, the opaque `next` cursor, the filters of an
+incremental scan, and the write jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from sources.common.errors import ApiError
+from sources.common.http import ApiClient, RateLimitPacer, RequestStats, RetryPolicy
+from sources.common.pagination import follow_cursor
+from sources.rootfi.settings import API_KEY_HEADER, ENDPOINTS, SYNC_STATUS
+
+
+def iso_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class RootfiClient:
+    """One API key, many companies: every list request names its company (`rootfi_company_id[eq]`)."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str,
+        policy: RetryPolicy | None = None,
+        pacer: RateLimitPacer | None = None,
+        stats: RequestStats | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if not api_key:
+            raise ValueError("Rootfi API key is empty: set SOURCES__ROOTFI__API_KEY")
+        self.http = ApiClient(
+            base_url,
+            {API_KEY_HEADER: api_key, "accept": "application/json"},
+            policy=policy,
+            pacer=pacer,
+            stats=stats,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def pages(
+        self,
+        resource: str,
+        company_id: str,
+        page_size: int,
+        updated_since: datetime | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every page of a list endpoint for one company, oldest change first, deleted records included
+        (as rows with `rootfi_deleted_at`); with `updated_since`, only records changed at or after it."""
+        params: dict[str, Any] = {
+            "limit": page_size,
+            "rootfi_company_id[eq]": company_id,
+            "include_deleted_records": "true",
+            "sort[rootfi_updated_at]": "ASC",
+        }
+        if resource == "invoices":
+            params["expand"] = "line_items"
+        if updated_since is not None:
+            params["rootfi_updated_at[gte]"] = iso_utc(updated_since)
+        path = ENDPOINTS[resource]
+
+        def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
+            body = self.http.get_json(path, params=params if cursor is None else {**params, "next": cursor})
+            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+                raise ApiError("GET", path, 200, "the answer is not a list envelope {data, next}")
+            next_cursor = body.get("next")
+            if next_cursor is not None and not isinstance(next_cursor, str):
+                raise ApiError("GET", path, 200, "the answer's `next` cursor is not text")
+            return body["data"], next_cursor or None
+
+        return follow_cursor(fetch, _rootfi_id, resource)
+
+    def submit(self, resource: str, company_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """POST records as one write job; returns the job (`status`, `upload_job_id`, `sync_id`, `data`).
+        Raises `OutcomeUnknown` when it cannot tell whether the job was created."""
+        body = self.http.request_json(
+            "POST", ENDPOINTS[resource], json_body={"company_id": _company(company_id), "data": records},
+            idempotent=False,
+        )  # fmt: skip
+        return _job(body, f"POST {ENDPOINTS[resource]}")
+
+    def job_status(self, sync_id: str) -> dict[str, Any]:
+        """A job's state and counts (`status`, `success`, `failed`, `pending`)."""
+        path = SYNC_STATUS.format(sync_id=sync_id)
+        return _job(self.http.get_json(path), f"GET {path}")
+
+
+def _job(body: Any, what: str) -> dict[str, Any]:
+    job = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(job, dict) or not isinstance(job.get("status"), str):
+        raise ApiError(*what.split(" ", 1), 200, "the answer is not a job {data: {status, ...}}")
+    return job
+
+
+def _company(company_id: str) -> Any:
+    """Company ids are configured as text; the API takes the number it gave out."""
+    return int(company_id) if str(company_id).isdigit() else company_id
+
+
+def _rootfi_id(row: Any) -> str | None:
+    value = row.get("rootfi_id") if isinstance(row, dict) else None
+    return None if value is None or isinstance(value, bool) else str(value)

@@ -1,0 +1,26 @@
+"""Constants of the Rootfi unified accounting API (shared API_NOTES, Rootfi section)."""
+
+DEFAULT_BASE_URL = "https://api.rootfi.dev/v3"
+DEFAULT_PAGE_SIZE = 500
+
+ENDPOINTS = {
+    "payments": "/accounting/invoice_payments",
+    "invoices": "/accounting/invoices",
+    "tracking_categories": "/accounting/tracking_categories",
+}
+SYNC_STATUS = "/core/syncs/{sync_id}"
+
+API_KEY_HEADER = "api_key"
+
+# Records changed within this many seconds before the last loaded `rootfi_updated_at` are asked for again:
+# `gte` already includes equal timestamps, and this margin also covers rows a sync committed late with an
+# earlier stamp. Re-read rows that did not change are recognised by their content hash and not rewritten.
+DEFAULT_OVERLAP_SECONDS = 300.0
+
+# Job states of the write API
+JOB_RUNNING = ("CREATED", "RUNNING")
+JOB_ENDED = ("SUCCESS", "FAILED")
+
+PROVIDER = "rootfi"
+# `rootfi_updated_at` (loaded as `modified_at`) moves on every platform sync, changed or not
+VOLATILE_FIELDS = frozenset({"modified_at"})
