@@ -1,4 +1,4 @@
-"""Shared fixtures: a real Panora sandbox on 127.0.0.1 per test, and loads into a real DuckDB file."""
+"""Shared fixtures: real Panora and Rootfi sandboxes on 127.0.0.1 per test, and loads into a real DuckDB file."""
 
 from __future__ import annotations
 
@@ -16,14 +16,26 @@ from pipelines.load import run_load
 from pipelines.settings import DEFAULT_DATASET
 from pipelines.summary import LoadSummary
 from sandbox.panora import PanoraSandbox, Settings, Store, seed_connections
+from sandbox.rootfi import RootfiSandbox
+from sandbox.rootfi import Settings as RootfiSettings
 
 DATASET = DEFAULT_DATASET
 # fast retries for tests: the schedule's shape is the same, only shorter
 FAST_RETRIES = {"backoff_base": 0.01, "max_attempts": 4, "timeout": 5.0}
 
 
-def cli_env(sandbox, database: Path, tmp_path: Path) -> dict[str, str]:
+def cli_env(sandbox, database: Path, tmp_path: Path, rootfi: RootfiSandbox | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
+    if rootfi is not None:
+        env.update(
+            {
+                "SOURCES__ROOTFI__API_KEY": rootfi.api_key,
+                "SOURCES__ROOTFI__COMPANIES": json.dumps(rootfi.store.company_ids()),
+                "SOURCES__ROOTFI__BASE_URL": rootfi.url,
+                "SOURCES__ROOTFI__PAGE_SIZE": "15",
+                "SOURCES__ROOTFI__BACKOFF_BASE": "0.01",
+            }
+        )
     env.update(
         {
             "SOURCES__PANORA__API_KEY": sandbox.api_key,
@@ -44,7 +56,7 @@ def _isolated_dlt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt-data"))
     monkeypatch.setenv("RUNTIME__LOG_LEVEL", "WARNING")
     for key in list(os.environ):
-        if key.startswith(("SOURCES__PANORA__", "DESTINATION__", "ACCOUNTING_ETL__")):
+        if key.startswith(("SOURCES__", "DESTINATION__", "ACCOUNTING_ETL__")):
             monkeypatch.delenv(key)
 
 
@@ -56,13 +68,37 @@ def sandbox() -> Iterator[PanoraSandbox]:
         yield server
 
 
+@pytest.fixture
+def rootfi() -> Iterator[RootfiSandbox]:
+    """The Rootfi sandbox with its seeded companies, rate limit off, jobs that end within a second."""
+    server = RootfiSandbox(settings=RootfiSettings(rate_limit=None))
+    with server:
+        yield server
+
+
 class Warehouse:
     """A DuckDB file and a pipeline folder for one test, with a way to load into them and read them."""
 
-    def __init__(self, root: Path, sandbox: PanoraSandbox) -> None:
+    def __init__(self, root: Path, sandbox: PanoraSandbox, rootfi: RootfiSandbox | None = None) -> None:
         self.path = root / "warehouse.duckdb"
         self.pipelines_dir = root / "pipelines"
         self.sandbox = sandbox
+        self.rootfi = rootfi
+
+    def load_rootfi(self, **kwargs: Any) -> LoadSummary:
+        assert self.rootfi is not None, "this test has no Rootfi sandbox"
+        options = {**FAST_RETRIES, "page_size": 15, **kwargs.pop("source_options", {})}
+        params: dict[str, Any] = {
+            "api_key": self.rootfi.api_key,
+            "connections": self.rootfi.store.company_ids(),
+            "base_url": self.rootfi.url,
+            "destination": dlt.destinations.duckdb(credentials=str(self.path)),
+            "pipeline_name": "test_rootfi",
+            "pipelines_dir": str(self.pipelines_dir),
+            "source_options": options,
+        }
+        params.update(kwargs)
+        return run_load("rootfi", **params)
 
     def load(self, **kwargs: Any) -> LoadSummary:
         options = {**FAST_RETRIES, **kwargs.pop("source_options", {})}
@@ -113,6 +149,12 @@ class Warehouse:
 @pytest.fixture
 def warehouse(tmp_path: Path, sandbox: PanoraSandbox) -> Warehouse:
     return Warehouse(tmp_path, sandbox)
+
+
+@pytest.fixture
+def both(tmp_path: Path, sandbox: PanoraSandbox, rootfi: RootfiSandbox) -> Warehouse:
+    """A warehouse fed by both providers' sandboxes."""
+    return Warehouse(tmp_path, sandbox, rootfi)
 
 
 DATA_TABLES = [
