@@ -20,7 +20,8 @@ import duckdb
 
 # statuses of push_log: pending (intent written, outcome not yet), created, confirmed (seen in a later
 # load), rejected (validation or a 4xx: final until the row changes), failed (retry budget used: the next
-# run tries again), unknown (the request may have taken effect: resolved by a lookup before any resend)
+# run tries again), unknown (the request may have taken effect: resolved by a lookup before any resend),
+# submitted (Rootfi: in a write job, `remote_job`, that has not ended: followed up, never resent)
 FINAL = ("created", "confirmed")
 
 OUTBOUND_COLUMNS = {
@@ -73,6 +74,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, schema: str) -> None:
             first_attempt_at TIMESTAMP WITH TIME ZONE, last_attempt_at TIMESTAMP WITH TIME ZONE,
             updated_at TIMESTAMP WITH TIME ZONE)"""
     )
+    con.execute(f"ALTER TABLE {schema}.push_log ADD COLUMN IF NOT EXISTS remote_job VARCHAR")
     con.execute(
         f"""CREATE TABLE IF NOT EXISTS {schema}.push_attempts (
             external_id VARCHAR, attempt INTEGER, phase VARCHAR, status VARCHAR, http_status INTEGER,
@@ -149,6 +151,7 @@ class Ledger:
         remote_id: str | None = None,
         http_status: int | None = None,
         error: str | None = None,
+        remote_job: str | None = None,
     ) -> None:
         """Upsert the ledger row and append the attempt's event, in one committed transaction."""
         now = datetime.now(UTC)
@@ -164,18 +167,19 @@ class Ledger:
                     f"""UPDATE {s}.push_log SET kind = ?, connection = ?, status = ?,
                         record_id = coalesce(?, record_id), remote_id = coalesce(?, remote_id), http_status = ?,
                         error = ?, attempts = ?, last_attempt_at = coalesce(?, last_attempt_at),
-                        first_attempt_at = coalesce(first_attempt_at, ?), updated_at = ?
+                        first_attempt_at = coalesce(first_attempt_at, ?), updated_at = ?,
+                        remote_job = coalesce(?, remote_job)
                         WHERE external_id = ?""",
                     [kind, connection, status, record_id, remote_id, http_status, error, attempts, attempt_at,
-                     attempt_at, now, external_id],
+                     attempt_at, now, remote_job, external_id],
                 )  # fmt: skip
             else:
                 self.con.execute(
                     f"""INSERT INTO {s}.push_log (external_id, kind, connection, status, record_id, remote_id,
-                        http_status, error, attempts, first_attempt_at, last_attempt_at, updated_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                        http_status, error, attempts, first_attempt_at, last_attempt_at, updated_at, remote_job)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     [external_id, kind, connection, status, record_id, remote_id, http_status, error, attempts,
-                     attempt_at, attempt_at, now],
+                     attempt_at, attempt_at, now, remote_job],
                 )  # fmt: skip
             self.con.execute(
                 f"INSERT INTO {s}.push_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -45,14 +45,17 @@ import iso4217
 
 from pipelines import settings
 from pipelines.ledger import FINAL, Ledger, ensure_tables, import_csv
-from pipelines.load import ConfigurationError, resolve_connections
 from pipelines.locks import exclusive
 from pipelines.logs import SECRETS
+from pipelines.providers import PROVIDERS, check_distinct_aliases
+from pipelines.push_rootfi import JobOptions, RootfiPusher
 from sources.common.errors import ApiError, OutcomeUnknown
 from sources.common.http import RequestStats, RetryPolicy
 from sources.common.ratelimit import RateLimitPacer
 from sources.panora.helpers import PanoraClient
 from sources.panora.settings import DEFAULT_BASE_URL
+from sources.rootfi.helpers import RootfiClient
+from sources.rootfi.settings import DEFAULT_BASE_URL as ROOTFI_BASE_URL
 from transforms.run import DEFAULT_MODELS_SCHEMA
 
 log = logging.getLogger("accounting_etl.push")
@@ -308,18 +311,33 @@ def run_push(
     settle_seconds: float = 30.0,
     resend_unknown_after: float = DEFAULT_RESEND_UNKNOWN_AFTER,
     on_event: Callable[[str, str], None] | None = None,
+    rootfi_api_key: str | None = None,
+    rootfi_companies: Mapping[str, Any] | None = None,
+    rootfi_base_url: str | None = None,
+    job_options: JobOptions | None = None,
 ) -> PushSummary:
     """Push the queued payments; see the module text. `on_event(name, external_id)` is called at each step
-    (`intent`, `answered`, `recorded`) for tests that crash the job at a chosen point."""
+    (`intent`, `answered`, `recorded`; Rootfi also `submitted`) for tests that crash the job at a chosen
+    point. Rows of Panora connections go through Panora's POST endpoints; payments of Rootfi companies
+    through Rootfi's write jobs (`pipelines/push_rootfi.py`). Each provider's settings are read when given
+    or configured; at least one is needed."""
     started = time.monotonic()
     run_id = str(uuid.uuid4())
     raw = settings.dataset_name(dataset)
-    api_key = api_key or dlt.secrets.get("sources.panora.api_key")
-    if not api_key:
-        raise ConfigurationError("no Panora API key: set SOURCES__PANORA__API_KEY")
-    connections = resolve_connections(connections)
-    SECRETS.add([api_key, *connections.values()])
+    panora, rootfi = PROVIDERS["panora"], PROVIDERS["rootfi"]
+    connections = _accounts_if_configured(panora, api_key, connections)
+    companies = _accounts_if_configured(rootfi, rootfi_api_key, rootfi_companies)
+    if connections is None and companies is None:
+        panora.api_key(api_key)  # raises the configuration error that says what to set
+        panora.accounts(connections)
+    connections, companies = connections or {}, companies or {}
+    check_distinct_aliases({"panora": connections, "rootfi": companies})
+    api_key = panora.api_key(api_key) if connections else ""
+    rootfi_api_key = rootfi.api_key(rootfi_api_key) if companies else ""
+    SECRETS.add([api_key, rootfi_api_key, *connections.values()])
     base_url = base_url or dlt.config.get("sources.panora.base_url") or DEFAULT_BASE_URL
+    rootfi_base_url = rootfi_base_url or dlt.config.get("sources.rootfi.base_url") or ROOTFI_BASE_URL
+    job_options = job_options or JobOptions(settle_seconds=settle_seconds, resend_unknown_after=resend_unknown_after)
     summary = PushSummary(run_id=run_id, dry_run=dry_run)
     stats = RequestStats()
     database_file = settings.duckdb_file(database)
@@ -347,8 +365,11 @@ def run_push(
                     row = dict(zip(names, values, strict=True))
                     if entries.get(row["external_id"], {}).get("status") not in FINAL:
                         todo.append((kind, row))
+            accounts = {**connections, **companies}
             for kind, row in todo:
-                reason = kind.validate(row, connections, invoices, committed)
+                reason = kind.validate(row, accounts, invoices, committed)
+                if reason is None and kind.name == "invoice" and row["connection"] in companies:
+                    reason = "invoices are not pushed to Rootfi (its write path here takes invoice payments)"
                 if reason is None and row["external_id"] in seen_ids:
                     reason = "external_id is queued twice (external ids are unique across payments and invoices)"
                 seen_ids.add(row["external_id"])
@@ -388,7 +409,17 @@ def run_push(
                             kind=item["kind"],
                             error=item["reason"],
                         )
-            client = PanoraClient(api_key, base_url, policy=policy, pacer=RateLimitPacer(), stats=stats)
+            to_rootfi = [row for _, row in sendable if row["connection"] in companies]
+            sendable = [(kind, row) for kind, row in sendable if row["connection"] in connections]
+            if to_rootfi:
+                rootfi_client = RootfiClient(rootfi_api_key, rootfi_base_url, policy=policy, pacer=RateLimitPacer(),
+                                             stats=stats)  # fmt: skip
+                try:
+                    RootfiPusher(rootfi_client, ledger, companies, entries, job_options, sends_per_payment,
+                                 on_event).push(to_rootfi)  # fmt: skip
+                finally:
+                    rootfi_client.close()
+            client = PanoraClient(api_key or "unused", base_url, policy=policy, pacer=RateLimitPacer(), stats=stats)
             try:
                 sender = _Sender(
                     client,
@@ -414,6 +445,13 @@ def run_push(
             summary.requests = stats.as_dict()
             summary.seconds = round(time.monotonic() - started, 3)
             con.close()
+
+
+def _accounts_if_configured(provider: Any, api_key: str | None, accounts: Mapping[str, Any] | None) -> dict | None:
+    """A provider's alias -> account map when it is given or configured (with an API key), else None."""
+    if accounts is None and not provider.is_configured():
+        return None
+    return provider.accounts(accounts)
 
 
 def _confirm(con: duckdb.DuckDBPyConnection, raw: str, ledger: Ledger) -> None:

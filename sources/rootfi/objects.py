@@ -48,6 +48,14 @@ def record_key(company_id: Any, platform_id: Any) -> str:
     return f"{PROVIDER}:{company_id}:{platform_id}"
 
 
+def platform_ref(key: Any, company_id: Any) -> str:
+    """The platform id inside a warehouse key of this company (`record_key`'s inverse); any other value is
+    taken to be a platform id already."""
+    prefix = record_key(company_id, "")
+    text = str(key)
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
 class _Record:
     """One Rootfi record being rewritten: reads fields by Rootfi's names, tracks which were used, and
     says which record and field a bad value belongs to."""
