@@ -81,14 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     sandbox = sub.add_parser(
         "sandbox",
-        help="serve a Panora-compatible sandbox API on 127.0.0.1",
-        description="Serve a Panora-compatible API with seeded data on 127.0.0.1, with the real server's "
-        "quirks (base64 cursors, repeated boundary row, dropped zero amounts, 500s, rate limit). Prints the "
-        "settings that point the pipeline at it. Reads no settings.",
+        help="serve a Panora- or Rootfi-compatible sandbox API on 127.0.0.1",
+        description="Serve a Panora-compatible API (default) or a Rootfi-compatible one (--provider rootfi) "
+        "with seeded data on 127.0.0.1, with the real server's behaviour (Panora: base64 cursors, repeated "
+        "boundary row, dropped zero amounts, 500s; Rootfi: updated-since and deleted-record filters, write "
+        "jobs; both: a rate limit). Prints the settings that point the pipeline at it. Reads no settings.",
     )
+    sandbox.add_argument("--provider", choices=("panora", "rootfi"), default="panora")
     sandbox.add_argument("--port", type=int, default=3000)
     sandbox.add_argument("--rate-limit", type=int, default=100, help="requests per 60 s per client; 0 = off")
-    sandbox.add_argument("--seed", type=int, default=7, help="random seed of the data")
+    sandbox.add_argument("--seed", type=int, help="random seed of the data (default 7 Panora, 11 Rootfi)")
     sandbox.add_argument("--scale", type=float, default=1.0, help="multiply the seeded record counts")
     sandbox.add_argument("--delay", type=float, default=0.0, help="seconds added to every answer")
 
@@ -117,9 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
         "push",
         help="create the queued payments (outbound_payments) through the API, exactly once in effect",
         description="Validate the payments queued in `outbound_payments` against the loaded invoices, then "
-        "create them through POST /accounting/payments with a ledger (`push_log`, `push_attempts`) written "
-        "before and after every request; an unclear outcome is looked up before any resend. Reads the same "
-        "settings as `load`.",
+        "create them: Panora connections through POST /accounting/payments, Rootfi companies in batches "
+        "through Rootfi's write jobs (followed to the end, or by the next run). A ledger (`push_log`, "
+        "`push_attempts`) is written before and after every request; an unclear outcome is looked up before "
+        "any resend. Reads the same settings as `load`.",
         epilog=PUSH_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -138,9 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="sandbox + load into accounting.duckdb + reconciliation report",
-        description="Start the sandbox, load everything into a DuckDB file (the reconciliation models are "
-        "rebuilt with the load), print where the data is and a few rows of each table, and write the "
+        help="sandboxes + load into accounting.duckdb + reconciliation report",
+        description="Start the Panora and Rootfi sandboxes, load both into one DuckDB file (the reconciliation "
+        "models are rebuilt with the load), print where the data is and a few rows of each table, and write the "
         "reconciliation report. Reads no settings: everything is local.",
     )
     demo.add_argument("--database", default="accounting.duckdb", help="DuckDB file to write")
@@ -154,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "sandbox":
         from pipelines.sandbox import serve
 
-        serve(args.port, args.rate_limit or None, args.seed, args.scale, args.delay)
+        serve(args.port, args.rate_limit or None, args.seed, args.scale, args.delay, args.provider)
         return 0
     if args.command == "demo":
         from pipelines.demo import run_demo

@@ -10,7 +10,7 @@ import duckdb
 
 from pipelines.load import run_load
 from pipelines.report import write_report
-from pipelines.sandbox import build_sandbox
+from pipelines.sandbox import build_rootfi_sandbox, build_sandbox
 from pipelines.settings import DEFAULT_DATASET
 from pipelines.summary import LoadSummary
 
@@ -28,21 +28,37 @@ PREVIEW_TABLES = (
 def run_demo(
     database: str = "accounting.duckdb", pipelines_dir: str | None = None, report_dir: str = "report"
 ) -> LoadSummary:
-    """Start the sandbox (real rate limit on), load every resource of every connection (the reconciliation
-    models are rebuilt with the load), show the data, and write the reconciliation report."""
+    """Start both sandboxes (real rate limits on), load every resource of every Panora connection and Rootfi
+    company into one DuckDB file (the reconciliation models are rebuilt after the second load), show the
+    data, and write the reconciliation report. Returns the worse of the two load summaries."""
     database = str(Path(database).resolve())
     pipelines_dir = pipelines_dir or str(Path(database).parent / ".dlt-pipelines")
-    with build_sandbox(port=0, rate_limit=100) as sandbox:
-        print(f"Panora sandbox serving on {sandbox.url}")
-        summary = run_load(
-            api_key=sandbox.api_key,
-            connections=sandbox.store.tokens(),
-            base_url=sandbox.url,
-            destination=dlt.destinations.duckdb(credentials=database),
-            pipeline_name="accounting_demo",
-            pipelines_dir=pipelines_dir,
-        )
-    print(summary.render())
+    destination = dlt.destinations.duckdb(credentials=database)
+    with build_sandbox(port=0, rate_limit=100) as sandbox, build_rootfi_sandbox(port=0, rate_limit=100) as rootfi:
+        print(f"Panora sandbox serving on {sandbox.url}, Rootfi sandbox on {rootfi.url}")
+        summaries = [
+            run_load(
+                "panora",
+                api_key=sandbox.api_key,
+                connections=sandbox.store.tokens(),
+                base_url=sandbox.url,
+                destination=destination,
+                pipeline_name="accounting_demo",
+                pipelines_dir=pipelines_dir,
+                transform=False,
+            ),
+            run_load(
+                "rootfi",
+                api_key=rootfi.api_key,
+                connections=rootfi.store.company_ids(),
+                base_url=rootfi.url,
+                destination=destination,
+                pipeline_name="accounting_demo_rootfi",
+                pipelines_dir=pipelines_dir,
+            ),
+        ]
+    for summary in summaries:
+        print(summary.render())
     print(f"\nData: {database} (dataset `{DEFAULT_DATASET}`, models in `reconciliation`). Query it with:")
     print(
         f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{os.path.relpath(database)}')"
@@ -53,7 +69,7 @@ def run_demo(
     report = write_report(database, report_dir)
     print(f"\nReconciliation report: {report.path.resolve()}")
     print(f"  exception lists (CSV) beside it: {', '.join(p.name for p in report.csv_files)}")
-    return summary
+    return next((s for s in summaries if s.status != "ok" or s.models_error), summaries[-1])
 
 
 def _preview(database: str) -> None:

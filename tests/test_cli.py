@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 from pipelines.cli import build_parser, main
+from sandbox.rootfi import seed_companies
 
 
 @pytest.mark.parametrize("command", ["load", "sandbox", "demo"])
@@ -50,9 +51,13 @@ def test_demo_loads_the_sandbox_into_a_duckdb_file(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "load ok" in result.stdout and str(database) in result.stdout
     with duckdb.connect(str(database), read_only=True) as con:
-        payments = con.execute("SELECT count(*) FROM accounting_raw.payments").fetchall()[0][0]
-        runs = con.execute("SELECT status FROM accounting_raw.load_runs").fetchall()
-    assert payments == 200 and runs == [("ok",)]
+        payments = dict(con.execute("SELECT provider, count(*) FROM accounting_raw.payments GROUP BY 1").fetchall())
+        runs = con.execute("SELECT provider, status FROM accounting_raw.load_runs ORDER BY 1").fetchall()
+        models = dict(con.execute("SELECT provider, count(*) FROM reconciliation.stg_invoices GROUP BY 1").fetchall())
+    rootfi_payments = sum(len(c.invoice_payments) for c in seed_companies())
+    assert payments == {"panora": 200, "rootfi": rootfi_payments}
+    assert runs == [("panora", "ok"), ("rootfi", "ok")]
+    assert set(models) == {"panora", "rootfi"}
 
 
 def test_a_duckdb_file_named_like_the_dataset_is_refused_before_loading(capsys, monkeypatch, tmp_path):
@@ -96,6 +101,42 @@ def test_sandbox_command_serves_and_prints_the_settings_to_use():
         )
         assert answer.status_code == 200 and len(answer.json()["data"]) == 5
         assert "X-RateLimit-Limit" not in answer.headers  # --rate-limit 0 turns it off
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_rootfi_sandbox_command_serves_and_prints_the_settings_to_use():
+    import json
+    import re
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines", "sandbox", "--provider", "rootfi", "--port", str(port)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while not any("SOURCES__ROOTFI__COMPANIES" in line for line in lines):
+            assert time.monotonic() < deadline and process.poll() is None
+            lines.append(process.stdout.readline())
+        text = "".join(lines)
+        key = re.search(r"SOURCES__ROOTFI__API_KEY=(\S+)", text).group(1)
+        companies = json.loads(re.search(r"SOURCES__ROOTFI__COMPANIES='(.+)'", text).group(1))
+        answer = httpx.get(
+            f"http://127.0.0.1:{port}/accounting/invoice_payments",
+            headers={"api_key": key},
+            params={"limit": 5, "rootfi_company_id[eq]": companies["initech-us"]},
+        )
+        assert answer.status_code == 200 and len(answer.json()["data"]) == 5
+        assert answer.headers["X-RateLimit-Limit"] == "100"
     finally:
         process.terminate()
         process.wait(timeout=10)
