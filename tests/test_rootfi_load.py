@@ -219,6 +219,8 @@ def test_both_providers_in_one_dataset_with_per_provider_models(both: Warehouse)
         )
         assert both.scalar("SELECT count(*) FROM reconciliation.currency_mismatches WHERE connection = ?", alias) == 1
         assert both.scalar("SELECT count(*) FROM reconciliation.duplicate_payments WHERE connection = ?", alias) == 2
+    statuses = {r[0] for r in both.query("SELECT DISTINCT status FROM reconciliation.invoice_settlement")}
+    assert "void" in statuses and "voided" not in statuses  # Rootfi's VOIDED is Panora's VOID
     providers = both.query("SELECT DISTINCT provider FROM reconciliation.stg_invoices ORDER BY 1")
     assert providers == [("panora",), ("rootfi",)]
     summary_connections = {r[0] for r in both.query("SELECT connection FROM reconciliation.reconciliation_summary")}

@@ -184,3 +184,32 @@ def test_a_crash_at_each_point_then_a_rerun_creates_each_once(loaded: Warehouse,
     time.sleep(0.5)  # the job the crashed run submitted ends meanwhile
     push(loaded)
     created_once(loaded, ids)
+
+
+def test_push_process_killed_while_its_job_runs_then_rerun_creates_once(loaded: Warehouse, tmp_path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_env
+
+    ids = queue_valid(loaded, 2)
+    rootfi = loaded.rootfi
+    rootfi.settings.job_run_seconds = 2.0  # the job runs on after the client is gone
+    rootfi.settings.sync_wait_seconds = 0.1
+    env = cli_env(loaded.sandbox, loaded.path, tmp_path, rootfi)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines", "push", "--database", str(loaded.path)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while rootfi.stats.requests["GET /core/syncs/{id}"] == 0:  # answered, recorded, now following the job
+        assert time.monotonic() < deadline and process.poll() is None, "the push never followed its job"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert {ledger(loaded)[e][0] for e in ids} == {"submitted"}
+    time.sleep(2.2)  # the job ends on the server
+    push(loaded)
+    created_once(loaded, ids)
+    assert posts(loaded) == 1  # followed up, not resent
