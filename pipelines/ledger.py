@@ -61,6 +61,16 @@ QUEUES = {"outbound_payments": OUTBOUND_COLUMNS, "outbound_invoices": INVOICE_CO
 CSV_COLUMNS = [c for c in OUTBOUND_COLUMNS if c != "queued_at"]
 
 
+def may_resend(sent_at: datetime | None, resend_unknown_after: float) -> bool:
+    """Whether a record whose outcome was unclear, and that a lookup did not find, may be sent again: only
+    `resend_unknown_after` seconds after its last send (0: at once, for a server known to write atomically)."""
+    if resend_unknown_after <= 0:
+        return True
+    if sent_at is None:
+        return False
+    return (datetime.now(UTC) - sent_at).total_seconds() >= resend_unknown_after
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection, schema: str) -> None:
     """Create the queues and the ledger when missing (the load job and push both call this)."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")

@@ -44,7 +44,7 @@ import duckdb
 import iso4217
 
 from pipelines import settings
-from pipelines.ledger import FINAL, Ledger, ensure_tables, import_csv
+from pipelines.ledger import FINAL, Ledger, ensure_tables, import_csv, may_resend
 from pipelines.locks import exclusive
 from pipelines.logs import SECRETS
 from pipelines.providers import PROVIDERS, check_distinct_aliases
@@ -522,14 +522,6 @@ class _Sender:
         details = {"record_id": record.get("id"), "remote_id": record.get("remote_id"), "http_status": http_status}
         self.ledger.record(row["external_id"], row["connection"], "created", phase=phase, kind=kind.name, **details)
 
-    def _may_resend(self, sent_at: datetime | None) -> bool:
-        """Whether a record not found by a lookup may be sent again: only long enough after its last send."""
-        if self.resend_unknown_after <= 0:
-            return True
-        if sent_at is None:
-            return False
-        return (datetime.now(UTC) - sent_at).total_seconds() >= self.resend_unknown_after
-
     def push(self, kind: Kind, row: dict[str, Any]) -> None:
         external_id, connection = row["external_id"], row["connection"]
 
@@ -543,7 +535,7 @@ class _Sender:
             if found is not None:
                 self._created(kind, row, found, "resolve", None)
                 return
-            if not self._may_resend(entry.get("last_attempt_at")):
+            if not may_resend(entry.get("last_attempt_at"), self.resend_unknown_after):
                 record("unknown", "resolve", error="not found yet; sent again only after resend_unknown_after")
                 return
         for send in range(1, self.sends + 1):
@@ -559,7 +551,7 @@ class _Sender:
                 if found is not None:
                     self._created(kind, row, found, "resolve", None)
                     return
-                if not self._may_resend(datetime.now(UTC)):
+                if not may_resend(datetime.now(UTC), self.resend_unknown_after):
                     return  # stays `unknown`: later runs look again before sending again
                 if send == self.sends:
                     record("failed", "resolve", http_status=exc.status,

@@ -35,9 +35,9 @@ from typing import Any
 
 import iso4217
 
-from pipelines.ledger import Ledger
+from pipelines.ledger import Ledger, may_resend
 from sources.common.errors import ApiError, OutcomeUnknown
-from sources.rootfi.helpers import RootfiClient
+from sources.rootfi.helpers import RootfiClient, updated_at
 from sources.rootfi.objects import platform_ref, record_key
 from sources.rootfi.settings import JOB_ENDED
 
@@ -102,9 +102,9 @@ class _Lookup:
             for record in page:
                 if isinstance(record, dict) and record.get("document_number") and not record.get("rootfi_deleted_at"):
                     self.by_document[str(record["document_number"])] = record
-                stamp = record.get("rootfi_updated_at") if isinstance(record, dict) else None
-                if isinstance(stamp, str):
-                    newest = max(newest, datetime.fromisoformat(stamp.replace("Z", "+00:00")))
+                moment = updated_at(record)
+                if moment is not None:
+                    newest = max(newest, moment)
         self.since = newest  # the next refresh continues from the newest change seen (`gte`: no gap)
         return {d: self.by_document[d] for d in document_numbers if d in self.by_document}
 
@@ -183,18 +183,13 @@ class RootfiPusher:
             record = found.get(row["external_id"])
             if record is not None:
                 self._created(row, record, phase)
-            elif self._may_resend(self.entries.get(row["external_id"], {}).get("last_attempt_at")):
+            elif may_resend(
+                self.entries.get(row["external_id"], {}).get("last_attempt_at"), self.options.resend_unknown_after
+            ):
                 again.append(row)
             else:
                 self._record(row, "unknown", phase, error="not found yet; sent again only after resend_unknown_after")
         return again
-
-    def _may_resend(self, sent_at: datetime | None) -> bool:
-        if self.options.resend_unknown_after <= 0:
-            return True
-        if sent_at is None:
-            return False
-        return (datetime.now(UTC) - sent_at).total_seconds() >= self.options.resend_unknown_after
 
     def _created(self, row: Mapping[str, Any], record: Mapping[str, Any], phase: str) -> None:
         company = record.get("rootfi_company_id") or self.companies[row["connection"]]

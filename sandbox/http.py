@@ -15,8 +15,8 @@ import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from http.server import BaseHTTPRequestHandler
-from typing import Any, ClassVar
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar, Self
 
 
 @dataclass
@@ -91,15 +91,41 @@ class FixedWindowLimiter:
 
 
 class SandboxState:
-    """What the shared handler needs of a sandbox: settings with `rate_limit` and `rate_window_seconds`,
-    counters, faults and a lock."""
+    """A sandbox server and what the shared handler needs of it: settings with `rate_limit` and
+    `rate_window_seconds`, counters, faults and a lock. `start()` serves in a background thread (also as a
+    context manager); `serve_forever()` blocks."""
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Any, handler: type[BaseHTTPRequestHandler], host: str, port: int) -> None:
         self.settings = settings
         self.stats = Stats()
         self.faults: list[Fault] = []
         self.limiter = FixedWindowLimiter()
         self.lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self.httpd.sandbox = self  # type: ignore[attr-defined]
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> Self:
+        threading.Thread(target=self.httpd.serve_forever, name=type(self).__name__, daemon=True).start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def inject(self, *faults: Fault) -> None:
         with self.lock:

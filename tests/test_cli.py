@@ -70,7 +70,32 @@ def test_a_duckdb_file_named_like_the_dataset_is_refused_before_loading(capsys, 
     assert not (tmp_path / "ledger.duckdb").exists()
 
 
-def test_sandbox_command_serves_and_prints_the_settings_to_use():
+PANORA_SANDBOX = {
+    "args": ["--rate-limit", "0"],
+    "key": "SOURCES__PANORA__API_KEY",
+    "accounts": "SOURCES__PANORA__CONNECTIONS",
+    "request": lambda port, key, accounts: (
+        f"http://127.0.0.1:{port}/accounting/payments",
+        {"x-api-key": key, "x-connection-token": accounts["acme-us"]},
+        {"limit": 5},
+    ),
+    "rate_limit_header": None,  # --rate-limit 0 turns it off
+}
+ROOTFI_SANDBOX = {
+    "args": ["--provider", "rootfi"],
+    "key": "SOURCES__ROOTFI__API_KEY",
+    "accounts": "SOURCES__ROOTFI__COMPANIES",
+    "request": lambda port, key, accounts: (
+        f"http://127.0.0.1:{port}/accounting/invoice_payments",
+        {"api_key": key},
+        {"limit": 5, "rootfi_company_id[eq]": accounts["initech-us"]},
+    ),
+    "rate_limit_header": "100",
+}
+
+
+@pytest.mark.parametrize("case", [PANORA_SANDBOX, ROOTFI_SANDBOX], ids=["panora", "rootfi"])
+def test_sandbox_command_serves_and_prints_the_settings_to_use(case):
     import json
     import re
     import socket
@@ -82,61 +107,22 @@ def test_sandbox_command_serves_and_prints_the_settings_to_use():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines", "sandbox", "--port", str(port), "--rate-limit", "0"],
+        [sys.executable, "-m", "pipelines", "sandbox", "--port", str(port), *case["args"]],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         lines = []
         deadline = time.monotonic() + 60
-        while not any("SOURCES__PANORA__CONNECTIONS" in line for line in lines):
+        while not any(case["accounts"] in line for line in lines):
             assert time.monotonic() < deadline and process.poll() is None
             lines.append(process.stdout.readline())
         text = "".join(lines)
-        key = re.search(r"SOURCES__PANORA__API_KEY=(\S+)", text).group(1)
-        connections = json.loads(re.search(r"SOURCES__PANORA__CONNECTIONS='(.+)'", text).group(1))
-        answer = httpx.get(
-            f"http://127.0.0.1:{port}/accounting/payments",
-            headers={"x-api-key": key, "x-connection-token": connections["acme-us"]},
-            params={"limit": 5},
-        )
+        key = re.search(case["key"] + r"=(\S+)", text).group(1)
+        accounts = json.loads(re.search(case["accounts"] + r"='(.+)'", text).group(1))
+        url, headers, params = case["request"](port, key, accounts)
+        answer = httpx.get(url, headers=headers, params=params)
         assert answer.status_code == 200 and len(answer.json()["data"]) == 5
-        assert "X-RateLimit-Limit" not in answer.headers  # --rate-limit 0 turns it off
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def test_rootfi_sandbox_command_serves_and_prints_the_settings_to_use():
-    import json
-    import re
-    import socket
-    import time
-
-    import httpx
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines", "sandbox", "--provider", "rootfi", "--port", str(port)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        lines = []
-        deadline = time.monotonic() + 60
-        while not any("SOURCES__ROOTFI__COMPANIES" in line for line in lines):
-            assert time.monotonic() < deadline and process.poll() is None
-            lines.append(process.stdout.readline())
-        text = "".join(lines)
-        key = re.search(r"SOURCES__ROOTFI__API_KEY=(\S+)", text).group(1)
-        companies = json.loads(re.search(r"SOURCES__ROOTFI__COMPANIES='(.+)'", text).group(1))
-        answer = httpx.get(
-            f"http://127.0.0.1:{port}/accounting/invoice_payments",
-            headers={"api_key": key},
-            params={"limit": 5, "rootfi_company_id[eq]": companies["initech-us"]},
-        )
-        assert answer.status_code == 200 and len(answer.json()["data"]) == 5
-        assert answer.headers["X-RateLimit-Limit"] == "100"
+        assert answer.headers.get("X-RateLimit-Limit") == case["rate_limit_header"]
     finally:
         process.terminate()
         process.wait(timeout=10)

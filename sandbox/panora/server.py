@@ -20,12 +20,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import threading
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -62,7 +60,7 @@ class Settings:
 
 
 class PanoraSandbox(SandboxState):
-    """The server and its state. `start()` serves in a background thread; `serve_forever()` blocks."""
+    """The Panora-compatible server and its state."""
 
     def __init__(
         self,
@@ -71,39 +69,12 @@ class PanoraSandbox(SandboxState):
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        super().__init__(settings or Settings())
+        super().__init__(settings or Settings(), _Handler, host, port)
         self.store = store or Store(seed_connections())
         self.api_key = SANDBOX_API_KEY
         # record id -> (stored row object, drop_zero setting, its JSON): a page is then a join of bytes,
         # so the sandbox is not what limits a client's throughput
         self.rendered: dict[str, tuple[dict, bool, bytes]] = {}
-        self.httpd = ThreadingHTTPServer((host, port), _Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.sandbox = self  # type: ignore[attr-defined]
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> PanoraSandbox:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="panora-sandbox", daemon=True)
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self.httpd.serve_forever()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def __enter__(self) -> PanoraSandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def error_body(status: int, path: str, message: str) -> dict[str, Any]:

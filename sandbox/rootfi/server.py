@@ -25,7 +25,6 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -49,39 +48,16 @@ class Settings:
 
 
 class RootfiSandbox(SandboxState):
+    """The Rootfi-compatible server and its state."""
+
     def __init__(
         self, store: Store | None = None, settings: Settings | None = None, host: str = "127.0.0.1", port: int = 0
     ) -> None:
-        super().__init__(settings or Settings())
+        super().__init__(settings or Settings(), _Handler, host, port)
         self.store = store or Store()
         self.api_key = SANDBOX_API_KEY
         self.list_requests: list[dict[str, str]] = []
         self.served: dict[str, int] = {kind: 0 for kind in KINDS}
-        self.httpd = ThreadingHTTPServer((host, port), _Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.sandbox = self  # type: ignore[attr-defined]
-
-    @property
-    def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> RootfiSandbox:
-        threading.Thread(target=self.httpd.serve_forever, name="rootfi-sandbox", daemon=True).start()
-        return self
-
-    def serve_forever(self) -> None:
-        self.httpd.serve_forever()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def __enter__(self) -> RootfiSandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def reset_stats(self) -> None:
         super().reset_stats()

@@ -30,7 +30,7 @@ from sources.common.ratelimit import RateLimitPacer
 from sources.common.records import ObjectSpec
 from sources.common.scan import ScanLog, scan_connection
 from sources.common.tables import Tagger
-from sources.rootfi.helpers import RootfiClient, iso_utc
+from sources.rootfi.helpers import RootfiClient, iso_utc, updated_at
 from sources.rootfi.objects import OBJECTS
 from sources.rootfi.settings import DEFAULT_BASE_URL, DEFAULT_OVERLAP_SECONDS, DEFAULT_PAGE_SIZE
 
@@ -65,14 +65,9 @@ class _Watermark:
     def track(self, pages: Iterable[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
         for page in pages:
             for row in page:
-                stamp = row.get("rootfi_updated_at") if isinstance(row, dict) else None
-                if isinstance(stamp, str):
-                    try:
-                        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-                    except ValueError:
-                        continue  # the normalizer rejects the record and names the field
-                    if self.latest is None or moment > self.latest:
-                        self.latest = moment
+                moment = updated_at(row)
+                if moment is not None and (self.latest is None or moment > self.latest):
+                    self.latest = moment
             yield page
 
 

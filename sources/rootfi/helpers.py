@@ -19,6 +19,19 @@ def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def updated_at(record: Any) -> datetime | None:
+    """A record's `rootfi_updated_at`, or None when it has none that reads as a date-time (the normalizer
+    names such a record's bad field)."""
+    stamp = record.get("rootfi_updated_at") if isinstance(record, dict) else None
+    if not isinstance(stamp, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 class RootfiClient:
     """One API key, many companies: every list request names its company (`rootfi_company_id[eq]`)."""
 
