@@ -1,5 +1,5 @@
-"""The analyst notebooks run from top to bottom against a freshly loaded sandbox dataset, and are committed
-without outputs."""
+"""The analyst notebooks run from top to bottom against a freshly loaded dataset of both providers, and are
+committed without outputs."""
 
 from __future__ import annotations
 
@@ -23,14 +23,25 @@ def test_there_are_notebooks_and_they_are_committed_without_outputs():
 
 @pytest.fixture(scope="module")
 def loaded_database(tmp_path_factory):
-    """One freshly loaded sandbox warehouse for every notebook."""
+    """One freshly loaded warehouse, fed by both providers' sandboxes, for every notebook."""
     from sandbox.panora import PanoraSandbox, Settings, Store, seed_connections
+    from sandbox.rootfi import RootfiSandbox
+    from sandbox.rootfi import Settings as RootfiSettings
     from tests.conftest import Warehouse
 
     root = tmp_path_factory.mktemp("notebooks")
-    with PanoraSandbox(Store(seed_connections()), Settings(rate_limit=None)) as sandbox:
-        summary = Warehouse(root, sandbox).load()
+    with (
+        PanoraSandbox(Store(seed_connections()), Settings(rate_limit=None)) as sandbox,
+        RootfiSandbox(settings=RootfiSettings(rate_limit=None)) as rootfi,
+    ):
+        warehouse = Warehouse(root, sandbox, rootfi)
+        assert warehouse.load(transform=False).status == "ok"
+        summary = warehouse.load_rootfi()
     assert summary.status == "ok" and summary.models
+    assert {r[0] for r in warehouse.query("SELECT DISTINCT provider FROM accounting_raw.invoices")} == {
+        "panora",
+        "rootfi",
+    }
     return root / "warehouse.duckdb"
 
 
