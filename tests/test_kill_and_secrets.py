@@ -28,47 +28,50 @@ def run_cli(env: dict[str, str], pipelines_dir: Path, *args: str) -> subprocess.
     )
 
 
-def package_dirs(pipelines_dir: Path, stage: str) -> list[Path]:
-    return list((pipelines_dir / PIPELINE).glob(f"{stage}/*"))
+def package_dirs(pipelines_dir: Path, stage: str, pipeline: str = PIPELINE) -> list[Path]:
+    return list((pipelines_dir / pipeline).glob(f"{stage}/*"))
 
 
-def completed_jobs(pipelines_dir: Path) -> list[Path]:
-    return list((pipelines_dir / PIPELINE).glob("load/normalized/*/completed_jobs/*"))
+def completed_jobs(pipelines_dir: Path, pipeline: str = PIPELINE) -> list[Path]:
+    return list((pipelines_dir / pipeline).glob("load/normalized/*/completed_jobs/*"))
 
 
 KILL_POINTS: dict[str, Callable] = {
     # while pages are still being fetched
-    "mid_scan": lambda sandbox, pdir: sandbox.stats.snapshot()["total_requests"] >= 6,
+    "mid_scan": lambda server, pdir, pipeline: server.stats.snapshot()["total_requests"] >= 6,
     # extraction finished, package not yet normalized or loaded
-    "after_extract": lambda sandbox, pdir: bool(package_dirs(pdir, "normalize/extracted")),
+    "after_extract": lambda server, pdir, pipeline: bool(package_dirs(pdir, "normalize/extracted", pipeline)),
     # some tables of the package loaded, others not
-    "mid_load": lambda sandbox, pdir: bool(completed_jobs(pdir)),
+    "mid_load": lambda server, pdir, pipeline: bool(completed_jobs(pdir, pipeline)),
 }
 
 
+@pytest.mark.parametrize("provider", ["panora", "rootfi"])
 @pytest.mark.parametrize("point", list(KILL_POINTS))
-def test_kill_at_any_point_then_rerun_equals_a_clean_run(tmp_path, sandbox, point):
-    sandbox.settings.delay_seconds = 0.02  # a scan of ~40 pages takes long enough to be interrupted
+def test_kill_at_any_point_then_rerun_equals_a_clean_run(tmp_path, sandbox, rootfi, point, provider):
+    server = rootfi if provider == "rootfi" else sandbox
+    server.settings.delay_seconds = 0.02  # a scan of many pages takes long enough to be interrupted
     clean = Warehouse(tmp_path / "clean", sandbox)
     clean.path.parent.mkdir()
-    clean_result = run_cli(cli_env(sandbox, clean.path, tmp_path), clean.pipelines_dir)
+    only = ["--provider", provider]
+    clean_result = run_cli(cli_env(sandbox, clean.path, tmp_path, rootfi), clean.pipelines_dir, *only)
     assert clean_result.returncode == 0, clean_result.stderr
 
     condition = KILL_POINTS[point]
     for attempt in range(3):  # a run can finish before the kill point on a fast machine: set up again
         killed = Warehouse(tmp_path / f"killed-{attempt}", sandbox)
         killed.path.parent.mkdir()
-        env = cli_env(sandbox, killed.path, tmp_path)
-        sandbox.reset_stats()
+        env = cli_env(sandbox, killed.path, tmp_path, rootfi)
+        server.reset_stats()
         process = subprocess.Popen(
-            [sys.executable, "-m", "pipelines", "load", "--pipelines-dir", str(killed.pipelines_dir)],
+            [sys.executable, "-m", "pipelines", "load", "--pipelines-dir", str(killed.pipelines_dir), *only],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 120
         while process.poll() is None and time.monotonic() < deadline:
-            if condition(sandbox, killed.pipelines_dir):
+            if condition(server, killed.pipelines_dir, f"accounting_{provider}"):
                 process.send_signal(signal.SIGKILL)
                 break
             time.sleep(0.001)
@@ -77,7 +80,7 @@ def test_kill_at_any_point_then_rerun_equals_a_clean_run(tmp_path, sandbox, poin
             break
     assert process.returncode == -signal.SIGKILL, f"three runs ended before the {point} kill point"
 
-    rerun = run_cli(env, killed.pipelines_dir)
+    rerun = run_cli(env, killed.pipelines_dir, *only)
     assert rerun.returncode == 0, rerun.stderr
     got, want = killed.snapshot(DATA_TABLES), clean.snapshot(DATA_TABLES)
     for table in DATA_TABLES:
@@ -87,16 +90,17 @@ def test_kill_at_any_point_then_rerun_equals_a_clean_run(tmp_path, sandbox, poin
         assert got[table] == want[table], table
 
 
-def test_no_secret_in_output_tables_or_dlt_state(tmp_path, sandbox):
+def test_no_secret_in_output_tables_or_dlt_state(tmp_path, sandbox, rootfi):
     warehouse = Warehouse(tmp_path, sandbox)
-    env = cli_env(sandbox, warehouse.path, tmp_path)
+    env = cli_env(sandbox, warehouse.path, tmp_path, rootfi)  # both providers
     # one connection's token is unknown to the server: its error path must not leak it either
     connections = {**sandbox.store.tokens(), "revoked": "5ec12e7-revoked-token-0000000000aa"}
     env["SOURCES__PANORA__CONNECTIONS"] = json.dumps(connections)
     result = run_cli(env, warehouse.pipelines_dir)
     assert result.returncode == 1  # partial: the revoked connection failed, the rest loaded
     assert "revoked" in result.stdout and "FAILED" in result.stdout
-    secrets = [sandbox.api_key, *connections.values()]
+    secrets = [sandbox.api_key, rootfi.api_key, *connections.values()]
+    assert "load ok" in result.stdout  # Rootfi's load, next to Panora's partial one
 
     output = result.stdout + result.stderr
     assert [s for s in secrets if s in output] == []
