@@ -85,6 +85,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, schema: str) -> None:
             updated_at TIMESTAMP WITH TIME ZONE)"""
     )
     con.execute(f"ALTER TABLE {schema}.push_log ADD COLUMN IF NOT EXISTS remote_job VARCHAR")
+    # the provider's own number of a created record where it differs from `record_id` (Rootfi's rootfi_id)
+    con.execute(f"ALTER TABLE {schema}.push_log ADD COLUMN IF NOT EXISTS provider_id VARCHAR")
     con.execute(
         f"""CREATE TABLE IF NOT EXISTS {schema}.push_attempts (
             external_id VARCHAR, attempt INTEGER, phase VARCHAR, status VARCHAR, http_status INTEGER,
@@ -162,6 +164,7 @@ class Ledger:
         http_status: int | None = None,
         error: str | None = None,
         remote_job: str | None = None,
+        provider_id: str | None = None,
     ) -> None:
         """Upsert the ledger row and append the attempt's event, in one committed transaction."""
         now = datetime.now(UTC)
@@ -178,18 +181,19 @@ class Ledger:
                         record_id = coalesce(?, record_id), remote_id = coalesce(?, remote_id), http_status = ?,
                         error = ?, attempts = ?, last_attempt_at = coalesce(?, last_attempt_at),
                         first_attempt_at = coalesce(first_attempt_at, ?), updated_at = ?,
-                        remote_job = coalesce(?, remote_job)
+                        remote_job = coalesce(?, remote_job), provider_id = coalesce(?, provider_id)
                         WHERE external_id = ?""",
                     [kind, connection, status, record_id, remote_id, http_status, error, attempts, attempt_at,
-                     attempt_at, now, remote_job, external_id],
+                     attempt_at, now, remote_job, provider_id, external_id],
                 )  # fmt: skip
             else:
                 self.con.execute(
                     f"""INSERT INTO {s}.push_log (external_id, kind, connection, status, record_id, remote_id,
-                        http_status, error, attempts, first_attempt_at, last_attempt_at, updated_at, remote_job)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                        http_status, error, attempts, first_attempt_at, last_attempt_at, updated_at, remote_job,
+                        provider_id)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     [external_id, kind, connection, status, record_id, remote_id, http_status, error, attempts,
-                     attempt_at, attempt_at, now, remote_job],
+                     attempt_at, attempt_at, now, remote_job, provider_id],
                 )  # fmt: skip
             self.con.execute(
                 f"INSERT INTO {s}.push_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -194,12 +194,14 @@ class RootfiPusher:
     def _created(self, row: Mapping[str, Any], record: Mapping[str, Any], phase: str) -> None:
         company = record.get("rootfi_company_id") or self.companies[row["connection"]]
         platform_id = record.get("platform_id")
+        rootfi_id = record.get("rootfi_id")
         self._record(
             row,
             "created",
             phase,
             record_id=record_key(company, platform_id) if platform_id is not None else None,
             remote_id=None if platform_id is None else str(platform_id),
+            provider_id=None if rootfi_id is None else str(rootfi_id),
         )
 
     def _send_batch(self, alias: str, rows: list[dict[str, Any]], send: int) -> list[dict[str, Any]]:

@@ -86,15 +86,16 @@ def test_payments_go_through_jobs_once_and_a_load_confirms_them(loaded: Warehous
     store = loaded.rootfi.store
     for external_id in ids:
         created = next(r for r in store.records["invoice_payments"] if r["document_number"] == external_id)
-        record_id, remote_id, total, currency, invoice_id = loaded.query(
-            "SELECT l.record_id, l.remote_id, q.total_amount, q.currency, q.invoice_id "
+        record_id, remote_id, rootfi_id, total, currency, invoice_id = loaded.query(
+            "SELECT l.record_id, l.remote_id, l.provider_id, q.total_amount, q.currency, q.invoice_id "
             "FROM accounting_raw.push_log l JOIN accounting_raw.outbound_payments q USING (external_id) "
             "WHERE external_id = ?",
             external_id,
         )[0]
-        assert (record_id, remote_id) == (
+        assert (record_id, remote_id, rootfi_id) == (
             f"rootfi:{created['rootfi_company_id']}:{created['platform_id']}",
             created["platform_id"],
+            str(created["rootfi_id"]),
         )
         # out in Rootfi's terms: major units (2550 minor units of GBP are 25.5) and the invoice's platform id
         exponent = iso4217.Currency(currency).exponent
