@@ -1,0 +1,111 @@
+"""Rootfi's records rewritten into the unified model: the amount conversion, the keys, and errors that name
+the record and the field; plus the shared pacing against Rootfi's rate limit over HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from sources.common.columns import currency_exponent, major_to_minor
+from sources.common.errors import RecordError
+from sources.rootfi.objects import OBJECTS, platform_ref, record_key
+from tests.conftest import Warehouse
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "minor"),
+    [
+        (100.5, "EUR", 10050),
+        ("100.50", "EUR", 10050),
+        (9058.2, "GBP", 905820),  # a float that is not exact in binary still converts exactly
+        (0.1, "USD", 10),
+        (1500, "JPY", 1500),  # zero decimals: not multiplied by 100
+        (1.234, "KWD", 1234),  # three decimals
+        (0, "EUR", 0),
+        (-12.5, "EUR", -1250),  # a credit
+    ],
+)
+def test_major_units_become_exact_minor_units(amount, currency, minor) -> None:
+    assert major_to_minor(amount, "amount", currency_exponent(currency, "currency_id")) == minor
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "message"),
+    [
+        (1.005, "EUR", "more than 2 decimal places"),
+        (10.5, "JPY", "more than 0 decimal places"),
+        ("ten", "EUR", "expected an amount"),
+        (True, "EUR", "expected an amount"),
+    ],
+)
+def test_amounts_that_cannot_be_converted_exactly_are_errors(amount, currency, message) -> None:
+    with pytest.raises(RecordError, match=message) as caught:
+        major_to_minor(amount, "amount", currency_exponent(currency, "currency_id"))
+    assert caught.value.field == "amount"
+
+
+def test_unknown_or_missing_currency_is_an_error_on_the_currency_field() -> None:
+    for code in ("XYZ", None, "XAU"):  # unknown, missing, a metal without minor unit
+        with pytest.raises(RecordError) as caught:
+            currency_exponent(code, "currency_id")
+        assert caught.value.field == "currency_id"
+
+
+def test_keys_are_namespaced_by_company_and_reversible() -> None:
+    assert record_key(4101, "INV-7") == "rootfi:4101:INV-7"
+    assert platform_ref("rootfi:4101:INV-7", "4101") == "INV-7"
+    assert platform_ref("INV-7", "4101") == "INV-7"  # a bare platform id passes through
+    assert platform_ref("rootfi:4102:INV-7", "4101") == "rootfi:4102:INV-7"  # another company's key is not cut
+
+
+def _payment(**fields) -> dict:
+    record = {
+        "rootfi_id": 1,
+        "rootfi_company_id": 4101,
+        "platform_id": "PMT-1",
+        "rootfi_updated_at": "2026-11-01T00:00:00.000Z",
+        "rootfi_deleted_at": None,
+        "invoice_id": "INV-1",
+        "currency_id": "EUR",
+        "amount": 10.5,
+        "payment_date": "2026-11-01",
+        "reference": "old-docs-ref",
+        "description": "old-docs-memo",
+        "brand_new_field": 7,
+    }
+    record.update(fields)
+    return record
+
+
+def test_payment_adapted_with_older_names_and_unknown_fields_kept() -> None:
+    adapted = OBJECTS["payments"].adapter(_payment())
+    assert adapted["id"] == "rootfi:4101:PMT-1" and adapted["remote_id"] == "PMT-1"
+    assert adapted["invoice_id"] == "rootfi:4101:INV-1"
+    assert adapted["total_amount"] == 1050 and adapted["currency"] == "EUR"
+    assert adapted["transaction_date"] == "2026-11-01" and adapted["modified_at"] == "2026-11-01T00:00:00.000Z"
+    assert adapted["document_number"] == "old-docs-ref" and adapted["memo"] == "old-docs-memo"
+    assert adapted["brand_new_field"] == 7 and adapted["rootfi_id"] == 1
+    assert "amount" not in adapted and "currency_id" not in adapted  # consumed into the unified names
+
+
+def test_an_adapter_error_names_the_record_and_the_field() -> None:
+    with pytest.raises(RecordError) as caught:
+        OBJECTS["payments"].adapter(_payment(amount=10.555))
+    assert (caught.value.record_id, caught.value.field) == ("rootfi:4101:PMT-1", "amount")
+    with pytest.raises(RecordError) as caught:
+        OBJECTS["payments"].adapter(_payment(platform_id=None))
+    assert (caught.value.record_id, caught.value.field) == (None, "platform_id")
+    invoice = {"rootfi_company_id": 4101, "platform_id": "INV-1", "currency_id": "USD", "line_items": [
+        {"rootfi_id": 5, "quantity": 1, "unit_amount": 3.333}]}  # fmt: skip
+    with pytest.raises(RecordError) as caught:
+        OBJECTS["invoices"].adapter(invoice)
+    assert (caught.value.record_id, caught.value.field) == ("rootfi:4101:INV-1", "line_items[0].unit_amount")
+
+
+def test_a_rate_limited_rootfi_load_is_paced_and_never_meets_a_429(both: Warehouse) -> None:
+    rootfi = both.rootfi
+    rootfi.settings.rate_limit = 6
+    rootfi.settings.rate_window_seconds = 1.0
+    summary = both.load_rootfi(source_options={"page_size": 5})
+    assert summary.status == "ok"
+    assert summary.requests["requests"] > 3 * 6  # several windows' budget
+    assert rootfi.stats.throttled == 0
