@@ -4,6 +4,9 @@ schema, in one transaction (a crash leaves the previous models in place).
 Each model file is one SELECT that states its grain in its opening comment, reading `{raw}` (the loaded
 tables), `{models}` (the models before it) and `{as_of}` (the date ages are counted to: explicit, so a
 report can be reproduced; today by default).
+
+The models are written once, in DuckDB's dialect, and translated with sqlglot for any other database
+(PostgreSQL: `date_diff` becomes date subtraction, and so on), so there is no copy of a model per database.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import iso4217
+import sqlglot
 
 log = logging.getLogger("accounting_etl.transforms")
 
@@ -34,14 +38,31 @@ REQUIRED_RAW_TABLES = (
 )
 
 
+MODELS_DIALECT = "duckdb"  # the dialect the model files are written in
+
+
 class Database(Protocol):
+    dialect: str  # sqlglot's name of the database's SQL dialect
+
     def execute(self, sql: str) -> None: ...
 
     def query(self, sql: str) -> list[tuple[Any, ...]]: ...
 
 
+def translate(sql: str, dialect: str) -> str:
+    """A statement written for DuckDB, in `dialect`."""
+    if dialect == MODELS_DIALECT:
+        return sql
+    statements = sqlglot.transpile(sql, read=MODELS_DIALECT, write=dialect)
+    if len(statements) != 1:
+        raise ValueError(f"expected one statement, got {len(statements)}")
+    return statements[0]
+
+
 class DuckDBDatabase:
     """A DuckDB connection (analysts' notebooks, `accounting-etl transform`)."""
+
+    dialect = "duckdb"
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
@@ -59,8 +80,12 @@ class SqlClientDatabase:
 
     def __init__(self, client: Any) -> None:
         self.client = client
-        if "duckdb" in type(client).__module__:
-            client.execute_sql("SET TimeZone = 'UTC'")  # dates are cut from timestamps in UTC
+        self.dialect = getattr(client.capabilities, "sqlglot_dialect", None) or MODELS_DIALECT
+        # dates are cut from timestamps in UTC, whatever the server's or session's zone
+        if self.dialect == "duckdb":
+            client.execute_sql("SET TimeZone = 'UTC'")
+        elif self.dialect == "postgres":
+            client.execute_sql("SET TIME ZONE 'UTC'")
 
     def execute(self, sql: str) -> None:
         self.client.execute_sql(sql)
@@ -141,22 +166,23 @@ def run_transforms(
     started = time.monotonic()
     names = {"raw": raw_schema, "models": models_schema, "as_of": as_of.isoformat()}
     files = model_files()
+    # translated before the transaction starts: a model that cannot be translated changes nothing
+    statements = [f"CREATE SCHEMA IF NOT EXISTS {models_schema}", *_currencies_sql(models_schema)]
+    for path in files:
+        name = model_name(path)
+        statements.append(f"DROP TABLE IF EXISTS {models_schema}.{name}")
+        statements.append(f"CREATE TABLE {models_schema}.{name} AS\n{path.read_text().format(**names)}")
+    statements.append(f"DROP TABLE IF EXISTS {models_schema}.model_run")
+    statements.append(
+        f"CREATE TABLE {models_schema}.model_run AS SELECT DATE {_literal(as_of.isoformat())} AS as_of, "
+        f"CAST({_literal(datetime.now(UTC).isoformat())} AS TIMESTAMP) AS built_at, "
+        f"{_literal(raw_schema)} AS raw_schema"
+    )
+    statements = [translate(statement, db.dialect) for statement in statements]
     db.execute("BEGIN TRANSACTION")
     try:
-        db.execute(f"CREATE SCHEMA IF NOT EXISTS {models_schema}")
-        for statement in _currencies_sql(models_schema):
+        for statement in statements:
             db.execute(statement)
-        for path in files:
-            name = model_name(path)
-            select = path.read_text().format(**names)
-            db.execute(f"DROP TABLE IF EXISTS {models_schema}.{name}")
-            db.execute(f"CREATE TABLE {models_schema}.{name} AS\n{select}")
-        db.execute(f"DROP TABLE IF EXISTS {models_schema}.model_run")
-        db.execute(
-            f"CREATE TABLE {models_schema}.model_run AS SELECT DATE {_literal(as_of.isoformat())} AS as_of, "
-            f"CAST({_literal(datetime.now(UTC).isoformat())} AS TIMESTAMP) AS built_at, "
-            f"{_literal(raw_schema)} AS raw_schema"
-        )
         db.execute("COMMIT")
     except Exception:
         db.execute("ROLLBACK")

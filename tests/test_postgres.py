@@ -1,0 +1,147 @@
+"""The same loads and models on a real PostgreSQL server as on DuckDB, chosen by dlt configuration only.
+
+The server's address comes from `ACCOUNTING_TEST_POSTGRES` (a `postgresql://user:password@host:port/db`
+URL; `.ci/run` starts Debian's PostgreSQL and sets it). Without it these tests skip and say so. Each test
+loads into a dataset (schema) of its own and drops it afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import dlt
+import pytest
+
+from pipelines.load import run_load
+from tests.conftest import DATA_TABLES, FAST_RETRIES, Warehouse
+
+POSTGRES_URL = os.environ.get("ACCOUNTING_TEST_POSTGRES")
+pytestmark = pytest.mark.skipif(
+    not POSTGRES_URL,
+    reason="no PostgreSQL server given: set ACCOUNTING_TEST_POSTGRES=postgresql://user:pass@host:port/db "
+    "(.ci/run starts one) to run the PostgreSQL tests",
+)
+
+
+class Postgres:
+    """One dataset on the test server, loaded the way `accounting-etl load` would with
+    ACCOUNTING_ETL__DESTINATION=postgres and DESTINATION__POSTGRES__CREDENTIALS set."""
+
+    def __init__(self, warehouse: Warehouse, dataset: str) -> None:
+        self.warehouse = warehouse
+        self.dataset = dataset
+        self.pipelines_dir = warehouse.pipelines_dir.parent / "pg-pipelines"
+
+    def load(self, provider: str, **kwargs: Any):
+        w = self.warehouse
+        server = w.rootfi if provider == "rootfi" else w.sandbox
+        accounts = server.store.company_ids() if provider == "rootfi" else server.store.tokens()
+        options = {**FAST_RETRIES, "page_size": 15, **kwargs.pop("source_options", {})}
+        return run_load(
+            provider,
+            api_key=server.api_key,
+            connections=accounts,
+            base_url=server.url,
+            destination=dlt.destinations.postgres(credentials=POSTGRES_URL),
+            dataset_name=self.dataset,
+            pipeline_name=f"pg_{provider}",
+            pipelines_dir=str(self.pipelines_dir),
+            source_options=options,
+            **kwargs,
+        )
+
+    def query(self, sql: str, *args: Any) -> list[tuple]:
+        import psycopg2
+
+        with psycopg2.connect(POSTGRES_URL) as con, con.cursor() as cursor:
+            cursor.execute("SET TIME ZONE 'UTC'")
+            cursor.execute(sql, args or None)
+            return cursor.fetchall()
+
+    def drop(self) -> None:
+        import psycopg2
+
+        with psycopg2.connect(POSTGRES_URL) as con, con.cursor() as cursor:
+            for schema in (self.dataset, f"{self.dataset}_staging", "reconciliation"):
+                cursor.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.fixture
+def postgres(both: Warehouse) -> Iterator[Postgres]:
+    target = Postgres(both, f"acct_{uuid.uuid4().hex[:8]}")
+    target.drop()  # the models schema is shared by design (`reconciliation`): start from none
+    try:
+        yield target
+    finally:
+        target.drop()
+
+
+def canonical(rows: list[tuple]) -> list[tuple]:
+    """Rows comparable across the two databases: numbers as Decimal, everything else as text."""
+
+    def value(v: Any) -> Any:
+        if v is None or isinstance(v, bool):
+            return v
+        if isinstance(v, int | float | Decimal):
+            return Decimal(str(v)).normalize()
+        return str(v)
+
+    return sorted((tuple(value(v) for v in row) for row in rows), key=repr)
+
+
+MODEL_CHECKS = {
+    "invoice_settlement": "SELECT invoice_id, connection, currency, status, total_minor, applied_minor, open_minor "
+    "FROM reconciliation.invoice_settlement",
+    "payment_applications": "SELECT payment_id, invoice_id, applied_minor, applied_via, invoice_in_warehouse "
+    "FROM reconciliation.payment_applications",
+    "unapplied_payments": "SELECT payment_id, connection FROM reconciliation.unapplied_payments",
+    "currency_mismatches": "SELECT payment_id, invoice_id FROM reconciliation.currency_mismatches",
+    "duplicate_payments": "SELECT payment_id, duplicate_group FROM reconciliation.duplicate_payments",
+    "receivables_aging": "SELECT connection, currency, bucket, invoices, open_minor, open_amount "
+    "FROM reconciliation.receivables_aging",
+    "reconciliation_summary": "SELECT * FROM reconciliation.reconciliation_summary",
+}
+
+
+def test_both_providers_load_and_model_the_same_on_postgres_as_on_duckdb(both: Warehouse, postgres: Postgres):
+    from datetime import date
+
+    as_of = date(2026, 11, 21)
+    assert both.load(transform=False).status == "ok"
+    assert both.load_rootfi(as_of=as_of).models
+    assert postgres.load("panora", transform=False).status == "ok"
+    summary = postgres.load("rootfi", as_of=as_of)
+    assert summary.status == "ok" and summary.models, summary.models_error
+
+    for table in DATA_TABLES:
+        duck = both.scalar(f"SELECT count(*) FROM accounting_raw.{table}")
+        pg = postgres.query(f"SELECT count(*) FROM {postgres.dataset}.{table}")[0][0]
+        assert pg == duck, table
+    for column_list in ("id, connection, provider, total_amount, balance, currency, number", "id, invoice_id"):
+        table = "invoices" if "balance" in column_list else "payments"
+        duck = both.query(f"SELECT {column_list} FROM accounting_raw.{table}")
+        pg = postgres.query(f"SELECT {column_list} FROM {postgres.dataset}.{table}")
+        assert canonical(pg) == canonical(duck), table
+    for name, sql in MODEL_CHECKS.items():
+        duck, pg = both.query(sql), postgres.query(sql)
+        assert duck, name
+        assert canonical(pg) == canonical(duck), name
+    runs = postgres.query(f"SELECT provider, status FROM {postgres.dataset}.load_runs ORDER BY 1")
+    assert runs == [("panora", "ok"), ("rootfi", "ok")]  # the run summaries land there too
+
+
+def test_incremental_rootfi_and_change_detection_on_postgres(both: Warehouse, postgres: Postgres):
+    assert postgres.load("rootfi", source_options={"overlap_seconds": 0}).status == "ok"
+    store = both.rootfi.store
+    store.update("northwind-uk", "invoices", "INV-4101-0004", amount_due=10.5)
+    store.delete("initech-us", "invoice_payments", "PMT-4102-0002")
+    summary = postgres.load("rootfi", source_options={"overlap_seconds": 0})
+    assert sum(s.written for s in summary.scans) == 2  # the stored hashes were read back from PostgreSQL
+    rows = postgres.query(f"SELECT balance FROM {postgres.dataset}.invoices WHERE id = 'rootfi:4101:INV-4101-0004'")
+    assert rows == [(1050,)]
+    deleted = postgres.query(f"SELECT id FROM {postgres.dataset}.payments WHERE deleted_at IS NOT NULL")
+    assert deleted == [("rootfi:4102:PMT-4102-0002",)]
