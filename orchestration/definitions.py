@@ -1,0 +1,211 @@
+"""Dagster definitions: the loads as assets partitioned by connection, the reconciliation models downstream,
+a schedule, and the push as a job of its own.
+
+    .venv/bin/pip install -e ".[orchestration]"
+    .venv/bin/dagster dev -m orchestration      # the UI; settings as for `accounting-etl load`
+
+What is defined:
+- per provider, one `@dlt_assets` multi-asset (dagster-dlt) with one asset per table group (`payments`,
+  `invoices`, `tracking_categories`), partitioned by a dynamic partition per configured connection
+  (`panora_connections`, `rootfi_companies`): one account is loaded, reloaded or backfilled alone, and
+  accounts run in parallel;
+- `connection_partitions` (a sensor) keeps the partitions equal to the configured connections;
+- `reconciliation_models`, downstream of every load asset: rebuilds the models once for all accounts;
+- `scheduled_load_panora`, `scheduled_load_rootfi` (schedules): a run per connection, every 6 hours by
+  default (`ACCOUNTING_ETL__LOAD_SCHEDULE`), and `models_after_loads` half an hour later;
+- `push` (a job): `accounting-etl push`.
+
+Each partition runs `pipelines.load.run_load` for its one connection, in a dlt pipeline of its own
+(`accounting_<provider>_<alias>`, so two connections never share dlt state) with the load job's file
+lock (a second load of the same connection while one runs fails with a clear message). It does not go
+through `DagsterDltResource.run`, which drops the pipeline's local state and pending packages before
+every run: the load finishes a pending package first, and the push keeps its progress in the warehouse
+ledger, never in dlt's local state, so nothing here can drop it.
+"""
+
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import dagster as dg
+import dlt
+from dagster import AssetExecutionContext, OpExecutionContext, ScheduleEvaluationContext, SensorEvaluationContext
+from dagster_dlt import DagsterDltTranslator, dlt_assets
+from dagster_dlt.translator import DltResourceTranslatorData
+
+from pipelines.load import ConfigurationError, run_load
+from pipelines.locks import AlreadyRunning
+from pipelines.providers import PROVIDERS, Provider
+from pipelines.push import run_push
+from pipelines.settings import dataset_name
+from sources.panora import panora_source
+from sources.rootfi import rootfi_source
+from transforms.run import SqlClientDatabase, run_transforms
+
+LOAD_SCHEDULE = os.environ.get("ACCOUNTING_ETL__LOAD_SCHEDULE", "0 */6 * * *")
+
+PARTITIONS = {
+    "panora": dg.DynamicPartitionsDefinition(name="panora_connections"),
+    "rootfi": dg.DynamicPartitionsDefinition(name="rootfi_companies"),
+}
+
+# Only the asset specs are read from these: the source is built again, with the real settings, for the
+# connection of each run.
+_SPEC_SOURCES = {
+    "panora": lambda: panora_source(api_key="configured at run time", connections={"partition": "at run time"}),
+    "rootfi": lambda: rootfi_source(api_key="configured at run time", companies={"partition": "0"}),
+}
+
+
+def pipeline_name(provider: str, alias: str) -> str:
+    """Each connection's own dlt pipeline (its own state): partitions never share one."""
+    return f"accounting_{provider}_{alias}"
+
+
+class _Translator(DagsterDltTranslator):
+    """Asset keys `accounting/<provider>/<table group>`, in one group per provider."""
+
+    def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
+        spec = super().get_asset_spec(data)
+        provider = data.resource.source_name
+        return spec.replace_attributes(
+            key=dg.AssetKey(["accounting", provider, data.resource.name]),
+            group_name=f"load_{provider}",
+            deps=[],
+        )
+
+
+def _load_assets(provider: Provider) -> dg.AssetsDefinition:
+    # names the destination in the asset metadata only; loads run in `pipeline_name(provider, alias)`
+    spec_pipeline = dlt.pipeline(pipeline_name=f"accounting_{provider.name}_assets", dataset_name=dataset_name())
+
+    @dlt_assets(
+        dlt_source=_SPEC_SOURCES[provider.name](),
+        dlt_pipeline=spec_pipeline,
+        name=f"load_{provider.name}",
+        dagster_dlt_translator=_Translator(),
+        partitions_def=PARTITIONS[provider.name],
+    )
+    def load(context: AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
+        alias = context.partition_key
+        resources = [key.path[-1] for key in context.selected_asset_keys]
+        try:
+            summary = run_load(
+                provider.name,
+                resources=resources,
+                only_connections=[alias],
+                pipeline_name=pipeline_name(provider.name, alias),
+                transform=False,
+            )
+        except (ConfigurationError, AlreadyRunning) as exc:
+            raise dg.Failure(description=str(exc)) from None
+        if summary.status != "ok":
+            failed = "; ".join(f"{s.resource}: {s.error}" for s in summary.scans if s.status != "complete")
+            raise dg.Failure(description=f"{provider.name} [{alias}] did not load completely: {failed}")
+        for key in context.selected_asset_keys:
+            resource = key.path[-1]
+            scans = [s for s in summary.scans if s.resource == resource]
+            yield dg.MaterializeResult(
+                asset_key=key,
+                metadata={
+                    "connection": alias,
+                    "records": sum(s.records for s in scans),
+                    "written": sum(s.written for s in scans),
+                    "marked_deleted": sum(s.deleted for s in scans),
+                    "rejected": sum(s.rejected for s in scans),
+                    "run_id": summary.run_id,
+                },
+            )
+
+    return load
+
+
+LOAD_ASSETS = {name: _load_assets(provider) for name, provider in PROVIDERS.items()}
+
+
+@dg.asset(
+    deps=[key for assets in LOAD_ASSETS.values() for key in assets.keys],
+    group_name="reconciliation",
+    description="The reconciliation models (schema `reconciliation`), rebuilt from every account's tables.",
+)
+def reconciliation_models(context: AssetExecutionContext) -> dg.MaterializeResult:
+    from pipelines.load import make_destination
+
+    pipeline = dlt.pipeline(
+        pipeline_name="accounting_models", destination=make_destination(), dataset_name=dataset_name()
+    )
+    with pipeline.sql_client() as client:
+        result = run_transforms(SqlClientDatabase(client), pipeline.dataset_name)
+    if result.skipped:
+        raise dg.Failure(description=f"models not built: {result.skipped}")
+    return dg.MaterializeResult(metadata={"as_of": str(result.as_of), **{k: v for k, v in result.rows.items()}})
+
+
+LOAD_JOBS = {
+    name: dg.define_asset_job(f"load_{name}", selection=[assets], partitions_def=PARTITIONS[name])
+    for name, assets in LOAD_ASSETS.items()
+}
+MODELS_JOB = dg.define_asset_job("rebuild_models", selection=[reconciliation_models])
+
+
+def configured_accounts() -> dict[str, list[str]]:
+    """Provider -> the aliases configured now (a provider without settings has none)."""
+    return {name: sorted(p.accounts()) if p.is_configured() else [] for name, p in PROVIDERS.items()}
+
+
+@dg.sensor(minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING)
+def connection_partitions(context: SensorEvaluationContext) -> dg.SensorResult:
+    """Keep one partition per configured connection: new ones added, removed ones deleted."""
+    requests: list[Any] = []
+    for name, aliases in configured_accounts().items():
+        partitions = PARTITIONS[name]
+        existing = set(context.instance.get_dynamic_partitions(partitions.name))
+        if set(aliases) - existing:
+            requests.append(partitions.build_add_request(sorted(set(aliases) - existing)))
+        if existing - set(aliases):
+            requests.append(partitions.build_delete_request(sorted(existing - set(aliases))))
+    return dg.SensorResult(dynamic_partitions_requests=requests)
+
+
+def _load_schedule(name: str, job: Any) -> dg.ScheduleDefinition:
+    partitions = PARTITIONS[name]
+
+    @dg.schedule(cron_schedule=LOAD_SCHEDULE, job=job, name=f"scheduled_load_{name}", execution_timezone="UTC")
+    def scheduled_load(context: ScheduleEvaluationContext) -> list[dg.RunRequest]:
+        """One run per connection (they run in parallel, each in its own dlt pipeline)."""
+        scheduled = context.scheduled_execution_time.isoformat()
+        return [
+            dg.RunRequest(run_key=f"{scheduled}:{name}:{alias}", partition_key=alias)
+            for alias in context.instance.get_dynamic_partitions(partitions.name)
+        ]
+
+    return scheduled_load
+
+
+LOAD_SCHEDULES = {name: _load_schedule(name, job) for name, job in LOAD_JOBS.items()}
+models_after_loads = dg.ScheduleDefinition(
+    name="models_after_loads", job=MODELS_JOB, cron_schedule="30 */6 * * *", execution_timezone="UTC"
+)
+
+
+@dg.op(description="Create the queued payments and invoices through the APIs (see `accounting-etl push`).")
+def push_payments(context: OpExecutionContext) -> Mapping[str, int]:
+    summary = run_push()
+    context.log.info(summary.render())
+    failed = {k: v for k, v in summary.outcomes.items() if k not in ("created", "confirmed", "submitted")}
+    if failed:
+        raise dg.Failure(description=f"push ended with {failed}", metadata=summary.outcomes)
+    return summary.outcomes
+
+
+@dg.job(description="Reverse ETL: its progress lives in the warehouse ledger (`push_log`), never in dlt state.")
+def push() -> None:
+    push_payments()
+
+
+defs = dg.Definitions(
+    assets=[*LOAD_ASSETS.values(), reconciliation_models],
+    jobs=[*LOAD_JOBS.values(), MODELS_JOB, push],
+    schedules=[*LOAD_SCHEDULES.values(), models_after_loads],
+    sensors=[connection_partitions],
+)

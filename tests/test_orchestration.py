@@ -1,0 +1,129 @@
+"""The Dagster definitions run in-process against both sandboxes: every partition, one partition alone, a
+failing partition next to good ones, a second load of a running connection refused, the schedule's run
+requests and the partition sensor."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from orchestration.definitions import (
+    LOAD_ASSETS,
+    LOAD_SCHEDULES,
+    PARTITIONS,
+    connection_partitions,
+    defs,
+    pipeline_name,
+    reconciliation_models,
+)
+from pipelines.locks import exclusive
+from tests.conftest import DATASET, Warehouse
+
+
+@pytest.fixture
+def configured(both: Warehouse, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Warehouse:
+    """Both providers configured through the environment, as `dagster dev` would see them."""
+    settings = {
+        "SOURCES__PANORA__API_KEY": both.sandbox.api_key,
+        "SOURCES__PANORA__CONNECTIONS": json.dumps(both.sandbox.store.tokens()),
+        "SOURCES__PANORA__BASE_URL": both.sandbox.url,
+        "SOURCES__PANORA__BACKOFF_BASE": "0.01",
+        "SOURCES__PANORA__MAX_ATTEMPTS": "3",
+        "SOURCES__ROOTFI__API_KEY": both.rootfi.api_key,
+        "SOURCES__ROOTFI__COMPANIES": json.dumps(both.rootfi.store.company_ids()),
+        "SOURCES__ROOTFI__BASE_URL": both.rootfi.url,
+        "DESTINATION__DUCKDB__CREDENTIALS": str(both.path),
+    }
+    for key, value in settings.items():
+        monkeypatch.setenv(key, value)
+    return both
+
+
+@pytest.fixture
+def instance(configured: Warehouse) -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as instance:
+        result = connection_partitions(dg.build_sensor_context(instance=instance))
+        for request in result.dynamic_partitions_requests:
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        yield instance
+
+
+def materialize(instance: dg.DagsterInstance, provider: str, alias: str) -> dg.ExecuteInJobResult:
+    return dg.materialize([LOAD_ASSETS[provider]], partition_key=alias, instance=instance, raise_on_error=False)
+
+
+def test_the_sensor_makes_one_partition_per_configured_connection(configured: Warehouse, instance) -> None:
+    assert sorted(instance.get_dynamic_partitions("panora_connections")) == sorted(configured.sandbox.store.tokens())
+    assert sorted(instance.get_dynamic_partitions("rootfi_companies")) == sorted(configured.rootfi.store.aliases)
+    # a connection removed from the settings loses its partition
+    result = connection_partitions(dg.build_sensor_context(instance=instance))
+    assert result.dynamic_partitions_requests == []
+
+
+def test_every_partition_then_the_models(configured: Warehouse, instance) -> None:
+    for provider, partitions in PARTITIONS.items():
+        for alias in instance.get_dynamic_partitions(partitions.name):
+            result = materialize(instance, provider, alias)
+            assert result.success, alias
+            keys = {m.asset_key for m in result.get_asset_materialization_events() for m in [m.materialization]}
+            assert keys == set(LOAD_ASSETS[provider].keys)
+    assert dg.materialize([reconciliation_models], instance=instance).success
+    store, rootfi = configured.sandbox.store, configured.rootfi.store
+    for alias in store.tokens():
+        assert configured.count("payments", "connection = ?", alias) == store.count(alias, "payments")
+    for alias in rootfi.aliases:
+        assert configured.count("invoices", "connection = ?", alias) == len(rootfi.all(alias, "invoices"))
+    providers = configured.query("SELECT DISTINCT provider FROM reconciliation.invoice_settlement ORDER BY 1")
+    assert providers == [("panora",), ("rootfi",)]
+    # each connection had a dlt pipeline (and state) of its own
+    pipelines = {p.name for p in (Path(configured.path).parent / "dlt-data" / "pipelines").iterdir() if p.is_dir()}
+    expected = {pipeline_name("panora", a) for a in store.tokens()} | {
+        pipeline_name("rootfi", a) for a in rootfi.aliases
+    }
+    assert expected <= pipelines
+
+
+def test_one_partition_alone(configured: Warehouse, instance) -> None:
+    assert materialize(instance, "panora", "acme-us").success
+    connections = configured.query(f"SELECT DISTINCT connection FROM {DATASET}.payments")
+    assert connections == [("acme-us",)]
+    assert configured.count("invoices") == configured.sandbox.store.count("acme-us", "invoices")
+
+
+def test_a_failing_partition_does_not_keep_the_others_from_landing(configured: Warehouse, instance, monkeypatch):
+    tokens = {**configured.sandbox.store.tokens(), "revoked": "0000dead-0000-0000-0000-000000000000"}
+    monkeypatch.setenv("SOURCES__PANORA__CONNECTIONS", json.dumps(tokens))
+    instance.add_dynamic_partitions("panora_connections", ["revoked"])
+    outcomes = {alias: materialize(instance, "panora", alias).success for alias in sorted(tokens)}
+    assert outcomes == {"acme-eu": True, "acme-us": True, "globex-jp": True, "revoked": False}
+    landed = {r[0] for r in configured.query(f"SELECT DISTINCT connection FROM {DATASET}.payments")}
+    assert landed == {"acme-eu", "acme-us", "globex-jp"}
+
+
+def test_a_second_load_of_a_running_connection_is_refused(configured: Warehouse, instance) -> None:
+    name = pipeline_name("rootfi", "initech-us")
+    lock = Path(configured.path).parent / "dlt-data" / "pipelines" / f"{name}.lock"
+    with exclusive(lock, "a load held by this test"):
+        result = materialize(instance, "rootfi", "initech-us")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "already running" in str(failure.event_specific_data.error)
+    assert materialize(instance, "rootfi", "initech-us").success  # and runs once the other one is done
+
+
+def test_the_schedule_requests_a_run_per_connection(configured: Warehouse, instance) -> None:
+    for provider, schedule in LOAD_SCHEDULES.items():
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=datetime(2026, 11, 21, 6),
+            repository_def=defs.get_repository_def(),
+        )
+        requests = schedule.evaluate_tick(context).run_requests
+        expected = sorted(instance.get_dynamic_partitions(PARTITIONS[provider].name))
+        assert sorted(r.partition_key for r in requests) == expected
+        assert len({r.run_key for r in requests}) == len(requests)
