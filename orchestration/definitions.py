@@ -82,7 +82,7 @@ def _load_assets(provider: Provider) -> dg.AssetsDefinition:
     @dlt_assets(
         dlt_source=_SPEC_SOURCES[provider.name](),
         dlt_pipeline=spec_pipeline,
-        name=f"load_{provider.name}",
+        name=f"{provider.name}_tables",
         dagster_dlt_translator=_Translator(),
         partitions_def=PARTITIONS[provider.name],
     )

@@ -127,3 +127,9 @@ def test_the_schedule_requests_a_run_per_connection(configured: Warehouse, insta
         expected = sorted(instance.get_dynamic_partitions(PARTITIONS[provider].name))
         assert sorted(r.partition_key for r in requests) == expected
         assert len({r.run_key for r in requests}) == len(requests)
+
+
+def test_the_definitions_load_as_dagster_dev_loads_them() -> None:
+    dg.Definitions.validate_loadable(defs)
+    repository = defs.get_repository_def()
+    assert {job.name for job in repository.get_all_jobs()} >= {"load_panora", "load_rootfi", "rebuild_models", "push"}
