@@ -34,6 +34,7 @@ from dagster_dlt import DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from pipelines.load import ConfigurationError, run_load
+from pipelines.load import connection_pipeline_name as pipeline_name
 from pipelines.locks import AlreadyRunning
 from pipelines.providers import PROVIDERS, Provider
 from pipelines.push import run_push
@@ -55,11 +56,6 @@ _SPEC_SOURCES = {
     "panora": lambda: panora_source(api_key="configured at run time", connections={"partition": "at run time"}),
     "rootfi": lambda: rootfi_source(api_key="configured at run time", companies={"partition": "0"}),
 }
-
-
-def pipeline_name(provider: str, alias: str) -> str:
-    """Each connection's own dlt pipeline (its own state): partitions never share one."""
-    return f"accounting_{provider}_{alias}"
 
 
 class _Translator(DagsterDltTranslator):

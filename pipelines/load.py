@@ -19,7 +19,10 @@ Settings come from dlt's config and secrets (environment variables work):
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -36,6 +39,7 @@ from pipelines.logs import SECRETS
 from pipelines.providers import ConfigurationError, check_distinct_aliases, configured_providers, provider
 from pipelines.settings import duckdb_file
 from pipelines.summary import LoadSummary
+from pipelines.warehouse import writer_guard
 from sources.common.http import RequestStats
 from sources.common.scan import ScanLog
 from transforms.run import SqlClientDatabase, run_transforms
@@ -55,6 +59,16 @@ def make_destination(destination: str | Destination | None = None) -> str | Dest
     if destination == "duckdb":
         return dlt.destinations.duckdb(credentials=duckdb_file())
     return destination
+
+
+def connection_pipeline_name(provider_name: str, alias: str) -> str:
+    """The dlt pipeline of one connection's own loads (its own state and lock): `accounting_<provider>_<alias>`,
+    the alias made a valid identifier (as dlt requires), with a short digest when that changed it, so that
+    `acme-eu` and `acme_eu` never share a pipeline."""
+    slug = re.sub(r"[^a-z0-9_]", "_", alias.lower())
+    if slug != alias:
+        slug = f"{slug}_{hashlib.blake2b(alias.encode(), digest_size=3).hexdigest()}"
+    return f"accounting_{provider_name}_{slug}"
 
 
 def file_format(pipeline: dlt.Pipeline) -> Any:
@@ -201,49 +215,70 @@ def _run(
         provider=provider_name,
         started_at=datetime.now(UTC),
     )
-    if pipeline.has_pending_data:
-        # an earlier run stopped after extracting: its package holds only complete, valid records, so
-        # it is loaded first; the scan below then starts from what the warehouse really holds
-        log.info("finishing the load an earlier run left pending")
-        pending = pipeline.run(loader_file_format=file_format(pipeline))
-        if pending is not None:  # None: the package held nothing to load (killed while extracting)
-            summary.load_ids.extend(pending.loads_ids)
-
+    # dlt's steps one by one instead of `pipeline.run`, so that only what touches the warehouse waits for
+    # other loads into it (`pipelines/warehouse.py`): fetching and normalizing run side by side
+    guard = writer_guard(pipeline)
+    fmt = file_format(pipeline)
     stats, scans = RequestStats(), ScanLog()
-    source = provider(provider_name).make_source(api_key, selected, stats=stats, scan_log=scans, **kwargs)
-    log.info(
-        "loading %s %s for %d connection(s) into %s",
-        provider_name,
-        ", ".join(resources),
-        len(selected),
-        pipeline.destination.destination_name,
-    )
     try:
-        info = pipeline.run(source.with_resources(*resources), loader_file_format=file_format(pipeline))
-        summary.load_ids.extend(info.loads_ids)
-        summary.rows_per_table = scans.rows_per_table()
-        if pipeline.last_trace:
+        with guard():
+            pipeline.sync_destination()
+            if pipeline.has_pending_data:
+                # an earlier run stopped after extracting: its package holds only complete, valid records,
+                # so it is loaded first; the scan below then starts from what the warehouse really holds
+                log.info("finishing the load an earlier run left pending")
+                pipeline.normalize()
+                if pipeline.list_normalized_load_packages():
+                    summary.load_ids.extend(pipeline.load().loads_ids)
+        source = provider(provider_name).make_source(
+            api_key, selected, stats=stats, scan_log=scans, destination_guard=guard, **kwargs
+        )
+        log.info(
+            "loading %s %s for %d connection(s) into %s",
+            provider_name,
+            ", ".join(resources),
+            len(selected),
+            pipeline.destination.destination_name,
+        )
+        started = time.monotonic()
+        pipeline.extract(source.with_resources(*resources), loader_file_format=fmt)
+        extracted = time.monotonic()
+        pipeline.normalize()
+        normalized = time.monotonic()
+        with guard():
+            waited = time.monotonic()
+            info = pipeline.load()
+            summary.load_ids.extend(info.loads_ids)
             summary.step_seconds = {
-                step.step: round((step.finished_at - step.started_at).total_seconds(), 3)
-                for step in pipeline.last_trace.steps
-                if step.finished_at and step.step in ("extract", "normalize", "load")
+                "extract": round(extracted - started, 3),
+                "normalize": round(normalized - extracted, 3),
+                "load": round(time.monotonic() - waited, 3),
             }
-        summary.status = "partial" if scans.failed else "ok"
-        with pipeline.sql_client() as client:
-            if "duckdb" in type(client).__module__:
-                ensure_tables(client.native_connection, pipeline.dataset_name)  # the push queue and ledger
-        if transform:
-            _transform(pipeline, summary, as_of)
+            if waited - normalized >= 0.5:
+                summary.step_seconds["waited for the warehouse"] = round(waited - normalized, 3)
+            summary.rows_per_table = scans.rows_per_table()
+            summary.status = "partial" if scans.failed else "ok"
+            with pipeline.sql_client() as client:
+                if "duckdb" in type(client).__module__:
+                    ensure_tables(client.native_connection, pipeline.dataset_name)  # the push queue and ledger
+            if transform:
+                _transform(pipeline, summary, as_of)
+            _finish(summary, stats, scans)
+            _record(pipeline, summary)
     except Exception as exc:
         summary.status = "failed"
         summary.error = SECRETS.redact(f"{type(exc).__name__}: {exc}")
+        _finish(summary, stats, scans)
+        with guard():
+            _record(pipeline, summary)
         raise
-    finally:
-        summary.finished_at = datetime.now(UTC)
-        summary.requests = stats.as_dict()
-        summary.scans = scans.results
-        _record(pipeline, summary)
     return summary
+
+
+def _finish(summary: LoadSummary, stats: RequestStats, scans: ScanLog) -> None:
+    summary.finished_at = datetime.now(UTC)
+    summary.requests = stats.as_dict()
+    summary.scans = scans.results
 
 
 def _transform(pipeline: dlt.Pipeline, summary: LoadSummary, as_of: date | None) -> None:

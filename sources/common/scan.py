@@ -25,7 +25,7 @@ from sources.common.arrow_pages import ArrowPageBuilder, builder_for
 from sources.common.columns import json_text
 from sources.common.errors import RecordError
 from sources.common.records import ObjectSpec
-from sources.common.sync import HASH_COLUMN, LoadedRecords, record_hash
+from sources.common.sync import HASH_COLUMN, Guard, LoadedRecords, record_hash
 from sources.common.tables import EMPTY_LIST_MARKER, TIMESTAMP, TableSpec, Tagger
 
 log = logging.getLogger("accounting_etl.scan")
@@ -103,14 +103,16 @@ def scan_connection(
     result: ScanResult,
     tagger: Tagger | None = None,
     complete: bool = True,
+    guard: Guard | None = None,
 ) -> Iterator[Any]:
     """Yield tagged arrow tables for one connection's records of one kind; fills `result`. Pass the same
     `tagger` to every scan of one resource. `complete`: the pages list every live record (a full scan),
-    so a stored record they do not hold is marked deleted; an incremental scan (changes only) marks none."""
+    so a stored record they do not hold is marked deleted; an incremental scan (changes only) marks none.
+    `guard` is held around each read of the destination."""
     tagger = tagger or Tagger()
     started = time.monotonic()
     last_progress = started
-    loaded = LoadedRecords.read(spec.parent.name, connection, spec.provider)
+    loaded = LoadedRecords.read(spec.parent.name, connection, spec.provider, guard)
     fast = builder_for(spec)
     seen: set[str] = set()
     for page in pages:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,9 @@ import dlt
 import orjson
 
 log = logging.getLogger("accounting_etl.sync")
+
+# Held around each read of the destination (see `pipelines/warehouse.py`); none by default.
+Guard = Callable[[], AbstractContextManager[Any]]
 
 HASH_COLUMN = "_record_hash"
 DELETED_COLUMN = "deleted_at"
@@ -72,29 +76,36 @@ class LoadedRecords:
         deleted: set[str],
         pipeline: Any = None,
         provider: str | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.table = table
         self.connection = connection
         self.provider = provider
+        self.guard = guard or nullcontext
         self.hashes = hashes
         self.deleted = deleted
         self._pipeline = pipeline
 
     @classmethod
-    def read(cls, table: str, connection: str, provider: str | None = None) -> LoadedRecords:
+    def read(
+        cls, table: str, connection: str, provider: str | None = None, guard: Guard | None = None
+    ) -> LoadedRecords:
         """Read from the running pipeline's destination; empty when there is none or the table is new.
-        With `provider`, only that provider's rows (providers share the tables)."""
+        With `provider`, only that provider's rows (providers share the tables). `guard` is held around
+        every read of the destination (a single-writer warehouse is read in turn with other loads)."""
+        guard = guard or nullcontext
         pipeline = _current_pipeline(table)
         rows = None
         if pipeline is not None:
             columns = f"id, {HASH_COLUMN}, CASE WHEN {DELETED_COLUMN} IS NULL THEN 0 ELSE 1 END"
             where, args = cls._where(connection, provider)
-            rows = _select(pipeline, table, columns, where, args)
+            with guard():
+                rows = _select(pipeline, table, columns, where, args)
         if rows is None:
-            return cls(table, connection, {}, set(), provider=provider)
+            return cls(table, connection, {}, set(), provider=provider, guard=guard)
         hashes = {row[0]: row[1] for row in rows}
         deleted = {row[0] for row in rows if row[2]}
-        return cls(table, connection, hashes, deleted, pipeline, provider)
+        return cls(table, connection, hashes, deleted, pipeline, provider, guard)
 
     @staticmethod
     def _where(connection: str, provider: str | None) -> tuple[str, list[Any]]:
@@ -121,7 +132,8 @@ class LoadedRecords:
             batch = ordered[start : start + ID_BATCH]
             owner, args = self._where(self.connection, self.provider)
             where = f"{owner} AND id IN ({', '.join(['%s'] * len(batch))})"
-            rows = _select(self._pipeline, self.table, "*", where, [*args, *batch], with_names=True)
+            with self.guard():
+                rows = _select(self._pipeline, self.table, "*", where, [*args, *batch], with_names=True)
             for row in rows or []:
                 row = {k: v for k, v in row.items() if not k.startswith("_dlt_")}
                 row[DELETED_COLUMN] = stamp

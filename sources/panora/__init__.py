@@ -29,6 +29,7 @@ from sources.common.prefetch import prefetch
 from sources.common.ratelimit import RateLimitPacer
 from sources.common.records import ObjectSpec
 from sources.common.scan import ScanLog, scan_connection
+from sources.common.sync import Guard
 from sources.common.tables import Tagger
 from sources.panora.helpers import PanoraClient
 from sources.panora.objects import OBJECTS
@@ -67,6 +68,7 @@ def panora_source(
     stats: RequestStats | None = None,
     scan_log: ScanLog | None = None,
     transport: httpx.BaseTransport | None = None,
+    destination_guard: Guard | None = None,
 ) -> Sequence[DltResource]:
     """Panora payments, invoices and tracking categories over all configured connections.
 
@@ -82,6 +84,7 @@ def panora_source(
         stats: request counters to fill (for the run summary).
         scan_log: per-scan results to fill (complete or failed, counts).
         transport: an httpx transport (tests).
+        destination_guard: held around each read of the destination (the job's one-writer lock).
 
     Returns:
         The resources `payments`, `invoices` and `tracking_categories`.
@@ -100,7 +103,7 @@ def panora_source(
                 result = scan_log.start(spec.resource, alias)
                 pages = prefetch(client.pages(spec.resource, token, page_size, remote_data=remote_data))
                 try:
-                    yield from scan_connection(spec, alias, pages, result, tagger)
+                    yield from scan_connection(spec, alias, pages, result, tagger, guard=destination_guard)
                 except (ApiError, PaginationError) as exc:
                     # one connection failing does not sink the others; nothing is marked deleted for it
                     result.status = "failed"

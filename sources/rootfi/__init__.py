@@ -29,6 +29,7 @@ from sources.common.prefetch import prefetch
 from sources.common.ratelimit import RateLimitPacer
 from sources.common.records import ObjectSpec
 from sources.common.scan import ScanLog, scan_connection
+from sources.common.sync import Guard
 from sources.common.tables import Tagger
 from sources.rootfi.helpers import RootfiClient, iso_utc, updated_at
 from sources.rootfi.objects import OBJECTS
@@ -85,6 +86,7 @@ def rootfi_source(
     stats: RequestStats | None = None,
     scan_log: ScanLog | None = None,
     transport: httpx.BaseTransport | None = None,
+    destination_guard: Guard | None = None,
 ) -> Sequence[DltResource]:
     """Rootfi invoices, invoice payments and tracking categories over all configured companies.
 
@@ -97,6 +99,7 @@ def rootfi_source(
         overlap_seconds: how far before the last loaded change the next incremental scan starts.
         full_refresh: scan every record again, not only the changes.
         stats, scan_log, transport: request counters, per-scan results and an httpx transport (tests).
+        destination_guard: held around each read of the destination (the job's one-writer lock).
 
     Returns:
         The resources `payments`, `invoices` and `tracking_categories`.
@@ -126,7 +129,9 @@ def rootfi_source(
                 if since is not None:
                     log.info("%s [%s]: changes since %s", spec.resource, alias, iso_utc(since))
                 try:
-                    yield from scan_connection(spec, alias, pages, result, tagger, complete=since is None)
+                    yield from scan_connection(
+                        spec, alias, pages, result, tagger, complete=since is None, guard=destination_guard
+                    )
                 except (ApiError, PaginationError) as exc:
                     result.status = "failed"
                     result.error = str(exc)

@@ -1,0 +1,78 @@
+"""One writer at a time per warehouse, while the fetching runs in parallel.
+
+Loads of different connections run at the same time (each in its own dlt pipeline), but what touches the
+warehouse is taken in turn:
+
+- DuckDB has a single writer per file, and another process cannot even read a file that one process
+  writes. So every access (reading back stored hashes, restoring state, the load step, the models, the
+  run summary) holds an exclusive lock on `<file>.writer.lock`. It is an OS file lock, released when the
+  holder ends, however it ends; a waiting load blocks until the lock is free.
+- PostgreSQL takes concurrent reads and writes, but two loads changing one dataset's tables at once
+  race on schema changes (both add the same column, both create the same table) and share dlt's staging
+  tables. So the load step (and the models) holds a session advisory lock keyed by the dataset; it works
+  across machines, since it lives in the server.
+- Other destinations: no lock (their loads are not run side by side here).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
+
+log = logging.getLogger("accounting_etl.warehouse")
+
+Guard = Callable[[], AbstractContextManager[Any]]
+
+
+def writer_guard(pipeline: Any) -> Guard:
+    """A context-manager factory that holds the warehouse of `pipeline` for one writer."""
+    name = pipeline.destination.destination_name
+    if name == "duckdb":
+        database = pipeline.sql_client().credentials.database
+        return lambda: _file_lock(f"{database}.writer.lock", database)
+    if name == "postgres":
+        url = pipeline.sql_client().credentials.to_native_representation()
+        return lambda: _advisory_lock(url, pipeline.dataset_name)
+    return nullcontext
+
+
+@contextmanager
+def _file_lock(path: str, what: str) -> Iterator[None]:
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            started = time.monotonic()
+            log.info("waiting for another load to finish writing %s", what)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            log.info("writing %s after %.1fs of waiting", what, time.monotonic() - started)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _advisory_lock(url: str, dataset: str) -> Iterator[None]:
+    import psycopg2
+
+    key = int.from_bytes(
+        hashlib.blake2b(f"accounting-etl:{dataset}".encode(), digest_size=8).digest(), "big", signed=True
+    )
+    connection = psycopg2.connect(url)
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            yield
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", (key,))
+    finally:
+        connection.close()
