@@ -39,9 +39,9 @@ from pipelines.locks import AlreadyRunning
 from pipelines.providers import PROVIDERS, Provider
 from pipelines.push import run_push
 from pipelines.settings import dataset_name
+from pipelines.transform import transform_database
 from sources.panora import panora_source
 from sources.rootfi import rootfi_source
-from transforms.run import SqlClientDatabase, run_transforms
 
 LOAD_SCHEDULE = os.environ.get("ACCOUNTING_ETL__LOAD_SCHEDULE", "0 */6 * * *")
 
@@ -125,13 +125,7 @@ LOAD_ASSETS = {name: _load_assets(provider) for name, provider in PROVIDERS.item
     description="The reconciliation models (schema `reconciliation`), rebuilt from every account's tables.",
 )
 def reconciliation_models(context: AssetExecutionContext) -> dg.MaterializeResult:
-    from pipelines.load import make_destination
-
-    pipeline = dlt.pipeline(
-        pipeline_name="accounting_models", destination=make_destination(), dataset_name=dataset_name()
-    )
-    with pipeline.sql_client() as client:
-        result = run_transforms(SqlClientDatabase(client), pipeline.dataset_name)
+    result = transform_database()  # the configured warehouse, as `accounting-etl transform`
     if result.skipped:
         raise dg.Failure(description=f"models not built: {result.skipped}")
     return dg.MaterializeResult(metadata={"as_of": str(result.as_of), **{k: v for k, v in result.rows.items()}})

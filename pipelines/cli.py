@@ -97,9 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     transform = sub.add_parser(
         "transform",
         help="rebuild the reconciliation models (load does this after every load)",
-        description="Rebuild the reconciliation models (schema `reconciliation`) from the loaded tables of a "
-        "DuckDB warehouse: staging, invoice settlement, unapplied payments, currency mismatches, duplicates, "
-        "receivables aging, summary. Reads DESTINATION__DUCKDB__CREDENTIALS and ACCOUNTING_ETL__DATASET_NAME.",
+        description="Rebuild the reconciliation models (schema `reconciliation`) from the loaded tables: "
+        "staging, invoice settlement, unapplied payments, currency mismatches, duplicates, receivables aging, "
+        "summary. Works on the DuckDB file (--database, DESTINATION__DUCKDB__CREDENTIALS) or the configured "
+        "destination (ACCOUNTING_ETL__DESTINATION=postgres, ...); reads ACCOUNTING_ETL__DATASET_NAME.",
     )
     transform.add_argument("--database", help=DATABASE_HELP)
     transform.add_argument("--dataset", help="dataset of the loaded tables (default accounting_raw)")
@@ -109,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         "report",
         help="write the HTML reconciliation report and CSV exception lists",
         description="Write a self-contained HTML reconciliation report (headline figures, status summary, "
-        "aging charts, exception lists) and one CSV per exception list, from the reconciliation models. "
-        "Reads DESTINATION__DUCKDB__CREDENTIALS.",
+        "aging charts, exception lists) and one CSV per exception list, from the reconciliation models of the "
+        "DuckDB file (--database, DESTINATION__DUCKDB__CREDENTIALS) or the configured destination.",
     )
     report.add_argument("--out", default="report", help="folder to write into (default ./report)")
     report.add_argument("--database", help=DATABASE_HELP)
@@ -199,9 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1 if bad else 0
     if args.command == "report":
         from pipelines.report import write_report
-        from pipelines.settings import duckdb_file
 
-        written = write_report(duckdb_file(args.database), args.out)
+        written = write_report(args.database, args.out)
         print(f"report: {written.path.resolve()}")
         for path in written.csv_files:
             print(f"  {path}")

@@ -8,6 +8,7 @@ the rendered page against the models.
 
 from __future__ import annotations
 
+import csv
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,8 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
+from pipelines.warehouse import read_models
 from transforms.run import DEFAULT_MODELS_SCHEMA
 
 STATUSES = ("settled", "partially_paid", "overpaid", "unpaid", "balance_mismatch")
@@ -172,47 +172,65 @@ th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: ta
 """
 
 
+def _write_csv(path: Path, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """One exception list as CSV: a header row, NULL as an empty field, booleans as true/false."""
+
+    def cell(value: Any) -> Any:
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return value
+
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows([cell(v) for v in row] for row in rows)
+
+
 def write_report(
-    database: str | Path,
+    database: str | Path | None,
     out_dir: str | Path,
     models_schema: str = DEFAULT_MODELS_SCHEMA,
     max_rows: int = 200,
 ) -> Report:
-    """Write `index.html` and one CSV per exception list into `out_dir`; returns where they are."""
+    """Write `index.html` and one CSV per exception list into `out_dir`; returns where they are. Reads the
+    DuckDB file `database`, or (None) the configured warehouse (`pipelines/warehouse.py`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     m = models_schema
-    with duckdb.connect(str(database), read_only=True) as con:
-        as_of, built_at = con.execute(f"SELECT as_of, built_at FROM {m}.model_run").fetchone()
-        exponents = dict(con.execute(f"SELECT code, exponent FROM {m}.currencies").fetchall())
+    with read_models(None if database is None else str(database)) as query:
+
+        def rows_of(sql: str) -> list[tuple[Any, ...]]:
+            return query(sql)[1]
+
+        as_of, built_at = rows_of(f"SELECT as_of, built_at FROM {m}.model_run")[0]
+        exponents = dict(rows_of(f"SELECT code, exponent FROM {m}.currencies"))
         summary_columns = [
             "connection", "currency", "invoices", *STATUSES, "void_or_draft", "invoiced_amount", "applied_amount",
             "open_amount", "unapplied_payments", "unapplied_amount", "currency_mismatches", "duplicate_payments",
         ]  # fmt: skip
-        summary = con.execute(
+        summary = rows_of(
             f"SELECT {', '.join(summary_columns)} FROM {m}.reconciliation_summary ORDER BY connection, currency"
-        ).fetchall()
-        by_currency = con.execute(
+        )
+        by_currency = rows_of(
             f"SELECT currency, sum(invoices), sum(open_amount), sum(unapplied_amount), "
             f"sum(balance_mismatch + overpaid) FROM {m}.reconciliation_summary GROUP BY currency ORDER BY currency"
-        ).fetchall()
-        overdue = dict(
-            con.execute(
-                f"SELECT currency, sum(open_amount) FROM {m}.receivables_aging WHERE bucket_order > 0 GROUP BY currency"
-            ).fetchall()
         )
-        aging_rows = con.execute(
+        overdue = dict(
+            rows_of(
+                f"SELECT currency, sum(open_amount) FROM {m}.receivables_aging WHERE bucket_order > 0 GROUP BY currency"
+            )
+        )
+        aging_rows = rows_of(
             f"SELECT currency, bucket, sum(open_amount) FROM {m}.receivables_aging GROUP BY currency, bucket"
-        ).fetchall()
+        )
         exceptions = []
         csv_files = []
         for exc in EXCEPTIONS:
-            sql = exc.sql.format(m=m)
-            cursor = con.execute(sql)
-            columns = [d[0] for d in cursor.description]
-            rows = cursor.fetchall()
+            columns, rows = query(exc.sql.format(m=m))
             path = out / f"{exc.name}.csv"
-            con.execute(f"COPY ({sql}) TO '{str(path).replace(chr(39), chr(39) * 2)}' (HEADER, DELIMITER ',')")
+            _write_csv(path, columns, rows)
             csv_files.append(path)
             exceptions.append((exc, columns, rows))
 

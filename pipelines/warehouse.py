@@ -1,4 +1,10 @@
-"""One writer at a time per warehouse, while the fetching runs in parallel.
+"""The warehouse as the jobs after the load see it, and one writer at a time per warehouse.
+
+`models_database` / `read_models` open the configured warehouse for `transform` and `report`: a DuckDB
+file directly, any other SQL destination through dlt's SQL client (with the model SQL translated to its
+dialect).
+
+One writer at a time, while the fetching runs in parallel:
 
 Loads of different connections run at the same time (each in its own dlt pipeline), but what touches the
 warehouse is taken in turn:
@@ -23,6 +29,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
+
+import dlt
+import duckdb
+
+from pipelines import settings
+from transforms.run import Database, DuckDBDatabase, SqlClientDatabase, translate
+
+# (column names, rows) of one query
+Query = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
 
 log = logging.getLogger("accounting_etl.warehouse")
 
@@ -76,3 +91,52 @@ def _advisory_lock(url: str, dataset: str) -> Iterator[None]:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", (key,))
     finally:
         connection.close()
+
+
+def _uses_duckdb_file(database: str | None) -> bool:
+    """A DuckDB file was named, or the configured destination is DuckDB (the default)."""
+    return bool(database) or (dlt.config.get("accounting_etl.destination") or "duckdb") == "duckdb"
+
+
+@contextmanager
+def _destination_client(dataset: str | None) -> Iterator[Any]:
+    from pipelines.load import make_destination
+
+    pipeline = dlt.pipeline(
+        pipeline_name="accounting_models", destination=make_destination(), dataset_name=settings.dataset_name(dataset)
+    )
+    with writer_guard(pipeline)(), pipeline.sql_client() as client:
+        yield client
+
+
+@contextmanager
+def models_database(database: str | None = None, dataset: str | None = None) -> Iterator[Database]:
+    """The warehouse to build the models in: the DuckDB file, else the configured destination."""
+    if _uses_duckdb_file(database):
+        with duckdb.connect(settings.duckdb_file(database)) as con:
+            yield DuckDBDatabase(con)
+    else:
+        with _destination_client(dataset) as client:
+            yield SqlClientDatabase(client)
+
+
+@contextmanager
+def read_models(database: str | None = None, dataset: str | None = None) -> Iterator[Query]:
+    """A query function on the warehouse's models (statements written for DuckDB; translated elsewhere)."""
+    if _uses_duckdb_file(database):
+        with duckdb.connect(settings.duckdb_file(database), read_only=True) as con:
+
+            def query(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+                cursor = con.execute(sql)
+                return [d[0] for d in cursor.description], cursor.fetchall()
+
+            yield query
+    else:
+        with _destination_client(dataset) as client:
+            dialect = SqlClientDatabase(client).dialect
+
+            def query(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+                with client.execute_query(translate(sql, dialect)) as cursor:
+                    return [d[0] for d in cursor.description], list(cursor.fetchall())
+
+            yield query

@@ -145,3 +145,36 @@ def test_incremental_rootfi_and_change_detection_on_postgres(both: Warehouse, po
     assert rows == [(1050,)]
     deleted = postgres.query(f"SELECT id FROM {postgres.dataset}.payments WHERE deleted_at IS NOT NULL")
     assert deleted == [("rootfi:4102:PMT-4102-0002",)]
+
+
+def test_transform_and_report_work_on_postgres_as_on_duckdb(both: Warehouse, postgres: Postgres, monkeypatch, tmp_path):
+    from datetime import date
+
+    from pipelines.report import write_report
+    from pipelines.transform import transform_database
+
+    as_of = date(2026, 11, 21)
+    both.load(transform=False)
+    both.load_rootfi(transform=False)
+    postgres.load("panora", transform=False)
+    postgres.load("rootfi", transform=False)
+    duck_models = transform_database(str(both.path), as_of=as_of)
+    duck_report = write_report(both.path, tmp_path / "duckdb")
+    # the commands' own configuration: nothing but dlt settings says PostgreSQL
+    monkeypatch.setenv("ACCOUNTING_ETL__DESTINATION", "postgres")
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", POSTGRES_URL)
+    monkeypatch.setenv("ACCOUNTING_ETL__DATASET_NAME", postgres.dataset)
+    pg_models = transform_database(as_of=as_of)
+    pg_report = write_report(None, tmp_path / "postgres")
+    assert pg_models.rows == duck_models.rows and all(pg_models.rows.values())
+
+    def normalized(value):
+        if isinstance(value, dict):
+            return {k: normalized(v) for k, v in value.items()}
+        return Decimal(str(value)).normalize()
+
+    assert normalized(pg_report.headline) == normalized(duck_report.headline)
+    for duck_csv, pg_csv in zip(duck_report.csv_files, pg_report.csv_files, strict=True):
+        duck_rows = duck_csv.read_text().splitlines()
+        pg_rows = pg_csv.read_text().splitlines()
+        assert duck_rows[0] == pg_rows[0] and len(duck_rows) == len(pg_rows), duck_csv.name
