@@ -16,8 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 # statuses of push_log: pending (intent written, outcome not yet), created, confirmed (seen in a later
 # load), rejected (validation or a 4xx: final until the row changes), failed (retry budget used: the next
 # run tries again), unknown (the request may have taken effect: resolved by a lookup before any resend),
@@ -71,7 +69,7 @@ def may_resend(sent_at: datetime | None, resend_unknown_after: float) -> bool:
     return (datetime.now(UTC) - sent_at).total_seconds() >= resend_unknown_after
 
 
-def ensure_tables(con: duckdb.DuckDBPyConnection, schema: str) -> None:
+def ensure_tables(con: Any, schema: str) -> None:
     """Create the queues and the ledger when missing (the load job and push both call this)."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     for table, spec in QUEUES.items():
@@ -99,7 +97,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, schema: str) -> None:
     )
 
 
-def import_csv(con: duckdb.DuckDBPyConnection, schema: str, path: str | Path, table: str = "outbound_payments") -> int:
+def import_csv(con: Any, schema: str, path: str | Path, table: str = "outbound_payments") -> int:
     """Queue the rows of a CSV (header = the queue's columns; `external_id`, `connection` required).
     A row whose external_id is already queued replaces it. Returns the rows read."""
     allowed = [c for c in QUEUES[table] if c != "queued_at"]
@@ -125,7 +123,7 @@ def import_csv(con: duckdb.DuckDBPyConnection, schema: str, path: str | Path, ta
 
 
 @contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def transaction(con: Any) -> Iterator[None]:
     con.execute("BEGIN TRANSACTION")
     try:
         yield
@@ -138,7 +136,7 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 class Ledger:
     """push_log and push_attempts, written through one connection shared by the sending threads."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, schema: str, run_id: str) -> None:
+    def __init__(self, con: Any, schema: str, run_id: str) -> None:
         self.con = con
         self.schema = schema
         self.run_id = run_id

@@ -40,15 +40,14 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-import duckdb
 import iso4217
 
 from pipelines import settings
 from pipelines.ledger import FINAL, Ledger, ensure_tables, import_csv, may_resend
-from pipelines.locks import exclusive
 from pipelines.logs import SECRETS
 from pipelines.providers import PROVIDERS, check_distinct_aliases
 from pipelines.push_rootfi import JobOptions, RootfiPusher
+from pipelines.warehouse import push_connection
 from sources.common.errors import ApiError, OutcomeUnknown
 from sources.common.http import RequestStats, RetryPolicy
 from sources.common.ratelimit import RateLimitPacer
@@ -87,7 +86,7 @@ class PushSummary:
 
 
 # -- validation ------------------------------------------------------------------------------------------
-def _invoices(con: duckdb.DuckDBPyConnection, raw: str) -> dict[tuple[str, str], dict[str, Any]]:
+def _invoices(con: Any, raw: str) -> dict[tuple[str, str], dict[str, Any]]:
     """(connection, invoice id) -> currency, status, open balance in minor units (from the models when built)."""
     tables = {
         r[0] for r in con.execute("SELECT table_schema || '.' || table_name FROM information_schema.tables").fetchall()
@@ -340,9 +339,7 @@ def run_push(
     job_options = job_options or JobOptions(settle_seconds=settle_seconds, resend_unknown_after=resend_unknown_after)
     summary = PushSummary(run_id=run_id, dry_run=dry_run)
     stats = RequestStats()
-    database_file = settings.duckdb_file(database)
-    with exclusive(f"{database_file}.push.lock", f"a push into {database_file}"):
-        con = duckdb.connect(database_file)
+    with push_connection(database, dataset) as con:
         try:
             ensure_tables(con, raw)
             if from_csv:
@@ -444,7 +441,6 @@ def run_push(
         finally:
             summary.requests = stats.as_dict()
             summary.seconds = round(time.monotonic() - started, 3)
-            con.close()
 
 
 def _accounts_if_configured(provider: Any, api_key: str | None, accounts: Mapping[str, Any] | None) -> dict | None:
@@ -454,7 +450,7 @@ def _accounts_if_configured(provider: Any, api_key: str | None, accounts: Mappin
     return provider.accounts(accounts)
 
 
-def _confirm(con: duckdb.DuckDBPyConnection, raw: str, ledger: Ledger) -> None:
+def _confirm(con: Any, raw: str, ledger: Ledger) -> None:
     """`created` records that a later load brought into `payments` / `invoices` become `confirmed`."""
     for kind in KINDS:
         present = con.execute(

@@ -2,7 +2,8 @@
 
 `models_database` / `read_models` open the configured warehouse for `transform` and `report`: a DuckDB
 file directly, any other SQL destination through dlt's SQL client (with the model SQL translated to its
-dialect).
+dialect). `push_connection` opens it for push, whose ledger needs committed statements of its own:
+DuckDB or PostgreSQL, one push at a time per warehouse.
 
 One writer at a time, while the fetching runs in parallel:
 
@@ -26,7 +27,7 @@ import fcntl
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
@@ -140,3 +141,68 @@ def read_models(database: str | None = None, dataset: str | None = None) -> Iter
                     return [d[0] for d in cursor.description], list(cursor.fetchall())
 
             yield query
+
+
+class PostgresConnection:
+    """A psycopg2 connection that speaks like a DuckDB one, for the push ledger's few portable statements:
+    `execute(sql, params)` with `?` placeholders returns a cursor (`fetchone`, `fetchall`, `description`),
+    and statements commit as they run (BEGIN ... COMMIT are explicit, as on DuckDB)."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg2
+
+        self._connection = psycopg2.connect(url)
+        self._connection.autocommit = True
+        self.execute("SET TIME ZONE 'UTC'")
+
+    @staticmethod
+    def _placeholders(sql: str) -> str:
+        return sql.replace("%", "%%").replace("?", "%s")
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        cursor = self._connection.cursor()
+        cursor.execute(self._placeholders(sql), params)
+        return cursor
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        cursor = self._connection.cursor()
+        cursor.executemany(self._placeholders(sql), rows)
+        return cursor
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+@contextmanager
+def push_connection(database: str | None = None, dataset: str | None = None) -> Iterator[Any]:
+    """The warehouse for one push, refused (`AlreadyRunning`) while another push into it runs: the DuckDB
+    file (a file lock beside it) or the configured PostgreSQL (an advisory lock in the server)."""
+    from pipelines.locks import AlreadyRunning, exclusive
+
+    if _uses_duckdb_file(database):
+        database_file = settings.duckdb_file(database)
+        with exclusive(f"{database_file}.push.lock", f"a push into {database_file}"):
+            con = duckdb.connect(database_file)
+            try:
+                yield con
+            finally:
+                con.close()
+        return
+    with _destination_client(dataset) as client:
+        if client.capabilities.sqlglot_dialect != "postgres":
+            raise ValueError("push keeps its ledger in DuckDB or PostgreSQL; the configured destination is neither")
+        url = client.credentials.to_native_representation()
+    con = PostgresConnection(url)
+    key = _lock_key(f"push:{settings.dataset_name(dataset)}")
+    try:
+        if not con.execute("SELECT pg_try_advisory_lock(?)", [key]).fetchone()[0]:
+            raise AlreadyRunning(f"a push into dataset {settings.dataset_name(dataset)} is already running")
+        yield con
+    finally:
+        con.close()  # ends the session, and with it the advisory lock
+
+
+def _lock_key(name: str) -> int:
+    """Advisory locks are keyed by a signed 64-bit number."""
+    digest = hashlib.blake2b(f"accounting-etl:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)

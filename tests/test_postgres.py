@@ -178,3 +178,59 @@ def test_transform_and_report_work_on_postgres_as_on_duckdb(both: Warehouse, pos
         duck_rows = duck_csv.read_text().splitlines()
         pg_rows = pg_csv.read_text().splitlines()
         assert duck_rows[0] == pg_rows[0] and len(duck_rows) == len(pg_rows), duck_csv.name
+
+
+def test_push_with_its_ledger_on_postgres_creates_each_payment_once(both: Warehouse, postgres: Postgres, monkeypatch):
+    from pipelines.push import run_push
+    from pipelines.push_rootfi import JobOptions
+    from pipelines.warehouse import PostgresConnection
+    from sandbox.http import Fault
+    from sources.common.http import RetryPolicy
+
+    assert postgres.load("panora").status == "ok"
+    assert postgres.load("rootfi").models
+    monkeypatch.setenv("ACCOUNTING_ETL__DESTINATION", "postgres")
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", POSTGRES_URL)
+    monkeypatch.setenv("ACCOUNTING_ETL__DATASET_NAME", postgres.dataset)
+    open_invoices = postgres.query(
+        "SELECT DISTINCT ON (provider) provider, connection, invoice_id, currency "
+        "FROM reconciliation.invoice_settlement WHERE status IN ('unpaid', 'partially_paid') AND open_minor >= 1000 "
+        "ORDER BY provider, invoice_id"
+    )
+    assert [r[0] for r in open_invoices] == ["panora", "rootfi"]
+    params = dict(
+        api_key=both.sandbox.api_key,
+        connections=both.sandbox.store.tokens(),
+        base_url=both.sandbox.url,
+        rootfi_api_key=both.rootfi.api_key,
+        rootfi_companies=both.rootfi.store.company_ids(),
+        rootfi_base_url=both.rootfi.url,
+        policy=RetryPolicy(max_attempts=3, backoff_base=0.01, timeout=0.5),
+        settle_seconds=0.5,
+        resend_unknown_after=0,
+        job_options=JobOptions(job_wait_seconds=5, poll_seconds=0.05, settle_seconds=0.5, resend_unknown_after=0),
+    )
+    run_push(dry_run=True, **params)  # creates the queue and the ledger in the PostgreSQL dataset
+    con = PostgresConnection(POSTGRES_URL)
+    try:
+        for provider, connection, invoice_id, currency in open_invoices:
+            con.execute(
+                f"INSERT INTO {postgres.dataset}.outbound_payments (external_id, connection, invoice_id, currency, "
+                "total_amount, transaction_date) VALUES (?, ?, ?, ?, ?, ?)",
+                [f"pg-{provider}", connection, invoice_id, currency, 1000, "2026-11-20T00:00:00Z"],
+            )
+    finally:
+        con.close()
+    both.sandbox.inject(Fault("status", status=500, method="POST", path="/accounting/payments", after_write=True))
+    assert run_push(**params).outcomes == {"created": 2}
+    assert run_push(**params).outcomes == {}  # a rerun sends nothing
+    panora_created = sum(
+        1
+        for alias in both.sandbox.store.tokens()
+        for record in both.sandbox.store.all(alias, "payments")
+        if (record.get("field_mappings") or {}).get("external_id") == "pg-panora"
+    )
+    assert panora_created == 1 and both.rootfi.store.created_by_document["pg-rootfi"] == 1
+    ledger = postgres.query(f"SELECT external_id, status, record_id FROM {postgres.dataset}.push_log ORDER BY 1")
+    assert [(e, s) for e, s, _ in ledger] == [("pg-panora", "created"), ("pg-rootfi", "created")]
+    assert all(record_id for _, _, record_id in ledger)
