@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Self
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
@@ -173,6 +174,34 @@ class JsonHandler(BaseHTTPRequestHandler):
 
     def error_payload(self, status: int, message: str) -> Any:
         return {"message": message}
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def _handle(self, method: str) -> None:
+        url = urlsplit(self.path)
+        path = url.path.rstrip("/") or "/"
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        body = self.read_body() if method in ("POST", "DELETE") else b""
+        if path.startswith("/_sandbox"):
+            if not self.admin(method, path, body):
+                self.own_admin(method, path)
+            return
+        self.route(method, path, query, body)
+
+    def route(self, method: str, path: str, query: dict[str, str], body: bytes) -> None:
+        """The provider's API."""
+        raise NotImplementedError
+
+    def own_admin(self, method: str, path: str) -> None:
+        """The provider's own admin routes, after the shared ones."""
+        self.send_json(404, {"message": f"no admin route {method} {path}"})
 
     def send_json(
         self,

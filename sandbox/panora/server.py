@@ -25,7 +25,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, urlsplit
 
 from sandbox.http import Fault, JsonHandler, SandboxState
 from sandbox.panora.seed import SANDBOX_API_KEY, seed_connections
@@ -119,24 +118,8 @@ class _Handler(JsonHandler):
     def error_payload(self, status: int, message: str) -> Any:
         return error_body(status, self.path.split("?")[0], message)
 
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
     # -- routing ---------------------------------------------------------------------------------------
-    def _dispatch(self, method: str) -> None:
-        url = urlsplit(self.path)
-        path = url.path.rstrip("/") or "/"
-        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        body = self.read_body() if method in ("POST", "DELETE") else b""
-        if path.startswith("/_sandbox"):
-            self._admin(method, path, body)
-            return
+    def route(self, method: str, path: str, query: dict[str, str], body: bytes) -> None:
         if path == "/health":
             self.send_json(200, {"status": "ok"})
             return
@@ -294,13 +277,11 @@ class _Handler(JsonHandler):
         self.send_json(201, self._render(conn, record, False), headers)
 
     # -- admin -----------------------------------------------------------------------------------------
-    def _admin(self, method: str, path: str, body: bytes) -> None:
-        if self.admin(method, path, body):
-            return
+    def own_admin(self, method: str, path: str) -> None:
         if path == "/_sandbox/connections" and method == "GET":
             self.send_json(200, {"api_key": self.sandbox.api_key, "connections": self.sandbox.store.tokens()})
         else:
-            self.send_json(404, {"message": f"no admin route {method} {path}"})
+            super().own_admin(method, path)
 
 
 def _decode_cursor(cursor: str) -> str | None:

@@ -26,7 +26,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, urlsplit
 
 from sandbox.http import Fault, JsonHandler, SandboxState
 from sandbox.rootfi.seed import SANDBOX_API_KEY, iso
@@ -103,27 +102,10 @@ class _Handler(JsonHandler):
     def error_payload(self, status: int, message: str) -> Any:
         return {"status": status, "error": message}
 
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def _dispatch(self, method: str) -> None:
-        url = urlsplit(self.path)
-        path = url.path.rstrip("/") or "/"
-        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        body = self.read_body() if method in ("POST", "DELETE") else b""
+    def route(self, method: str, path: str, query: dict[str, str], body: bytes) -> None:
         sb = self.sandbox
-        if path.startswith("/_sandbox"):
-            if not self.admin(method, path, body):
-                self._own_admin(method, path)
-            return
-        route = "/core/syncs/{id}" if path.startswith("/core/syncs/") else path
-        sb.count(f"{method} {route}")
+        route_name = "/core/syncs/{id}" if path.startswith("/core/syncs/") else path
+        sb.count(f"{method} {route_name}")
         headers = self.rate_limit()
         if headers is None:
             return
@@ -211,7 +193,7 @@ class _Handler(JsonHandler):
             job.done.wait(sb.settings.sync_wait_seconds)
         self.send_json(200, {"data": job.document()}, headers)
 
-    def _own_admin(self, method: str, path: str) -> None:
+    def own_admin(self, method: str, path: str) -> None:
         sb = self.sandbox
         if path == "/_sandbox/companies" and method == "GET":
             self.send_json(200, {"api_key": sb.api_key, "companies": sb.store.company_ids()})
@@ -219,7 +201,7 @@ class _Handler(JsonHandler):
             with sb.lock:
                 self.send_json(200, {"requests": list(sb.list_requests), "served": dict(sb.served)})
         else:
-            self.send_json(404, {"message": f"no admin route {method} {path}"})
+            super().own_admin(method, path)
 
 
 def _normalized_stamp(value: str) -> str | None:
