@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from sources.common.arrow_pages import ArrowPageBuilder, builder_for
 from sources.common.columns import json_text
-from sources.common.errors import RecordError
+from sources.common.errors import ApiError, PaginationError, RecordError
 from sources.common.records import ObjectSpec
 from sources.common.sync import HASH_COLUMN, Guard, LoadedRecords, record_hash
 from sources.common.tables import EMPTY_LIST_MARKER, TIMESTAMP, TableSpec, Tagger
@@ -94,6 +94,28 @@ class ScanLog:
             for table, rows in result.rows.items():
                 total[table] = total.get(table, 0) + rows
         return total
+
+
+def scan_account(
+    spec: ObjectSpec,
+    connection: str,
+    pages: Iterable[list[dict[str, Any]]],
+    scan_log: ScanLog,
+    tagger: Tagger,
+    complete: bool = True,
+    guard: Guard | None = None,
+) -> Generator[Any, None, ScanResult]:
+    """`scan_connection` for one of a resource's accounts, recorded in `scan_log`: a scan that fails for good
+    (an API or paging error) is marked failed and logged, marks nothing deleted, and does not keep the next
+    account from its scan. Returns the scan's result (`yield from`)."""
+    result = scan_log.start(spec.resource, connection)
+    try:
+        yield from scan_connection(spec, connection, pages, result, tagger, complete=complete, guard=guard)
+    except (ApiError, PaginationError) as exc:
+        result.status = "failed"
+        result.error = str(exc)
+        log.error("%s [%s]: scan failed, nothing marked deleted: %s", spec.resource, connection, exc)
+    return result
 
 
 def scan_connection(

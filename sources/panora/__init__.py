@@ -23,12 +23,11 @@ import dlt
 import httpx
 from dlt.sources import DltResource
 
-from sources.common.errors import ApiError, PaginationError
 from sources.common.http import RequestStats, RetryPolicy
 from sources.common.prefetch import prefetch
 from sources.common.ratelimit import RateLimitPacer
 from sources.common.records import ObjectSpec
-from sources.common.scan import ScanLog, scan_connection
+from sources.common.scan import ScanLog, scan_account
 from sources.common.sync import Guard
 from sources.common.tables import Tagger
 from sources.panora.helpers import PanoraClient
@@ -100,15 +99,8 @@ def panora_source(
         tagger = Tagger()
         try:
             for alias, token in connections.items():
-                result = scan_log.start(spec.resource, alias)
                 pages = prefetch(client.pages(spec.resource, token, page_size, remote_data=remote_data))
-                try:
-                    yield from scan_connection(spec, alias, pages, result, tagger, guard=destination_guard)
-                except (ApiError, PaginationError) as exc:
-                    # one connection failing does not sink the others; nothing is marked deleted for it
-                    result.status = "failed"
-                    result.error = str(exc)
-                    log.error("%s [%s]: scan failed, nothing marked deleted: %s", spec.resource, alias, exc)
+                yield from scan_account(spec, alias, pages, scan_log, tagger, guard=destination_guard)
         finally:
             client.close()
 

@@ -23,12 +23,11 @@ import dlt
 import httpx
 from dlt.sources import DltResource
 
-from sources.common.errors import ApiError, PaginationError
 from sources.common.http import RequestStats, RetryPolicy
 from sources.common.prefetch import prefetch
 from sources.common.ratelimit import RateLimitPacer
 from sources.common.records import ObjectSpec
-from sources.common.scan import ScanLog, scan_connection
+from sources.common.scan import ScanLog, scan_account
 from sources.common.sync import Guard
 from sources.common.tables import Tagger
 from sources.rootfi.helpers import RootfiClient, iso_utc, updated_at
@@ -121,22 +120,17 @@ def rootfi_source(
         tagger = Tagger()
         try:
             for alias, company_id in companies.items():
-                result = scan_log.start(spec.resource, alias)
                 last = None if full_refresh else positions.get(alias)
                 since = datetime.fromisoformat(last) - overlap if last else None
                 watermark = _Watermark()
                 pages = prefetch(watermark.track(client.pages(spec.resource, company_id, page_size, since)))
                 if since is not None:
                     log.info("%s [%s]: changes since %s", spec.resource, alias, iso_utc(since))
-                try:
-                    yield from scan_connection(
-                        spec, alias, pages, result, tagger, complete=since is None, guard=destination_guard
-                    )
-                except (ApiError, PaginationError) as exc:
-                    result.status = "failed"
-                    result.error = str(exc)
-                    log.error("%s [%s]: scan failed, position kept: %s", spec.resource, alias, exc)
-                    continue
+                result = yield from scan_account(
+                    spec, alias, pages, scan_log, tagger, complete=since is None, guard=destination_guard
+                )
+                if result.status != "complete":
+                    continue  # the position stays: the next run asks for these changes again
                 if watermark.latest is not None and (last is None or watermark.latest.isoformat() > last):
                     positions[alias] = watermark.latest.isoformat()
         finally:
