@@ -46,7 +46,6 @@ from transforms.run import SqlClientDatabase, run_transforms
 
 log = logging.getLogger("accounting_etl.load")
 
-DEFAULT_PIPELINE_NAME = "accounting_panora"  # the Panora load's; each provider's is `accounting_<provider>`
 
 # Arrow tables get dlt's `_dlt_load_id` too, so every row says which load wrote it.
 dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
@@ -92,11 +91,6 @@ def _refuse_catalog_collision(destination: str | Destination, dataset_name: str)
                 f"the DuckDB file {Path(credentials).name} and the dataset {dataset_name!r} share a name, which "
                 "DuckDB cannot tell apart: rename the file or set ACCOUNTING_ETL__DATASET_NAME"
             )
-
-
-def resolve_connections(connections: Mapping[str, str] | None, only: Sequence[str] | None = None) -> dict[str, str]:
-    """Panora's alias -> token from the argument or `SOURCES__PANORA__CONNECTIONS`, optionally a subset."""
-    return provider("panora").accounts(connections, only)
 
 
 def run_load(

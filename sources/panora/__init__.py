@@ -15,7 +15,6 @@ Configuration (dlt config/secrets, so `SOURCES__PANORA__...` environment variabl
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -36,7 +35,6 @@ from sources.panora.settings import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE
 
 __all__ = ["RESOURCES", "panora_source"]
 
-log = logging.getLogger("accounting_etl.panora")
 
 RESOURCES: tuple[str, ...] = tuple(OBJECTS)
 
