@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"accounting-etl load: {exc}", file=sys.stderr)
         return 4
     except Exception as exc:
-        from pipelines.logs import SECRETS
+        from sources.common.secrets import SECRETS
 
         print(f"accounting-etl load failed: {SECRETS.redact(str(exc))[:2000]}", file=sys.stderr)
         return 3

@@ -35,13 +35,13 @@ from dlt.common.destination import Destination
 from pipelines import settings
 from pipelines.ledger import ensure_tables
 from pipelines.locks import exclusive
-from pipelines.logs import SECRETS
 from pipelines.providers import ConfigurationError, check_distinct_aliases, configured_providers, provider
 from pipelines.settings import duckdb_file
 from pipelines.summary import LoadSummary
 from pipelines.warehouse import writer_guard
 from sources.common.http import RequestStats
 from sources.common.scan import ScanLog
+from sources.common.secrets import SECRETS
 from transforms.run import SqlClientDatabase, run_transforms
 
 log = logging.getLogger("accounting_etl.load")

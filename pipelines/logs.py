@@ -1,50 +1,40 @@
 """Logging for the jobs: progress on stderr, quiet libraries, and secrets masked in every line.
 
-The sources never put a credential into a message; the mask is the second line of defence, for a
-message some library builds from a value it was handed."""
+The HTTP layer masks what servers echo and registers every credential it sends
+(`sources/common/secrets.py`); the filter here is the same mask applied to each log line, for a message
+some library builds from a value it was handed."""
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
 
-MASK = "***"
+from sources.common.secrets import SECRETS
 
 
 class SecretMask(logging.Filter):
-    """Replaces every known secret value in a log record's final message."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: set[str] = set()
-
-    def add(self, values: Iterable[str]) -> None:
-        self.secrets.update(v for v in values if isinstance(v, str) and len(v) >= 6)
-
-    def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text
+    """Replaces every registered secret in a log record's final message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            redacted = self.redact(message)
-            if redacted != message:
-                record.msg, record.args = redacted, ()
+        message = record.getMessage()
+        redacted = SECRETS.redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        if record.exc_info and record.exc_info[1] is not None:
+            # a traceback is formatted from the exception itself: format it now, masked
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info, record.exc_text = None, SECRETS.redact(text)
         return True
 
 
-SECRETS = SecretMask()
+MASK_FILTER = SecretMask()
 
 
 def setup_logging(verbose: bool = False) -> None:
     """Our loggers at INFO (DEBUG when verbose) on stderr; dlt and httpx only when they warn."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
-    handler.addFilter(SECRETS)
+    handler.addFilter(MASK_FILTER)
     root = logging.getLogger()
     for old in list(root.handlers):
         if getattr(old, "_accounting_etl", False):
@@ -57,4 +47,4 @@ def setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # dlt's own logger writes through its own handler; mask there too
     for dlt_handler in logging.getLogger("dlt").handlers:
-        dlt_handler.addFilter(SECRETS)
+        dlt_handler.addFilter(MASK_FILTER)

@@ -44,13 +44,13 @@ import iso4217
 
 from pipelines import settings
 from pipelines.ledger import FINAL, Ledger, ensure_tables, import_csv, may_resend
-from pipelines.logs import SECRETS
 from pipelines.providers import PROVIDERS, check_distinct_aliases
 from pipelines.push_rootfi import JobOptions, RootfiPusher
 from pipelines.warehouse import push_connection
 from sources.common.errors import ApiError, OutcomeUnknown
 from sources.common.http import RequestStats, RetryPolicy
 from sources.common.ratelimit import RateLimitPacer
+from sources.common.secrets import SECRETS
 from sources.panora.helpers import PanoraClient
 from sources.panora.settings import DEFAULT_BASE_URL
 from sources.rootfi.helpers import RootfiClient

@@ -84,7 +84,10 @@ class LoadSummary:
     def resources(self) -> list[DltResource]:
         """The summary as three small append-only tables, loaded after the data."""
         tables = [{"run_id": self.run_id, "table_name": t, "rows": n} for t, n in sorted(self.rows_per_table.items())]
-        scans = [{"run_id": self.run_id, **{k: v for k, v in asdict(s).items() if k != "rows"}} for s in self.scans]
+        scans = [
+            {"run_id": self.run_id, **{k: v for k, v in asdict(s).items() if k not in ("rows", "position")}}
+            for s in self.scans
+        ]
         return [
             dlt.resource([self.run_row()], name="load_runs", write_disposition="append", columns=RUN_COLUMNS),
             dlt.resource(tables, name="load_run_tables", write_disposition="append"),

@@ -26,7 +26,11 @@ class Fault:
 
     kind: "status" (answer `status` with an error body), "drop" (close the connection without an answer),
     "truncate" (announce the full body, send half, close), "invalid_json" (200 with a broken body),
-    "delay" (wait `seconds`, then answer normally), "rate_limit" (429 with Retry-After `seconds`).
+    "delay" (wait `seconds`, then answer normally), "rate_limit" (429 with Retry-After `seconds`, or the
+    literal `retry_after` text), "echo" (answer `status` with an error that repeats every request header,
+    credentials included, as some gateways do), "huge" (200 with a JSON body of `size` bytes), "nested"
+    (answer `status` with an error body nested `depth` levels deep), "headers" (answer normally, with
+    `headers` added to the answer, e.g. a rate-limit reset years away).
     `after_write`: for POST, apply the write first and then fault (the outcome the client cannot see).
     """
 
@@ -39,6 +43,10 @@ class Fault:
     seconds: float = 0.0
     after_write: bool = False
     connection: str | None = None  # only requests for this connection alias
+    retry_after: str | None = None
+    headers: dict[str, str] | None = None
+    size: int = 0
+    depth: int = 0
     fired: int = 0
     seen: int = 0
 
@@ -276,8 +284,19 @@ class JsonHandler(BaseHTTPRequestHandler):
             with self.state.lock:
                 self.state.stats.throttled += 1
             # whole seconds like the real servers, unless a test asks for a fraction to stay fast
-            retry_after = str(fault.seconds) if fault.seconds else "1"
+            retry_after = fault.retry_after or (str(fault.seconds) if fault.seconds else "1")
             self.send_error_json(429, "ThrottlerException: Too Many Requests", {**headers, "Retry-After": retry_after})
+        elif fault.kind == "echo":
+            seen = "; ".join(f"{name}: {value}" for name, value in self.headers.items())
+            self.send_error_json(fault.status, f"Gateway error. Request headers were: {seen}", headers)
+        elif fault.kind == "huge":
+            padding = "x" * max(0, fault.size - 40)
+            self.send_json(200, None, headers, raw=b'{"data": [], "padding": "' + padding.encode() + b'"}')
+        elif fault.kind == "nested":
+            self.send_json(fault.status, None, headers, raw=b'{"message": ' * fault.depth + b"1" + b"}" * fault.depth)
+        elif fault.kind == "headers":
+            headers.update(fault.headers or {})
+            return False
         elif fault.kind == "delay":
             time.sleep(fault.seconds)
             return False

@@ -21,9 +21,10 @@ import pyarrow.compute as pc
 
 from sources.common import columns as c
 from sources.common.errors import RecordError
+from sources.common.extras import ColumnKinds, column_name
 from sources.common.records import Field, IdListChild, ObjectChild, ObjectSpec, first_present
 from sources.common.sync import HASH_COLUMN
-from sources.common.tables import EMPTY_LIST_MARKER, TableSpec, extra_columns
+from sources.common.tables import EMPTY_LIST_MARKER, TIMESTAMP, TableSpec
 
 # How each reader's input arrives in the struct, and how the column is finished.
 _RAW = {
@@ -36,6 +37,25 @@ _RAW = {
 
 class _GiveUp(Exception):
     """This page needs the record-by-record path."""
+
+
+_EARLIEST, _LATEST = pa.scalar(c.EARLIEST, TIMESTAMP), pa.scalar(c.LATEST, TIMESTAMP)
+
+
+def _checked_text(column: pa.Array) -> pa.Array:
+    """A text column as it is, unless a value holds a NUL (the reader rejects those)."""
+    if len(column) and pc.any(pc.match_substring(column, c.NUL)).as_py():
+        raise _GiveUp
+    return column
+
+
+def _checked_times(column: pa.Array) -> pa.Array:
+    """Timestamps within the years the reader accepts (arrow parses the year 0 too)."""
+    if len(column) - column.null_count:
+        extremes = pc.min_max(column)
+        if pc.less(extremes["min"], _EARLIEST).as_py() or pc.greater(extremes["max"], _LATEST).as_py():
+            raise _GiveUp
+    return column
 
 
 def _field_types(fields: Sequence[Field], id_lists: Sequence[IdListChild]) -> dict[str, pa.DataType]:
@@ -67,11 +87,12 @@ def _finish(f: Field, struct: pa.StructArray, records: Sequence[dict[str, Any]],
         return pa.array(values, pa.string())
     column = _coalesced(struct, f.sources)
     if f.reader is c.text:
-        return column
+        return _checked_text(column)
     try:
-        return pc.cast(column, target)
+        cast = pc.cast(column, target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise _GiveUp from None
+    return _checked_times(cast) if f.reader is c.timestamp else cast
 
 
 def _positions(lengths: np.ndarray) -> np.ndarray:
@@ -88,7 +109,19 @@ def _flatten(column: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     parents = pc.list_parent_indices(column).to_numpy(zero_copy_only=False).astype(np.int64)
     if flat.null_count:
         raise _GiveUp  # a null inside a list: the reference path names it
+    if pa.types.is_string(flat.type):
+        _checked_text(flat)
     return flat, parents, lengths
+
+
+def _extra_keys_named(rows: Sequence[dict[str, Any]], known: frozenset[str]) -> None:
+    """Every extra key already has its column's name (else the record-by-record path names or rejects it)."""
+    keys: set[str] = set()
+    for row in rows:
+        keys.update(row.keys())
+    for key in keys - known:
+        if column_name(key) != key:
+            raise _GiveUp
 
 
 class ArrowPageBuilder:
@@ -111,8 +144,16 @@ class ArrowPageBuilder:
             key: [k for lst in obj.id_lists for k in lst.sources] for obj in spec.objects for key in obj.sources
         }
 
-    def build(self, records: Sequence[dict[str, Any]], hashes: Sequence[str], connection: str) -> dict[str, tuple]:
-        """table name -> (arrow table, JSON extra columns), or raises `_GiveUp` via `try_build`."""
+    def build(
+        self,
+        records: Sequence[dict[str, Any]],
+        hashes: Sequence[str],
+        connection: str,
+        kinds: ColumnKinds,
+        pending: dict[str, dict[str, str]],
+    ) -> dict[str, tuple]:
+        """table name -> (arrow table, JSON extra columns), or raises `_GiveUp` via `try_build`. The kinds
+        of new extra columns go into `pending` (committed by `try_build` once the whole page is built)."""
         spec = self.spec
         for record in records:
             for key in self.list_keys:
@@ -127,8 +168,9 @@ class ArrowPageBuilder:
                             inner = line.get(line_key)
                             if inner is not None and type(inner) is not list:
                                 raise _GiveUp
+        _extra_keys_named(records, self.known)
         struct = pa.array(records, type=self.struct_type)
-        ids = struct.field("id")
+        ids = _checked_text(struct.field("id"))
         if ids.null_count or pc.any(pc.equal(pc.utf8_trim_whitespace(ids), "")).as_py():
             raise _GiveUp
         n = len(records)
@@ -136,20 +178,33 @@ class ArrowPageBuilder:
         values: dict[str, pa.Array] = {"id": ids, HASH_COLUMN: pa.array(hashes, pa.string())}
         for f in spec.fields:
             values[f.column] = _finish(f, struct, records, spec.parent.columns[f.column])
-        out = {spec.parent.name: self._table(spec.parent, values, n, defaults, extra_columns(records, self.known))}
+        extras = kinds.arrays(spec.parent.name, records, self.known, pending)
+        out = {spec.parent.name: self._table(spec.parent, values, n, defaults, extras)}
         key = {"connection": connection}
         for lst in spec.id_lists:
             column = _coalesced(struct, lst.sources)
             out[lst.spec.name] = self._id_list_table(lst, column, ids, key, spec.foreign_key)
         for obj in spec.objects:
-            out.update(self._object_tables(obj, struct, records, ids, key))
+            out.update(self._object_tables(obj, struct, records, ids, key, kinds, pending))
         return out
 
-    def try_build(self, records: Sequence[dict[str, Any]], hashes: Sequence[str], connection: str) -> dict | None:
+    def try_build(
+        self,
+        records: Sequence[dict[str, Any]],
+        hashes: Sequence[str],
+        connection: str,
+        kinds: ColumnKinds | None = None,
+    ) -> dict | None:
+        """The page's tables, or None when a value needs the record-by-record path."""
+        kinds = kinds if kinds is not None else ColumnKinds()
+        pending: dict[str, dict[str, str]] = {}
         try:
-            return self.build(records, hashes, connection)
-        except (_GiveUp, RecordError, pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+            built = self.build(records, hashes, connection, kinds, pending)
+        except (_GiveUp, RecordError, pa.ArrowException, OverflowError, ValueError, TypeError):
             return None
+        for table, fresh in pending.items():
+            kinds.commit(table, fresh)
+        return built
 
     # -- pieces ------------------------------------------------------------------------------------------
     @staticmethod
@@ -223,6 +278,8 @@ class ArrowPageBuilder:
         records: Sequence[dict[str, Any]],
         root_ids: pa.Array,
         key: dict[str, Any],
+        kinds: ColumnKinds,
+        pending: dict[str, dict[str, str]],
     ) -> dict[str, tuple]:
         foreign_key = self.spec.foreign_key
         column = _coalesced(struct, obj.sources)
@@ -235,8 +292,10 @@ class ArrowPageBuilder:
         for f in obj.fields:
             values[f.column] = _finish(f, lines, line_dicts, obj.spec.columns[f.column])
         known = obj.reader.known
+        _extra_keys_named(line_dicts, known)
+        extras = kinds.arrays(obj.spec.name, line_dicts, known, pending)
         markers = self._markers(obj.spec, root_ids, np.flatnonzero(lengths == 0), foreign_key, key)
-        out = {obj.spec.name: self._table(obj.spec, values, len(lines), key, extra_columns(line_dicts, known), markers)}
+        out = {obj.spec.name: self._table(obj.spec, values, len(lines), key, extras, markers)}
         for lst in obj.id_lists:
             column = _coalesced(lines, lst.sources)
             out[lst.spec.name] = self._id_list_table(

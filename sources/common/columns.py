@@ -4,6 +4,7 @@ naming the field, so the normalizer can quarantine that record and load the rest
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
@@ -14,13 +15,49 @@ import orjson
 from sources.common.errors import RecordError
 
 _WIDE = Context(prec=80)  # quantizing must not fail before the 38-digit range check
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Python's datetime, and so every reader of the loaded tables (pandas, notebooks, read-back), ends here
+EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+NUL = "\x00"  # PostgreSQL cannot store it in text or JSON; refused on every warehouse alike
+
+
+def _no_nul(value: str, field: str) -> str:
+    if NUL in value:
+        raise RecordError(field, "text with a NUL character (\\u0000), which a warehouse cannot store")
+    return value
+
+
+def finite_float(value: float, field: str) -> float:
+    """A JSON fraction a column can hold exactly as it came: finite, and below 2^63 in magnitude (orjson
+    gives an integer literal beyond 64 bits as a float, its last digits already lost)."""
+    if not math.isfinite(value) or abs(value) >= 2.0**63:
+        raise RecordError(field, f"{_preview(value)} is beyond the range a column holds exactly (2^63)")
+    return value
+
+
+def whole_number(value: Any, field: str, what: str = "an integer amount in minor units") -> int:
+    """A JSON integer (or a float with no fraction, as a parser gives one beyond 64 bits) within BIGINT."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RecordError(field, f"expected {what}, got {type(value).__name__} {_preview(value)}")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise RecordError(field, f"expected {what}, got {type(value).__name__} {_preview(value)}")
+        value = int(value)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise RecordError(field, f"{_preview(value)} is beyond the 64-bit integer range of the column")
+    return value
 
 
 def text(value: Any, field: str) -> str | None:
     """A string field; numbers are accepted as their decimal text, objects are not."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _no_nul(value, field)
+    if isinstance(value, float):
+        return str(finite_float(value, field))
+    if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     raise RecordError(field, f"expected text, got {type(value).__name__} {_preview(value)}")
 
@@ -28,20 +65,14 @@ def text(value: Any, field: str) -> str | None:
 def required_id(value: Any, field: str = "id") -> str:
     if not isinstance(value, str) or not value.strip():
         raise RecordError(field, "missing" if value is None else f"expected a non-empty id, got {_preview(value)}")
-    return value
+    return _no_nul(value, field)
 
 
 def minor_units(value: Any, field: str) -> int | None:
     """An amount in integer minor units. Absent stays None (the API drops zeros: the caller decides)."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise RecordError(field, f"expected an integer amount in minor units, got boolean {value}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise RecordError(field, f"expected an integer amount in minor units, got {type(value).__name__} {_preview(value)}")
+    return whole_number(value, field)
 
 
 def currency_exponent(code: Any, field: str) -> int:
@@ -70,10 +101,15 @@ def major_to_minor(value: Any, field: str, exponent: int) -> int | None:
         raise RecordError(field, f"expected an amount, got {_preview(value)}") from None
     if not number.is_finite():
         raise RecordError(field, f"expected a finite amount, got {_preview(value)}")
+    if number.adjusted() + exponent > 19:  # far beyond BIGINT: not even scaled (1e999999 would overflow)
+        raise RecordError(field, f"amount {_preview(value)} is beyond the 64-bit integer range of minor units")
     scaled = number.scaleb(exponent, context=_WIDE)
     if scaled != scaled.to_integral_value():
         raise RecordError(field, f"amount {_preview(value)} has more than {exponent} decimal places for its currency")
-    return int(scaled)
+    minor = int(scaled)
+    if not INT64_MIN <= minor <= INT64_MAX:
+        raise RecordError(field, f"amount {_preview(value)} is beyond the 64-bit integer range of minor units")
+    return minor
 
 
 def timestamp(value: Any, field: str) -> datetime | None:
@@ -84,9 +120,11 @@ def timestamp(value: Any, field: str) -> datetime | None:
         raise RecordError(field, f"expected an ISO 8601 date-time, got {type(value).__name__} {_preview(value)}")
     try:
         parsed = datetime.fromisoformat(value)
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except ValueError:
         raise RecordError(field, f"malformed date-time {_preview(value)}") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is in the year 0 in UTC
+        raise RecordError(field, f"date-time {_preview(value)} is outside the years 1 to 9999 in UTC") from None
 
 
 def decimal(value: Any, field: str, scale: int = 12) -> Decimal | None:
@@ -94,18 +132,18 @@ def decimal(value: Any, field: str, scale: int = 12) -> Decimal | None:
     to even at `scale` places (12 places keep any exchange rate exact to far below a minor unit)."""
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
         raise RecordError(field, f"expected a decimal number, got {type(value).__name__} {_preview(value)}")
     try:
-        number = Decimal(str(value))
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
     except InvalidOperation:
         raise RecordError(field, f"expected a decimal number, got {_preview(value)}") from None
     if not number.is_finite():
         raise RecordError(field, f"expected a finite decimal number, got {_preview(value)}")
-    number = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_EVEN, context=_WIDE)
-    if len(number.as_tuple().digits) > 38:
-        raise RecordError(field, f"decimal number out of range: {_preview(value)}")
-    return number
+    if number and number.adjusted() >= 38 - scale:  # checked before quantizing, which could not hold it
+        raise RecordError(field, f"decimal number out of range (at most {38 - scale} digits before the point): "
+                          f"{_preview(value)}")  # fmt: skip
+    return number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_EVEN, context=_WIDE)
 
 
 def json_text(value: Any, field: str) -> str | None:
@@ -115,12 +153,16 @@ def json_text(value: Any, field: str) -> str | None:
     if value == {}:
         return "{}"  # Panora's usual `field_mappings`
     try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-    except (orjson.JSONEncodeError, TypeError):  # e.g. an integer beyond 64 bits
+        out = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except (orjson.JSONEncodeError, TypeError):  # e.g. an integer beyond 64 bits, a lone surrogate
         try:
-            return json.dumps(value, separators=(",", ":"), sort_keys=True)
-        except (TypeError, ValueError):
-            raise RecordError(field, "not serializable as JSON") from None
+            out = json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False, ensure_ascii=False)
+            out.encode()  # an unpaired surrogate is no character: no warehouse takes it as JSON
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise RecordError(field, f"not storable as JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
+    if "\\u0000" in out:
+        raise RecordError(field, "JSON with a NUL character (\\u0000), which a warehouse cannot store")
+    return out
 
 
 def id_list(value: Any, field: str) -> list[str]:
@@ -135,7 +177,7 @@ def id_list(value: Any, field: str) -> list[str]:
             item = item.get("id")
         if not isinstance(item, str) or not item:
             raise RecordError(f"{field}[{position}]", f"expected an id, got {_preview(item)}")
-        out.append(item)
+        out.append(_no_nul(item, f"{field}[{position}]"))
     return out
 
 

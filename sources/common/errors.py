@@ -1,19 +1,23 @@
 """Errors raised by the shared HTTP layer and the normalizers. None of them carries a secret: a request is
-named by its method, path and query (credentials travel in headers, which are never printed)."""
+named by its method, path and query (credentials travel in headers, which are never printed), and what a
+server said is masked (`sources/common/secrets.py`), since some servers echo the credentials back."""
 
 from __future__ import annotations
+
+from sources.common.secrets import SECRETS
 
 
 class ApiError(Exception):
     """A request failed for good: a 4xx, a permanent 5xx, or a retry budget used up."""
 
     def __init__(self, method: str, target: str, status: int | None, message: str, attempts: int = 1) -> None:
+        message = SECRETS.redact(message)
         self.method = method
-        self.target = target
+        self.target = SECRETS.redact(target)
         self.status = status
         self.message = message
         self.attempts = attempts
-        where = f"{method} {target}"
+        where = f"{method} {self.target}"
         code = f"HTTP {status}" if status is not None else "no answer"
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         super().__init__(f"{where} failed{tries}: {code}: {message}")

@@ -1,19 +1,27 @@
-"""The one HTTP client every provider source uses: retries with backoff and jitter, 429 handling, pacing.
+"""The one HTTP client every provider source uses: retries with backoff and jitter, 429 handling, pacing,
+and limits on what a server can make a run do.
 
 httpx does the HTTP (connection pooling, timeouts, transports); this module adds what httpx leaves to
-its users: which failures are worth another try, how long to wait, and the pacing from rate-limit
-headers. Its rules:
+its users: which failures are worth another try, how long to wait, the pacing from rate-limit headers,
+and what a hostile answer is refused. Its rules:
 
 - 5xx, timeouts, dropped connections and truncated or invalid JSON bodies are retried with exponential
   backoff and jitter, up to `RetryPolicy.max_attempts` tries; then `ApiError`.
 - 429 waits for `Retry-After` (else the window's reset) and is retried, up to `max_throttle_waits` times.
+  A wait the server asks for (`Retry-After`, `X-RateLimit-Reset`) longer than `max_wait_seconds` ends the
+  request with an `ApiError` instead of holding the run (and its locks) for hours; a `Retry-After` that is
+  neither a number nor an HTTP date is ignored (the backoff applies), a negative one is 0, `inf` is too long.
+- An answer larger than `max_body_bytes` is refused while it streams in (never read whole into memory),
+  and a body nested deeper than the JSON parser goes ends the request: neither is retried.
 - Other 4xx are final: `ApiError` with the server's message.
 - A provider can name 5xx answers that are final (`permanent_error`), e.g. Panora's 500 for a bad key.
 - A non-idempotent request (POST) is only resent when it certainly never reached the server (the
   connection could not be opened, or a 429). Any other doubt raises `OutcomeUnknown`.
 
-Errors and logs name a request by method, path and query only; headers (where the credentials are) are
-never printed.
+Secrets: the values of the `secret_headers` (API keys, connection tokens) are registered in
+`sources/common/secrets.py` and masked in every answer's raw bytes before anything reads them, so a
+gateway that echoes them back cannot carry them into an error, a log, a table or dlt's state. Errors and
+logs name a request by method, path and query only.
 """
 
 from __future__ import annotations
@@ -21,28 +29,32 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import math
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import orjson
 
 from sources.common.errors import ApiError, OutcomeUnknown
-from sources.common.ratelimit import RateLimitPacer
+from sources.common.ratelimit import RateLimitPacer, WaitTooLong
+from sources.common.secrets import SECRETS, mask_bytes
 
 log = logging.getLogger("accounting_etl.http")
 
 # Failures that mean the request never left this machine: safe to resend even for a POST.
 NOT_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+MESSAGE_CHARS = 500  # the most of a server's error message an error carries
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard one request tries.
+    """How hard one request tries, and how much of a server's answer it accepts.
 
     Args:
         max_attempts: tries for one request on 5xx, network faults and broken bodies (1 = no retry).
@@ -50,6 +62,8 @@ class RetryPolicy:
         backoff_cap: the longest single backoff in seconds.
         max_throttle_waits: 429 answers tolerated for one request before giving up.
         timeout: seconds for connect, read and write of one try.
+        max_wait_seconds: the longest wait a server may ask for (`Retry-After`, a rate-limit reset).
+        max_body_bytes: the largest answer read; a larger one ends the request.
     """
 
     max_attempts: int = 6
@@ -57,6 +71,8 @@ class RetryPolicy:
     backoff_cap: float = 30.0
     max_throttle_waits: int = 30
     timeout: float = 60.0
+    max_wait_seconds: float = 300.0
+    max_body_bytes: int = 256 * 1024 * 1024
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Exponential backoff with 'equal jitter': half fixed, half random, so retries spread out."""
@@ -91,42 +107,104 @@ class RequestStats:
             }
 
 
-def _retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after")
-    if value is None:
-        value = headers.get("x-ratelimit-reset")
-    if value is None:
-        return None
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The wait a 429 asks for: `Retry-After` (seconds or an HTTP date), else `X-RateLimit-Reset`. None
+    when neither says anything usable; `inf` for a wait without end; never negative."""
+    for name in ("retry-after", "x-ratelimit-reset"):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value)
+        except ValueError:
+            try:
+                moment = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError, OverflowError):
+                continue
+            if moment is None:
+                continue
+            if moment.tzinfo is None:
+                continue  # an HTTP date is always GMT; one without a zone is not one
+            seconds = moment.timestamp() - time.time()
+        if math.isnan(seconds):
+            continue
+        return max(0.0, seconds)
+    return None
+
+
+class _Refused(Exception):
+    """An answer this client will not read (too large, nested too deeply): the request ends, no retry."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def decode_json(content: bytes) -> Any:
+    """A JSON body. orjson first (fast); what it refuses but the standard parser takes (a number beyond a
+    double such as 1e400, NaN, an unpaired surrogate) is parsed by the standard library, so that one odd
+    value is judged by the record's readers instead of making the whole page unreadable. A body nested
+    deeper than a parser goes raises `_Refused`; any other broken body `ValueError`."""
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        return orjson.loads(content)
+    except orjson.JSONDecodeError as fast_error:
+        try:
+            return json.loads(content)
+        except RecursionError:
+            raise _Refused("the answer is nested deeper than the JSON parser allows") from None
+        except (ValueError, UnicodeDecodeError):
+            if "recursion" in str(fast_error).lower():
+                raise _Refused("the answer is nested deeper than the JSON parser allows") from None
+            raise fast_error from None
 
 
 def server_message(response: httpx.Response) -> str:
-    """The `message` of an error body, else the start of the body."""
+    """The `message` of an error body, else the start of the body; never more than `MESSAGE_CHARS`."""
     try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return response.text[:300] or response.reason_phrase
+        body = decode_json(response.content)
+    except Exception:  # not JSON, nested too deeply: the text is the message
+        text = response.content[:MESSAGE_CHARS].decode("utf-8", "replace")
+        return text or response.reason_phrase
     if isinstance(body, dict) and "message" in body:
         message = body["message"]
-        return "; ".join(map(str, message)) if isinstance(message, list) else str(message)
-    return json.dumps(body)[:300]
+        text = "; ".join(map(str, message)) if isinstance(message, list) else str(message)
+    else:
+        try:
+            text = json.dumps(body)
+        except (TypeError, ValueError, RecursionError):
+            text = repr(body)
+    return text[:MESSAGE_CHARS]
+
+
+def encode_json(value: Any) -> bytes:
+    """A request body as JSON, with `Decimal`s written as exact JSON numbers (money must never pass
+    through a float). Written by hand because neither the standard library nor orjson writes a Decimal
+    as a number."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value} cannot be written as a JSON number")
+        return format(value, "f").encode()
+    if isinstance(value, Mapping):
+        items = (encode_json(str(k)) + b":" + encode_json(v) for k, v in value.items())
+        return b"{" + b",".join(items) + b"}"
+    if isinstance(value, list | tuple):
+        return b"[" + b",".join(encode_json(v) for v in value) + b"]"
+    return json.dumps(value, allow_nan=False).encode()
 
 
 class ApiClient:
-    """A JSON-over-HTTP client with the retry rules above.
+    """A JSON-over-HTTP client with the rules above.
 
     Args:
         base_url: the API's root, e.g. `https://api.panora.dev`.
         headers: sent with every request (credentials go here, never into URLs).
-        policy: retry and timeout settings.
+        policy: retry, timeout and size settings.
         pacer: shared rate-limit pacer; one is made when not given.
         stats: counters to add to; one is made when not given.
         permanent_error: tells whether a 5xx answer is final (retrying cannot help).
         transport: an httpx transport, for tests that need one precise fault.
+        secret_headers: names of the headers whose values are credentials (here or per request): they are
+            registered as secrets and masked in every answer before it is read.
     """
 
     def __init__(
@@ -140,6 +218,7 @@ class ApiClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        secret_headers: Collection[str] = (),
     ) -> None:
         self.policy = policy or RetryPolicy()
         self.pacer = pacer or RateLimitPacer()
@@ -147,6 +226,9 @@ class ApiClient:
         self.permanent_error = permanent_error or (lambda response: False)
         self.sleep = sleep
         self.rng = rng or random.Random()
+        self.secret_headers = frozenset(name.lower() for name in secret_headers)
+        self._secrets = self._secret_values(headers)
+        SECRETS.add(self._secrets)
         self._http = httpx.Client(
             base_url=base_url,
             headers=dict(headers),
@@ -154,6 +236,9 @@ class ApiClient:
             transport=transport,
             follow_redirects=False,
         )
+
+    def _secret_values(self, headers: Mapping[str, str] | None) -> tuple[str, ...]:
+        return tuple(v for k, v in (headers or {}).items() if k.lower() in self.secret_headers and v)
 
     def close(self) -> None:
         self._http.close()
@@ -169,6 +254,30 @@ class ApiClient:
     ) -> Any:
         return self.request_json("GET", path, params=params, headers=headers)
 
+    def _read(self, request: httpx.Request, secrets: tuple[str, ...]) -> httpx.Response:
+        """Send `request` and read its answer up to `max_body_bytes`, with the secrets masked. Raises
+        `_Refused` for a larger answer (announced or streamed), httpx's errors for network faults."""
+        limit = self.policy.max_body_bytes
+        response = self._http.send(request, stream=True)
+        try:
+            announced = response.headers.get("content-length", "")
+            if announced.isdigit() and int(announced) > limit:
+                raise _Refused(
+                    f"the answer announces {int(announced):,} bytes, more than max_body_bytes={limit:,}",
+                    response.status_code,
+                )
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise _Refused(f"the answer is larger than max_body_bytes={limit:,}", response.status_code)
+                chunks.append(chunk)
+        finally:
+            response.close()
+        content = mask_bytes(b"".join(chunks), secrets)
+        return httpx.Response(response.status_code, headers=response.headers, content=content, request=request)
+
     def request_json(
         self,
         method: str,
@@ -180,23 +289,34 @@ class ApiClient:
     ) -> Any:
         """Send one request with retries; returns the decoded JSON body of a 2xx answer."""
         idempotent = method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS") if idempotent is None else idempotent
-        request = self._http.build_request(method, path, params=params, json=json_body, headers=headers)
+        secrets = self._secrets + self._secret_values(headers)
+        SECRETS.add(secrets)
+        content = None if json_body is None else encode_json(json_body)
+        if content is not None:
+            headers = {**(headers or {}), "content-type": "application/json"}
+        request = self._http.build_request(method, path, params=params, content=content, headers=headers)
         target = request.url.raw_path.decode("ascii", "replace")
         attempts = 0
         throttles = 0
         while True:
             attempts += 1
-            waited = self.pacer.acquire()
+            try:
+                waited = self.pacer.acquire(self.policy.max_wait_seconds)
+            except WaitTooLong as exc:
+                raise ApiError(method, target, None, f"not sent: {exc}", attempts) from None
             self.stats.add(requests=1, paced_seconds=waited)
             problem: str
             status: int | None = None
             response: httpx.Response | None = None
             try:
                 try:
-                    response = self._http.send(request)
-                    content = response.read()
+                    response = self._read(request, secrets)
                 finally:  # every slot is given back, answered or not
                     self.pacer.release(response.headers if response is not None else None)
+            except _Refused as exc:
+                if not idempotent:
+                    raise OutcomeUnknown(method, target, exc.status, str(exc), attempts) from None
+                raise ApiError(method, target, exc.status, str(exc), attempts) from None
             except NOT_SENT_ERRORS as exc:
                 problem = f"connection failed ({type(exc).__name__})"
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
@@ -204,11 +324,21 @@ class ApiClient:
                 if not idempotent:
                     raise OutcomeUnknown(method, target, None, f"no answer ({problem})", attempts) from exc
             else:
-                self.stats.add(bytes_received=len(content))
+                self.stats.add(bytes_received=len(response.content))
                 status = response.status_code
                 if status == 429:
                     throttles += 1
-                    wait = _retry_after_seconds(response.headers) or self.policy.backoff(throttles, self.rng)
+                    wait = retry_after_seconds(response.headers)
+                    if wait is not None and wait > self.policy.max_wait_seconds:
+                        raise ApiError(
+                            method,
+                            target,
+                            status,
+                            f"the server asks to wait {wait:.0f}s before the next request, longer than "
+                            f"max_wait_seconds={self.policy.max_wait_seconds:.0f}: {server_message(response)}",
+                            attempts,
+                        )
+                    wait = wait or self.policy.backoff(throttles, self.rng)
                     self.pacer.throttled(wait)
                     self.stats.add(throttled=1)
                     if throttles > self.policy.max_throttle_waits:
@@ -218,8 +348,12 @@ class ApiClient:
                     continue
                 if 200 <= status < 300:
                     try:
-                        return orjson.loads(content) if content else None
-                    except orjson.JSONDecodeError as exc:  # also a truncated body the server did not announce
+                        return decode_json(response.content) if response.content else None
+                    except _Refused as exc:
+                        if not idempotent:
+                            raise OutcomeUnknown(method, target, status, str(exc), attempts) from None
+                        raise ApiError(method, target, status, str(exc), attempts) from None
+                    except ValueError as exc:  # also a truncated body the server did not announce
                         problem = f"invalid JSON body ({exc})"
                         if not idempotent:
                             raise OutcomeUnknown(method, target, status, problem, attempts) from exc

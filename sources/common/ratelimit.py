@@ -8,19 +8,32 @@ caller when the budget is gone or a 429 said to wait. It is shared by all thread
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
 
 
+class WaitTooLong(Exception):
+    """The wait a server's rate-limit answer asks for is longer than the caller accepts."""
+
+    def __init__(self, seconds: float, limit: float) -> None:
+        self.seconds = seconds
+        self.limit = limit
+        super().__init__(f"the server's rate limit asks to wait {seconds:.0f}s, longer than the {limit:.0f}s allowed")
+
+
 def _header_number(headers: Mapping[str, str], name: str) -> float | None:
+    """A header's number; None when absent, not a number, not finite or negative (a broken header is
+    ignored rather than trusted)."""
     value = headers.get(name)
     if value is None:
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         return None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 class RateLimitPacer:
@@ -56,8 +69,9 @@ class RateLimitPacer:
         self._blocked_until = 0.0
         self._last_slot = 0.0
 
-    def acquire(self) -> float:
-        """Wait for this request's turn; returns the seconds waited."""
+    def acquire(self, max_wait: float = math.inf) -> float:
+        """Wait for this request's turn; returns the seconds waited. Raises `WaitTooLong` instead of waiting
+        longer than `max_wait` seconds (a server announcing a reset years away must not hold a run)."""
         with self._lock:
             now = self.clock()
             start = max(now, self._blocked_until)
@@ -73,6 +87,8 @@ class RateLimitPacer:
                     # spread what is left evenly between the last slot given out and the reset
                     anchor = max(start, self._last_slot)
                     start = max(start, anchor + (self._reset_at - anchor) / (budget + 1))
+            if start - now > max_wait:
+                raise WaitTooLong(start - now, max_wait)
             self._in_flight += 1
             self._last_slot = start
         wait = start - now

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from sources.common.columns import id_list, required_id, text
+from sources.common.columns import NUL, id_list, required_id, text
 from sources.common.errors import RecordError
-from sources.common.tables import EMPTY_LIST_MARKER, TableSpec
+from sources.common.extras import column_name
+from sources.common.tables import TableSpec
 
 Reader = Callable[[Any, str], Any]
 # A provider's record -> the same record in the unified vocabulary (`sources/common/model.py`), or
@@ -51,27 +52,34 @@ class FieldReader:
     thousand records a run): text already of the right type skips the reader call, a field with one
     source name skips the alias search, and unknown keys are found with one set difference."""
 
-    def __init__(self, fields: Sequence[Field], consumed: frozenset[str]) -> None:
+    def __init__(self, fields: Sequence[Field], consumed: frozenset[str], columns: frozenset[str]) -> None:
         single = [f for f in fields if len(f.sources) == 1]
         self.text = [(f.column, f.sources[0]) for f in single if f.reader is text]
         self.typed = [(f.column, f.sources[0], f.reader) for f in single if f.reader is not text]
         self.aliased = [f for f in fields if len(f.sources) > 1]
-        self.known = consumed | {f.column for f in fields}
+        self.columns = columns | {f.column for f in fields}  # the table's declared columns
+        self.known = consumed | self.columns
 
     def read(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Typed declared fields plus every other key of the record as it came (kept, not dropped)."""
+        """Typed declared fields plus every other key of the record as it came (kept, not dropped), under
+        the column name dlt gives it; a key whose column is already taken is a `RecordError`."""
         get = record.get
         row: dict[str, Any] = {}
         for column, key in self.text:
             value = get(key)
-            row[column] = value if value is None or type(value) is str else text(value, key)
+            row[column] = value if value is None or (type(value) is str and NUL not in value) else text(value, key)
         for column, key, reader in self.typed:
             value = get(key)
             row[column] = None if value is None else reader(value, key)
         for f in self.aliased:
             row[f.column] = f.read(record)
-        for key in record.keys() - self.known:
-            row[key] = record[key]
+        extras = record.keys() - self.known
+        for key in sorted(extras) if len(extras) > 1 else extras:
+            name = column_name(key)
+            if name in row or name in self.columns:
+                taken = "a declared column" if name in self.columns else "another field of the record"
+                raise RecordError(key, f"its column name {name!r} is already taken by {taken}")
+            row[name] = record[key]
         return row
 
 
@@ -102,7 +110,7 @@ class ObjectChild:
 
     @cached_property
     def reader(self) -> FieldReader:
-        return FieldReader(self.fields, self.consumed | frozenset(self.spec.columns) | {EMPTY_LIST_MARKER})
+        return FieldReader(self.fields, self.consumed, self.spec.stored_columns)
 
 
 @dataclass(frozen=True)
@@ -150,7 +158,7 @@ class ObjectSpec:
 
     @cached_property
     def reader(self) -> FieldReader:
-        return FieldReader(self.fields, self.consumed | frozenset(self.parent.columns))
+        return FieldReader(self.fields, self.consumed, self.parent.stored_columns)
 
     def normalize(self, record: dict[str, Any], connection: str) -> dict[str, list[dict[str, Any]]]:
         """Rows per table name for one record. Every child table gets either rows or a marker row, so

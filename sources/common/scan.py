@@ -5,6 +5,11 @@ and child rows; a record that cannot be read goes to `rejected_records` with its
 reason, and the rest of the page loads. After the LAST page (a complete scan) the records stored as live
 but not seen are written back with `deleted_at`. A scan that fails part-way keeps what it loaded and
 marks nothing deleted.
+
+What a record can do is bounded here: every value either loads or is rejected by record and field (the
+readers check what the warehouse can hold; `sources/common/extras.py` names and types the fields no spec
+declares; a page whose tables still cannot be built is taken apart record by record to find the one that
+cannot). Whatever still goes wrong fails this one scan (`scan_account`), never another connection's.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,9 +29,11 @@ import pyarrow.compute as pc
 from sources.common.arrow_pages import ArrowPageBuilder, builder_for
 from sources.common.columns import json_text
 from sources.common.errors import ApiError, PaginationError, RecordError
+from sources.common.extras import JSON, ColumnKinds
 from sources.common.records import ObjectSpec
-from sources.common.sync import HASH_COLUMN, Guard, LoadedRecords, record_hash
-from sources.common.tables import EMPTY_LIST_MARKER, TIMESTAMP, TableSpec, Tagger
+from sources.common.secrets import SECRETS
+from sources.common.sync import HASH_COLUMN, Guard, LoadedRecords, record_hash, stored_column_kinds
+from sources.common.tables import EMPTY_LIST_MARKER, TIMESTAMP, ResourceTables, TableSpec
 
 log = logging.getLogger("accounting_etl.scan")
 
@@ -66,6 +73,8 @@ class ScanResult:
     error: str | None = None
     seconds: float = 0.0
     rows: dict[str, int] = field(default_factory=dict)  # rows written per table (marker rows not counted)
+    # the latest `position_of` among the records that loaded (written or unchanged), not rejected ones
+    position: datetime | None = field(default=None, repr=False)
 
     def count(self, table: str, rows: int) -> None:
         self.rows[table] = self.rows.get(table, 0) + rows
@@ -96,26 +105,41 @@ class ScanLog:
         return total
 
 
+# A provider's position of a record (Rootfi: its `rootfi_updated_at`), read from the record as sent; None
+# when it has none worth moving a position to.
+PositionOf = Callable[[Any], datetime | None]
+
+
 def scan_account(
     spec: ObjectSpec,
     connection: str,
     pages: Iterable[list[dict[str, Any]]],
     scan_log: ScanLog,
-    tagger: Tagger,
+    tables: ResourceTables,
     complete: bool = True,
     guard: Guard | None = None,
+    position_of: PositionOf | None = None,
 ) -> Generator[Any, None, ScanResult]:
     """`scan_connection` for one of a resource's accounts, recorded in `scan_log`: a scan that fails for good
-    (an API or paging error) is marked failed and logged, marks nothing deleted, and does not keep the next
-    account from its scan. Returns the scan's result (`yield from`)."""
+    (an API or paging error, or anything unexpected) is marked failed and logged, marks nothing deleted, and
+    does not keep the next account from its scan. Returns the scan's result (`yield from`)."""
     result = scan_log.start(spec.resource, connection)
     try:
-        yield from scan_connection(spec, connection, pages, result, tagger, complete=complete, guard=guard)
+        yield from scan_connection(
+            spec, connection, pages, result, tables, complete=complete, guard=guard, position_of=position_of
+        )
     except (ApiError, PaginationError) as exc:
-        result.status = "failed"
-        result.error = str(exc)
-        log.error("%s [%s]: scan failed, nothing marked deleted: %s", spec.resource, connection, exc)
+        _failed(result, str(exc))
+    except Exception as exc:  # a fault no rule above foresaw: this account's scan fails, the others go on
+        log.exception("%s [%s]: unexpected error", spec.resource, connection)
+        _failed(result, f"unexpected error: {type(exc).__name__}: {exc}")
     return result
+
+
+def _failed(result: ScanResult, error: str) -> None:
+    result.status = "failed"
+    result.error = SECRETS.redact(error)[:2000]
+    log.error("%s [%s]: scan failed, nothing marked deleted: %s", result.resource, result.connection, result.error)
 
 
 def scan_connection(
@@ -123,23 +147,29 @@ def scan_connection(
     connection: str,
     pages: Iterable[list[dict[str, Any]]],
     result: ScanResult,
-    tagger: Tagger | None = None,
+    tables: ResourceTables | None = None,
     complete: bool = True,
     guard: Guard | None = None,
+    position_of: PositionOf | None = None,
 ) -> Iterator[Any]:
     """Yield tagged arrow tables for one connection's records of one kind; fills `result`. Pass the same
-    `tagger` to every scan of one resource. `complete`: the pages list every live record (a full scan),
+    `tables` to every scan of one resource. `complete`: the pages list every live record (a full scan),
     so a stored record they do not hold is marked deleted; an incremental scan (changes only) marks none.
-    `guard` is held around each read of the destination."""
-    tagger = tagger or Tagger()
+    `guard` is held around each read of the destination. `position_of` reads a record's position for
+    `result.position`."""
+    tables = tables or ResourceTables()
     started = time.monotonic()
     last_progress = started
+    if not tables.seeded:
+        for table, kinds in stored_column_kinds([t.name for t in spec.tables], guard).items():
+            tables.kinds.seed(table, kinds)
+        tables.seeded = True
     loaded = LoadedRecords.read(spec.parent.name, connection, spec.provider, guard)
     fast = builder_for(spec)
     seen: set[str] = set()
     for page in pages:
         result.pages += 1
-        yield from _page_tables(spec, connection, page, loaded, seen, result, fast, tagger)
+        yield from _page_tables(spec, connection, page, loaded, seen, result, fast, tables, position_of)
         if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
             last_progress = time.monotonic()
             log.info(
@@ -150,12 +180,12 @@ def scan_connection(
                 result.written,
             )
     missing = loaded.missing(seen) if complete else set()
-    tombstones = loaded.tombstones(missing)
+    tombstones = _stored_json_as_text(loaded.tombstones(missing), spec.parent, tables.kinds)
     if tombstones:
         result.deleted = len(tombstones)
         result.count(spec.parent.name, len(tombstones))
-        table, extra_json = spec.parent.build(tombstones)
-        yield tagger.tag(spec.parent, table, extra_json)
+        table, extra_json = spec.parent.build(tombstones, tables.kinds)
+        yield tables.tag(spec.parent, table, extra_json)
     result.status = "complete"
     result.seconds = round(time.monotonic() - started, 3)
     log.info(
@@ -172,6 +202,17 @@ def scan_connection(
     )
 
 
+def _stored_json_as_text(rows: list[dict[str, Any]], spec: TableSpec, kinds: ColumnKinds) -> list[dict[str, Any]]:
+    """Rows read back from the warehouse, with JSON columns as JSON text again (PostgreSQL gives objects)."""
+    extra = kinds.table(spec.name)
+    for row in rows:
+        for column, value in row.items():
+            if value is not None and not isinstance(value, str):
+                if column in spec.json_columns or extra.get(column) == JSON:
+                    row[column] = json_text(value, column)
+    return rows
+
+
 def _page_tables(
     spec: ObjectSpec,
     connection: str,
@@ -180,18 +221,25 @@ def _page_tables(
     seen: set[str],
     result: ScanResult,
     fast: ArrowPageBuilder | None,
-    tagger: Tagger,
+    tables: ResourceTables,
+    position_of: PositionOf | None,
 ) -> Iterator[Any]:
     changed: list[tuple[int, Any, str | None]] = []  # (position, record, hash) of what must be written
     rejects: list[dict[str, Any]] = []
+    positions: list[tuple[int, datetime]] = []
     for position, record in enumerate(page, start=result.records):
+        if position_of is not None:
+            moment = position_of(record)
+            if moment is not None:
+                positions.append((position, moment))
         if spec.adapter is not None and isinstance(record, dict):
             try:
                 record = spec.adapter(record)
-            except RecordError as exc:
-                if exc.record_id:
-                    seen.add(exc.record_id)
-                rejects.append(_reject(spec, connection, exc.record_id, position, exc, record))
+            except Exception as exc:
+                error = _as_record_error(exc)
+                if error.record_id:
+                    seen.add(error.record_id)
+                rejects.append(_reject(spec, connection, error.record_id, position, error, record))
                 continue
         record_id = record.get("id") if isinstance(record, dict) else None
         if isinstance(record_id, str) and record_id:
@@ -201,7 +249,11 @@ def _page_tables(
             error = RecordError("(record)", f"expected an object, got {type(record).__name__}")
             rejects.append(_reject(spec, connection, None, position, error, record))
             continue
-        content_hash = record_hash(record, spec.volatile, spec.nested_lists)
+        try:
+            content_hash = record_hash(record, spec.volatile, spec.nested_lists)
+        except RecordError as exc:
+            rejects.append(_reject(spec, connection, _usable_id(record_id), position, exc, record))
+            continue
         if isinstance(record_id, str) and not loaded.needs_write(record_id, content_hash):
             result.unchanged += 1
             continue
@@ -210,28 +262,55 @@ def _page_tables(
 
     built = None
     if fast is not None and changed:
-        built = fast.try_build([r for _, r, _ in changed], [h for _, _, h in changed], connection)
+        built = fast.try_build([r for _, r, _ in changed], [h for _, _, h in changed], connection, tables.kinds)
     if built is not None:
         result.written += len(changed)
-        tables = built
+        page_tables = built
     else:
-        tables = _reference_tables(spec, connection, changed, rejects, result)
+        page_tables = _reference_tables(spec, connection, changed, rejects, result, tables.kinds)
+    if positions:
+        rejected = {r["position"] for r in rejects}
+        accepted = [moment for position, moment in positions if position not in rejected]
+        if accepted:
+            latest = max(accepted)
+            result.position = latest if result.position is None else max(result.position, latest)
     if rejects:
         result.rejected += len(rejects)
         result.count(REJECTED_RECORDS.name, len(rejects))
         table, _ = REJECTED_RECORDS.build(rejects)
-        yield tagger.tag(REJECTED_RECORDS, table)
+        yield tables.tag(REJECTED_RECORDS, table)
     for table_spec in spec.tables:
-        if table_spec.name not in tables:
+        if table_spec.name not in page_tables:
             continue
-        table, extra_json = tables[table_spec.name]
+        table, extra_json = page_tables[table_spec.name]
         if table.num_rows:
             if table_spec.is_child:
                 real = table.num_rows - pc.sum(pc.fill_null(table.column(EMPTY_LIST_MARKER), False)).as_py()
             else:
                 real = table.num_rows
             result.count(table_spec.name, real)
-            yield tagger.tag(table_spec, table, extra_json)
+            yield tables.tag(table_spec, table, extra_json)
+
+
+def _as_record_error(exc: Exception) -> RecordError:
+    """A reader's `RecordError` as it is; any other exception a record caused (no reader foresaw the value)
+    rejects that record too, saying what happened, instead of failing the scan."""
+    if isinstance(exc, RecordError):
+        return exc
+    log.debug("unexpected error reading a record", exc_info=exc)
+    return RecordError("(record)", f"cannot be read ({type(exc).__name__}: {str(exc)[:200]})")
+
+
+def _usable_id(record_id: Any) -> str | None:
+    return record_id if isinstance(record_id, str) and record_id else None
+
+
+def _field_path(spec: ObjectSpec, table: str) -> Callable[[dict[str, Any], str], str]:
+    """How a column of a row of `table` is named in an error: `field`, or `line_items[2].field`."""
+    for obj in spec.objects:
+        if obj.spec.name == table:
+            return lambda row, column: f"{obj.sources[0]}[{row.get('line_index')}].{column}"
+    return lambda row, column: column
 
 
 def _reference_tables(
@@ -240,24 +319,78 @@ def _reference_tables(
     changed: list[tuple[int, Any, str | None]],
     rejects: list[dict[str, Any]],
     result: ScanResult,
+    kinds: ColumnKinds | None = None,
 ) -> dict[str, tuple[pa.Table, list[str]]]:
     """Record by record: the path that names every bad value (and the reference the fast path matches)."""
-    rows: dict[str, list[dict[str, Any]]] = {t.name: [] for t in spec.tables}
+    kinds = kinds if kinds is not None else ColumnKinds()
+    accepted: list[tuple[int, Any, dict[str, list[dict[str, Any]]]]] = []
     for position, record, content_hash in changed:
         try:
             record_rows = spec.normalize(record, connection)
-        except RecordError as exc:
-            record_id = record.get("id")
-            rid = record_id if isinstance(record_id, str) and record_id else None
-            rejects.append(_reject(spec, connection, rid, position, exc, record))
+            fresh = {
+                table.name: kinds.type_rows(
+                    table.name, record_rows[table.name], table.stored_columns, _field_path(spec, table.name)
+                )
+                for table in spec.tables
+                if record_rows.get(table.name)
+            }
+        except Exception as exc:
+            error = _as_record_error(exc)
+            rejects.append(_reject(spec, connection, _usable_id(record.get("id")), position, error, record))
             continue
+        for table_name, kinds_of_record in fresh.items():
+            kinds.commit(table_name, kinds_of_record)
         record_rows[spec.parent.name][0][HASH_COLUMN] = content_hash
-        for name, table_rows in record_rows.items():
+        accepted.append((position, record, record_rows))
+    try:
+        built = _build(spec, [rows for _, _, rows in accepted], kinds)
+    except Exception:  # a value no reader foresaw: find the records that cannot be built, load the rest
+        built, accepted = _isolate(spec, connection, accepted, rejects, kinds)
+    result.written += len(accepted)
+    return built
+
+
+def _build(
+    spec: ObjectSpec, bundles: list[dict[str, list[dict[str, Any]]]], kinds: ColumnKinds
+) -> dict[str, tuple[pa.Table, list[str]]]:
+    rows: dict[str, list[dict[str, Any]]] = {t.name: [] for t in spec.tables}
+    for bundle in bundles:
+        for name, table_rows in bundle.items():
             rows[name].extend(table_rows)
-        result.written += 1
-    return {
-        table_spec.name: table_spec.build(rows[table_spec.name]) for table_spec in spec.tables if rows[table_spec.name]
-    }
+    return {t.name: t.build(rows[t.name], kinds) for t in spec.tables if rows[t.name]}
+
+
+def _isolate(
+    spec: ObjectSpec,
+    connection: str,
+    accepted: list[tuple[int, Any, dict[str, list[dict[str, Any]]]]],
+    rejects: list[dict[str, Any]],
+    kinds: ColumnKinds,
+) -> tuple[dict[str, tuple[pa.Table, list[str]]], list[tuple[int, Any, dict[str, list[dict[str, Any]]]]]]:
+    """Build each record alone; reject those that fail, naming the first column that cannot be built."""
+    good = []
+    for position, record, bundle in accepted:
+        try:
+            _build(spec, [bundle], kinds)
+        except Exception as exc:
+            field_name = _unbuildable_field(spec, bundle, kinds)
+            error = RecordError(field_name, f"cannot be stored ({type(exc).__name__}: {str(exc)[:120]})")
+            rejects.append(_reject(spec, connection, _usable_id(record.get("id")), position, error, record))
+            continue
+        good.append((position, record, bundle))
+    return _build(spec, [bundle for _, _, bundle in good], kinds), good
+
+
+def _unbuildable_field(spec: ObjectSpec, bundle: dict[str, list[dict[str, Any]]], kinds: ColumnKinds) -> str:
+    for table in spec.tables:
+        path = _field_path(spec, table.name)
+        for row in bundle.get(table.name, []):
+            for column, value in row.items():
+                try:
+                    table.build([{column: value}], kinds)
+                except Exception:
+                    return path(row, column)
+    return "(record)"
 
 
 def _reject(
@@ -273,6 +406,16 @@ def _reject(
         "position": position,
         "field": exc.field,
         "error": exc.message,
-        "record": json_text(record, "(record)"),
+        "record": _as_sent(record),
         "rejected_at": datetime.now(UTC),
     }
+
+
+def _as_sent(record: Any) -> str:
+    """The rejected record as JSON text, to keep what came; a record that cannot be written as JSON (nested
+    too deeply, say) is kept as the start of its text."""
+    try:
+        return json_text(record, "(record)")
+    except RecordError:
+        shown = repr(record)
+        return json_text({"unstorable_record": shown[:10000], "length": len(shown)}, "(record)")

@@ -15,13 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
 import dlt
 import orjson
+
+from sources.common.errors import RecordError
+from sources.common.extras import kind_of_stored
 
 log = logging.getLogger("accounting_etl.sync")
 
@@ -57,8 +60,11 @@ def record_hash(record: dict[str, Any], volatile: frozenset[str], nested: tuple[
                             removed.append((item, key, item.pop(key)))
     try:
         payload = orjson.dumps(record, default=str)
-    except (orjson.JSONEncodeError, TypeError):  # e.g. an integer beyond 64 bits
-        payload = json.dumps(record, default=str, separators=(",", ":")).encode()
+    except (orjson.JSONEncodeError, TypeError):  # e.g. an integer beyond 64 bits, nesting beyond orjson's
+        try:
+            payload = json.dumps(record, default=str, separators=(",", ":")).encode("utf-8", "surrogatepass")
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise RecordError("(record)", f"cannot be read as JSON ({type(exc).__name__})") from None
     finally:
         for owner, key, value in removed:
             owner[key] = value
@@ -144,13 +150,45 @@ class LoadedRecords:
 ID_BATCH = 500
 
 
-def _current_pipeline(table: str) -> Any:
-    """The pipeline running this extract, when it has loaded `table` before."""
+def stored_column_kinds(tables: Sequence[str], guard: Guard | None = None) -> dict[str, dict[str, str]]:
+    """table -> column -> kind (`sources/common/extras.py`) of the columns the warehouse holds for `tables`,
+    whoever loaded them (another provider's pipeline fills the same tables); empty when it holds none."""
+    pipeline = _destination_pipeline()
+    if pipeline is None or not tables:
+        return {}
+    placeholders = ", ".join(["%s"] * len(tables))
+    sql = (
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        f"WHERE table_schema = %s AND table_name IN ({placeholders})"
+    )
+    try:
+        with (guard or nullcontext)(), pipeline.sql_client() as client:
+            with client.execute_query(sql, client.dataset_name, *tables) as cursor:
+                rows = cursor.fetchall()
+    except Exception as exc:  # a destination without information_schema: this run's own values decide
+        log.info("cannot read the warehouse's column types (%s: %s)", type(exc).__name__, str(exc)[:200])
+        return {}
+    out: dict[str, dict[str, str]] = {}
+    for table, column, data_type in rows:
+        out.setdefault(table, {})[column] = kind_of_stored(str(data_type))
+    return out
+
+
+def _destination_pipeline() -> Any:
+    """The pipeline running this extract, when it has a destination."""
     try:
         pipeline = dlt.current.pipeline()
     except Exception:
         return None
     if pipeline is None or pipeline.destination is None:
+        return None
+    return pipeline
+
+
+def _current_pipeline(table: str) -> Any:
+    """The pipeline running this extract, when it has loaded `table` before."""
+    pipeline = _destination_pipeline()
+    if pipeline is None:
         return None
     stored_schemas = pipeline.schemas.list_schemas()
     if pipeline.default_schema_name not in stored_schemas or table not in pipeline.default_schema.tables:

@@ -5,7 +5,7 @@ The sources yield arrow tables instead of dicts: dlt's JSON normalizer is the sl
 tables are built here, with plain foreign keys, instead of by dlt's nested-table machinery.
 
 A `TableSpec` declares a table's typed columns and keys; fields no spec declares are kept as extra
-columns with an inferred type (nested values as JSON text), so a new field upstream becomes a new column.
+columns (`sources/common/extras.py` names and types them), so a new field upstream becomes a new column.
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import dlt
 import pyarrow as pa
 
-from sources.common.columns import json_text
+from sources.common.extras import ColumnKinds
 
 
 class _JsonHintNotice(logging.Filter):
@@ -74,14 +73,20 @@ class TableSpec:
             hints[EMPTY_LIST_MARKER] = {"data_type": "bool", "hard_delete": True}
         return hints
 
-    def build(self, rows: Sequence[dict[str, Any]]) -> tuple[pa.Table, list[str]]:
-        """Rows (typed values for declared columns, anything for the rest) -> arrow table, JSON extras."""
+    @property
+    def stored_columns(self) -> frozenset[str]:
+        """The declared columns, with the empty-list marker of a child table."""
+        return frozenset(self.columns) | ({EMPTY_LIST_MARKER} if self.is_child else frozenset())
+
+    def build(self, rows: Sequence[dict[str, Any]], kinds: ColumnKinds | None = None) -> tuple[pa.Table, list[str]]:
+        """Rows (typed values for declared columns, extra values already of their column's kind in `kinds`)
+        -> arrow table, and the extra columns that hold JSON."""
         schema_fields = [pa.field(name, typ) for name, typ in self.columns.items()]
         if self.is_child:
             schema_fields.append(pa.field(EMPTY_LIST_MARKER, pa.bool_()))
         table = pa.Table.from_pylist(list(rows), schema=pa.schema(schema_fields))
         extra_json: list[str] = []
-        for name, array, is_json in extra_columns(rows, frozenset(self.columns) | {EMPTY_LIST_MARKER}):
+        for name, array, is_json in (kinds or ColumnKinds()).arrays(self.name, rows, self.stored_columns):
             table = table.append_column(name, array)
             if is_json:
                 extra_json.append(name)
@@ -106,50 +111,20 @@ class TableSpec:
         return dlt.mark.with_hints(table, hints, create_table_variant=True)
 
 
-def extra_columns(rows: Sequence[dict[str, Any]], known: frozenset[str]) -> list[tuple[str, pa.Array, bool]]:
-    """The rows' undeclared keys as typed columns (name, array, is JSON), sorted by name; a key whose
-    values are all null is left out (nothing to type it by)."""
-    keys: set[str] = set()
-    for row in rows:
-        keys.update(row.keys())
-    out = []
-    for name in sorted(keys - known):
-        array, is_json = infer_column([row.get(name) for row in rows], name)
-        if array is not None:
-            out.append((name, array, is_json))
-    return out
-
-
-def infer_column(values: list[Any], name: str) -> tuple[pa.Array | None, bool]:
-    """Type an undeclared field from its values: scalars keep their type, nested values and mixed types
-    become JSON text. Returns (None, False) when every value is null (nothing to type it by)."""
-    present = [v for v in values if v is not None]
-    if not present:
-        return None, False
-    kinds = {type(v) for v in present}
-    if kinds <= {bool}:
-        return pa.array(values, pa.bool_()), False
-    if kinds <= {int}:
-        return pa.array(values, pa.int64()), False
-    if kinds <= {int, float}:
-        return pa.array([None if v is None else float(v) for v in values], pa.float64()), False
-    if kinds <= {str}:
-        return pa.array(values, pa.string()), False
-    if kinds <= {Decimal}:
-        return pa.array(values, DECIMAL), False
-    return pa.array([json_text(v, name) for v in values], pa.string()), True
-
-
-class Tagger:
-    """Marks a resource's arrow tables for their destination tables.
+class ResourceTables:
+    """What one resource knows of the tables it fills: the kinds of their extra columns (`kinds`, shared by
+    the resource's scans) and the hints dlt already holds for them (`tag`). One per resource, since dlt
+    keeps table variants on the resource.
 
     dlt merges a table's hints again for every item that carries them, which costs about a millisecond an
     item; a load yields a thousand items. So a table's first item carries its full hints, and later items
     only name the table (dlt then applies the table variant it already holds), unless new JSON columns
-    appeared, which need their hints. One tagger per resource, since variants live on the resource."""
+    appeared, which need their hints."""
 
     def __init__(self) -> None:
         self._hinted: dict[str, frozenset[str]] = {}
+        self.kinds = ColumnKinds()
+        self.seeded = False
 
     def tag(self, spec: TableSpec, table: pa.Table, extra_json: Iterable[str] = ()) -> Any:
         extra = frozenset(extra_json)

@@ -10,7 +10,7 @@ Tables (all with a `connection` column holding the alias, never the token):
 
 Configuration (dlt config/secrets, so `SOURCES__PANORA__...` environment variables work):
     api_key (secret), connections (secret: alias -> connection token), base_url, page_size,
-    max_attempts, backoff_base, timeout, remote_data.
+    max_attempts, backoff_base, timeout, max_wait_seconds, max_body_bytes, remote_data.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from sources.common.ratelimit import RateLimitPacer
 from sources.common.records import ObjectSpec
 from sources.common.scan import ScanLog, scan_account
 from sources.common.sync import Guard
-from sources.common.tables import Tagger
+from sources.common.tables import ResourceTables
 from sources.panora.helpers import PanoraClient
 from sources.panora.objects import OBJECTS
 from sources.panora.settings import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE
@@ -61,6 +61,8 @@ def panora_source(
     max_attempts: int = RetryPolicy.max_attempts,
     backoff_base: float = RetryPolicy.backoff_base,
     timeout: float = RetryPolicy.timeout,
+    max_wait_seconds: float = RetryPolicy.max_wait_seconds,
+    max_body_bytes: int = RetryPolicy.max_body_bytes,
     remote_data: bool = False,
     stats: RequestStats | None = None,
     scan_log: ScanLog | None = None,
@@ -77,6 +79,9 @@ def panora_source(
         max_attempts: tries per request on 5xx, timeouts, dropped connections and broken bodies.
         backoff_base: seconds of the first retry backoff (doubles each try, with jitter).
         timeout: seconds per request try.
+        max_wait_seconds: the longest wait a server may ask for (`Retry-After`, a rate-limit reset); a
+            longer one fails the scan instead of holding the run.
+        max_body_bytes: the largest answer read; a larger one fails the scan.
         remote_data: also load each record's raw provider JSON (`remote_data`).
         stats: request counters to fill (for the run summary).
         scan_log: per-scan results to fill (complete or failed, counts).
@@ -87,18 +92,24 @@ def panora_source(
         The resources `payments`, `invoices` and `tracking_categories`.
     """
     connections = _check_connections(connections)
-    policy = RetryPolicy(max_attempts=max_attempts, backoff_base=backoff_base, timeout=timeout)
+    policy = RetryPolicy(
+        max_attempts=max_attempts,
+        backoff_base=backoff_base,
+        timeout=timeout,
+        max_wait_seconds=max_wait_seconds,
+        max_body_bytes=max_body_bytes,
+    )
     stats = stats if stats is not None else RequestStats()
     scan_log = scan_log if scan_log is not None else ScanLog()
     pacer = RateLimitPacer()  # one per source: the server's limit is per client, across resources
 
     def scan_all(spec: ObjectSpec) -> Iterator[Any]:
         client = PanoraClient(api_key, base_url, policy=policy, pacer=pacer, stats=stats, transport=transport)
-        tagger = Tagger()
+        tables = ResourceTables()
         try:
             for alias, token in connections.items():
                 pages = prefetch(client.pages(spec.resource, token, page_size, remote_data=remote_data))
-                yield from scan_account(spec, alias, pages, scan_log, tagger, guard=destination_guard)
+                yield from scan_account(spec, alias, pages, scan_log, tables, guard=destination_guard)
         finally:
             client.close()
 

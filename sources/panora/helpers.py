@@ -57,6 +57,7 @@ class PanoraClient:
             stats=stats,
             permanent_error=is_permanent_error,
             transport=transport,
+            secret_headers=(API_KEY_HEADER, CONNECTION_TOKEN_HEADER),
         )
 
     def close(self) -> None:

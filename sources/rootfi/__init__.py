@@ -5,18 +5,20 @@ tracking categories for one or many companies, into the same tables as Panora (`
 Incremental: each company's scan asks only for records changed since the last loaded `rootfi_updated_at`
 (less an overlap), deleted records included, so a deletion arrives as a row with `rootfi_deleted_at` and
 marks the stored row deleted. `full_refresh=True` scans everything again; such a complete scan also marks
-deleted a stored record the API no longer lists at all.
+deleted a stored record the API no longer lists at all. A company's position moves only to the latest
+`rootfi_updated_at` of a record that loaded (never a rejected one's, never one later than now plus
+`clock_skew_seconds`), compared as instants.
 
 Configuration (dlt config/secrets, so `SOURCES__ROOTFI__...` environment variables work):
     api_key (secret), companies (alias -> Rootfi company id), base_url, page_size, max_attempts,
-    backoff_base, timeout, overlap_seconds.
+    backoff_base, timeout, max_wait_seconds, max_body_bytes, overlap_seconds, clock_skew_seconds.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dlt
@@ -27,12 +29,17 @@ from sources.common.http import RequestStats, RetryPolicy
 from sources.common.prefetch import prefetch
 from sources.common.ratelimit import RateLimitPacer
 from sources.common.records import ObjectSpec
-from sources.common.scan import ScanLog, scan_account
+from sources.common.scan import PositionOf, ScanLog, scan_account
 from sources.common.sync import Guard
-from sources.common.tables import Tagger
+from sources.common.tables import ResourceTables
 from sources.rootfi.helpers import RootfiClient, iso_utc, updated_at
 from sources.rootfi.objects import OBJECTS
-from sources.rootfi.settings import DEFAULT_BASE_URL, DEFAULT_OVERLAP_SECONDS, DEFAULT_PAGE_SIZE
+from sources.rootfi.settings import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CLOCK_SKEW_SECONDS,
+    DEFAULT_OVERLAP_SECONDS,
+    DEFAULT_PAGE_SIZE,
+)
 
 __all__ = ["RESOURCES", "check_companies", "rootfi_source"]
 
@@ -56,19 +63,37 @@ def check_companies(companies: Any) -> dict[str, str]:
     return out
 
 
-class _Watermark:
-    """The latest `rootfi_updated_at` among the rows that went by: where the next incremental scan starts."""
+def _positions_up_to(horizon: datetime) -> PositionOf:
+    """A record's position: its `rootfi_updated_at`, unless that lies beyond `horizon` (a clock far ahead,
+    or a hostile value: moving there would skip every change until then)."""
 
-    def __init__(self) -> None:
-        self.latest: datetime | None = None
+    def position_of(record: Any) -> datetime | None:
+        moment = updated_at(record)
+        return moment if moment is not None and moment <= horizon else None
 
-    def track(self, pages: Iterable[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
-        for page in pages:
-            for row in page:
-                moment = updated_at(row)
-                if moment is not None and (self.latest is None or moment > self.latest):
-                    self.latest = moment
-            yield page
+    return position_of
+
+
+def _stored_position(text: Any, alias: str) -> datetime | None:
+    """A company's position as kept in the state; an unreadable one is dropped (the scan is complete)."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(text))
+    except ValueError:
+        log.warning("[%s]: the stored position %r is not a date-time: scanning everything", alias, text)
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _scan_from(last: datetime | None, overlap: timedelta) -> datetime | None:
+    """Where an incremental scan starts: the last position less the overlap (None: scan everything)."""
+    if last is None:
+        return None
+    try:
+        return last - overlap
+    except OverflowError:
+        return None
 
 
 @dlt.source(name="rootfi", max_table_nesting=0)
@@ -80,7 +105,10 @@ def rootfi_source(
     max_attempts: int = RetryPolicy.max_attempts,
     backoff_base: float = RetryPolicy.backoff_base,
     timeout: float = RetryPolicy.timeout,
+    max_wait_seconds: float = RetryPolicy.max_wait_seconds,
+    max_body_bytes: int = RetryPolicy.max_body_bytes,
     overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
+    clock_skew_seconds: float = DEFAULT_CLOCK_SKEW_SECONDS,
     full_refresh: bool = False,
     stats: RequestStats | None = None,
     scan_log: ScanLog | None = None,
@@ -94,8 +122,11 @@ def rootfi_source(
         companies: alias -> Rootfi company id; the alias is the `connection` of every row.
         base_url: the Rootfi API root (`.../v3`).
         page_size: rows per list request.
-        max_attempts, backoff_base, timeout: the shared retry policy (as for Panora).
+        max_attempts, backoff_base, timeout, max_wait_seconds, max_body_bytes: the shared retry policy
+            (as for Panora).
         overlap_seconds: how far before the last loaded change the next incremental scan starts.
+        clock_skew_seconds: how far past now a record's `rootfi_updated_at` may lie and still move the
+            company's position (keep it at most `overlap_seconds`, so no change can fall behind it).
         full_refresh: scan every record again, not only the changes.
         stats, scan_log, transport: request counters, per-scan results and an httpx transport (tests).
         destination_guard: held around each read of the destination (the job's one-writer lock).
@@ -104,11 +135,18 @@ def rootfi_source(
         The resources `payments`, `invoices` and `tracking_categories`.
     """
     companies = check_companies(companies)
-    policy = RetryPolicy(max_attempts=max_attempts, backoff_base=backoff_base, timeout=timeout)
+    policy = RetryPolicy(
+        max_attempts=max_attempts,
+        backoff_base=backoff_base,
+        timeout=timeout,
+        max_wait_seconds=max_wait_seconds,
+        max_body_bytes=max_body_bytes,
+    )
     stats = stats if stats is not None else RequestStats()
     scan_log = scan_log if scan_log is not None else ScanLog()
     pacer = RateLimitPacer()  # the limit is per API key, across resources
     overlap = timedelta(seconds=overlap_seconds)
+    skew = timedelta(seconds=clock_skew_seconds)
 
     def scan_all(spec: ObjectSpec) -> Iterator[Any]:
         # Per company, not dlt's `incremental`: one resource serves many companies, each with its own
@@ -117,22 +155,30 @@ def rootfi_source(
         # fails before its package loads leaves them where they were.
         positions: dict[str, str] = dlt.current.resource_state().setdefault(CURSOR_STATE_KEY, {})
         client = RootfiClient(api_key, base_url, policy=policy, pacer=pacer, stats=stats, transport=transport)
-        tagger = Tagger()
+        tables = ResourceTables()
         try:
             for alias, company_id in companies.items():
-                last = None if full_refresh else positions.get(alias)
-                since = datetime.fromisoformat(last) - overlap if last else None
-                watermark = _Watermark()
-                pages = prefetch(watermark.track(client.pages(spec.resource, company_id, page_size, since)))
+                last = None if full_refresh else _stored_position(positions.get(alias), alias)
+                since = (
+                    last - overlap if last is not None and last - datetime.min.replace(tzinfo=UTC) > overlap else None
+                )
+                pages = prefetch(client.pages(spec.resource, company_id, page_size, since))
                 if since is not None:
                     log.info("%s [%s]: changes since %s", spec.resource, alias, iso_utc(since))
                 result = yield from scan_account(
-                    spec, alias, pages, scan_log, tagger, complete=since is None, guard=destination_guard
+                    spec,
+                    alias,
+                    pages,
+                    scan_log,
+                    tables,
+                    complete=since is None,
+                    guard=destination_guard,
+                    position_of=_positions_up_to(datetime.now(UTC) + skew),
                 )
                 if result.status != "complete":
                     continue  # the position stays: the next run asks for these changes again
-                if watermark.latest is not None and (last is None or watermark.latest.isoformat() > last):
-                    positions[alias] = watermark.latest.isoformat()
+                if result.position is not None and (last is None or result.position > last):
+                    positions[alias] = result.position.astimezone(UTC).isoformat()
         finally:
             client.close()
 

@@ -27,9 +27,9 @@ def updated_at(record: Any) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class RootfiClient:
@@ -53,6 +53,7 @@ class RootfiClient:
             pacer=pacer,
             stats=stats,
             transport=transport,
+            secret_headers=(API_KEY_HEADER,),
         )
 
     def close(self) -> None:

@@ -87,7 +87,11 @@ class _Record:
 
     def ref(self, *names: str) -> str | None:
         value = self.get(*names)
-        return None if value in (None, "") else record_key(self.company, value)
+        if value is None or value == "":
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise RecordError(names[0], f"expected an id, got {type(value).__name__} {value!r:.60}")
+        return record_key(self.company, value)
 
     def refs(self, name: str) -> list[str]:
         values = self.get(name)
@@ -173,7 +177,7 @@ def _line(invoice: _Record, raw: Any, index: int, currency: Any) -> dict[str, An
     try:
         rootfi_id = line.get("rootfi_id")
         out: dict[str, Any] = {
-            "id": None if rootfi_id is None else str(rootfi_id),
+            "id": c.text(rootfi_id, "rootfi_id"),
             "description": line.get("description"),
             "currency": currency,
             "item_id": line.ref("item_id"),

@@ -16,6 +16,9 @@ API_KEY_HEADER = "api_key"
 # `gte` already includes equal timestamps, and this margin also covers rows a sync committed late with an
 # earlier stamp. Re-read rows that did not change are recognised by their content hash and not rewritten.
 DEFAULT_OVERLAP_SECONDS = 300.0
+# A record stamped later than now plus this never moves a company's position (a scan from there would skip
+# every change until then). At most the overlap, so a position within the skew loses nothing.
+DEFAULT_CLOCK_SKEW_SECONDS = 60.0
 
 # Job states of the write API
 JOB_RUNNING = ("CREATED", "RUNNING")

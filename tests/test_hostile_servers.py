@@ -1,0 +1,145 @@
+"""What a server's answer can make a run do is bounded: waits it asks for are capped, huge or deeply nested
+bodies end the request with a clear error, and one connection's hostile answer fails only its own scan."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from sandbox.http import Fault
+from sources.common.errors import ApiError
+from sources.common.http import ApiClient, RetryPolicy, decode_json, retry_after_seconds
+from sources.common.ratelimit import RateLimitPacer
+from tests.conftest import DATASET
+from tests.test_http_client import FakeClock, ok, scripted
+
+
+def throttled(retry_after: str) -> httpx.Response:
+    return httpx.Response(429, headers={"Retry-After": retry_after}, json={"message": "slow down"})
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("3", 3.0),
+        ("-5", 0.0),
+        ("soon", None),  # neither seconds nor a date: ignored, the backoff applies
+        ("nan", None),
+        ("inf", float("inf")),
+        ("1e400", float("inf")),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # a date in the past
+        ("Wed, 21 Oct 2015 07:28:00", None),  # a date without its zone is not an HTTP date
+    ],
+)
+def test_retry_after_is_read_whatever_it_says(header, seconds):
+    assert retry_after_seconds({"retry-after": header}) == seconds
+
+
+@pytest.mark.parametrize("header", ["inf", "99999999", "Fri, 01 Jan 9999 00:00:00 GMT"])
+def test_a_wait_beyond_the_cap_ends_the_request_at_once_with_a_clear_error(header):
+    transport, calls = scripted(throttled(header), ok())
+    sleeps: list[float] = []
+    api = ApiClient(
+        "http://api.test",
+        {},
+        policy=RetryPolicy(max_wait_seconds=120),
+        transport=transport,
+        sleep=sleeps.append,
+    )
+    api.pacer = RateLimitPacer(clock=FakeClock(), sleep=sleeps.append)
+    with pytest.raises(ApiError) as raised:
+        api.get_json("/accounting/payments")
+    assert "longer than max_wait_seconds=120" in str(raised.value) and raised.value.status == 429
+    assert len(calls) == 1 and sleeps == []
+
+
+def test_an_unreadable_retry_after_falls_back_to_the_backoff():
+    transport, calls = scripted(throttled("whenever"), throttled("-1"), ok({"n": 1}))
+    sleeps: list[float] = []
+    api = ApiClient("http://api.test", {}, policy=RetryPolicy(backoff_base=0.5), transport=transport)
+    api.pacer = RateLimitPacer(margin=0.0, clock=FakeClock(), sleep=sleeps.append)
+    assert api.get_json("/x") == {"n": 1}
+    assert len(calls) == 3
+    assert 0.25 <= sleeps[0] <= 0.5  # the first backoff, not forever and not zero
+    assert 0.5 <= sleeps[1] <= 1.0  # a negative wait is no wait: the backoff applies too
+
+
+def test_a_rate_limit_reset_beyond_the_cap_stops_the_next_request_instead_of_sleeping():
+    reset = {"x-ratelimit-limit": "100", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "315360000"}
+    transport, calls = scripted(httpx.Response(200, headers=reset, json={"n": 1}), ok())
+    sleeps: list[float] = []
+    api = ApiClient("http://api.test", {}, policy=RetryPolicy(max_wait_seconds=60), transport=transport)
+    api.pacer = RateLimitPacer(clock=FakeClock(), sleep=sleeps.append)
+    assert api.get_json("/x") == {"n": 1}
+    with pytest.raises(ApiError) as raised:
+        api.get_json("/x")
+    assert "not sent" in str(raised.value) and "315360000s" in str(raised.value)
+    assert len(calls) == 1 and sleeps == []
+
+
+@pytest.mark.parametrize("announced", [True, False])
+def test_a_body_beyond_the_cap_is_refused_while_it_streams(announced):
+    body = b'{"data": [' + b'{"id": "x"},' * 2000 + b'{"id": "y"}]}'
+
+    def stream():
+        yield from (body[i : i + 1000] for i in range(0, len(body), 1000))
+
+    headers = {"content-length": str(len(body))} if announced else {}
+    transport, calls = scripted(httpx.Response(200, headers=headers, content=stream()))
+    api = ApiClient("http://api.test", {}, policy=RetryPolicy(max_body_bytes=10_000), transport=transport)
+    with pytest.raises(ApiError) as raised:
+        api.get_json("/x")
+    assert "max_body_bytes=10,000" in str(raised.value)
+    assert len(calls) == 1  # not retried: the same answer would come again
+
+
+def test_json_that_orjson_refuses_is_read_by_the_standard_parser_and_depth_is_bounded():
+    assert decode_json(b'{"a": 1e400, "b": NaN, "c": 100000000000000000000}')["c"] == 10**20
+    with pytest.raises(ValueError):
+        decode_json(b'{"a": [1, 2')
+    with pytest.raises(Exception, match="nested deeper"):
+        decode_json(b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_a_deeply_nested_error_body_ends_the_request_with_its_start():
+    transport, _ = scripted(httpx.Response(400, content=b'{"message": ' * 50_000 + b"1" + b"}" * 50_000))
+    with pytest.raises(ApiError) as raised:
+        ApiClient("http://api.test", {}, transport=transport).get_json("/x")
+    assert raised.value.status == 400 and len(raised.value.message) <= 500
+
+
+FAULTS = {
+    "huge_body": (Fault("huge", size=300_000), "max_body_bytes=200,000"),
+    "nested_error": (Fault("nested", status=400, depth=10_000), "HTTP 400"),
+    "wait_of_years": (Fault("rate_limit", retry_after="999999999"), "longer than max_wait_seconds"),
+    "retry_after_inf": (Fault("rate_limit", retry_after="inf"), "longer than max_wait_seconds"),
+}
+
+
+@pytest.mark.parametrize("case", list(FAULTS))
+def test_one_connections_hostile_answer_fails_only_its_scan(warehouse, sandbox, case):
+    fault, words = FAULTS[case]
+    fault.connection, fault.path, fault.times = "globex-jp", "/accounting/payments", 10
+    sandbox.inject(fault)
+    started = time.monotonic()
+    summary = warehouse.load(source_options={"max_body_bytes": 200_000, "max_wait_seconds": 30})
+    assert time.monotonic() - started < 60
+    assert summary.status == "partial"
+    assert [(s.resource, s.connection) for s in summary.failed_scans] == [("payments", "globex-jp")]
+    assert words in summary.failed_scans[0].error
+    for alias in sandbox.store.tokens():
+        assert warehouse.count("invoices", "connection = ?", alias) == sandbox.store.count(alias, "invoices")
+        if alias != "globex-jp":
+            assert warehouse.count("payments", "connection = ?", alias) == sandbox.store.count(alias, "payments")
+    assert warehouse.scalar(f"SELECT count(*) FROM {DATASET}.load_run_scans WHERE status = 'failed'") == 1
+
+
+def test_a_rootfi_page_beyond_the_cap_fails_that_company_only(both, rootfi):
+    rootfi.inject(Fault("huge", size=400_000, path="/accounting/invoice_payments", connection="initech-us", times=5))
+    summary = both.load_rootfi(source_options={"max_body_bytes": 300_000}, transform=False)
+    assert [(s.resource, s.connection) for s in summary.failed_scans] == [("payments", "initech-us")]
+    assert both.count("payments", "connection = 'northwind-uk'") == len(
+        rootfi.store.all("northwind-uk", "invoice_payments")
+    )
