@@ -4,12 +4,14 @@ in `pipelines/` that can equally be called from Python."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from datetime import date
 
 from pipelines.locks import AlreadyRunning
 from pipelines.logs import setup_logging
+from sources.common.secrets import SECRETS
 
 LOAD_SETTINGS = """settings (dlt config/secrets; environment variables shown):
   SOURCES__PANORA__API_KEY        Panora API key (secret)
@@ -36,8 +38,8 @@ PUSH_HELP = """CSV columns (header row; external_id and connection required):
 Invoice CSV columns (external_id, connection required; external ids unique across payments and invoices):
   external_id, connection, number, type, contact_id, issue_date, due_date, currency, exchange_rate,
   total_amount, sub_total, total_tax_amount (minor units), memo, tracking_categories, line_items (JSON array)
-exit status: 0 every payment created (or nothing to do), 1 some rejected, failed or unknown, 2 bad settings,
-4 another push into the same warehouse is running"""
+exit status: 0 every payment created (or nothing to do), 1 some rejected, failed or unknown, or CSV rows not
+queued, 2 bad settings or an unreadable CSV, 3 push failed, 4 another push into the same warehouse is running"""
 
 
 DATABASE_HELP = "DuckDB file (default: DESTINATION__DUCKDB__CREDENTIALS or accounting.duckdb)"
@@ -153,83 +155,102 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; every error it can end with becomes an exit code and one masked line here (no
+    traceback reaches the user; `-v` logs it): 2 bad settings or input, 3 the job itself failed, 4 another
+    run holds the lock."""
+    from pipelines.settings import ConfigurationError
+
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    if args.command == "sandbox":
-        from pipelines.sandbox import serve
-
-        serve(args.port, args.rate_limit or None, args.seed, args.scale, args.delay, args.provider)
-        return 0
-    if args.command == "demo":
-        from pipelines.demo import run_demo
-
-        summary = run_demo(args.database, report_dir=args.report)
-        return 0 if summary.status == "ok" else 1
-    if args.command == "transform":
-        from pipelines.transform import transform_database
-
-        result = transform_database(args.database, args.dataset, args.as_of)
-        if result.skipped:
-            print(f"accounting-etl transform: nothing built: {result.skipped}", file=sys.stderr)
-            return 2
-        print(f"built {len(result.rows)} models in schema {result.models_schema} (as of {result.as_of}):")
-        for name, rows in result.rows.items():
-            print(f"  {name:<26} {rows:>9,}")
-        return 0
-    if args.command == "push":
-        from pipelines.load import ConfigurationError
-        from pipelines.push import run_push
-
-        try:
-            result = run_push(
-                args.database,
-                dry_run=args.dry_run,
-                from_csv=args.from_csv,
-                invoices_csv=args.invoices_csv,
-                concurrency=args.concurrency,
-                resend_unknown_after=args.resend_unknown_after,
-            )
-        except (ConfigurationError, ValueError) as exc:
-            print(f"accounting-etl push: {exc}", file=sys.stderr)
-            return 2
-        except AlreadyRunning as exc:
-            print(f"accounting-etl push: {exc}", file=sys.stderr)
-            return 4
-        print(result.render())
-        bad = {k: v for k, v in result.outcomes.items() if k not in ("created", "confirmed", "would create")}
-        return 1 if bad else 0
-    if args.command == "report":
-        from pipelines.report import write_report
-
-        written = write_report(args.database, args.out)
-        print(f"report: {written.path.resolve()}")
-        for path in written.csv_files:
-            print(f"  {path}")
-        return 0
-    from pipelines.load import ConfigurationError, run_loads
-
     try:
-        summaries = run_loads(
-            _split(args.provider),
-            only_connections=_split(args.connections),
-            resources=_split(args.resources),
-            page_size=args.page_size,
-            destination=args.destination,
-            dataset_name=args.dataset,
-            pipelines_dir=args.pipelines_dir,
-            full_refresh=args.full_refresh,
-        )
-    except ConfigurationError as exc:
-        print(f"accounting-etl load: {exc}", file=sys.stderr)
-        return 2
+        return COMMANDS[args.command](args)
     except AlreadyRunning as exc:
-        print(f"accounting-etl load: {exc}", file=sys.stderr)
+        print(f"accounting-etl {args.command}: {exc}", file=sys.stderr)
         return 4
     except Exception as exc:
-        from sources.common.secrets import SECRETS
+        # push's input errors (an unreadable CSV) are ValueErrors; elsewhere one is a failure of the job
+        bad_input = isinstance(exc, ConfigurationError) or (args.command == "push" and isinstance(exc, ValueError))
+        logging.getLogger("accounting_etl").debug("%s failed", args.command, exc_info=True)
+        message = SECRETS.redact(str(exc))[:2000]
+        print(f"accounting-etl {args.command}{':' if bad_input else ' failed:'} {message}", file=sys.stderr)
+        return 2 if bad_input else 3
 
-        print(f"accounting-etl load failed: {SECRETS.redact(str(exc))[:2000]}", file=sys.stderr)
-        return 3
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from pipelines.sandbox import serve
+
+    serve(args.port, args.rate_limit or None, args.seed, args.scale, args.delay, args.provider)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pipelines.demo import run_demo
+
+    summary = run_demo(args.database, report_dir=args.report)
+    return 0 if summary.status == "ok" else 1
+
+
+def _transform(args: argparse.Namespace) -> int:
+    from pipelines.transform import transform_database
+
+    result = transform_database(args.database, args.dataset, args.as_of)
+    if result.skipped:
+        print(f"accounting-etl transform: nothing built: {result.skipped}", file=sys.stderr)
+        return 2
+    print(f"built {len(result.rows)} models in schema {result.models_schema} (as of {result.as_of}):")
+    for name, rows in result.rows.items():
+        print(f"  {name:<26} {rows:>9,}")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from pipelines.push import run_push
+
+    result = run_push(
+        args.database,
+        dry_run=args.dry_run,
+        from_csv=args.from_csv,
+        invoices_csv=args.invoices_csv,
+        concurrency=args.concurrency,
+        resend_unknown_after=args.resend_unknown_after,
+    )
+    print(result.render())
+    return 0 if result.ok else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pipelines.report import write_report
+
+    written = write_report(args.database, args.out)
+    print(f"report: {written.path.resolve()}")
+    for path in written.csv_files:
+        print(f"  {path}")
+    return 0
+
+
+def _load(args: argparse.Namespace) -> int:
+    from pipelines.load import run_loads
+
+    summaries = run_loads(
+        _split(args.provider),
+        only_connections=_split(args.connections),
+        resources=_split(args.resources),
+        page_size=args.page_size,
+        destination=args.destination,
+        dataset_name=args.dataset,
+        pipelines_dir=args.pipelines_dir,
+        full_refresh=args.full_refresh,
+    )
     for summary in summaries:
         print(summary.render())
     return 0 if all(s.status == "ok" and not s.models_error for s in summaries) else 1
+
+
+COMMANDS = {
+    "load": _load,
+    "sandbox": _sandbox,
+    "demo": _demo,
+    "transform": _transform,
+    "push": _push,
+    "report": _report,
+}

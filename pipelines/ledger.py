@@ -8,13 +8,13 @@ an intent must be on disk before its request leaves, or a crash could not be tol
 
 from __future__ import annotations
 
-import csv
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import UTC, date, datetime
 from typing import Any
+
+from sources.common.secrets import SECRETS
 
 # statuses of push_log: pending (intent written, outcome not yet), created, confirmed (seen in a later
 # load), rejected (validation or a 4xx: final until the row changes), failed (retry budget used: the next
@@ -31,7 +31,7 @@ OUTBOUND_COLUMNS = {
     "currency": "VARCHAR",
     "exchange_rate": "VARCHAR",
     "total_amount": "BIGINT",  # integer minor units, as in the loaded tables
-    "transaction_date": "TIMESTAMP WITH TIME ZONE",
+    "transaction_date": "DATE",  # a calendar day, the same on every machine (see DATE_COLUMNS)
     "type": "VARCHAR",
     "tracking_categories": "VARCHAR",  # comma-separated tracking category ids
     "overpayment_intended": "BOOLEAN DEFAULT FALSE",
@@ -43,8 +43,8 @@ INVOICE_COLUMNS = {
     "number": "VARCHAR",
     "type": "VARCHAR",  # ACCREC (sales) by default
     "contact_id": "VARCHAR",
-    "issue_date": "TIMESTAMP WITH TIME ZONE",
-    "due_date": "TIMESTAMP WITH TIME ZONE",
+    "issue_date": "DATE",
+    "due_date": "DATE",
     "currency": "VARCHAR",
     "exchange_rate": "VARCHAR",
     "total_amount": "BIGINT",  # integer minor units
@@ -56,7 +56,22 @@ INVOICE_COLUMNS = {
     "queued_at": "TIMESTAMP WITH TIME ZONE DEFAULT current_timestamp",
 }
 QUEUES = {"outbound_payments": OUTBOUND_COLUMNS, "outbound_invoices": INVOICE_COLUMNS}
-CSV_COLUMNS = [c for c in OUTBOUND_COLUMNS if c != "queued_at"]
+# A queued date is a calendar day, not an instant: as TIMESTAMP WITH TIME ZONE, '2026-11-20' written on a
+# machine east of UTC was the 19th in UTC and went out as the 19th. Queues made before were TIMESTAMP WITH
+# TIME ZONE and are converted in place, in the zone of the machine running push (where they were written).
+DATE_COLUMNS = {table: [c for c, kind in spec.items() if kind == "DATE"] for table, spec in QUEUES.items()}
+
+
+def calendar_day(value: Any) -> date | None:
+    """A queued date as its calendar day: a DATE as it is, a date-time by the day it names where it was
+    written, text by its first ten characters (`2026-11-20...`)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
 
 
 def may_resend(sent_at: datetime | None, resend_unknown_after: float) -> bool:
@@ -70,11 +85,22 @@ def may_resend(sent_at: datetime | None, resend_unknown_after: float) -> bool:
 
 
 def ensure_tables(con: Any, schema: str) -> None:
-    """Create the queues and the ledger when missing (the load job and push both call this)."""
+    """Create the queues and the ledger when missing (the load job and push both call this), and bring
+    older queues up to date (their date columns become DATE)."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     for table, spec in QUEUES.items():
         columns = ", ".join(f"{name} {kind}" for name, kind in spec.items())
         con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{table} ({columns})")
+        stored = dict(
+            con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? "
+                "AND table_name = ?",
+                [schema, table],
+            ).fetchall()
+        )
+        for column in DATE_COLUMNS[table]:
+            if column in stored and str(stored[column]).lower() != "date":
+                con.execute(f"ALTER TABLE {schema}.{table} ALTER COLUMN {column} TYPE DATE")
     con.execute(
         f"""CREATE TABLE IF NOT EXISTS {schema}.push_log (
             external_id VARCHAR PRIMARY KEY, kind VARCHAR, connection VARCHAR, status VARCHAR, record_id VARCHAR,
@@ -97,31 +123,6 @@ def ensure_tables(con: Any, schema: str) -> None:
     )
 
 
-def import_csv(con: Any, schema: str, path: str | Path, table: str = "outbound_payments") -> int:
-    """Queue the rows of a CSV (header = the queue's columns; `external_id`, `connection` required).
-    A row whose external_id is already queued replaces it. Returns the rows read."""
-    allowed = [c for c in QUEUES[table] if c != "queued_at"]
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"external_id", "connection"} - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path}: the CSV needs the columns {sorted(missing)}")
-        unknown = set(reader.fieldnames or []) - set(allowed)
-        if unknown:
-            raise ValueError(f"{path}: unknown columns {sorted(unknown)}; the columns are {allowed}")
-        rows = [{k: (v if v != "" else None) for k, v in row.items()} for row in reader]
-    names = [c for c in allowed if rows and c in rows[0]]
-    placeholders = ", ".join("?" for _ in names)
-    with transaction(con):
-        for row in rows:
-            con.execute(f"DELETE FROM {schema}.{table} WHERE external_id = ?", [row["external_id"]])
-            con.execute(
-                f"INSERT INTO {schema}.{table} ({', '.join(names)}) VALUES ({placeholders})",
-                [row.get(n) for n in names],
-            )
-    return len(rows)
-
-
 @contextmanager
 def transaction(con: Any) -> Iterator[None]:
     con.execute("BEGIN TRANSACTION")
@@ -141,6 +142,13 @@ class Ledger:
         self.schema = schema
         self.run_id = run_id
         self.lock = threading.Lock()
+
+    def status(self, external_id: str) -> str | None:
+        with self.lock:
+            row = self.con.execute(
+                f"SELECT status FROM {self.schema}.push_log WHERE external_id = ?", [external_id]
+            ).fetchone()
+        return row[0] if row else None
 
     def entries(self) -> dict[str, dict[str, Any]]:
         with self.lock:
@@ -164,8 +172,10 @@ class Ledger:
         remote_job: str | None = None,
         provider_id: str | None = None,
     ) -> None:
-        """Upsert the ledger row and append the attempt's event, in one committed transaction."""
+        """Upsert the ledger row and append the attempt's event, in one committed transaction. The error is
+        masked (`sources/common/secrets.py`): it may quote a server that echoed a credential."""
         now = datetime.now(UTC)
+        error = None if error is None else SECRETS.redact(error)
         s = self.schema
         with self.lock, transaction(self.con):
             exists = self.con.execute(

@@ -10,14 +10,11 @@ from typing import Any
 
 import dlt
 
+from pipelines.settings import ConfigurationError
 from sources.panora import RESOURCES as PANORA_RESOURCES
 from sources.panora import panora_source
 from sources.rootfi import RESOURCES as ROOTFI_RESOURCES
 from sources.rootfi import check_companies, rootfi_source
-
-
-class ConfigurationError(ValueError):
-    """A setting is missing or wrong; the message says which and how to set it."""
 
 
 @dataclass(frozen=True)

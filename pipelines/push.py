@@ -43,7 +43,8 @@ import dlt
 import iso4217
 
 from pipelines import settings
-from pipelines.ledger import FINAL, Ledger, ensure_tables, import_csv, may_resend
+from pipelines.csv_import import CsvReject, import_csv
+from pipelines.ledger import FINAL, Ledger, calendar_day, ensure_tables, may_resend
 from pipelines.providers import PROVIDERS, check_distinct_aliases
 from pipelines.push_rootfi import JobOptions, RootfiPusher
 from pipelines.warehouse import push_connection
@@ -72,11 +73,23 @@ class PushSummary:
     plan: list[dict[str, Any]] = field(default_factory=list)
     requests: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    import_rejects: list[CsvReject] = field(default_factory=list)  # CSV rows not queued, and why
+    errors: list[str] = field(default_factory=list)  # a provider's API failing part-way (masked)
+
+    @property
+    def ok(self) -> bool:
+        """Every row created (or nothing to do), every CSV row queued, no provider failing part-way."""
+        bad = {k for k in self.outcomes if k not in ("created", "confirmed", "would create")}
+        return not bad and not self.import_rejects and not self.errors
 
     def render(self) -> str:
         head = "push dry run" if self.dry_run else "push"
         counts = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())) or "nothing to do"
         lines = [f"{head}: {counts} ({self.seconds:.1f}s, {int(self.requests.get('requests', 0))} requests)"]
+        for reject in self.import_rejects:
+            lines.append(f"  not queued: {reject}")
+        for error in self.errors:
+            lines.append(f"  ERROR {error}")
         for item in self.plan:
             if item["action"] != "create" or self.dry_run:
                 lines.append(
@@ -181,8 +194,9 @@ def _body(row: dict[str, Any], fields: dict[str, Any], texts: Sequence[str], dat
         if row.get(key) is not None:
             body[key] = str(row[key])
     for key in dates:
-        if row.get(key) is not None:
-            body[key] = row[key].astimezone(UTC).isoformat().replace("+00:00", "Z")
+        day = calendar_day(row.get(key))
+        if day is not None:  # the queued calendar day, at midnight UTC: the same day on every machine
+            body[key] = f"{day.isoformat()}T00:00:00Z"
     if row.get("tracking_categories"):
         body["tracking_categories"] = [t.strip() for t in str(row["tracking_categories"]).split(",") if t.strip()]
     return body
@@ -342,11 +356,13 @@ def run_push(
     with push_connection(database, dataset) as con:
         try:
             ensure_tables(con, raw)
-            if from_csv:
-                log.info("queued %d payment(s) from %s", import_csv(con, raw, from_csv), from_csv)
-            if invoices_csv:
-                queued = import_csv(con, raw, invoices_csv, table="outbound_invoices")
-                log.info("queued %d invoice(s) from %s", queued, invoices_csv)
+            for path, table in ((from_csv, "outbound_payments"), (invoices_csv, "outbound_invoices")):
+                if path:
+                    imported = import_csv(con, raw, path, table=table)
+                    log.info("queued %d row(s) of %s into %s", imported.queued, path, table)
+                    for reject in imported.rejects:
+                        log.warning("not queued: %s", reject)
+                    summary.import_rejects.extend(imported.rejects)
             ledger = Ledger(con, raw, run_id)
             _confirm(con, raw, ledger)
             entries = ledger.entries()
@@ -408,31 +424,37 @@ def run_push(
                         )
             to_rootfi = [row for _, row in sendable if row["connection"] in companies]
             sendable = [(kind, row) for kind, row in sendable if row["connection"] in connections]
+            # one provider's API failing never stops the other's rows: each row is left in a state the next
+            # run resolves (`pending` / `unknown` are looked up before any resend, `submitted` followed)
             if to_rootfi:
                 rootfi_client = RootfiClient(rootfi_api_key, rootfi_base_url, policy=policy, pacer=RateLimitPacer(),
                                              stats=stats)  # fmt: skip
                 try:
-                    RootfiPusher(rootfi_client, ledger, companies, entries, job_options, sends_per_payment,
-                                 on_event).push(to_rootfi)  # fmt: skip
+                    pusher = RootfiPusher(rootfi_client, ledger, companies, entries, job_options, sends_per_payment,
+                                          on_event)  # fmt: skip
+                    pusher.push(to_rootfi)
+                    summary.errors.extend(pusher.errors)
                 finally:
                     rootfi_client.close()
-            client = PanoraClient(api_key or "unused", base_url, policy=policy, pacer=RateLimitPacer(), stats=stats)
-            try:
-                sender = _Sender(
-                    client,
-                    ledger,
-                    connections,
-                    entries,
-                    sends_per_payment,
-                    page_size,
-                    settle_seconds,
-                    resend_unknown_after,
-                    on_event,
-                )
-                with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="push") as pool:
-                    list(pool.map(lambda item: sender.push(*item), sendable))
-            finally:
-                client.close()
+            if sendable:
+                client = PanoraClient(api_key, base_url, policy=policy, pacer=RateLimitPacer(), stats=stats)
+                try:
+                    sender = _Sender(
+                        client,
+                        ledger,
+                        connections,
+                        entries,
+                        sends_per_payment,
+                        page_size,
+                        settle_seconds,
+                        resend_unknown_after,
+                        on_event,
+                    )
+                    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="push") as pool:
+                        list(pool.map(lambda item: sender.push_guarded(*item), sendable))
+                    summary.errors.extend(sender.errors)
+                finally:
+                    client.close()
             final = ledger.entries()
             for _, row in todo:
                 status = final.get(row["external_id"], {}).get("status", "rejected")
@@ -495,6 +517,7 @@ class _Sender:
         self.indexes: dict[tuple[str, str], RecordIndex] = {}
         self.claimed = {e["record_id"] for e in entries.values() if e.get("record_id")}
         self.lock = threading.Lock()
+        self.errors: list[str] = []
 
     def _index(self, kind: Kind, connection: str) -> RecordIndex:
         with self.lock:
@@ -518,6 +541,24 @@ class _Sender:
         details = {"record_id": record.get("id"), "remote_id": record.get("remote_id"), "http_status": http_status}
         self.ledger.record(row["external_id"], row["connection"], "created", phase=phase, kind=kind.name, **details)
 
+    def push_guarded(self, kind: Kind, row: dict[str, Any]) -> None:
+        """`push`, where anything that goes wrong (the API failing a lookup, an answer no rule foresaw) ends
+        this row alone, in a state the next run resolves: `unknown` when a request may have gone out (the
+        ledger shows its intent or an unclear outcome), `failed` when none did; a created row stays so."""
+        try:
+            self.push(kind, row)
+        except Exception as exc:
+            message = SECRETS.redact(f"{type(exc).__name__}: {exc}")[:500]
+            log.error("push of %s [%s] stopped: %s", row["external_id"], row["connection"], message)
+            status = self.ledger.status(row["external_id"])
+            if status not in FINAL:
+                sent = status in ("pending", "unknown")
+                follow_up = "looked up before any resend" if sent else "tried again by the next push"
+                self.ledger.record(row["external_id"], row["connection"], "unknown" if sent else "failed",
+                                   phase="error", kind=kind.name, error=f"{message} ({follow_up})")  # fmt: skip
+            with self.lock:
+                self.errors.append(f"{row['external_id']} [{row['connection']}]: {message}")
+
     def push(self, kind: Kind, row: dict[str, Any]) -> None:
         external_id, connection = row["external_id"], row["connection"]
 
@@ -539,6 +580,10 @@ class _Sender:
             self.on_event("intent", external_id)
             try:
                 created = self.client.create(kind.resource, kind.body(row), self.connections[connection])
+                if not isinstance(created, dict) or not isinstance(created.get("id"), str) or not created["id"]:
+                    # a 2xx without the created record: it was created, but which record is it?
+                    raise OutcomeUnknown("POST", f"/accounting/{kind.resource}", 201,
+                                         f"the answer holds no created record ({type(created).__name__})")  # fmt: skip
             except OutcomeUnknown as exc:
                 record("unknown", "outcome", http_status=exc.status, error=exc.message)
                 if exc.status is None:

@@ -35,8 +35,9 @@ from typing import Any
 
 import iso4217
 
-from pipelines.ledger import Ledger, may_resend
+from pipelines.ledger import Ledger, calendar_day, may_resend
 from sources.common.errors import ApiError, OutcomeUnknown
+from sources.common.secrets import SECRETS
 from sources.rootfi.helpers import RootfiClient, updated_at
 from sources.rootfi.objects import platform_ref, record_key
 from sources.rootfi.settings import JOB_ENDED
@@ -59,19 +60,19 @@ class JobOptions:
 
 
 def payment_body(row: Mapping[str, Any], company_id: str) -> dict[str, Any]:
-    """Rootfi's invoice payment input for a queued row: major units, platform ids, `document_number` =
-    `external_id` (the key that finds it again)."""
+    """Rootfi's invoice payment input for a queued row: major units as an exact decimal (never a float:
+    `encode_json` writes it as the JSON number it is), platform ids, `document_number` = `external_id`
+    (the key that finds it again), the queued calendar day (today in UTC when none)."""
     currency = str(row["currency"]).upper()
     exponent = iso4217.Currency(currency).exponent or 0
-    major = Decimal(int(row["total_amount"])).scaleb(-exponent)
     body: dict[str, Any] = {
         "invoice_id": platform_ref(row["invoice_id"], company_id),
-        "amount": int(major) if exponent == 0 else float(major),
+        "amount": Decimal(int(row["total_amount"])).scaleb(-exponent),
         "currency_id": currency,
         "document_number": row["external_id"],
     }
-    when = row.get("transaction_date") or datetime.now(UTC)
-    body["payment_date"] = when.astimezone(UTC).date().isoformat()
+    day = calendar_day(row.get("transaction_date")) or datetime.now(UTC).date()
+    body["payment_date"] = day.isoformat()
     for column, name in (("contact_id", "contact_id"), ("account_id", "account_id")):
         if row.get(column):
             body[name] = platform_ref(row[column], company_id)
@@ -130,13 +131,25 @@ class RootfiPusher:
         self.sends = sends
         self.on_event = on_event or (lambda name, external_id: None)
         self.lookups: dict[str, _Lookup] = {}
+        self.errors: list[str] = []  # what stopped a company's push part-way (masked)
 
     def push(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Push each company's rows; Rootfi failing for one company (an error the rules below do not settle)
+        stops that company alone, its rows left as the ledger shows them (the next run resolves those)."""
         by_company: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             by_company.setdefault(row["connection"], []).append(row)
         for alias, company_rows in by_company.items():
-            self._push_company(alias, company_rows)
+            try:
+                self._push_company(alias, company_rows)
+            except Exception as exc:
+                message = SECRETS.redact(f"{type(exc).__name__}: {exc}")[:500]
+                log.error("push to Rootfi company %s stopped: %s", alias, message)
+                self.errors.append(f"[{alias}]: {message}")
+                for row in company_rows:
+                    status = self.ledger.status(row["external_id"])
+                    if status in ("pending", "unknown"):
+                        self._record(row, "unknown", "error", error=f"{message} (looked up before any resend)")
 
     # -- one company -----------------------------------------------------------------------------------
     def _record(self, row: Mapping[str, Any], status: str, phase: str, **details: Any) -> None:
@@ -252,36 +265,71 @@ class RootfiPusher:
             except ApiError as exc:
                 if exc.status == 404:  # the job is unknown to the server: the payments themselves tell
                     return self._resolve(alias, rows, "resolve")
-                raise
-        results = job.get("data") if isinstance(job.get("data"), list) else None
-        if results is not None and len(results) == len(rows) and all(isinstance(r, dict) for r in results):
-            again = []
-            for row, result in zip(rows, results, strict=True):
-                if result.get("status") == "success" and isinstance(result.get("response"), dict):
-                    self._created(row, result["response"], "outcome")
-                elif job["status"] == "FAILED":
-                    self._record(row, "failed", "outcome", error=f"job {sync_id} FAILED: {result.get('error')}")
-                    again.append(row)
-                else:
-                    self._record(row, "rejected", "outcome", error=str(result.get("error") or "failed in job"))
-            self.on_event("recorded", rows[0]["external_id"])
-            return again if job["status"] == "FAILED" else []
-        # the job's counts only: the payments themselves say which were created
-        found = self._lookup(alias).find([r["external_id"] for r in rows], self._first_attempt(rows))
+                error = f"the job's state could not be read ({exc}); the next push follows it"
+                for row in rows:  # still in the job: followed by the next run, never resent
+                    self._record(row, "submitted", "follow", remote_job=sync_id or None, error=error)
+                return []
+        by_document, failures = _job_results(job)
+        unmatched = [row for row in rows if row["external_id"] not in by_document]
+        found = {}
+        if unmatched:  # the payments themselves say which of these were created
+            found = self._lookup(alias).find([r["external_id"] for r in unmatched], self._first_attempt(rows))
         again = []
         for row in rows:
-            record = found.get(row["external_id"])
+            record = by_document.get(row["external_id"]) or found.get(row["external_id"])
             if record is not None:
                 self._created(row, record, "outcome")
             elif job["status"] == "FAILED":
-                self._record(row, "failed", "outcome", error=f"job {sync_id} FAILED: {job.get('error') or ''}")
+                reason = failures.get(row["external_id"]) or _one_reason(failures) or job.get("error") or ""
+                self._record(row, "failed", "outcome", error=f"job {sync_id} FAILED: {reason}")
                 again.append(row)
             else:
-                reason = f"failed inside job {sync_id} ({job.get('failed')} failed; Rootfi gave no reason here)"
+                reason = failures.get(row["external_id"]) or _one_reason(failures)
+                if reason is None:
+                    reason = f"failed inside job {sync_id} ({job.get('failed', 'some')} failed; Rootfi's reasons: " + (
+                        "; ".join(sorted(set(failures.values()))) or "none given") + ")"  # fmt: skip
                 self._record(row, "rejected", "outcome", error=reason)
+        self.on_event("recorded", rows[0]["external_id"])
         return again
 
     def _first_attempt(self, rows: Sequence[Mapping[str, Any]]) -> datetime:
         """The earliest send of these rows (now if none is known): a lookup reads changes from there on."""
         sent = [self.entries.get(r["external_id"], {}).get("first_attempt_at") for r in rows]
         return min((t for t in sent if t is not None), default=datetime.now(UTC))
+
+
+def _job_results(job: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """A job's per-record results by `document_number`: the created records, and the reasons of the records
+    it failed. Never by position: nothing says a job answers in the order it was sent. A failed result
+    names its record only when it carries a `document_number` (at its top, or in an echo of the input);
+    those that do not are collected under "" (their reason then stands for every unmatched row only when
+    there is one reason)."""
+    created: dict[str, dict[str, Any]] = {}
+    failures: dict[str, str] = {}
+    results = job.get("data")
+    for result in results if isinstance(results, list) else []:
+        if not isinstance(result, dict):
+            continue
+        response = result.get("response")
+        if result.get("status") == "success" and isinstance(response, dict) and response.get("document_number"):
+            created[str(response["document_number"])] = response
+        elif result.get("status") != "success":
+            echoed = next((v for v in (result.get("request"), result.get("data")) if isinstance(v, dict)), {})
+            document = result.get("document_number") or echoed.get("document_number") or ""
+            reason = str(result.get("error") or "failed in the job")
+            if document:
+                failures[str(document)] = reason
+            else:
+                failures.setdefault("", reason)
+                if failures[""] != reason:
+                    failures[""] = _MIXED
+    return created, failures
+
+
+_MIXED = "\0mixed"  # several reasons for records the job does not name
+
+
+def _one_reason(failures: Mapping[str, str]) -> str | None:
+    """The reason of the job's unnamed failures, when there is exactly one reason among them."""
+    reason = failures.get("")
+    return None if reason in (None, _MIXED) else reason

@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from pipelines.settings import check_identifier
 from pipelines.warehouse import read_models
 from transforms.run import DEFAULT_MODELS_SCHEMA
 
@@ -102,6 +103,13 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+NO_CURRENCY = "no currency"  # how rows without a currency are shown and keyed (sorted after the ISO codes)
+
+
+def _currency_label(code: Any) -> str:
+    return NO_CURRENCY if code is None or str(code).strip() == "" else str(code)
+
+
 def _money(value: Any, exponent: int | None) -> str:
     if value is None:
         return ""
@@ -172,19 +180,30 @@ th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: ta
 """
 
 
-def _write_csv(path: Path, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
-    """One exception list as CSV: a header row, NULL as an empty field, booleans as true/false."""
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): text from a provider
+# (an invoice number, a memo) could otherwise run `=HYPERLINK(...)` on the analyst's machine.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
-    def cell(value: Any) -> Any:
-        if value is None:
-            return ""
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return value
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as written: NULL empty, booleans true/false, numbers as numbers,
+    and text that would start a formula prefixed with an apostrophe (the convention spreadsheets share)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _write_csv(path: Path, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """One exception list as CSV: a header row, then the rows, each cell `spreadsheet_safe`."""
+    cell = spreadsheet_safe
 
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(columns)
+        writer.writerow([cell(c) for c in columns])
         writer.writerows([cell(v) for v in row] for row in rows)
 
 
@@ -198,7 +217,7 @@ def write_report(
     DuckDB file `database`, or (None) the configured warehouse (`pipelines/warehouse.py`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    m = models_schema
+    m = check_identifier(models_schema, "models schema")
     with read_models(None if database is None else str(database)) as query:
 
         def rows_of(sql: str) -> list[tuple[Any, ...]]:
@@ -236,7 +255,9 @@ def write_report(
 
     aging: dict[str, dict[str, Decimal]] = {}
     for currency, bucket, amount in aging_rows:
-        aging.setdefault(currency, {})[bucket] = amount
+        aging.setdefault(_currency_label(currency), {})[bucket] = amount
+    by_currency = [(_currency_label(r[0]), *r[1:]) for r in by_currency]
+    overdue = {_currency_label(c): amount for c, amount in overdue.items()}
     headline = {
         "invoices": sum(r[2] for r in summary),
         "exceptions": {exc.name: len(rows) for exc, _, rows in exceptions},
@@ -261,7 +282,7 @@ def write_report(
         )
     charts = "".join(
         f"<div><h3>{html.escape(str(currency))}</h3>{_aging_svg(str(currency), exponents.get(currency), amounts)}</div>"
-        for currency, amounts in sorted(aging.items())
+        for currency, amounts in sorted(aging.items(), key=lambda item: (item[0] == NO_CURRENCY, item[0]))
     )
     sections = []
     for exc, columns, rows in exceptions:

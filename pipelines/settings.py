@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import dlt
 
 # Not `accounting`: DuckDB 2.0 names the catalog of `accounting.duckdb` "accounting", and a schema of
@@ -10,9 +12,29 @@ DEFAULT_DATASET = "accounting_raw"
 DEFAULT_DUCKDB_FILE = "accounting.duckdb"
 
 
+class ConfigurationError(ValueError):
+    """A setting is missing or wrong; the message says which and how to set it."""
+
+
+# What every warehouse takes unquoted and dlt's naming leaves as it is: the jobs splice these names into SQL
+# (`<dataset>.push_log`), so a name outside this is refused before anything runs, never met half-way.
+IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def check_identifier(name: str, what: str) -> str:
+    """`name` when it is a plain lowercase SQL identifier, else `ConfigurationError` saying what would work."""
+    if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
+        raise ConfigurationError(
+            f"the {what} {name!r} cannot be used: it must be lowercase letters, digits and underscores, "
+            "starting with a letter or an underscore, at most 63 characters (e.g. accounting_raw)"
+        )
+    return name
+
+
 def dataset_name(override: str | None = None) -> str:
-    """ACCOUNTING_ETL__DATASET_NAME, else `accounting_raw`."""
-    return override or dlt.config.get("accounting_etl.dataset_name") or DEFAULT_DATASET
+    """ACCOUNTING_ETL__DATASET_NAME, else `accounting_raw`; refused unless a plain identifier."""
+    name = override or dlt.config.get("accounting_etl.dataset_name") or DEFAULT_DATASET
+    return check_identifier(str(name), "dataset name (ACCOUNTING_ETL__DATASET_NAME, --dataset)")
 
 
 def duckdb_file(override: str | None = None) -> str:

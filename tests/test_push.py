@@ -15,8 +15,9 @@ from tests.conftest import DATASET
 FAST = RetryPolicy(max_attempts=3, backoff_base=0.01, timeout=0.5)
 
 
-class Crash(Exception):
-    """Stands for the process dying at a chosen step (its ledger writes are committed, nothing else runs)."""
+class Crash(BaseException):
+    """Stands for the process dying at a chosen step (its ledger writes are committed, nothing else runs): a
+    BaseException, like the SystemExit or KeyboardInterrupt that end a process, so no handler of errors meets it."""
 
 
 @pytest.fixture

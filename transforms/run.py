@@ -22,6 +22,8 @@ from typing import Any, Protocol
 import iso4217
 import sqlglot
 
+from pipelines.settings import check_identifier
+
 log = logging.getLogger("accounting_etl.transforms")
 
 MODELS_DIR = Path(__file__).parent / "models"
@@ -156,6 +158,8 @@ def run_transforms(
     as_of: date | None = None,
 ) -> TransformResult:
     """Build every model from the raw tables in `raw_schema`, counting ages to `as_of` (default today)."""
+    check_identifier(raw_schema, "dataset of the loaded tables")
+    check_identifier(models_schema, "models schema")
     as_of = as_of or datetime.now(UTC).date()
     result = TransformResult(as_of=as_of, models_schema=models_schema)
     missing = missing_raw_tables(db, raw_schema)

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from sources.common.errors import ApiError
+from sources.common.errors import ApiError, OutcomeUnknown
 from sources.common.http import ApiClient, RateLimitPacer, RequestStats, RetryPolicy
 from sources.common.pagination import follow_cursor
 from sources.rootfi.settings import API_KEY_HEADER, ENDPOINTS, SYNC_STATUS
@@ -94,23 +94,27 @@ class RootfiClient:
     def submit(self, resource: str, company_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
         """POST records as one write job; returns the job (`status`, `upload_job_id`, `sync_id`, `data`).
         Raises `OutcomeUnknown` when it cannot tell whether the job was created."""
+        path = ENDPOINTS[resource]
         body = self.http.request_json(
-            "POST", ENDPOINTS[resource], json_body={"company_id": _company(company_id), "data": records},
-            idempotent=False,
-        )  # fmt: skip
-        return _job(body, f"POST {ENDPOINTS[resource]}")
+            "POST", path, json_body={"company_id": _company(company_id), "data": records}, idempotent=False
+        )
+        job = _job(body)
+        if job is None:  # a 2xx that is no job: the job may well exist, so this is no failure
+            raise OutcomeUnknown("POST", path, 200, "the answer is not a job {data: {status, ...}}")
+        return job
 
     def job_status(self, sync_id: str) -> dict[str, Any]:
         """A job's state and counts (`status`, `success`, `failed`, `pending`)."""
         path = SYNC_STATUS.format(sync_id=sync_id)
-        return _job(self.http.get_json(path), f"GET {path}")
+        job = _job(self.http.get_json(path))
+        if job is None:
+            raise ApiError("GET", path, 200, "the answer is not a job {data: {status, ...}}")
+        return job
 
 
-def _job(body: Any, what: str) -> dict[str, Any]:
+def _job(body: Any) -> dict[str, Any] | None:
     job = body.get("data") if isinstance(body, dict) else None
-    if not isinstance(job, dict) or not isinstance(job.get("status"), str):
-        raise ApiError(*what.split(" ", 1), 200, "the answer is not a job {data: {status, ...}}")
-    return job
+    return job if isinstance(job, dict) and isinstance(job.get("status"), str) else None
 
 
 def _company(company_id: str) -> Any:
