@@ -14,5 +14,6 @@ from transforms.run import TransformResult, run_transforms
 def transform_database(
     database: str | None = None, dataset: str | None = None, as_of: date | None = None
 ) -> TransformResult:
+    raw = settings.dataset_name(dataset)  # a name that cannot work is refused before the warehouse is opened
     with models_database(database, dataset) as db:
-        return run_transforms(db, settings.dataset_name(dataset), as_of=as_of)
+        return run_transforms(db, raw, as_of=as_of)

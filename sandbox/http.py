@@ -30,7 +30,8 @@ class Fault:
     literal `retry_after` text), "echo" (answer `status` with an error that repeats every request header,
     credentials included, as some gateways do), "huge" (200 with a JSON body of `size` bytes), "nested"
     (answer `status` with an error body nested `depth` levels deep), "headers" (answer normally, with
-    `headers` added to the answer, e.g. a rate-limit reset years away).
+    `headers` added to the answer, e.g. a rate-limit reset years away), "body" (answer `status` with `body`
+    as it is: empty, `[]`, `null`, ...).
     `after_write`: for POST, apply the write first and then fault (the outcome the client cannot see).
     """
 
@@ -47,6 +48,7 @@ class Fault:
     headers: dict[str, str] | None = None
     size: int = 0
     depth: int = 0
+    body: str = ""
     fired: int = 0
     seen: int = 0
 
@@ -294,6 +296,8 @@ class JsonHandler(BaseHTTPRequestHandler):
             self.send_json(200, None, headers, raw=b'{"data": [], "padding": "' + padding.encode() + b'"}')
         elif fault.kind == "nested":
             self.send_json(fault.status, None, headers, raw=b'{"message": ' * fault.depth + b"1" + b"}" * fault.depth)
+        elif fault.kind == "body":
+            self.send_json(fault.status, None, headers, raw=fault.body.encode())
         elif fault.kind == "headers":
             headers.update(fault.headers or {})
             return False

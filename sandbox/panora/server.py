@@ -83,13 +83,18 @@ def error_body(status: int, path: str, message: str) -> dict[str, Any]:
 
 def drop_zero_money(record: dict[str, Any]) -> dict[str, Any]:
     """The real server leaves a money field out of the JSON when it is 0, also inside line items."""
-    out = {k: v for k, v in record.items() if not (k in MONEY_FIELDS and v == 0)}
+    out = {k: v for k, v in record.items() if not (k in MONEY_FIELDS and _is_zero(v))}
     if isinstance(out.get("line_items"), list):
         out["line_items"] = [
-            {k: v for k, v in li.items() if not (k in MONEY_FIELDS and v == 0)} if isinstance(li, dict) else li
+            {k: v for k, v in li.items() if not (k in MONEY_FIELDS and _is_zero(v))} if isinstance(li, dict) else li
             for li in out["line_items"]
         ]
     return out
+
+
+def _is_zero(value: Any) -> bool:
+    """A zero amount (not `False`, which Python also calls equal to 0)."""
+    return type(value) in (int, float) and value == 0
 
 
 def remote_data_for(conn: Connection, record: dict[str, Any]) -> dict[str, Any]:

@@ -31,12 +31,13 @@ class RecordTable:
 
     def position(self, record_id: str) -> int | None:
         if self._index is None:
-            self._index = {row["id"]: i for i, row in enumerate(self.rows)}
+            # a record without a text id (a test's hostile record) is no cursor: it is not indexed
+            self._index = {row["id"]: i for i, row in enumerate(self.rows) if isinstance(row.get("id"), str)}
         return self._index.get(record_id)
 
     def append(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
-        if self._index is not None:
+        if self._index is not None and isinstance(row.get("id"), str):
             self._index[row["id"]] = len(self.rows) - 1
 
     def remove(self, record_id: str) -> dict[str, Any]:

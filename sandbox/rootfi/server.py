@@ -25,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from sandbox.http import Fault, JsonHandler, SandboxState
@@ -44,6 +45,7 @@ class Settings:
     job_start_seconds: float = 0.05  # CREATED -> RUNNING
     job_run_seconds: float = 0.1  # RUNNING -> SUCCESS/FAILED
     sync_wait_seconds: float = 2.0  # how long a POST without run_async waits for its job
+    job_results_order: str = "sent"  # or "reversed": nothing obliges a job to answer in the order it was sent
 
 
 class RootfiSandbox(SandboxState):
@@ -71,7 +73,7 @@ class RootfiSandbox(SandboxState):
             time.sleep(settings.job_start_seconds)
             job.status = "RUNNING"
             time.sleep(settings.job_run_seconds)
-            self.store.run_job(job, fail_whole_job)
+            self.store.run_job(job, fail_whole_job, reverse=settings.job_results_order == "reversed")
             with self.lock:
                 self.stats.created["invoice_payments"] += sum(r["status"] == "success" for r in job.results)
 
@@ -172,8 +174,8 @@ class _Handler(JsonHandler):
 
     def _write(self, body: bytes, query: dict[str, str], headers: dict[str, str], fault: Fault | None) -> None:
         sb = self.sandbox
-        try:
-            payload = json.loads(body or b"null")
+        try:  # amounts as the exact decimals they were written as
+            payload = json.loads(body or b"null", parse_float=Decimal)
         except json.JSONDecodeError:
             self.send_error_json(400, "Body must be JSON", headers)
             return

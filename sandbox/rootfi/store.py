@@ -73,6 +73,7 @@ class Store:
         self.jobs: dict[str, Job] = {}
         self.job_ids = itertools.count(9001)
         self.created_by_document: Counter = Counter()
+        self.received: dict[str, dict[str, Any]] = {}  # the last record sent per document_number, as written
 
     # -- reading ---------------------------------------------------------------------------------------
     def company_ids(self) -> dict[str, int]:
@@ -157,8 +158,9 @@ class Store:
             self.jobs[job.sync_id] = job
             return job
 
-    def run_job(self, job: Job, fail_whole_job: str | None = None) -> None:
-        """Carry out a job: every record is checked and created on its own; a FAILED job creates nothing."""
+    def run_job(self, job: Job, fail_whole_job: str | None = None, reverse: bool = False) -> None:
+        """Carry out a job: every record is checked and created on its own; a FAILED job creates nothing.
+        `reverse`: the results come in the reverse order of the records."""
         with self.lock:
             if fail_whole_job:
                 job.status, job.error = "FAILED", fail_whole_job
@@ -174,17 +176,21 @@ class Store:
                     continue
                 created = self._create_payment(job.company_id, item)
                 job.results.append({"job_id": job.upload_job_id, "status": "success", "response": dict(created)})
+            if reverse:
+                job.results.reverse()
             job.status = "SUCCESS"
             job.done.set()
 
     def _payment_problem(self, company_id: int, item: Any) -> str | None:
         if not isinstance(item, dict):
             return "each record must be an object"
+        if item.get("document_number"):
+            self.received[str(item["document_number"])] = dict(item)
         for key in ("invoice_id", "amount", "currency_id", "payment_date"):
             if item.get(key) in (None, ""):
                 return f"'{key}' is required"
         amount = item["amount"]
-        if isinstance(amount, bool) or not isinstance(amount, int | float | str):
+        if isinstance(amount, bool) or not isinstance(amount, int | float | str | Decimal):
             return "'amount' must be a number"
         try:
             value = Decimal(str(amount))
@@ -229,7 +235,7 @@ class Store:
             "contact_id": item.get("contact_id"),
             "credit_note_id": None,
             "currency_id": item["currency_id"],
-            "amount": item["amount"],
+            "amount": float(item["amount"]) if isinstance(item["amount"], Decimal) else item["amount"],
             "payment_date": item["payment_date"],
             "payment_mode": item.get("payment_mode"),
             "document_number": item.get("document_number"),

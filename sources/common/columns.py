@@ -22,9 +22,16 @@ LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 NUL = "\x00"  # PostgreSQL cannot store it in text or JSON; refused on every warehouse alike
 
 
-def _no_nul(value: str, field: str) -> str:
+def _storable_text(value: str, field: str) -> str:
+    """Text a warehouse can store: no NUL character, no unpaired surrogate (a lenient JSON parser lets
+    `\\ud800` through; it is no character, and no warehouse takes it)."""
     if NUL in value:
         raise RecordError(field, "text with a NUL character (\\u0000), which a warehouse cannot store")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise RecordError(field, "text with an unpaired surrogate, which is no character") from None
     return value
 
 
@@ -54,7 +61,7 @@ def text(value: Any, field: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return _no_nul(value, field)
+        return _storable_text(value, field)
     if isinstance(value, float):
         return str(finite_float(value, field))
     if isinstance(value, int) and not isinstance(value, bool):
@@ -65,7 +72,7 @@ def text(value: Any, field: str) -> str | None:
 def required_id(value: Any, field: str = "id") -> str:
     if not isinstance(value, str) or not value.strip():
         raise RecordError(field, "missing" if value is None else f"expected a non-empty id, got {_preview(value)}")
-    return _no_nul(value, field)
+    return _storable_text(value, field)
 
 
 def minor_units(value: Any, field: str) -> int | None:
@@ -177,7 +184,7 @@ def id_list(value: Any, field: str) -> list[str]:
             item = item.get("id")
         if not isinstance(item, str) or not item:
             raise RecordError(f"{field}[{position}]", f"expected an id, got {_preview(item)}")
-        out.append(_no_nul(item, f"{field}[{position}]"))
+        out.append(_storable_text(item, f"{field}[{position}]"))
     return out
 
 

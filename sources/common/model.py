@@ -279,15 +279,24 @@ TRACKING_CATEGORY = ObjectSpec(
 
 
 def unified_objects(
-    provider: str, volatile: frozenset[str] = frozenset(), adapters: Mapping[str, Adapter] | None = None
+    provider: str,
+    volatile: frozenset[str] = frozenset(),
+    adapters: Mapping[str, Adapter] | None = None,
+    source_names: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None,
 ) -> dict[str, ObjectSpec]:
     """The object kinds (`payments`, `invoices`, `tracking_categories`) as one provider fills them: its
     name on every row, the fields its server rewrites without a change (`volatile`, left out of the content
-    hash), and per kind the adapter that turns its records into this vocabulary (none for Panora)."""
+    hash), and per kind the adapter that turns its records into this vocabulary (none for Panora) with the
+    provider's names of the fields it renames (`ObjectSpec.source_names`, for errors)."""
     adapters = adapters or {}
+    source_names = source_names or {}
     return {
         spec.resource: replace(
-            spec, volatile=volatile, row_defaults={"provider": provider}, adapter=adapters.get(spec.resource)
+            spec,
+            volatile=volatile,
+            row_defaults={"provider": provider},
+            adapter=adapters.get(spec.resource),
+            source_names=source_names.get(spec.resource, {}),
         )
         for spec in (PAYMENT, INVOICE, TRACKING_CATEGORY)
     }

@@ -4,7 +4,7 @@ into rows for the parent table and its child tables, or raises `RecordError` nam
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -67,7 +67,8 @@ class FieldReader:
         row: dict[str, Any] = {}
         for column, key in self.text:
             value = get(key)
-            row[column] = value if value is None or (type(value) is str and NUL not in value) else text(value, key)
+            ok = value is None or (type(value) is str and NUL not in value and value.isascii())
+            row[column] = value if ok else text(value, key)
         for column, key, reader in self.typed:
             value = get(key)
             row[column] = None if value is None else reader(value, key)
@@ -126,6 +127,20 @@ class ObjectSpec:
     volatile: frozenset[str] = frozenset()
     row_defaults: dict[str, Any] = field(default_factory=dict)
     adapter: Adapter | None = None
+    # unified field -> the provider's name for it, for the record ("") and its line items ("line_items"):
+    # an error names the field as the provider sent it
+    source_names: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def provider_field(self, field_path: str) -> str:
+        """A field named in the unified vocabulary (`issue_date`, `line_items[0].unit_price`) in the
+        provider's own (`posted_date`, `line_items[0].unit_amount`)."""
+        if not self.source_names:
+            return field_path
+        head, dot, rest = field_path.partition(".")
+        if dot:
+            line_key = head.split("[", 1)[0]
+            return f"{head}.{_renamed(rest, self.source_names.get(line_key, {}))}"
+        return _renamed(head, self.source_names.get("", {}))
 
     @property
     def provider(self) -> str | None:
@@ -194,6 +209,12 @@ class ObjectSpec:
             if not out[child.name]:
                 out[child.name].append(child.marker_row(key))
         return out
+
+
+def _renamed(segment: str, names: Mapping[str, str]) -> str:
+    """`segment` (`field` or `field[2]`) with its field renamed by `names`."""
+    base, bracket, index = segment.partition("[")
+    return names.get(base, base) + bracket + index
 
 
 def _id_rows(record: dict[str, Any], lst: IdListChild, key: dict[str, Any]) -> list[dict[str, Any]]:

@@ -306,10 +306,18 @@ def _usable_id(record_id: Any) -> str | None:
 
 
 def _field_path(spec: ObjectSpec, table: str) -> Callable[[dict[str, Any], str], str]:
-    """How a column of a row of `table` is named in an error: `field`, or `line_items[2].field`."""
+    """How a column of a row of `table` is named in an error, as the record has it: `field`,
+    `line_items[2].field`, `tracking_categories[1]`, `line_items[2].tracking_categories[0]`."""
+    for lst in spec.id_lists:
+        if lst.spec.name == table:
+            return lambda row, column: f"{lst.sources[0]}[{row.get('position')}]"
     for obj in spec.objects:
+        line = obj.sources[0]
         if obj.spec.name == table:
-            return lambda row, column: f"{obj.sources[0]}[{row.get('line_index')}].{column}"
+            return lambda row, column: f"{line}[{row.get('line_index')}].{column}"
+        for lst in obj.id_lists:
+            if lst.spec.name == table:
+                return lambda row, column: f"{line}[{row.get('line_index')}].{lst.sources[0]}[{row.get('position')}]"
     return lambda row, column: column
 
 
@@ -397,14 +405,15 @@ def _reject(
     spec: ObjectSpec, connection: str, record_id: str | None, position: int, exc: RecordError, record: Any
 ) -> dict[str, Any]:
     where = f"id {record_id}" if record_id else f"position {position} (no id)"
-    log.warning("%s [%s] record %s rejected: %s: %s", spec.parent.name, connection, where, exc.field, exc.message)
+    field_name = spec.provider_field(exc.field)
+    log.warning("%s [%s] record %s rejected: %s: %s", spec.parent.name, connection, where, field_name, exc.message)
     return {
         "rejection_id": str(uuid.uuid4()),
         "table_name": spec.parent.name,
         "connection": connection,
         "record_id": record_id,
         "position": position,
-        "field": exc.field,
+        "field": field_name,
         "error": exc.message,
         "record": _as_sent(record),
         "rejected_at": datetime.now(UTC),

@@ -121,8 +121,9 @@ class PanoraClient:
 
 
 def _row_id(row: Any) -> str | None:
+    """A row's id for de-duplication; a blank one names no row (rows without one are each reported)."""
     row_id = row.get("id") if isinstance(row, dict) else None
-    return row_id if isinstance(row_id, str) else None
+    return row_id if isinstance(row_id, str) and row_id.strip() else None
 
 
 def _read_envelope(body: Any, resource: str, number: int) -> tuple[list[Any], str | None]:

@@ -71,7 +71,7 @@ class _Record:
         platform_id = raw.get("platform_id")
         if company in (None, "") or isinstance(company, bool):
             raise RecordError("rootfi_company_id", "missing")
-        if not isinstance(platform_id, str | int) or isinstance(platform_id, bool) or str(platform_id) == "":
+        if not isinstance(platform_id, str | int) or isinstance(platform_id, bool) or not str(platform_id).strip():
             raise RecordError("platform_id", "missing" if platform_id is None else f"not an id: {platform_id!r:.60}")
         self.company = company
         self.record_id = record_key(company, platform_id)
@@ -89,7 +89,7 @@ class _Record:
         value = self.get(*names)
         if value is None or value == "":
             return None
-        if isinstance(value, bool) or not isinstance(value, str | int):
+        if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
             raise RecordError(names[0], f"expected an id, got {type(value).__name__} {value!r:.60}")
         return record_key(self.company, value)
 
@@ -97,8 +97,11 @@ class _Record:
         values = self.get(name)
         if values is None:
             return []
-        if not isinstance(values, list) or not all(isinstance(v, str | int) for v in values):
+        if not isinstance(values, list):
             raise RecordError(name, f"expected a list of ids, got {values!r:.60}")
+        for position, value in enumerate(values):
+            if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+                raise RecordError(f"{name}[{position}]", f"expected an id, got {value!r:.60}")
         return [record_key(self.company, v) for v in values]
 
     def rest(self, out: dict[str, Any]) -> dict[str, Any]:
@@ -227,6 +230,28 @@ def _tracking_category(record: _Record) -> dict[str, Any]:
     return out
 
 
+# unified field -> Rootfi's, where the adapter renames one (an error then names Rootfi's field)
+_RECORD_NAMES = {unified: rootfi for rootfi, unified in TIME_FIELDS.items()} | {
+    "id": "platform_id",
+    "remote_id": "platform_id",
+    "currency": "currency_id",
+    "exchange_rate": "currency_rate",
+}
+SOURCE_NAMES = {
+    "payments": {"": {**_RECORD_NAMES, "transaction_date": "payment_date", "total_amount": "amount"}},
+    "invoices": {
+        "": {
+            **_RECORD_NAMES,
+            "number": "document_number",
+            "issue_date": "posted_date",
+            "total_tax_amount": "tax_amount",
+            "balance": "amount_due",
+        },
+        "line_items": {"id": "rootfi_id", "unit_price": "unit_amount", "tracking_categories": "tracking_category_ids"},
+    },
+    "tracking_categories": {"": {**_RECORD_NAMES, "parent_category": "parent_id"}},
+}
+
 OBJECTS = unified_objects(
     PROVIDER,
     VOLATILE_FIELDS,
@@ -235,4 +260,5 @@ OBJECTS = unified_objects(
         "invoices": _adapting(_invoice),
         "tracking_categories": _adapting(_tracking_category),
     },
+    SOURCE_NAMES,
 )
