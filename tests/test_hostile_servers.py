@@ -143,3 +143,16 @@ def test_a_rootfi_page_beyond_the_cap_fails_that_company_only(both, rootfi):
     assert both.count("payments", "connection = 'northwind-uk'") == len(
         rootfi.store.all("northwind-uk", "invoice_payments")
     )
+
+
+def test_an_echoed_credential_is_masked_in_every_answer_before_it_is_read():
+    body = {"data": {"status": "SUCCESS", "data": [{"status": "failed", "error": f"bad key {SECRET_KEY}"}]}}
+    transport, _ = scripted(httpx.Response(200, json=body), httpx.Response(401, json={"message": SECRET_KEY}))
+    api = ApiClient("http://api.test", {"api_key": SECRET_KEY}, transport=transport, secret_headers=("api_key",))
+    assert api.get_json("/core/syncs/1")["data"]["data"][0]["error"] == "bad key ***"
+    with pytest.raises(ApiError) as raised:
+        api.get_json("/x")
+    assert SECRET_KEY not in str(raised.value) and "***" in str(raised.value)
+
+
+SECRET_KEY = "rootfi_live_5f2d9c1e-aaaa-4bbb-8ccc-123456789abc"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.http import Fault
 from tests.conftest import DATA_TABLES, Warehouse, cli_env
 
 PIPELINE = "accounting_panora"  # the CLI's default pipeline name
@@ -118,3 +119,54 @@ def test_no_secret_in_output_tables_or_dlt_state(tmp_path, sandbox, rootfi):
         content = path.read_bytes()
         leaked = [s for s in secrets if s.encode() in content]
         assert leaked == [], f"secret found in {path.relative_to(warehouse.pipelines_dir)}"
+
+
+def test_a_server_echoing_the_credentials_leaks_them_nowhere(tmp_path, sandbox, rootfi):
+    """Some gateways repeat a request's headers in their error answers: the load's and the push's errors,
+    logs, tables, state and packages must still never hold an API key or a connection token."""
+    warehouse = Warehouse(tmp_path, sandbox)
+    env = cli_env(sandbox, warehouse.path, tmp_path, rootfi)
+    secrets = [sandbox.api_key, rootfi.api_key, *sandbox.store.tokens().values()]
+    sandbox.inject(Fault("echo", status=400, path="/accounting/payments", connection="acme-us", times=100))
+    rootfi.inject(Fault("echo", status=400, path="/accounting/invoices", connection="initech-us", times=100))
+
+    load = run_cli(env, warehouse.pipelines_dir)
+
+    assert load.returncode == 1 and load.stdout.count("FAILED") == 2
+    assert "Request headers were" in load.stdout and "***" in load.stdout  # the echo arrived, masked
+
+    ((conn, invoice, currency),) = warehouse.query(
+        "SELECT connection, invoice_id, currency FROM reconciliation.invoice_settlement WHERE connection = 'acme-eu' "
+        "AND status IN ('unpaid', 'partially_paid') LIMIT 1"
+    )
+    ((rf_conn, rf_invoice, rf_currency),) = warehouse.query(
+        "SELECT connection, invoice_id, currency FROM reconciliation.invoice_settlement WHERE connection = "
+        "'northwind-uk' AND status IN ('unpaid', 'partially_paid') LIMIT 1"
+    )
+    path = tmp_path / "payments.csv"
+    path.write_text(
+        "external_id,connection,invoice_id,currency,total_amount,transaction_date\n"
+        f"echo-1,{conn},{invoice},{currency},100,2026-11-20\n"
+        f"echo-2,{rf_conn},{rf_invoice},{rf_currency},100,2026-11-20\n",
+        encoding="utf-8",
+    )
+    sandbox.inject(Fault("echo", status=400, method="POST", path="/accounting/payments", times=100))
+    rootfi.inject(Fault("echo", status=400, method="POST", path="/accounting/invoice_payments", times=100))
+    push = subprocess.run(
+        [sys.executable, "-m", "pipelines", "push", "--from-csv", str(path), "--database", str(warehouse.path)],
+        env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert push.returncode == 1, push.stdout + push.stderr
+    errors = dict(warehouse.query("SELECT external_id, error FROM accounting_raw.push_log"))
+    assert set(errors) == {"echo-1", "echo-2"} and all("Request headers were" in e for e in errors.values())
+    assert sandbox.stats.faults_fired >= 2 and rootfi.stats.faults_fired >= 2
+
+    output = load.stdout + load.stderr + push.stdout + push.stderr
+    assert [s for s in secrets if s in output] == []
+    for table in warehouse.tables():
+        text = repr(warehouse.query(f"SELECT * FROM accounting_raw.{table}"))
+        assert [s for s in secrets if s in text] == [], table
+    assert [s for s in secrets if s.encode() in warehouse.path.read_bytes()] == []
+    for state_file in (p for p in warehouse.pipelines_dir.rglob("*") if p.is_file()):
+        leaked = [s for s in secrets if s.encode() in state_file.read_bytes()]
+        assert leaked == [], f"secret found in {state_file.relative_to(warehouse.pipelines_dir)}"
