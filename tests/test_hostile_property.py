@@ -254,7 +254,7 @@ def provider(request, tmp_path_factory) -> Provider:
     return PROVIDERS[request.param]
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])  # fmt: skip
 @given(data=st.data())
 def test_hostile_values_anywhere_are_rejected_by_field_and_everything_else_loads_exactly(provider, data):

@@ -50,6 +50,8 @@ def whole_number(value: Any, field: str, what: str = "an integer amount in minor
     if isinstance(value, float):
         if not value.is_integer():
             raise RecordError(field, f"expected {what}, got {type(value).__name__} {_preview(value)}")
+        if abs(value) >= 2.0**63:  # and beyond it, a float is an integer whose last digits were lost
+            raise RecordError(field, f"{_preview(value)} is beyond the 64-bit integer range of the column")
         value = int(value)
     if not INT64_MIN <= value <= INT64_MAX:
         raise RecordError(field, f"{_preview(value)} is beyond the 64-bit integer range of the column")
