@@ -230,6 +230,29 @@ def test_one_providers_api_failing_mid_push_stops_neither_the_other_nor_the_run(
     assert {d: rootfi.store.created_by_document[d] for d in ("mix-2", "mix-3")} == {"mix-2": 1, "mix-3": 1}
 
 
+def test_a_rootfi_answer_that_is_no_job_leaves_the_payments_unknown_then_found_not_resent(loaded, rootfi):
+    ((connection, invoice_id, currency),) = loaded.query(
+        "SELECT connection, invoice_id, currency FROM reconciliation.invoice_settlement WHERE invoice_id LIKE "
+        "'rootfi:%' AND status IN ('unpaid', 'partially_paid') AND open_minor >= 1000 LIMIT 1"
+    )
+    with duckdb.connect(str(loaded.path)) as con:
+        con.execute(
+            f"INSERT INTO {DATASET}.outbound_payments (external_id, connection, invoice_id, currency, total_amount, "
+            "transaction_date) VALUES ('no-job', ?, ?, ?, 100, '2026-11-20')",
+            [connection, invoice_id, currency],
+        )
+    fault = Fault("body", status=200, body="[]", method="POST", path="/accounting/invoice_payments", after_write=True)
+    rootfi.inject(fault)
+
+    summary = push_rootfi(loaded)
+
+    assert fault.fired == 1 and summary.outcomes == {"created": 1}
+    assert rootfi.store.created_by_document["no-job"] == 1 and posts(loaded) == 1
+    kinds = [r[0] for r in loaded.query(
+        f"SELECT status FROM {DATASET}.push_attempts WHERE external_id = 'no-job' ORDER BY happened_at")]  # fmt: skip
+    assert kinds == ["pending", "unknown", "created"]
+
+
 def test_exported_text_never_runs_as_a_formula_and_numbers_stay_numbers(loaded, tmp_path):
     assert [spreadsheet_safe(v) for v in ("=1+1", "+33", "-x", "@SUM(A1)", "\tx", "\rx", "INV-1")] == [
         "'=1+1", "'+33", "'-x", "'@SUM(A1)", "'\tx", "'\rx", "INV-1"

@@ -160,8 +160,8 @@ def _set(record: dict[str, Any], target: str, value: Any) -> bool:
 
 @st.composite
 def hostile_cases(draw: st.DrawFn, fields: dict[str, list[tuple[str, str, st.SearchStrategy]]], sizes: dict) -> list:
-    """1 to 6 records, each with one hostile value: (kind, record position, where, field named, value)."""
-    picks = draw(st.lists(st.tuples(st.sampled_from(sorted(fields)), st.integers(0, 10**6)), min_size=1, max_size=6,
+    """1 to 10 records, each with one hostile value: (kind, record position, where, field named, value)."""
+    picks = draw(st.lists(st.tuples(st.sampled_from(sorted(fields)), st.integers(0, 10**6)), min_size=1, max_size=10,
                           unique_by=lambda p: (p[0], p[1] % sizes[p[0]])))  # fmt: skip
     cases = []
     for kind, number in picks:
@@ -254,7 +254,7 @@ def provider(request, tmp_path_factory) -> Provider:
     return PROVIDERS[request.param]
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])  # fmt: skip
 @given(data=st.data())
 def test_hostile_values_anywhere_are_rejected_by_field_and_everything_else_loads_exactly(provider, data):
