@@ -162,17 +162,13 @@ def server_message(response: httpx.Response) -> str:
     """The `message` of an error body, else the start of the body; never more than `MESSAGE_CHARS`."""
     try:
         body = decode_json(response.content)
-    except Exception:  # not JSON, nested too deeply: the text is the message
-        text = response.content[:MESSAGE_CHARS].decode("utf-8", "replace")
-        return text or response.reason_phrase
-    if isinstance(body, dict) and "message" in body:
-        message = body["message"]
-        text = "; ".join(map(str, message)) if isinstance(message, list) else str(message)
-    else:
-        try:
+        if isinstance(body, dict) and "message" in body:
+            message = body["message"]
+            text = "; ".join(map(str, message)) if isinstance(message, list) else str(message)
+        else:
             text = json.dumps(body)
-        except (TypeError, ValueError, RecursionError):
-            text = repr(body)
+    except Exception:  # not JSON, nested too deeply to read or to print: the body's start is the message
+        text = response.content[:MESSAGE_CHARS].decode("utf-8", "replace") or response.reason_phrase
     return text[:MESSAGE_CHARS]
 
 

@@ -426,5 +426,9 @@ def _as_sent(record: Any) -> str:
     try:
         return json_text(record, "(record)")
     except RecordError:
-        shown = repr(record)
-        return json_text({"unstorable_record": shown[:10000], "length": len(shown)}, "(record)")
+        pass
+    try:
+        shown = repr(record)  # escapes what JSON text cannot hold (NUL, unpaired surrogates)
+    except RecursionError:
+        shown = f"<{type(record).__name__} nested too deeply to show>"
+    return json_text({"unstorable_record": shown[:10000], "length": len(shown)}, "(record)")
