@@ -363,6 +363,16 @@ def run_push(
                     for reject in imported.rejects:
                         log.warning("not queued: %s", reject)
                     summary.import_rejects.extend(imported.rejects)
+            if summary.import_rejects:
+                # kept in the run's plan, never in the ledger: a bad row must not overwrite what the ledger
+                # says of an external id that was created before
+                con.executemany(
+                    f"INSERT INTO {raw}.push_plan VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        [run_id, r.external_id, None, "not queued", str(r), dry_run, datetime.now(UTC)]
+                        for r in summary.import_rejects
+                    ],
+                )
             ledger = Ledger(con, raw, run_id)
             _confirm(con, raw, ledger)
             entries = ledger.entries()

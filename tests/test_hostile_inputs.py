@@ -69,6 +69,14 @@ def test_each_bad_csv_row_is_rejected_by_row_and_column_and_the_rest_are_queued(
     assert summary.outcomes == {"created": 2} and not summary.ok
     assert created_in_api(sandbox, "good-1") == 1 and created_in_api(sandbox, "good-2") == 1
     assert "payments.csv row 3, column total_amount" in summary.render()
+    kept = loaded.query(f"SELECT external_id, reason FROM {DATASET}.push_plan WHERE action = 'not queued'")
+    assert (
+        len(kept) == 7
+        and ("fraction", "payments.csv row 3, column total_amount: " + rejects[(3, "total_amount")]) in kept
+    )
+    assert "good-1" not in {
+        e for (e,) in loaded.query(f"SELECT external_id FROM {DATASET}.push_log WHERE status <> 'created'")
+    }
 
 
 def test_push_from_the_command_line_says_what_is_wrong_without_a_traceback(loaded, sandbox, tmp_path, capsys):
