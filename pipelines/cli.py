@@ -142,6 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     push.add_argument("--database", help=DATABASE_HELP)
 
+    status = sub.add_parser(
+        "status",
+        help="per connection: the last load, its failures, rejected records and data age; the push ledger",
+        description="Show, per provider and connection, the last load (when, how long, status, records "
+        "written, rejected, marked deleted, 429s) with what failed and why, the age of its data, and the push "
+        "ledger by state with the rows that need a person (rejected, failed, unknown). Read from the "
+        "warehouse (DuckDB file or the configured destination), so it says the same whichever machine ran the "
+        "loads. Exit status 0 when every connection's last load completed (and is fresh enough), 1 when one "
+        "failed, is older than --max-age or was never loaded, 2 for bad settings.",
+    )
+    status.add_argument("--database", help=DATABASE_HELP)
+    status.add_argument("--dataset", help="dataset of the loaded tables (default accounting_raw)")
+    status.add_argument("--max-age", help="data older than this is stale (exit 1): e.g. 90m, 6h, 2d")
+    status.add_argument("--json", action="store_true", help="JSON for scripts and monitors instead of tables")
+
     demo = sub.add_parser(
         "demo",
         help="sandboxes + load into accounting.duckdb + reconciliation report",
@@ -218,6 +233,25 @@ def _push(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from pipelines.settings import ConfigurationError
+    from pipelines.status import parse_age, read_status, render
+
+    try:
+        max_age = parse_age(args.max_age) if args.max_age else None
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    report = read_status(args.database, args.dataset, max_age)
+    if args.json:
+        print(report.as_json())
+    else:
+        # a terminal's own width; a pipe or a file gets room enough not to cut the columns
+        render(report, Console() if sys.stdout.isatty() else Console(width=160))
+    return 0 if report.ok else 1
+
+
 def _report(args: argparse.Namespace) -> int:
     from pipelines.report import write_report
 
@@ -253,4 +287,5 @@ COMMANDS = {
     "transform": _transform,
     "push": _push,
     "report": _report,
+    "status": _status,
 }
