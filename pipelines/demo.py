@@ -14,23 +14,14 @@ from pipelines.sandbox import build_rootfi_sandbox, build_sandbox
 from pipelines.settings import DEFAULT_DATASET
 from pipelines.summary import LoadSummary
 
-PREVIEW_TABLES = (
-    "payments",
-    "payments__line_items",
-    "invoices",
-    "invoices__line_items",
-    "invoices__line_items__tracking_categories",
-    "tracking_categories",
-    "load_runs",
-)
-
 
 def run_demo(
     database: str = "accounting.duckdb", pipelines_dir: str | None = None, report_dir: str = "report"
 ) -> LoadSummary:
     """Start both sandboxes (real rate limits on), load every resource of every Panora connection and Rootfi
-    company into one DuckDB file (the reconciliation models are rebuilt after the second load), show the
-    data, and write the reconciliation report. Returns the worse of the two load summaries."""
+    company into one DuckDB file (the reconciliation models are rebuilt after the second load), write the
+    reconciliation report, and end with a short summary: what loaded, where it is, what to try next.
+    Returns the worse of the two load summaries."""
     database = str(Path(database).resolve())
     pipelines_dir = pipelines_dir or str(Path(database).parent / ".dlt-pipelines")
     destination = dlt.destinations.duckdb(credentials=database)
@@ -57,35 +48,42 @@ def run_demo(
                 pipelines_dir=pipelines_dir,
             ),
         ]
-    for summary in summaries:
-        print(summary.render())
-    print(f"\nData: {database} (dataset `{DEFAULT_DATASET}`, models in `reconciliation`). Query it with:")
-    print(
-        f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{os.path.relpath(database)}')"
-        f".sql('FROM {DEFAULT_DATASET}.payments LIMIT 5'))\""
-    )
-    print("  or open the notebooks in notebooks/ (see README)")
-    _preview(database)
     report = write_report(database, report_dir)
-    print(f"\nReconciliation report: {report.path.resolve()}")
-    print(f"  exception lists (CSV) beside it: {', '.join(p.name for p in report.csv_files)}")
+    print(closing_summary(database, summaries, report.path, len(report.csv_files)))
     return next((s for s in summaries if s.status != "ok" or s.models_error), summaries[-1])
 
 
-def _preview(database: str) -> None:
+def closing_summary(database: str, summaries: list[LoadSummary], report: Path, csv_files: int) -> str:
+    """What the demo leaves a person with: what loaded, where it is, what to try next (no data dumps)."""
+    here = os.path.relpath(database)
+    lines = ["", "Loaded:"]
+    lines += [f"  {s.provider:<7} {s.render().splitlines()[0]}" for s in summaries]
     with duckdb.connect(database, read_only=True) as con:
-        if con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'reconciliation'"
-        ).fetchone()[0]:
-            frame = con.execute(
-                "SELECT connection, currency, invoices, settled, partially_paid, overpaid, unpaid, balance_mismatch, "
-                "open_amount, unapplied_payments FROM reconciliation.reconciliation_summary ORDER BY 1, 2"
-            ).df()
-            print("\nreconciliation.reconciliation_summary (the report below has the details):")
-            print(frame.to_string(index=False))
-        for table in PREVIEW_TABLES:
-            name = f"{DEFAULT_DATASET}.{table}"
-            count = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
-            print(f"\n{name}: {count:,} rows")
-            frame = con.execute(f"SELECT * EXCLUDE (_dlt_load_id) FROM {name} LIMIT 3").df()
-            print(frame.to_string(max_colwidth=24, max_cols=9, index=False))
+        tables = con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_name NOT LIKE '\\_dlt%' "
+            "ESCAPE '\\' ORDER BY table_name",
+            [DEFAULT_DATASET],
+        ).fetchall()
+        counts = [(t, con.execute(f"SELECT count(*) FROM {DEFAULT_DATASET}.{t}").fetchone()[0]) for (t,) in tables]
+        statuses = con.execute(
+            "SELECT sum(invoices), sum(settled), sum(partially_paid), sum(overpaid), sum(unpaid), "
+            "sum(balance_mismatch), sum(unapplied_payments) FROM reconciliation.reconciliation_summary"
+        ).fetchone()
+    width = max(len(t) for t, _ in counts)
+    lines += ["", f"Tables in {here} (dataset {DEFAULT_DATASET}; the models in schema reconciliation):"]
+    lines += [f"  {t:<{width}}  {n:>9,}" for t, n in counts]
+    invoices, settled, partial, overpaid, unpaid, mismatch, unapplied = (int(v or 0) for v in statuses)
+    lines += [
+        "",
+        f"Reconciliation: {invoices:,} invoices: {settled:,} settled, {partial:,} partially paid, {unpaid:,} unpaid, "
+        f"{overpaid:,} overpaid, {mismatch:,} with a balance mismatch; {unapplied:,} unapplied payments.",
+        f"Report: {report.resolve()} (and {csv_files} exception lists as CSV beside it)",
+        "",
+        "Try next:",
+        f"  .venv/bin/accounting-etl status --database {here}",
+        f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{here}')"
+        f".sql('FROM {DEFAULT_DATASET}.payments LIMIT 5'))\"",
+        f"  .venv/bin/accounting-etl transform --database {here} --as-of 2026-12-31",
+        '  .venv/bin/pip install -e ".[notebooks]" && .venv/bin/jupyter lab notebooks/',
+    ]
+    return "\n".join(lines)

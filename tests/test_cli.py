@@ -49,7 +49,13 @@ def test_demo_loads_the_sandbox_into_a_duckdb_file(tmp_path):
         timeout=240,
     )
     assert result.returncode == 0, result.stderr
-    assert "load ok" in result.stdout and str(database) in result.stdout
+    assert "load ok" in result.stdout and str(database.parent / "report" / "index.html") in result.stdout
+    # a short summary a person can read: row counts per table, the report, what to try next; no frame dumps
+    lines = result.stdout.splitlines()
+    assert len(lines) < 45 and max(map(len, lines)) <= 140
+    payments_loaded = 200 + sum(len(c.invoice_payments) for c in seed_companies())
+    assert any(line.split() == ["payments", f"{payments_loaded:,}"] for line in lines)
+    assert "Try next:" in result.stdout and "accounting-etl status --database accounting.duckdb" in result.stdout
     with duckdb.connect(str(database), read_only=True) as con:
         payments = dict(con.execute("SELECT provider, count(*) FROM accounting_raw.payments GROUP BY 1").fetchall())
         runs = con.execute("SELECT provider, status FROM accounting_raw.load_runs ORDER BY 1").fetchall()
