@@ -140,7 +140,8 @@ def _table(
             text = _money(value, exponent) if isinstance(value, Decimal) and currency_at is not None else _fmt(value)
             cells.append(f"<td{cls}{attr}>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    # a wide table scrolls inside its own box, so the page itself never runs off a laptop's screen
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
 def _aging_svg(currency: str, exponent: int | None, amounts: dict[str, Decimal]) -> str:
@@ -177,6 +178,12 @@ th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: ta
 .card { border: 1px solid #ddd; border-radius: 6px; padding: 10px 14px; min-width: 180px; }
 .card .value { font-size: 22px; font-weight: 600; } .card .label { color: #666; font-size: 12px; }
 .charts { display: flex; flex-wrap: wrap; gap: 24px; } section { margin-bottom: 2rem; }
+.scroll { max-width: 100%; overflow-x: auto; } th { white-space: nowrap; }
+.charts svg { max-width: 100%; height: auto; } p, h1, h2 { overflow-wrap: anywhere; }
+@media print {
+  body { margin: 0; } .scroll { overflow: visible; } table { font-size: 9pt; }
+  th, td { padding: 2px 5px; } section, .card { break-inside: avoid; }
+}
 """
 
 

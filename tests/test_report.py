@@ -4,6 +4,7 @@ figure on the page equals the models."""
 from __future__ import annotations
 
 import csv
+import html
 import shutil
 import subprocess
 from decimal import Decimal
@@ -118,3 +119,43 @@ def test_each_exception_list_has_its_csv(report):
     html_text = written.path.read_text()
     assert "<script" not in html_text and "http://" not in html_text.replace("http://www.w3.org/2000/svg", "")
     assert html_text.count("<svg") == 6  # one aging chart per currency of the sandbox
+
+
+FIT_CHECK = """<script>
+const width = window.innerWidth;
+const over = [...document.querySelectorAll('body *')]
+  .filter(e => !e.parentElement.closest('.scroll'))  // inside a scroll box is the box's business
+  .filter(e => e.getBoundingClientRect().right > width + 0.5)
+  .map(e => e.tagName.toLowerCase() + (e.className && e.className.baseVal === undefined ? '.' + e.className : ''));
+const headers = [...document.querySelectorAll('th')].map(th => getComputedStyle(th).whiteSpace);
+document.body.setAttribute('data-fit', JSON.stringify({
+  width, page: document.documentElement.scrollWidth, over, wrapped_headers: headers.filter(w => w !== 'nowrap').length
+}));
+</script></body>"""
+
+
+def test_the_report_fits_a_laptop_screen(report, tmp_path):
+    """At 1280 px no element runs off the page (wide tables scroll inside their own box) and no header is
+    broken over lines; a screenshot at that width is taken as a person would see it."""
+    import json
+    import re
+
+    written, _ = report
+    dom = rendered_dom(written.path)  # skips without Chromium
+    assert "<h1>Reconciliation report</h1>" in dom
+    probe = written.path.parent / "fit-check.html"
+    probe.write_text(written.path.read_text().replace("</body>", FIT_CHECK))
+    common = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              "--hide-scrollbars", f"--user-data-dir={tmp_path / 'chromium-profile'}"]  # fmt: skip
+    result = subprocess.run([*common, "--window-size=1280,900", "--dump-dom", probe.as_uri()],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    fit = json.loads(html.unescape(re.search(r"data-fit=\"([^\"]*)\"", result.stdout).group(1)))
+    assert fit["width"] == 1280
+    assert fit["over"] == [] and fit["page"] <= 1280, fit
+    assert fit["wrapped_headers"] == 0
+    screenshot = tmp_path / "report-1280.png"
+    subprocess.run([*common, "--window-size=1280,2400", f"--screenshot={screenshot}", written.path.as_uri()],
+                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    header = screenshot.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(header[16:20], "big") == 1280
