@@ -9,7 +9,7 @@ an intent must be on disk before its request leaves, or a crash could not be tol
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
@@ -137,11 +137,12 @@ def transaction(con: Any) -> Iterator[None]:
 class Ledger:
     """push_log and push_attempts, written through one connection shared by the sending threads."""
 
-    def __init__(self, con: Any, schema: str, run_id: str) -> None:
+    def __init__(self, con: Any, schema: str, run_id: str, observer: Callable[[str, str], None] | None = None) -> None:
         self.con = con
         self.schema = schema
         self.run_id = run_id
         self.lock = threading.Lock()
+        self.observer = observer  # hears (external_id, status) of every committed record (live progress)
 
     def status(self, external_id: str) -> str | None:
         with self.lock:
@@ -207,3 +208,5 @@ class Ledger:
                 f"INSERT INTO {s}.push_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [external_id, attempts, phase, status, http_status, error, self.run_id, now],
             )
+        if self.observer is not None:
+            self.observer(external_id, status)

@@ -35,6 +35,7 @@ from dlt.common.destination import Destination
 from pipelines import settings
 from pipelines.ledger import ensure_tables
 from pipelines.locks import exclusive
+from pipelines.progress import live, load_table
 from pipelines.providers import ConfigurationError, check_distinct_aliases, configured_providers, provider
 from pipelines.settings import duckdb_file
 from pipelines.summary import LoadSummary
@@ -235,7 +236,8 @@ def _run(
             pipeline.destination.destination_name,
         )
         started = time.monotonic()
-        pipeline.extract(source.with_resources(*resources), loader_file_format=fmt)
+        with live(lambda: load_table(provider_name, scans, stats, started)):  # on a terminal only
+            pipeline.extract(source.with_resources(*resources), loader_file_format=fmt)
         extracted = time.monotonic()
         pipeline.normalize()
         normalized = time.monotonic()

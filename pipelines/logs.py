@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 from sources.common.secrets import SECRETS
 
@@ -30,10 +31,36 @@ class SecretMask(logging.Filter):
 MASK_FILTER = SecretMask()
 
 
+_CONSOLE: Any = None
+
+
+def is_terminal() -> bool:
+    """Whether a person watches standard error (live progress and colour), rather than cron, CI or a pipe."""
+    return sys.stderr.isatty()
+
+
+def console() -> Any:
+    """The one rich console on standard error: live progress and, on a terminal, the log lines share it."""
+    global _CONSOLE
+    if _CONSOLE is None:
+        from rich.console import Console
+
+        _CONSOLE = Console(stderr=True)
+    return _CONSOLE
+
+
 def setup_logging(verbose: bool = False) -> None:
-    """Our loggers at INFO (DEBUG when verbose) on stderr; dlt and httpx only when they warn."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
+    """Our loggers at INFO (DEBUG when verbose) on stderr; dlt and httpx only when they warn. On a terminal
+    the lines go through the rich console that draws the live progress; elsewhere they are plain text."""
+    handler: logging.Handler
+    if is_terminal():
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=console(), show_path=False, markup=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(message)s", "%H:%M:%S"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
     handler.addFilter(MASK_FILTER)
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -45,6 +45,7 @@ import iso4217
 from pipelines import settings
 from pipelines.csv_import import CsvReject, import_csv
 from pipelines.ledger import FINAL, Ledger, calendar_day, ensure_tables, may_resend
+from pipelines.progress import PushCounts, live, push_table
 from pipelines.providers import PROVIDERS, check_distinct_aliases
 from pipelines.push_rootfi import JobOptions, RootfiPusher
 from pipelines.warehouse import push_connection
@@ -373,7 +374,8 @@ def run_push(
                         for r in summary.import_rejects
                     ],
                 )
-            ledger = Ledger(con, raw, run_id)
+            counts = PushCounts()
+            ledger = Ledger(con, raw, run_id, observer=counts.recorded)
             _confirm(con, raw, ledger)
             entries = ledger.entries()
             invoices = _invoices(con, raw)
@@ -434,37 +436,41 @@ def run_push(
                         )
             to_rootfi = [row for _, row in sendable if row["connection"] in companies]
             sendable = [(kind, row) for kind, row in sendable if row["connection"] in connections]
-            # one provider's API failing never stops the other's rows: each row is left in a state the next
-            # run resolves (`pending` / `unknown` are looked up before any resend, `submitted` followed)
-            if to_rootfi:
-                rootfi_client = RootfiClient(rootfi_api_key, rootfi_base_url, policy=policy, pacer=RateLimitPacer(),
-                                             stats=stats)  # fmt: skip
-                try:
-                    pusher = RootfiPusher(rootfi_client, ledger, companies, entries, job_options, sends_per_payment,
-                                          on_event)  # fmt: skip
-                    pusher.push(to_rootfi)
-                    summary.errors.extend(pusher.errors)
-                finally:
-                    rootfi_client.close()
-            if sendable:
-                client = PanoraClient(api_key, base_url, policy=policy, pacer=RateLimitPacer(), stats=stats)
-                try:
-                    sender = _Sender(
-                        client,
-                        ledger,
-                        connections,
-                        entries,
-                        sends_per_payment,
-                        page_size,
-                        settle_seconds,
-                        resend_unknown_after,
-                        on_event,
-                    )
-                    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="push") as pool:
-                        list(pool.map(lambda item: sender.push_guarded(*item), sendable))
-                    summary.errors.extend(sender.errors)
-                finally:
-                    client.close()
+            counts.provider_of = {row["external_id"]: "rootfi" for row in to_rootfi}
+            counts.provider_of.update({row["external_id"]: "panora" for _, row in sendable})
+            sending = time.monotonic()
+            with live(lambda: push_table(counts, sending)):
+                # one provider's API failing never stops the other's rows: each row is left in a state the next
+                # run resolves (`pending` / `unknown` are looked up before any resend, `submitted` followed)
+                if to_rootfi:
+                    rootfi_client = RootfiClient(rootfi_api_key, rootfi_base_url, policy=policy, pacer=RateLimitPacer(),
+                                                 stats=stats)  # fmt: skip
+                    try:
+                        pusher = RootfiPusher(rootfi_client, ledger, companies, entries, job_options, sends_per_payment,
+                                              on_event)  # fmt: skip
+                        pusher.push(to_rootfi)
+                        summary.errors.extend(pusher.errors)
+                    finally:
+                        rootfi_client.close()
+                if sendable:
+                    client = PanoraClient(api_key, base_url, policy=policy, pacer=RateLimitPacer(), stats=stats)
+                    try:
+                        sender = _Sender(
+                            client,
+                            ledger,
+                            connections,
+                            entries,
+                            sends_per_payment,
+                            page_size,
+                            settle_seconds,
+                            resend_unknown_after,
+                            on_event,
+                        )
+                        with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="push") as pool:
+                            list(pool.map(lambda item: sender.push_guarded(*item), sendable))
+                        summary.errors.extend(sender.errors)
+                    finally:
+                        client.close()
             final = ledger.entries()
             for _, row in todo:
                 status = final.get(row["external_id"], {}).get("status", "rejected")

@@ -85,7 +85,7 @@ class LoadSummary:
         """The summary as three small append-only tables, loaded after the data."""
         tables = [{"run_id": self.run_id, "table_name": t, "rows": n} for t, n in sorted(self.rows_per_table.items())]
         scans = [
-            {"run_id": self.run_id, **{k: v for k, v in asdict(s).items() if k not in ("rows", "position")}}
+            {"run_id": self.run_id, **{k: v for k, v in asdict(s).items() if k not in ("rows", "position", "started")}}
             for s in self.scans
         ]
         return [

@@ -75,6 +75,7 @@ class ScanResult:
     rows: dict[str, int] = field(default_factory=dict)  # rows written per table (marker rows not counted)
     # the latest `position_of` among the records that loaded (written or unchanged), not rejected ones
     position: datetime | None = field(default=None, repr=False)
+    started: float = field(default_factory=time.monotonic, repr=False)  # for a rate while it runs
 
     def count(self, table: str, rows: int) -> None:
         self.rows[table] = self.rows.get(table, 0) + rows
@@ -86,6 +87,15 @@ class ScanLog:
 
     results: list[ScanResult] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _totals: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
+
+    def expect(self, resource: str, connection: str, total: int) -> None:
+        """How many records a scan will see, where the API says (Rootfi's `total_count`): for progress."""
+        with self._lock:
+            self._totals[(resource, connection)] = total
+
+    def expected_total(self, resource: str, connection: str) -> int | None:
+        return self._totals.get((resource, connection))
 
     def start(self, resource: str, connection: str) -> ScanResult:
         result = ScanResult(resource, connection)

@@ -16,6 +16,7 @@ Configuration (dlt config/secrets, so `SOURCES__ROOTFI__...` environment variabl
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -162,7 +163,8 @@ def rootfi_source(
                 since = (
                     last - overlap if last is not None and last - datetime.min.replace(tzinfo=UTC) > overlap else None
                 )
-                pages = prefetch(client.pages(spec.resource, company_id, page_size, since))
+                expect = functools.partial(scan_log.expect, spec.resource, alias)
+                pages = prefetch(client.pages(spec.resource, company_id, page_size, since, on_total=expect))
                 if since is not None:
                     log.info("%s [%s]: changes since %s", spec.resource, alias, iso_utc(since))
                 result = yield from scan_account(

@@ -3,7 +3,7 @@ incremental scan, and the write jobs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,9 +65,11 @@ class RootfiClient:
         company_id: str,
         page_size: int,
         updated_since: datetime | None = None,
+        on_total: Callable[[int], None] | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Every page of a list endpoint for one company, oldest change first, deleted records included
-        (as rows with `rootfi_deleted_at`); with `updated_since`, only records changed at or after it."""
+        (as rows with `rootfi_deleted_at`); with `updated_since`, only records changed at or after it.
+        `on_total` hears the API's `total_count` of the first page (for progress)."""
         params: dict[str, Any] = {
             "limit": page_size,
             "rootfi_company_id[eq]": company_id,
@@ -87,6 +89,9 @@ class RootfiClient:
             next_cursor = body.get("next")
             if next_cursor is not None and not isinstance(next_cursor, str):
                 raise ApiError("GET", path, 200, "the answer's `next` cursor is not text")
+            total = body.get("total_count")
+            if cursor is None and on_total is not None and type(total) is int and total >= 0:
+                on_total(total)
             return body["data"], next_cursor or None
 
         return follow_cursor(fetch, _rootfi_id, resource)
