@@ -120,3 +120,17 @@ def test_fast_path_gives_up_on_a_line_items_category_list_that_is_not_a_list():
 
 def test_every_object_kind_has_a_fast_path():
     assert all(builder_for(spec) is not None for spec in (PAYMENT, INVOICE, TRACKING_CATEGORY))
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"id": "p", "total_amount": 5.5},  # pyarrow would truncate it to 5
+        {"id": "p", "total_amount": -9.223372036854776e18},  # a float at -2^63: pyarrow would take it as INT64_MIN
+        {"id": "p", "line_items": [{"applied_amount": 12.25}]},
+    ],
+)
+def test_the_fast_path_gives_up_on_an_amount_that_is_not_an_integer(record):
+    assert builder_for(PAYMENT).try_build([record], ["h"], "c") is None
+    fast, _, rejects = both_ways(PAYMENT, [record])
+    assert fast is None and len(rejects) == 1 and rejects[0]["record_id"] == "p"

@@ -11,6 +11,7 @@ names that collide with a column)."""
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -175,6 +176,10 @@ def _rows(path: Path) -> dict[str, set[tuple]]:
     out = {}
     with duckdb.connect(str(path), read_only=True) as con:
         for table in DATA_TABLES:
+            if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
+                               "table_name = ?", [DATASET, table]).fetchone()[0]:  # fmt: skip
+                out[table] = set()  # every record of its kind was hostile
+                continue
             names = [r[0] for r in con.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
                 "ORDER BY ordinal_position", [DATASET, table]).fetchall() if not r[0].startswith("_dlt")]  # fmt: skip
@@ -254,8 +259,15 @@ def provider(request, tmp_path_factory) -> Provider:
     return PROVIDERS[request.param]
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])  # fmt: skip
+# The suite runs the same examples every time (a CI run must not fail on a value it happened to draw
+# today); `ACCOUNTING_ETL_HYPOTHESIS=explore` draws new ones, many more, to look for what is not yet found.
+settings.register_profile("suite", max_examples=6, derandomize=True, database=None)
+settings.register_profile("explore", max_examples=60)
+EXPLORING = os.environ.get("ACCOUNTING_ETL_HYPOTHESIS") == "explore"
+
+
+@settings(settings.get_profile("explore" if EXPLORING else "suite"), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
 @given(data=st.data())
 def test_hostile_values_anywhere_are_rejected_by_field_and_everything_else_loads_exactly(provider, data):
     cases = data.draw(hostile_cases(provider.fields, provider.sizes))

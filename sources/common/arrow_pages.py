@@ -143,6 +143,13 @@ class ArrowPageBuilder:
         self.line_list_keys = {
             key: [k for lst in obj.id_lists for k in lst.sources] for obj in spec.objects for key in obj.sources
         }
+        # pyarrow fills an int64 field from a float by truncating it (5.5 -> 5): amounts must be ints here
+        self.int_keys = [k for k, t in types.items() if t == pa.int64()]
+        self.line_int_keys = {
+            key: [k for f in obj.fields if f.reader is c.minor_units for k in f.sources]
+            for obj in spec.objects
+            for key in obj.sources
+        }
 
     def build(
         self,
@@ -156,6 +163,10 @@ class ArrowPageBuilder:
         of new extra columns go into `pending` (committed by `try_build` once the whole page is built)."""
         spec = self.spec
         for record in records:
+            for key in self.int_keys:
+                value = record.get(key)
+                if value is not None and type(value) is not int:
+                    raise _GiveUp
             for key in self.list_keys:
                 value = record.get(key)
                 if value is not None and type(value) is not list:
@@ -167,6 +178,10 @@ class ArrowPageBuilder:
                         for line_key in self.line_list_keys[key]:
                             inner = line.get(line_key)
                             if inner is not None and type(inner) is not list:
+                                raise _GiveUp
+                        for line_key in self.line_int_keys[key]:
+                            inner = line.get(line_key)
+                            if inner is not None and type(inner) is not int:
                                 raise _GiveUp
         _extra_keys_named(records, self.known)
         struct = pa.array(records, type=self.struct_type)
