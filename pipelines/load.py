@@ -263,7 +263,7 @@ def _run(
             _record(pipeline, summary)
     except Exception as exc:
         summary.status = "failed"
-        summary.error = SECRETS.redact(f"{type(exc).__name__}: {exc}")
+        summary.error = SECRETS.describe(exc, limit=2000)
         _finish(summary, stats, scans)
         with guard():
             _record(pipeline, summary)

@@ -564,7 +564,7 @@ class _Sender:
         try:
             self.push(kind, row)
         except Exception as exc:
-            message = SECRETS.redact(f"{type(exc).__name__}: {exc}")[:500]
+            message = SECRETS.describe(exc)
             log.error("push of %s [%s] stopped: %s", row["external_id"], row["connection"], message)
             status = self.ledger.status(row["external_id"])
             if status not in FINAL:

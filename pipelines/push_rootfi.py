@@ -143,7 +143,7 @@ class RootfiPusher:
             try:
                 self._push_company(alias, company_rows)
             except Exception as exc:
-                message = SECRETS.redact(f"{type(exc).__name__}: {exc}")[:500]
+                message = SECRETS.describe(exc)
                 log.error("push to Rootfi company %s stopped: %s", alias, message)
                 self.errors.append(f"[{alias}]: {message}")
                 for row in company_rows:

@@ -29,6 +29,7 @@ PANORA_HOSTILE = {
     "text_with_nul": ({"type": "bank\u0000transfer"}, "type", "NUL"),
     "unknown_json_with_nul": ({"notes": {"a": "x\u0000y"}}, "notes", "NUL"),
     "text_no_column_can_hold": ({"note": "\ud800"}, "note", "surrogate"),  # an unpaired surrogate
+    "json_holding_the_text_backslash_u0000": ({"notes": {"path": "C:\\u0000"}}, None, None),  # no NUL in it
     "nested_deeper_than_a_fast_parser_goes": ({"deep": json.loads("[" * 300 + "]" * 300)}, None, None),
 }
 

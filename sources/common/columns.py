@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
@@ -20,6 +21,8 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 NUL = "\x00"  # PostgreSQL cannot store it in text or JSON; refused on every warehouse alike
+# `\u0000` in JSON text, as an escape (not the text `\\u0000`: a backslash escaped, then `u0000`)
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def _storable_text(value: str, field: str) -> str:
@@ -39,22 +42,22 @@ def finite_float(value: float, field: str) -> float:
     """A JSON fraction a column can hold exactly as it came: finite, and below 2^63 in magnitude (orjson
     gives an integer literal beyond 64 bits as a float, its last digits already lost)."""
     if not math.isfinite(value) or abs(value) >= 2.0**63:
-        raise RecordError(field, f"{_preview(value)} is beyond the range a column holds exactly (2^63)")
+        raise RecordError(field, f"{preview(value)} is beyond the range a column holds exactly (2^63)")
     return value
 
 
 def whole_number(value: Any, field: str, what: str = "an integer amount in minor units") -> int:
     """A JSON integer (or a float with no fraction, as a parser gives one beyond 64 bits) within BIGINT."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RecordError(field, f"expected {what}, got {type(value).__name__} {_preview(value)}")
+        raise RecordError(field, f"expected {what}, got {type(value).__name__} {preview(value)}")
     if isinstance(value, float):
         if not value.is_integer():
-            raise RecordError(field, f"expected {what}, got {type(value).__name__} {_preview(value)}")
+            raise RecordError(field, f"expected {what}, got {type(value).__name__} {preview(value)}")
         if abs(value) >= 2.0**63:  # and beyond it, a float is an integer whose last digits were lost
-            raise RecordError(field, f"{_preview(value)} is beyond the 64-bit integer range of the column")
+            raise RecordError(field, f"{preview(value)} is beyond the 64-bit integer range of the column")
         value = int(value)
     if not INT64_MIN <= value <= INT64_MAX:
-        raise RecordError(field, f"{_preview(value)} is beyond the 64-bit integer range of the column")
+        raise RecordError(field, f"{preview(value)} is beyond the 64-bit integer range of the column")
     return value
 
 
@@ -68,12 +71,12 @@ def text(value: Any, field: str) -> str | None:
         return str(finite_float(value, field))
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise RecordError(field, f"expected text, got {type(value).__name__} {_preview(value)}")
+    raise RecordError(field, f"expected text, got {type(value).__name__} {preview(value)}")
 
 
 def required_id(value: Any, field: str = "id") -> str:
     if not isinstance(value, str) or not value.strip():
-        raise RecordError(field, "missing" if value is None else f"expected a non-empty id, got {_preview(value)}")
+        raise RecordError(field, "missing" if value is None else f"expected a non-empty id, got {preview(value)}")
     return _storable_text(value, field)
 
 
@@ -87,11 +90,11 @@ def minor_units(value: Any, field: str) -> int | None:
 def currency_exponent(code: Any, field: str) -> int:
     """The ISO 4217 minor-unit exponent of a currency code (JPY 0, EUR 2, KWD 3)."""
     if not isinstance(code, str) or not code.strip():
-        raise RecordError(field, f"a currency is needed to convert amounts, got {_preview(code)}")
+        raise RecordError(field, f"a currency is needed to convert amounts, got {preview(code)}")
     try:
         exponent = iso4217.Currency(code.strip().upper()).exponent
     except ValueError:
-        raise RecordError(field, f"unknown ISO 4217 currency {_preview(code)}") from None
+        raise RecordError(field, f"unknown ISO 4217 currency {preview(code)}") from None
     if exponent is None:  # metals and funds have no minor unit
         raise RecordError(field, f"currency {code} has no minor unit to convert amounts into")
     return exponent
@@ -103,21 +106,21 @@ def major_to_minor(value: Any, field: str, exponent: int) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise RecordError(field, f"expected an amount, got {type(value).__name__} {_preview(value)}")
+        raise RecordError(field, f"expected an amount, got {type(value).__name__} {preview(value)}")
     try:
         number = Decimal(str(value))
     except InvalidOperation:
-        raise RecordError(field, f"expected an amount, got {_preview(value)}") from None
+        raise RecordError(field, f"expected an amount, got {preview(value)}") from None
     if not number.is_finite():
-        raise RecordError(field, f"expected a finite amount, got {_preview(value)}")
+        raise RecordError(field, f"expected a finite amount, got {preview(value)}")
     if number.adjusted() + exponent > 19:  # far beyond BIGINT: not even scaled (1e999999 would overflow)
-        raise RecordError(field, f"amount {_preview(value)} is beyond the 64-bit integer range of minor units")
+        raise RecordError(field, f"amount {preview(value)} is beyond the 64-bit integer range of minor units")
     scaled = number.scaleb(exponent, context=_WIDE)
     if scaled != scaled.to_integral_value():
-        raise RecordError(field, f"amount {_preview(value)} has more than {exponent} decimal places for its currency")
+        raise RecordError(field, f"amount {preview(value)} has more than {exponent} decimal places for its currency")
     minor = int(scaled)
     if not INT64_MIN <= minor <= INT64_MAX:
-        raise RecordError(field, f"amount {_preview(value)} is beyond the 64-bit integer range of minor units")
+        raise RecordError(field, f"amount {preview(value)} is beyond the 64-bit integer range of minor units")
     return minor
 
 
@@ -126,14 +129,14 @@ def timestamp(value: Any, field: str) -> datetime | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise RecordError(field, f"expected an ISO 8601 date-time, got {type(value).__name__} {_preview(value)}")
+        raise RecordError(field, f"expected an ISO 8601 date-time, got {type(value).__name__} {preview(value)}")
     try:
         parsed = datetime.fromisoformat(value)
         return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except ValueError:
-        raise RecordError(field, f"malformed date-time {_preview(value)}") from None
+        raise RecordError(field, f"malformed date-time {preview(value)}") from None
     except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is in the year 0 in UTC
-        raise RecordError(field, f"date-time {_preview(value)} is outside the years 1 to 9999 in UTC") from None
+        raise RecordError(field, f"date-time {preview(value)} is outside the years 1 to 9999 in UTC") from None
 
 
 def decimal(value: Any, field: str, scale: int = 12) -> Decimal | None:
@@ -142,16 +145,16 @@ def decimal(value: Any, field: str, scale: int = 12) -> Decimal | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
-        raise RecordError(field, f"expected a decimal number, got {type(value).__name__} {_preview(value)}")
+        raise RecordError(field, f"expected a decimal number, got {type(value).__name__} {preview(value)}")
     try:
         number = value if isinstance(value, Decimal) else Decimal(str(value))
     except InvalidOperation:
-        raise RecordError(field, f"expected a decimal number, got {_preview(value)}") from None
+        raise RecordError(field, f"expected a decimal number, got {preview(value)}") from None
     if not number.is_finite():
-        raise RecordError(field, f"expected a finite decimal number, got {_preview(value)}")
+        raise RecordError(field, f"expected a finite decimal number, got {preview(value)}")
     if number and number.adjusted() >= 38 - scale:  # checked before quantizing, which could not hold it
         raise RecordError(field, f"decimal number out of range (at most {38 - scale} digits before the point): "
-                          f"{_preview(value)}")  # fmt: skip
+                          f"{preview(value)}")  # fmt: skip
     return number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_EVEN, context=_WIDE)
 
 
@@ -169,7 +172,7 @@ def json_text(value: Any, field: str) -> str | None:
             out.encode()  # an unpaired surrogate is no character: no warehouse takes it as JSON
         except (TypeError, ValueError, RecursionError) as exc:
             raise RecordError(field, f"not storable as JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
-    if "\\u0000" in out:
+    if "\\u0000" in out and _NUL_ESCAPE.search(out):
         raise RecordError(field, "JSON with a NUL character (\\u0000), which a warehouse cannot store")
     return out
 
@@ -179,17 +182,18 @@ def id_list(value: Any, field: str) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise RecordError(field, f"expected a list of ids, got {type(value).__name__} {_preview(value)}")
+        raise RecordError(field, f"expected a list of ids, got {type(value).__name__} {preview(value)}")
     out = []
     for position, item in enumerate(value):
         if isinstance(item, dict):
             item = item.get("id")
         if not isinstance(item, str) or not item:
-            raise RecordError(f"{field}[{position}]", f"expected an id, got {_preview(item)}")
+            raise RecordError(f"{field}[{position}]", f"expected an id, got {preview(item)}")
         out.append(_storable_text(item, f"{field}[{position}]"))
     return out
 
 
-def _preview(value: Any) -> str:
+def preview(value: Any) -> str:
+    """A value as an error shows it: its repr, cut to 60 characters."""
     shown = repr(value)
     return shown if len(shown) <= 60 else shown[:57] + "..."

@@ -119,8 +119,7 @@ def coerce(kind: str, value: Any, field: str) -> Any:
 
 
 def _conflict(kind: str, value: Any, field: str) -> RecordError:
-    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-    return RecordError(field, f"got {type(value).__name__} {shown}, but the column holds {kind} values")
+    return RecordError(field, f"got {type(value).__name__} {c.preview(value)}, but the column holds {kind} values")
 
 
 def kind_of_stored(data_type: str) -> str:
@@ -135,7 +134,7 @@ def kind_of_stored(data_type: str) -> str:
         return DECIMAL
     if spelled.startswith(("bool",)):
         return BOOL
-    if spelled in ("double", "double precision", "float", "float8", "real", "float4") or spelled.startswith("float"):
+    if spelled in ("double", "double precision", "real") or spelled.startswith("float"):
         return DOUBLE
     if "int" in spelled:
         return BIGINT

@@ -142,7 +142,7 @@ def scan_account(
         _failed(result, str(exc))
     except Exception as exc:  # a fault no rule above foresaw: this account's scan fails, the others go on
         log.exception("%s [%s]: unexpected error", spec.resource, connection)
-        _failed(result, f"unexpected error: {type(exc).__name__}: {exc}")
+        _failed(result, f"unexpected error: {SECRETS.describe(exc, limit=2000)}")
     return result
 
 

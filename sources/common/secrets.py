@@ -38,6 +38,10 @@ class SecretRegistry:
                 text = text.replace(secret, MASK)
         return text
 
+    def describe(self, exc: BaseException, limit: int = 500) -> str:
+        """An exception as one masked line: its type and message, at most `limit` characters."""
+        return self.redact(f"{type(exc).__name__}: {exc}")[:limit]
+
     def __contains__(self, value: object) -> bool:
         return value in self._secrets
 

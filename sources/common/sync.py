@@ -62,7 +62,7 @@ def record_hash(record: dict[str, Any], volatile: frozenset[str], nested: tuple[
         payload = orjson.dumps(record, default=str)
     except (orjson.JSONEncodeError, TypeError):  # e.g. an integer beyond 64 bits, nesting beyond orjson's
         try:
-            payload = json.dumps(record, default=str, separators=(",", ":")).encode("utf-8", "surrogatepass")
+            payload = json.dumps(record, default=str, separators=(",", ":")).encode()  # ASCII: surrogates escaped
         except (TypeError, ValueError, RecursionError) as exc:
             raise RecordError("(record)", f"cannot be read as JSON ({type(exc).__name__})") from None
     finally:
