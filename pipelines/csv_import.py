@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.ledger import QUEUES, transaction
+from sources.common.columns import INT64_MAX, INT64_MIN
 
 REQUIRED = ("external_id", "connection")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _TRUE, _FALSE = {"true", "t", "yes", "y", "1"}, {"false", "f", "no", "n", "0"}
-INT64_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def read_cell(text: str | None, kind: str) -> Any:
         if not _INTEGER.fullmatch(value):
             raise CellError(f"{value!r} is not a whole number of minor units (amounts are never rounded)")
         number = int(value)
-        if abs(number) > INT64_MAX:
+        if not INT64_MIN <= number <= INT64_MAX:
             raise CellError(f"{value} is beyond the 64-bit integer range")
         return number
     if kind == "DATE":
