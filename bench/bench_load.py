@@ -79,6 +79,7 @@ def ours_worker(url: str, api_key: str, token: str, page_size: int, database: st
     from pipelines.load import run_load
 
     summary = run_load(
+        "panora",
         resources=["payments", "invoices"],
         api_key=api_key,
         connections={"bench": token},

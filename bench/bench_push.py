@@ -28,7 +28,7 @@ def prepare(tmp: Path, sandbox, payments: int, tag: str) -> Path:
 
     database = tmp / f"{tag}.duckdb"
     sandbox.settings.rate_limit = None
-    run_load(api_key=sandbox.api_key, connections=sandbox.store.tokens(), base_url=sandbox.url,
+    run_load("panora", api_key=sandbox.api_key, connections=sandbox.store.tokens(), base_url=sandbox.url,
              destination=dlt.destinations.duckdb(credentials=str(database)), pipeline_name=f"bench_{tag}",
              pipelines_dir=str(tmp / f"pipelines_{tag}"))  # fmt: skip
     with duckdb.connect(str(database)) as con:
@@ -48,11 +48,11 @@ def prepare(tmp: Path, sandbox, payments: int, tag: str) -> Path:
 
 
 def push(sandbox, database: Path, concurrency: int):
-    from pipelines.push import run_push
+    from pipelines.push import ProviderAccess, PushSettings, run_push
 
     started = time.perf_counter()
-    summary = run_push(database=str(database), api_key=sandbox.api_key, connections=sandbox.store.tokens(),
-                       base_url=sandbox.url, concurrency=concurrency)  # fmt: skip
+    access = {"panora": ProviderAccess(sandbox.api_key, sandbox.accounts(), sandbox.url)}
+    summary = run_push(PushSettings(database=str(database), concurrency=concurrency, providers=access))
     return summary, time.perf_counter() - started
 
 

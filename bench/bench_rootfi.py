@@ -38,11 +38,11 @@ def main() -> None:
 
     from pipelines.load import run_load
     from pipelines.logs import setup_logging
-    from pipelines.sandbox import build_rootfi_sandbox
+    from sandbox.rootfi import start_sandbox
 
     setup_logging(False)
     rng = random.Random(5)
-    with tempfile.TemporaryDirectory() as tmp, build_rootfi_sandbox(rate_limit=None, scale=args.scale) as sandbox:
+    with tempfile.TemporaryDirectory() as tmp, start_sandbox(rate_limit=None, scale=args.scale) as sandbox:
         store = sandbox.store
         database = str(Path(tmp) / "bench.duckdb")
 

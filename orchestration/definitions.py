@@ -5,13 +5,13 @@ a schedule, and the push as a job of its own.
     .venv/bin/dagster dev -m orchestration      # the UI; settings as for `accounting-etl load`
 
 What is defined:
-- per provider, one `@dlt_assets` multi-asset (dagster-dlt) with one asset per table group (`payments`,
-  `invoices`, `tracking_categories`), partitioned by a dynamic partition per configured connection
-  (`panora_connections`, `rootfi_companies`): one account is loaded, reloaded or backfilled alone, and
-  accounts run in parallel;
+- per registered provider, one `@dlt_assets` multi-asset (dagster-dlt) with one asset per table group
+  (`payments`, `invoices`, `tracking_categories`), partitioned by a dynamic partition per configured account
+  (`<provider>_<accounts setting>`: `panora_connections`, `rootfi_companies`): one account is loaded,
+  reloaded or backfilled alone, and accounts run in parallel;
 - `connection_partitions` (a sensor) keeps the partitions equal to the configured connections;
 - `reconciliation_models`, downstream of every load asset: rebuilds the models once for all accounts;
-- `scheduled_load_panora`, `scheduled_load_rootfi` (schedules): a run per connection, every 6 hours by
+- `scheduled_load_<provider>` (schedules): a run per account, every 6 hours by
   default (`ACCOUNTING_ETL__LOAD_SCHEDULE`), and `models_after_loads` half an hour later;
 - `push` (a job): `accounting-etl push`.
 
@@ -33,28 +33,21 @@ from dagster import AssetExecutionContext, OpExecutionContext, ScheduleEvaluatio
 from dagster_dlt import DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
-from pipelines.load import ConfigurationError, run_load
 from pipelines.load import connection_pipeline_name as pipeline_name
-from pipelines.locks import AlreadyRunning
-from pipelines.providers import PROVIDERS, Provider
+from pipelines.load import run_load
 from pipelines.push import run_push
-from pipelines.settings import dataset_name
+from pipelines.registry import providers
+from pipelines.settings import ConfigurationError, dataset_name
 from pipelines.transform import transform_database
-from sources.panora import panora_source
-from sources.rootfi import rootfi_source
+from pipelines.warehouse.locks import AlreadyRunning
+from sources.common.provider import Provider
 
 LOAD_SCHEDULE = os.environ.get("ACCOUNTING_ETL__LOAD_SCHEDULE", "0 */6 * * *")
 
+PROVIDERS = {provider.name: provider for provider in providers()}
 PARTITIONS = {
-    "panora": dg.DynamicPartitionsDefinition(name="panora_connections"),
-    "rootfi": dg.DynamicPartitionsDefinition(name="rootfi_companies"),
-}
-
-# Only the asset specs are read from these: the source is built again, with the real settings, for the
-# connection of each run.
-_SPEC_SOURCES = {
-    "panora": lambda: panora_source(api_key="configured at run time", connections={"partition": "at run time"}),
-    "rootfi": lambda: rootfi_source(api_key="configured at run time", companies={"partition": "0"}),
+    name: dg.DynamicPartitionsDefinition(name=f"{name}_{provider.accounts_setting}")
+    for name, provider in PROVIDERS.items()
 }
 
 
@@ -76,7 +69,7 @@ def _load_assets(provider: Provider) -> dg.AssetsDefinition:
     spec_pipeline = dlt.pipeline(pipeline_name=f"accounting_{provider.name}_assets", dataset_name=dataset_name())
 
     @dlt_assets(
-        dlt_source=_SPEC_SOURCES[provider.name](),
+        dlt_source=provider.spec_source(),  # its shape only: each run builds the source with the real settings
         dlt_pipeline=spec_pipeline,
         name=f"{provider.name}_tables",
         dagster_dlt_translator=_Translator(),

@@ -9,26 +9,27 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 
-from pipelines.locks import AlreadyRunning
 from pipelines.logs import setup_logging
+from pipelines.registry import NAMES, providers
+from pipelines.settings import ConfigurationError
+from pipelines.warehouse.locks import AlreadyRunning
 from sources.common.secrets import SECRETS
 
-LOAD_SETTINGS = """settings (dlt config/secrets; environment variables shown):
-  SOURCES__PANORA__API_KEY        Panora API key (secret)
-  SOURCES__PANORA__CONNECTIONS    alias -> connection token, JSON: {"acme-eu": "<token>"} (secret)
-  SOURCES__PANORA__BASE_URL       API root (default https://api.panora.dev)
-  SOURCES__PANORA__PAGE_SIZE      rows per request (default 1000)
-  SOURCES__PANORA__MAX_ATTEMPTS   tries per request on 5xx/timeouts/dropped connections (default 6)
-  SOURCES__ROOTFI__API_KEY        Rootfi API key (secret)
-  SOURCES__ROOTFI__COMPANIES      alias -> Rootfi company id, JSON: {"acme-uk": 4101}
-  SOURCES__ROOTFI__BASE_URL       API root (default https://api.rootfi.dev/v3)
-  SOURCES__ROOTFI__OVERLAP_SECONDS  how far before the last loaded change an incremental scan starts (300)
-  ACCOUNTING_ETL__DESTINATION     any dlt destination (default duckdb)
-  ACCOUNTING_ETL__DATASET_NAME    dataset/schema name (default accounting_raw)
-  DESTINATION__DUCKDB__CREDENTIALS  DuckDB file (default accounting.duckdb)
-Every configured provider is loaded unless --provider says otherwise; aliases are unique across providers.
-exit status: 0 loaded, 1 a connection's scan failed (the rest loaded) or the models failed to build,
-2 bad settings, 3 load failed, 4 another load of the same pipeline is running"""
+
+def load_settings_help() -> str:
+    """The load command's epilog: every registered provider's settings, then the warehouse's."""
+    lines = ["settings (dlt config/secrets; environment variables shown):"]
+    for provider in providers():
+        lines += [f"  {provider.setting(s.key):<34} {s.help}" for s in provider.settings]
+    lines += [
+        f"  {'ACCOUNTING_ETL__DESTINATION':<34} any dlt destination (default duckdb)",
+        f"  {'ACCOUNTING_ETL__DATASET_NAME':<34} dataset/schema name (default accounting_raw)",
+        f"  {'DESTINATION__DUCKDB__CREDENTIALS':<34} DuckDB file (default accounting.duckdb)",
+        "Every configured provider is loaded unless --provider says otherwise; aliases are unique across providers.",
+        "exit status: 0 loaded, 1 a connection's scan failed (the rest loaded) or the models failed to build,",
+        "2 bad settings, 3 load failed, 4 another load of the same pipeline is running",
+    ]
+    return "\n".join(lines)
 
 
 PUSH_HELP = """CSV columns (header row; external_id and connection required):
@@ -52,7 +53,8 @@ def _split(value: str | None) -> list[str] | None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="accounting-etl",
-        description="Load payments and invoices from a unified accounting API (Panora) into a warehouse.",
+        description="Load payments and invoices from unified accounting APIs into a warehouse, reconcile them, "
+        "and push payments back.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -60,21 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
     load = sub.add_parser(
         "load",
         help="load payments, invoices and tracking categories into the warehouse",
-        description="Pull payments, invoices and tracking categories for every configured connection (Panora) "
-        "and company (Rootfi) and merge them into the warehouse: changed records updated, unchanged ones left "
-        "alone, deletions marked (Rootfi lists them; Panora's are the records a complete scan no longer sees). "
-        "Rootfi is read incrementally. Ends with a summary per provider, also stored in `load_runs`.",
-        epilog=LOAD_SETTINGS,
+        description="Pull payments, invoices and tracking categories for every configured account of every "
+        "configured provider and merge them into the warehouse: changed records updated, unchanged ones left "
+        "alone, deletions marked (listed by the API, or the records a complete scan no longer sees). Ends with a "
+        "summary per provider, also stored in `load_runs`.",
+        epilog=load_settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    load.add_argument("--provider", help="comma-separated: panora,rootfi (default: every configured provider)")
+    load.add_argument("--provider", help=f"comma-separated: {','.join(NAMES)} (default: every configured provider)")
     load.add_argument("--resources", help="comma-separated: payments,invoices,tracking_categories (default all)")
     load.add_argument("--connections", help="comma-separated aliases: load only these configured connections")
     load.add_argument(
         "--full-refresh",
         action="store_true",
-        help="Rootfi: scan every record again instead of the changes since the last load (and mark deleted "
-        "what it no longer lists); Panora's scans are always complete",
+        help="incremental providers: scan every record again instead of the changes since the last load (and "
+        "mark deleted what is no longer listed); providers whose scans are always complete ignore it",
     )
     load.add_argument("--page-size", type=int, help="rows per request (overrides SOURCES__<PROVIDER>__PAGE_SIZE)")
     load.add_argument("--destination", help="dlt destination name (overrides ACCOUNTING_ETL__DESTINATION)")
@@ -83,16 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sandbox = sub.add_parser(
         "sandbox",
-        help="serve a Panora- or Rootfi-compatible sandbox API on 127.0.0.1",
-        description="Serve a Panora-compatible API (default) or a Rootfi-compatible one (--provider rootfi) "
-        "with seeded data on 127.0.0.1, with the real server's behaviour (Panora: base64 cursors, repeated "
-        "boundary row, dropped zero amounts, 500s; Rootfi: updated-since and deleted-record filters, write "
-        "jobs; both: a rate limit). Prints the settings that point the pipeline at it. Reads no settings.",
+        help="serve a provider-compatible sandbox API on 127.0.0.1",
+        description="Serve one provider's API (--provider, default the first registered) with seeded data on "
+        "127.0.0.1, with the real server's behaviour (paging quirks, filters, write jobs, 5xx answers, a rate "
+        "limit). Prints the settings that point the pipeline at it. Reads no settings.",
     )
-    sandbox.add_argument("--provider", choices=("panora", "rootfi"), default="panora")
+    sandbox.add_argument("--provider", choices=NAMES, default=NAMES[0])
     sandbox.add_argument("--port", type=int, default=3000)
     sandbox.add_argument("--rate-limit", type=int, default=100, help="requests per 60 s per client; 0 = off")
-    sandbox.add_argument("--seed", type=int, help="random seed of the data (default 7 Panora, 11 Rootfi)")
+    sandbox.add_argument("--seed", type=int, help="random seed of the data (default: the sandbox's own)")
     sandbox.add_argument("--scale", type=float, default=1.0, help="multiply the seeded record counts")
     sandbox.add_argument("--delay", type=float, default=0.0, help="seconds added to every answer")
 
@@ -121,11 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     push = sub.add_parser(
         "push",
         help="create the queued payments (outbound_payments) through the API, exactly once in effect",
-        description="Validate the payments queued in `outbound_payments` against the loaded invoices, then "
-        "create them: Panora connections through POST /accounting/payments, Rootfi companies in batches "
-        "through Rootfi's write jobs (followed to the end, or by the next run). A ledger (`push_log`, "
-        "`push_attempts`) is written before and after every request; an unclear outcome is looked up before "
-        "any resend. Reads the same settings as `load`.",
+        description="Validate the payments queued in `outbound_payments` (and invoices in `outbound_invoices`) "
+        "against the loaded invoices, then create them through each account's provider: one request per record, "
+        "or in batches through write jobs (followed to the end, or by the next run), as the provider's API "
+        "takes them. A ledger (`push_log`, `push_attempts`) is written before and after every request; an "
+        "unclear outcome is looked up before any resend. Reads the same settings as `load`.",
         epilog=PUSH_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -138,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=9 * 3600.0,
         help="seconds before a record whose outcome was unclear and that a lookup cannot find is sent again "
-        "(default 9 h: Panora may list a remotely created record only after its next 8-hourly sync)",
+        "(default 9 h: an API may list a remotely created record only after its next sync, 8-hourly at Panora)",
     )
     push.add_argument("--database", help=DATABASE_HELP)
 
@@ -160,9 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo",
         help="sandboxes + load into accounting.duckdb + reconciliation report",
-        description="Start the Panora and Rootfi sandboxes, load both into one DuckDB file (the reconciliation "
-        "models are rebuilt with the load), print where the data is and a few rows of each table, and write the "
-        "reconciliation report. Reads no settings: everything is local.",
+        description="Start every provider's sandbox, load them all into one DuckDB file (the reconciliation "
+        "models are rebuilt with the last load), say what loaded and where, and write the reconciliation "
+        "report. Reads no settings: everything is local.",
     )
     demo.add_argument("--database", default="accounting.duckdb", help="DuckDB file to write")
     demo.add_argument("--report", default="report", help="folder for the report (default ./report)")
@@ -173,8 +174,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; every error it can end with becomes an exit code and one masked line here (no
     traceback reaches the user; `-v` logs it): 2 bad settings or input, 3 the job itself failed, 4 another
     run holds the lock."""
-    from pipelines.settings import ConfigurationError
-
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     try:
@@ -194,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _sandbox(args: argparse.Namespace) -> int:
     from pipelines.sandbox import serve
 
-    serve(args.port, args.rate_limit or None, args.seed, args.scale, args.delay, args.provider)
+    serve(args.provider, args.port, args.rate_limit or None, args.seed, args.scale, args.delay)
     return 0
 
 
@@ -219,15 +218,17 @@ def _transform(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from pipelines.push import run_push
+    from pipelines.push import PushSettings, SendRules, run_push
 
     result = run_push(
-        args.database,
-        dry_run=args.dry_run,
-        from_csv=args.from_csv,
-        invoices_csv=args.invoices_csv,
-        concurrency=args.concurrency,
-        resend_unknown_after=args.resend_unknown_after,
+        PushSettings(
+            database=args.database,
+            dry_run=args.dry_run,
+            from_csv=args.from_csv,
+            invoices_csv=args.invoices_csv,
+            concurrency=args.concurrency,
+            rules=SendRules(resend_unknown_after=args.resend_unknown_after),
+        )
     )
     print(result.render())
     return 0 if result.ok else 1
@@ -236,7 +237,6 @@ def _push(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from pipelines.settings import ConfigurationError
     from pipelines.status import parse_age, read_status, render
 
     try:

@@ -1,16 +1,17 @@
-"""`accounting-etl demo`: sandbox -> load -> a look at the tables, all on this machine."""
+"""`accounting-etl demo`: every provider's sandbox -> load -> models -> report, all on this machine."""
 
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from pathlib import Path
 
 import dlt
 import duckdb
 
 from pipelines.load import run_load
+from pipelines.registry import ENTRIES
 from pipelines.report import write_report
-from pipelines.sandbox import build_rootfi_sandbox, build_sandbox
 from pipelines.settings import DEFAULT_DATASET
 from pipelines.summary import LoadSummary
 
@@ -18,35 +19,28 @@ from pipelines.summary import LoadSummary
 def run_demo(
     database: str = "accounting.duckdb", pipelines_dir: str | None = None, report_dir: str = "report"
 ) -> LoadSummary:
-    """Start both sandboxes (real rate limits on), load every resource of every Panora connection and Rootfi
-    company into one DuckDB file (the reconciliation models are rebuilt after the second load), write the
+    """Start every registered provider's sandbox (real rate limits on), load every resource of every account
+    into one DuckDB file (the reconciliation models are rebuilt after the last load), write the
     reconciliation report, and end with a short summary: what loaded, where it is, what to try next.
-    Returns the worse of the two load summaries."""
+    Returns the worst of the load summaries."""
     database = str(Path(database).resolve())
     pipelines_dir = pipelines_dir or str(Path(database).parent / ".dlt-pipelines")
     destination = dlt.destinations.duckdb(credentials=database)
-    with build_sandbox(port=0, rate_limit=100) as sandbox, build_rootfi_sandbox(port=0, rate_limit=100) as rootfi:
-        print(f"Panora sandbox serving on {sandbox.url}, Rootfi sandbox on {rootfi.url}")
+    with ExitStack() as servers:
+        sandboxes = [(e, servers.enter_context(e.sandbox.start_sandbox(port=0, rate_limit=100))) for e in ENTRIES]
+        print(", ".join(f"{e.provider.title} sandbox on {server.url}" for e, server in sandboxes))
         summaries = [
             run_load(
-                "panora",
-                api_key=sandbox.api_key,
-                connections=sandbox.store.tokens(),
-                base_url=sandbox.url,
+                entry.name,
+                api_key=server.api_key,
+                connections=server.accounts(),
+                base_url=server.url,
                 destination=destination,
-                pipeline_name="accounting_demo",
+                pipeline_name=f"accounting_demo_{entry.name}",
                 pipelines_dir=pipelines_dir,
-                transform=False,
-            ),
-            run_load(
-                "rootfi",
-                api_key=rootfi.api_key,
-                connections=rootfi.store.company_ids(),
-                base_url=rootfi.url,
-                destination=destination,
-                pipeline_name="accounting_demo_rootfi",
-                pipelines_dir=pipelines_dir,
-            ),
+                transform=position == len(sandboxes) - 1,
+            )
+            for position, (entry, server) in enumerate(sandboxes)
         ]
     report = write_report(database, report_dir)
     print(closing_summary(database, summaries, report.path, len(report.csv_files)))

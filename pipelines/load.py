@@ -1,6 +1,6 @@
-"""The load job: a provider (Panora, Rootfi) -> warehouse (DuckDB by default), then a summary row in
-`load_runs`. Every provider fills the same tables; each has its own dlt pipeline (its own state) and they
-load one after the other into one dataset.
+"""The load job: a provider -> warehouse (DuckDB by default), then a summary row in `load_runs`. Every provider
+fills the same tables; each has its own dlt pipeline (its own state) and they load one after the other into
+one dataset.
 
 Callable from the CLI, Python, a notebook or an orchestrator:
 
@@ -8,13 +8,10 @@ Callable from the CLI, Python, a notebook or an orchestrator:
     summary = run_load("rootfi", resources=["payments", "invoices"])
     summaries = run_loads()  # every configured provider, then the models once
 
-Settings come from dlt's config and secrets (environment variables work):
-    SOURCES__PANORA__API_KEY, SOURCES__PANORA__CONNECTIONS ({"alias": "<token>", ...}),
-    SOURCES__PANORA__BASE_URL, SOURCES__PANORA__PAGE_SIZE,
-    SOURCES__ROOTFI__API_KEY, SOURCES__ROOTFI__COMPANIES ({"alias": <company id>, ...}),
-    SOURCES__ROOTFI__BASE_URL, SOURCES__ROOTFI__PAGE_SIZE, SOURCES__ROOTFI__OVERLAP_SECONDS,
-    ACCOUNTING_ETL__DESTINATION (default duckdb), ACCOUNTING_ETL__DATASET_NAME (default accounting_raw),
-    DESTINATION__DUCKDB__CREDENTIALS (default accounting.duckdb), or any other dlt destination's settings.
+Settings come from dlt's config and secrets (environment variables work): each provider's
+`SOURCES__<PROVIDER>__...` (`accounting-etl load --help` lists them), ACCOUNTING_ETL__DESTINATION (default
+duckdb), ACCOUNTING_ETL__DATASET_NAME (default accounting_raw), DESTINATION__DUCKDB__CREDENTIALS (default
+accounting.duckdb), or any other dlt destination's settings.
 """
 
 from __future__ import annotations
@@ -32,33 +29,21 @@ from typing import Any
 import dlt
 from dlt.common.destination import Destination
 
-from pipelines import settings
-from pipelines.ledger import ensure_tables
-from pipelines.locks import exclusive
+from pipelines import registry, settings
 from pipelines.progress import live, load_table
-from pipelines.providers import ConfigurationError, check_distinct_aliases, configured_providers, provider
-from pipelines.settings import duckdb_file
+from pipelines.push.ledger import ensure_tables
+from pipelines.registry import check_distinct_aliases, configured_providers, provider
+from pipelines.settings import ConfigurationError
 from pipelines.summary import LoadSummary
-from pipelines.warehouse import writer_guard
+from pipelines.warehouse.access import writer_guard
+from pipelines.warehouse.destination import file_format, make_destination, refuse_catalog_collision
+from pipelines.warehouse.locks import file_lock
 from sources.common.http import RequestStats
 from sources.common.scan import ScanLog
 from sources.common.secrets import SECRETS
 from transforms.run import SqlClientDatabase, run_transforms
 
 log = logging.getLogger("accounting_etl.load")
-
-
-# Arrow tables get dlt's `_dlt_load_id` too, so every row says which load wrote it.
-dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
-
-
-def make_destination(destination: str | Destination | None = None) -> str | Destination:
-    """The configured destination; DuckDB writes `accounting.duckdb` unless told otherwise."""
-    if destination is None:
-        destination = dlt.config.get("accounting_etl.destination") or "duckdb"
-    if destination == "duckdb":
-        return dlt.destinations.duckdb(credentials=duckdb_file())
-    return destination
 
 
 def connection_pipeline_name(provider_name: str, alias: str) -> str:
@@ -71,31 +56,8 @@ def connection_pipeline_name(provider_name: str, alias: str) -> str:
     return f"accounting_{provider_name}_{slug}"
 
 
-def file_format(pipeline: dlt.Pipeline) -> Any:
-    """How load packages are written for the pipeline's destination. The sources yield arrow tables:
-    parquet where the destination loads it natively (DuckDB's default `insert_values` was 300x slower
-    here); PostgreSQL loads parquet only through an ADBC driver, so it gets CSV, which it takes with COPY;
-    any other destination its own preference."""
-    capabilities = pipeline.destination.capabilities()
-    if pipeline.destination.destination_name == "postgres":
-        return "csv"
-    return "parquet" if "parquet" in capabilities.supported_loader_file_formats else None
-
-
-def _refuse_catalog_collision(destination: str | Destination, dataset_name: str) -> None:
-    """DuckDB names a file's catalog after the file: `x.duckdb` with a dataset `x` makes every `x.<table>`
-    ambiguous (DuckDB 2.0 refuses it, and so the load would fail half-way). Say so before anything runs."""
-    credentials = getattr(getattr(destination, "config_params", {}), "get", lambda _: None)("credentials")
-    if isinstance(credentials, str) and credentials.endswith(".duckdb"):
-        if Path(credentials).stem.lower() == dataset_name.lower():
-            raise ConfigurationError(
-                f"the DuckDB file {Path(credentials).name} and the dataset {dataset_name!r} share a name, which "
-                "DuckDB cannot tell apart: rename the file or set ACCOUNTING_ETL__DATASET_NAME"
-            )
-
-
 def run_load(
-    provider_name: str = "panora",
+    provider_name: str,
     resources: Sequence[str] | None = None,
     only_connections: Sequence[str] | None = None,
     api_key: str | None = None,
@@ -114,19 +76,19 @@ def run_load(
     """Load one provider into the warehouse and record the run.
 
     Args:
-        provider_name: `panora` or `rootfi`.
+        provider_name: a registered provider (`pipelines/registry.py`).
         resources: which of `payments`, `invoices`, `tracking_categories` (default: all).
-        only_connections: load only these aliases of the configured connections (Rootfi: companies).
+        only_connections: load only these aliases of the provider's configured accounts.
         api_key, connections, base_url, page_size: override the configured values (`connections`: alias ->
-            Panora connection token or Rootfi company id).
+            account, as the provider's accounts setting takes it).
         destination: a dlt destination (name or object); default from config, else DuckDB.
         dataset_name: the dataset (schema) to load into; default `accounting_raw`.
         pipeline_name, pipelines_dir: where dlt keeps this pipeline's local state.
-        source_options: more `panora_source` arguments (max_attempts, backoff_base, timeout, ...).
+        source_options: more arguments of the provider's source (max_attempts, backoff_base, timeout, ...).
         transform: rebuild the reconciliation models after the load (`transforms/`).
         as_of: the date the models age receivables to (default today).
-        full_refresh: Rootfi: scan every record, not only the changes since the last load (Panora's scans
-            are always complete).
+        full_refresh: an incremental source scans every record, not only the changes since the last load
+            (a source whose scans are always complete ignores it).
 
     Returns:
         The run's summary; `status` is `ok`, or `partial` when a connection's scan failed.
@@ -147,7 +109,7 @@ def run_load(
         kwargs["page_size"] = page_size
     dataset_name = settings.dataset_name(dataset_name)
     destination = make_destination(destination)
-    _refuse_catalog_collision(destination, dataset_name)
+    refuse_catalog_collision(destination, dataset_name)
     pipeline = dlt.pipeline(
         pipeline_name=pipeline_name,
         destination=destination,
@@ -155,7 +117,7 @@ def run_load(
         pipelines_dir=pipelines_dir,
     )
     lock_file = Path(pipeline.working_dir).parent / f"{pipeline_name}.lock"
-    with exclusive(lock_file, f"a load of pipeline {pipeline_name!r}"):
+    with file_lock(lock_file, f"a load of pipeline {pipeline_name!r}"):
         return _run(pipeline, provider_name, resources, api_key, selected, kwargs, transform, as_of)
 
 
@@ -171,10 +133,10 @@ def run_loads(
     of them; `options` go to every `run_load`."""
     chosen = [provider(name) for name in providers] if providers else configured_providers()
     if not chosen:
-        raise ConfigurationError(
-            "no provider configured: set SOURCES__PANORA__API_KEY and SOURCES__PANORA__CONNECTIONS, "
-            "or SOURCES__ROOTFI__API_KEY and SOURCES__ROOTFI__COMPANIES"
+        needed = " or ".join(
+            f"{p.setting('api_key')} and {p.setting(p.accounts_setting)}" for p in registry.providers()
         )
+        raise ConfigurationError(f"no provider configured: set {needed}")
     accounts = {p.name: p.accounts() for p in chosen}
     check_distinct_aliases(accounts)
     if only_connections:
@@ -204,6 +166,8 @@ def _run(
     transform: bool,
     as_of: date | None,
 ) -> LoadSummary:
+    # arrow tables get dlt's `_dlt_load_id` too, so every row says which load wrote it
+    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     summary = LoadSummary(
         run_id=str(uuid.uuid4()),
         pipeline_name=pipeline.pipeline_name,

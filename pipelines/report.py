@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.settings import check_identifier
-from pipelines.warehouse import read_models
+from pipelines.warehouse.access import read_models
 from transforms.run import DEFAULT_MODELS_SCHEMA
 
 STATUSES = ("settled", "partially_paid", "overpaid", "unpaid", "balance_mismatch")

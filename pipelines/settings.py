@@ -6,14 +6,14 @@ import re
 
 import dlt
 
+from sources.common.errors import ConfigurationError
+
+__all__ = ["ConfigurationError", "check_identifier", "dataset_name", "duckdb_file"]
+
 # Not `accounting`: DuckDB 2.0 names the catalog of `accounting.duckdb` "accounting", and a schema of
 # the same name makes every `accounting.<table>` reference ambiguous (a Binder Error, even for dlt).
 DEFAULT_DATASET = "accounting_raw"
 DEFAULT_DUCKDB_FILE = "accounting.duckdb"
-
-
-class ConfigurationError(ValueError):
-    """A setting is missing or wrong; the message says which and how to set it."""
 
 
 # What every warehouse takes unquoted and dlt's naming leaves as it is: the jobs splice these names into SQL

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines import settings
-from pipelines.providers import configured_providers
-from pipelines.warehouse import read_models
+from pipelines.registry import configured_providers
+from pipelines.warehouse.access import read_models
 from sources.common.secrets import SECRETS
 
 NEEDS_A_PERSON = ("rejected", "failed", "unknown")  # ledger states no later run settles on its own

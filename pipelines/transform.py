@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date
 
 from pipelines import settings
-from pipelines.warehouse import models_database
+from pipelines.warehouse.access import models_database
 from transforms.run import TransformResult, run_transforms
 
 

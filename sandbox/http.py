@@ -14,10 +14,18 @@ import socket
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, urlsplit
+
+
+def scaled(specs: tuple[Any, ...], scale: float) -> tuple[Any, ...]:
+    """Seed specs with their record counts (`invoices`, `payments`) multiplied by `scale`, at least one each."""
+    return tuple(
+        replace(s, invoices=max(1, round(s.invoices * scale)), payments=max(1, round(s.payments * scale)))
+        for s in specs
+    )
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import DATASET
+from tests.support import DATASET
 
 BAD_PAYMENTS = [
     ({"id": "bad-amount", "total_amount": "12.50", "currency": "EUR"}, "total_amount", "integer amount"),

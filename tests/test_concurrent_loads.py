@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import DATASET, Warehouse
+from tests.support import DATASET, Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = """

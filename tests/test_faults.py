@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox.panora import Fault
-from tests.conftest import DATASET
+from tests.support import DATASET
 
 FAULTS = {
     "http_500": Fault("status", status=500),

@@ -19,10 +19,17 @@ from pipelines.load import run_load
 from pipelines.report import spreadsheet_safe, write_report
 from pipelines.settings import ConfigurationError
 from sandbox.http import Fault
-from tests.conftest import DATASET, Warehouse, cli_env
-from tests.test_push import created_in_api, ledger, open_invoices, push
-from tests.test_rootfi_push import QUICK_JOBS, posts
-from tests.test_rootfi_push import push as push_rootfi
+from tests.support import (
+    DATASET,
+    Warehouse,
+    cli_env,
+    created_in_api,
+    ledger,
+    open_invoices,
+    posts,
+    push,
+    push_rootfi,
+)
 
 HEADER = "external_id,connection,invoice_id,currency,total_amount,transaction_date,overpayment_intended\n"
 
@@ -139,7 +146,7 @@ def test_a_queued_date_is_the_same_calendar_day_on_every_machine(loaded, sandbox
 
 
 def test_an_older_queue_with_date_times_becomes_calendar_days(tmp_path):
-    from pipelines.ledger import ensure_tables
+    from pipelines.push.ledger import ensure_tables
 
     path = tmp_path / "old.duckdb"
     with duckdb.connect(str(path)) as con:
@@ -207,16 +214,7 @@ def test_one_providers_api_failing_mid_push_stops_neither_the_other_nor_the_run(
         Fault("body", status=201, body="", method="POST", path="/accounting/payments", after_write=True),
         Fault("status", status=503, path="/accounting/payments", connection=panora_rows[0][0], times=100, skip=0),
     )
-    both_providers = {
-        "api_key": sandbox.api_key,
-        "connections": sandbox.store.tokens(),
-        "base_url": sandbox.url,
-        "rootfi_api_key": rootfi.api_key,
-        "rootfi_companies": rootfi.store.company_ids(),
-        "rootfi_base_url": rootfi.url,
-        "job_options": QUICK_JOBS,
-        "settle_seconds": 0.2,
-    }
+    both_providers = {"providers": ("panora", "rootfi"), "settle_seconds": 0.2}
     first = push(loaded, **both_providers)
 
     statuses = {k: v[0] for k, v in ledger(loaded).items()}
@@ -299,6 +297,7 @@ def test_the_report_survives_invoices_and_payments_without_a_currency(warehouse,
 def test_a_dataset_name_that_cannot_work_is_refused_before_anything_loads(warehouse, sandbox, name):
     with pytest.raises(ConfigurationError, match="lowercase letters"):
         run_load(
+            "panora",
             api_key=sandbox.api_key,
             connections=sandbox.store.tokens(),
             base_url=sandbox.url,

@@ -30,7 +30,7 @@ from sandbox.rootfi import Settings as RootfiSettings
 from sandbox.rootfi import Store as RootfiStore
 from sources.common import columns as c
 from sources.panora.objects import OBJECTS as PANORA_OBJECTS
-from tests.conftest import DATA_TABLES, DATASET, FAST_RETRIES
+from tests.support import DATA_TABLES, DATASET, FAST_RETRIES
 
 PANORA_SPEC = ConnectionSpec("solo", "xero", ("EUR", "JPY", "KWD"), invoices=12, payments=16)
 ROOTFI_SPEC = CompanySpec("solo-rf", 4301, "XERO", ("GBP", "JPY"), invoices=10, payments=14)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import dlt
 
 from sources.common.scan import ScanResult
-from tests.conftest import DATASET, Warehouse
+from tests.support import DATASET, Warehouse
 
 # (what the payment carries, the field the rejection names, words of the reason)
 PANORA_HOSTILE = {

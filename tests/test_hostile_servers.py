@@ -12,8 +12,7 @@ from sandbox.http import Fault
 from sources.common.errors import ApiError
 from sources.common.http import ApiClient, RetryPolicy, decode_json, retry_after_seconds
 from sources.common.ratelimit import RateLimitPacer
-from tests.conftest import DATASET
-from tests.test_http_client import FakeClock, ok, scripted
+from tests.support import DATASET, FakeClock, ok, scripted
 
 
 def throttled(retry_after: str) -> httpx.Response:

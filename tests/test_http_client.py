@@ -8,23 +8,9 @@ import pytest
 from sources.common.errors import ApiError, OutcomeUnknown
 from sources.common.http import ApiClient, RetryPolicy
 from sources.common.ratelimit import RateLimitPacer
+from tests.support import FakeClock, ok, scripted
 
 SECRET = "sk_test_0123456789abcdef"
-
-
-def scripted(*answers):
-    """A transport that plays answers in order (an exception instance is raised); records requests."""
-    calls: list[httpx.Request] = []
-    queue = list(answers)
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(request)
-        answer = queue.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    return httpx.MockTransport(handler), calls
 
 
 def client(transport, sleeps=None, **policy) -> ApiClient:
@@ -36,10 +22,6 @@ def client(transport, sleeps=None, **policy) -> ApiClient:
         transport=transport,
         sleep=sleeps.append,
     )
-
-
-def ok(body=None) -> httpx.Response:
-    return httpx.Response(200, json=body if body is not None else {"data": []})
 
 
 def test_5xx_is_retried_with_growing_jittered_backoff():
@@ -119,17 +101,6 @@ def test_a_post_is_resent_when_it_never_left():
     transport, calls = scripted(httpx.ConnectError("refused", request=request), httpx.Response(201, json={"id": "p1"}))
     assert client(transport).request_json("POST", "/accounting/payments", json_body={}) == {"id": "p1"}
     assert len(calls) == 2
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def test_pacer_bursts_while_budget_lasts_then_spreads_the_reserve():

@@ -7,14 +7,13 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from sandbox.http import Fault
-from tests.conftest import DATA_TABLES, Warehouse, cli_env
+from tests.support import DATA_TABLES, Warehouse, cli_env, kill_when
 
 PIPELINE = "accounting_panora"  # the CLI's default pipeline name
 
@@ -64,22 +63,11 @@ def test_kill_at_any_point_then_rerun_equals_a_clean_run(tmp_path, sandbox, root
         killed.path.parent.mkdir()
         env = cli_env(sandbox, killed.path, tmp_path, rootfi)
         server.reset_stats()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pipelines", "load", "--pipelines-dir", str(killed.pipelines_dir), *only],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 120
-        while process.poll() is None and time.monotonic() < deadline:
-            if condition(server, killed.pipelines_dir, f"accounting_{provider}"):
-                process.send_signal(signal.SIGKILL)
-                break
-            time.sleep(0.001)
-        process.wait(timeout=30)
-        if process.returncode == -signal.SIGKILL:
+        reached = lambda folder=killed.pipelines_dir: condition(server, folder, f"accounting_{provider}")  # noqa: E731
+        code = kill_when(["load", "--pipelines-dir", str(killed.pipelines_dir), *only], env, reached, timeout=120)
+        if code == -signal.SIGKILL:
             break
-    assert process.returncode == -signal.SIGKILL, f"three runs ended before the {point} kill point"
+    assert code == -signal.SIGKILL, f"three runs ended before the {point} kill point"
 
     rerun = run_cli(env, killed.pipelines_dir, *only)
     assert rerun.returncode == 0, rerun.stderr

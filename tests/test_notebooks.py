@@ -27,7 +27,7 @@ def loaded_database(tmp_path_factory):
     from sandbox.panora import PanoraSandbox, Settings, Store, seed_connections
     from sandbox.rootfi import RootfiSandbox
     from sandbox.rootfi import Settings as RootfiSettings
-    from tests.conftest import Warehouse
+    from tests.support import Warehouse
 
     root = tmp_path_factory.mktemp("notebooks")
     with (

@@ -21,8 +21,8 @@ from orchestration.definitions import (
     pipeline_name,
     reconciliation_models,
 )
-from pipelines.locks import exclusive
-from tests.conftest import DATASET, Warehouse
+from pipelines.warehouse.locks import file_lock
+from tests.support import DATASET, Warehouse
 
 
 @pytest.fixture
@@ -57,12 +57,24 @@ def materialize(instance: dg.DagsterInstance, provider: str, alias: str) -> dg.E
     return dg.materialize([LOAD_ASSETS[provider]], partition_key=alias, instance=instance, raise_on_error=False)
 
 
-def test_the_sensor_makes_one_partition_per_configured_connection(configured: Warehouse, instance) -> None:
-    assert sorted(instance.get_dynamic_partitions("panora_connections")) == sorted(configured.sandbox.store.tokens())
+def test_the_sensor_makes_one_partition_per_configured_connection(
+    configured: Warehouse, instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokens = configured.sandbox.store.tokens()
+    assert sorted(instance.get_dynamic_partitions("panora_connections")) == sorted(tokens)
     assert sorted(instance.get_dynamic_partitions("rootfi_companies")) == sorted(configured.rootfi.store.aliases)
-    # a connection removed from the settings loses its partition
+    # settled: nothing to change
+    assert connection_partitions(dg.build_sensor_context(instance=instance)).dynamic_partitions_requests == []
+    # a connection removed from the settings loses its partition, the others keep theirs
+    removed, *kept = sorted(tokens)
+    monkeypatch.setenv("SOURCES__PANORA__CONNECTIONS", json.dumps({alias: tokens[alias] for alias in kept}))
     result = connection_partitions(dg.build_sensor_context(instance=instance))
-    assert result.dynamic_partitions_requests == []
+    assert [(r.partitions_def_name, list(r.partition_keys)) for r in result.dynamic_partitions_requests] == [
+        ("panora_connections", [removed])
+    ]
+    for request in result.dynamic_partitions_requests:
+        instance.delete_dynamic_partition(request.partitions_def_name, request.partition_keys[0])
+    assert sorted(instance.get_dynamic_partitions("panora_connections")) == kept
 
 
 def test_every_partition_then_the_models(configured: Warehouse, instance) -> None:
@@ -108,7 +120,7 @@ def test_a_failing_partition_does_not_keep_the_others_from_landing(configured: W
 def test_a_second_load_of_a_running_connection_is_refused(configured: Warehouse, instance) -> None:
     name = pipeline_name("rootfi", "initech-us")
     lock = Path(configured.path).parent / "dlt-data" / "pipelines" / f"{name}.lock"
-    with exclusive(lock, "a load held by this test"):
+    with file_lock(lock, "a load held by this test"):
         result = materialize(instance, "rootfi", "initech-us")
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from sources.common.errors import ApiError, PaginationError
-from sources.panora.helpers import PanoraClient
-from tests.conftest import DATASET
+from sources.panora.client import PanoraClient
+from tests.support import DATASET
 
 
 def test_small_pages_use_base64_cursors_and_drop_the_repeated_row(warehouse, sandbox):

@@ -17,7 +17,7 @@ import dlt
 import pytest
 
 from pipelines.load import run_load
-from tests.conftest import DATA_TABLES, FAST_RETRIES, Warehouse
+from tests.support import DATA_TABLES, FAST_RETRIES, Warehouse
 
 POSTGRES_URL = os.environ.get("ACCOUNTING_TEST_POSTGRES")
 pytestmark = pytest.mark.skipif(
@@ -181,11 +181,9 @@ def test_transform_and_report_work_on_postgres_as_on_duckdb(both: Warehouse, pos
 
 
 def test_push_with_its_ledger_on_postgres_creates_each_payment_once(both: Warehouse, postgres: Postgres, monkeypatch):
-    from pipelines.push import run_push
-    from pipelines.push_rootfi import JobOptions
-    from pipelines.warehouse import PostgresConnection
+    from pipelines.warehouse.access import PostgresConnection
     from sandbox.http import Fault
-    from sources.common.http import RetryPolicy
+    from tests.support import push
 
     assert postgres.load("panora").status == "ok"
     assert postgres.load("rootfi").models
@@ -198,20 +196,9 @@ def test_push_with_its_ledger_on_postgres_creates_each_payment_once(both: Wareho
         "ORDER BY provider, invoice_id"
     )
     assert [r[0] for r in open_invoices] == ["panora", "rootfi"]
-    params = dict(
-        api_key=both.sandbox.api_key,
-        connections=both.sandbox.store.tokens(),
-        base_url=both.sandbox.url,
-        rootfi_api_key=both.rootfi.api_key,
-        rootfi_companies=both.rootfi.store.company_ids(),
-        rootfi_base_url=both.rootfi.url,
-        policy=RetryPolicy(max_attempts=3, backoff_base=0.01, timeout=0.5),
-        settle_seconds=0.5,
-        resend_unknown_after=0,
-        job_options=JobOptions(job_wait_seconds=5, poll_seconds=0.05, settle_seconds=0.5, resend_unknown_after=0),
-    )
-    run_push(dry_run=True, **params)  # creates the queue and the ledger in the PostgreSQL dataset
-    con = PostgresConnection(POSTGRES_URL)
+    params = {"providers": ("panora", "rootfi"), "database": None}  # the configured PostgreSQL destination
+    push(both, dry_run=True, **params)  # creates the queue and the ledger in the PostgreSQL dataset
+    con = PostgresConnection.connect(POSTGRES_URL)
     try:
         for provider, connection, invoice_id, currency in open_invoices:
             con.execute(
@@ -222,8 +209,8 @@ def test_push_with_its_ledger_on_postgres_creates_each_payment_once(both: Wareho
     finally:
         con.close()
     both.sandbox.inject(Fault("status", status=500, method="POST", path="/accounting/payments", after_write=True))
-    assert run_push(**params).outcomes == {"created": 2}
-    assert run_push(**params).outcomes == {}  # a rerun sends nothing
+    assert push(both, **params).outcomes == {"created": 2}
+    assert push(both, **params).outcomes == {}  # a rerun sends nothing
     panora_created = sum(
         1
         for alias in both.sandbox.store.tokens()

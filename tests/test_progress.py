@@ -13,7 +13,7 @@ import sys
 import termios
 from pathlib import Path
 
-from tests.conftest import Warehouse, cli_env
+from tests.support import Warehouse, cli_env
 
 ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

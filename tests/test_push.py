@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
-import duckdb
 import pytest
 
-from pipelines.push import run_push
 from sandbox.panora import Fault
-from sources.common.http import RetryPolicy
-from tests.conftest import DATASET
-
-FAST = RetryPolicy(max_attempts=3, backoff_base=0.01, timeout=0.5)
-
-
-class Crash(BaseException):
-    """Stands for the process dying at a chosen step (its ledger writes are committed, nothing else runs): a
-    BaseException, like the SystemExit or KeyboardInterrupt that end a process, so no handler of errors meets it."""
+from tests.support import DATASET, Crash, cli_env, created_in_api, kill_when, ledger, open_invoices, push, queue
 
 
 @pytest.fixture
@@ -25,25 +16,6 @@ def loaded(warehouse):
     summary = warehouse.load()
     assert summary.models
     return warehouse
-
-
-def open_invoices(warehouse, n: int) -> list[tuple[str, str, str, int]]:
-    """(connection, invoice_id, currency, open minor units) of invoices with room for a payment."""
-    return warehouse.query(
-        "SELECT connection, invoice_id, currency, open_minor FROM reconciliation.invoice_settlement "
-        "WHERE status IN ('unpaid', 'partially_paid') AND open_minor >= 100 ORDER BY connection, invoice_id LIMIT ?",
-        n,
-    )
-
-
-def queue(warehouse, rows: list[dict]) -> None:
-    with duckdb.connect(str(warehouse.path)) as con:
-        for row in rows:
-            names = ", ".join(row)
-            con.execute(
-                f"INSERT INTO {DATASET}.outbound_payments ({names}) VALUES ({', '.join('?' for _ in row)})",
-                list(row.values()),
-            )
 
 
 def queue_valid(warehouse, n: int) -> list[str]:
@@ -62,37 +34,6 @@ def queue_valid(warehouse, n: int) -> list[str]:
         )
     queue(warehouse, rows)
     return [r["external_id"] for r in rows]
-
-
-def push(warehouse, **kwargs):
-    sandbox = warehouse.sandbox
-    params = dict(
-        database=str(warehouse.path),
-        api_key=sandbox.api_key,
-        connections=sandbox.store.tokens(),
-        base_url=sandbox.url,
-        policy=FAST,
-        settle_seconds=1.5,
-        page_size=200,
-        resend_unknown_after=0,  # the sandbox writes atomically: a lookup that finds nothing is proof
-    )
-    params.update(kwargs)
-    return run_push(**params)
-
-
-def created_in_api(sandbox, external_id: str, kind: str = "payments") -> int:
-    """How many records of `kind` the sandbox holds under this external id (pushed ones carry it)."""
-    return sum(
-        1
-        for alias in ("acme-eu", "acme-us", "globex-jp")
-        for record in sandbox.store.all(alias, kind)
-        if (record.get("field_mappings") or {}).get("external_id") == external_id
-    )
-
-
-def ledger(warehouse) -> dict[str, tuple]:
-    rows = warehouse.query(f"SELECT external_id, status, record_id, error FROM {DATASET}.push_log")
-    return {r[0]: r[1:] for r in rows}
 
 
 def test_each_payment_is_created_once_and_a_rerun_sends_nothing(loaded, sandbox):
@@ -204,41 +145,18 @@ def test_csv_queue(loaded, sandbox, tmp_path):
 
 
 def test_push_process_killed_while_the_server_creates_then_rerun_creates_once(loaded, sandbox, tmp_path):
-    import signal
-    import subprocess
-    import sys
-
-    from tests.conftest import cli_env
-
     ids = queue_valid(loaded, 1)
     # the server takes 2 s on the POST and then creates the payment, whether or not the client is still there
     sandbox.inject(Fault("delay", method="POST", path="/accounting/payments", seconds=2.0))
-    env = cli_env(sandbox, loaded.path, tmp_path)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines", "push", "--database", str(loaded.path)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while sandbox.stats.snapshot()["requests"].get("POST /accounting/payments", 0) == 0:
-        assert time.monotonic() < deadline and process.poll() is None, "the push never sent its POST"
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
+    sent = lambda: sandbox.stats.snapshot()["requests"].get("POST /accounting/payments", 0) > 0  # noqa: E731
+    code = kill_when(["push", "--database", str(loaded.path)], cli_env(sandbox, loaded.path, tmp_path), sent)
+    assert code == -signal.SIGKILL, "the push ended before it sent its POST"
     assert ledger(loaded)[ids[0]][0] == "pending"  # the intent was on disk before the request left
     time.sleep(2.5)  # the server finishes the request it was given
     push(loaded)
     assert created_in_api(sandbox, ids[0]) == 1
     assert sandbox.stats.snapshot()["requests"]["POST /accounting/payments"] == 1  # looked up, not resent
     assert ledger(loaded)[ids[0]][0] == "created"
-
-
-def queue_invoices(warehouse, rows: list[dict]) -> None:
-    with duckdb.connect(str(warehouse.path)) as con:
-        for row in rows:
-            con.execute(
-                f"INSERT INTO {DATASET}.outbound_invoices ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
-                list(row.values()),
-            )
 
 
 LINES = '[{"description": "Consulting", "unit_price": 50000, "quantity": 2, "total_amount": 100000}]'
@@ -248,7 +166,7 @@ def test_invoices_are_created_once_and_invalid_ones_rejected(loaded, sandbox):
     existing = loaded.scalar(f"SELECT number FROM {DATASET}.invoices WHERE connection = 'acme-eu' LIMIT 1")
     base = {"connection": "acme-eu", "currency": "EUR", "total_amount": 100000, "issue_date": "2026-11-20",
             "due_date": "2026-12-20", "line_items": LINES}  # fmt: skip
-    queue_invoices(loaded, [
+    queue(loaded, table="outbound_invoices", rows=[
         {**base, "external_id": "inv-ok-1", "number": "NEW-001"},
         {**base, "external_id": "inv-ok-2", "number": "NEW-002"},
         {**base, "external_id": "inv-dup-number", "number": existing},
@@ -271,7 +189,11 @@ def test_invoices_are_created_once_and_invalid_ones_rejected(loaded, sandbox):
 
 def test_invoice_push_survives_a_500_after_write_and_a_crash_after_the_answer(loaded, sandbox):
     base = {"connection": "acme-us", "currency": "USD", "total_amount": 2500, "line_items": LINES}
-    queue_invoices(loaded, [{**base, "external_id": f"inv-{n}", "number": f"X-{n}"} for n in range(3)])
+    queue(
+        loaded,
+        table="outbound_invoices",
+        rows=[{**base, "external_id": f"inv-{n}", "number": f"X-{n}"} for n in range(3)],
+    )
     sandbox.inject(Fault("status", status=500, method="POST", path="/accounting/invoices", after_write=True))
 
     def crash(event: str, external_id: str) -> None:
@@ -299,7 +221,7 @@ def test_against_a_remote_first_server_an_unfound_unknown_waits_before_it_is_sen
 def test_a_second_push_into_the_same_warehouse_is_refused_while_one_runs(loaded):
     import fcntl
 
-    from pipelines.locks import AlreadyRunning
+    from pipelines.warehouse.locks import AlreadyRunning
 
     with open(f"{loaded.path}.push.lock", "a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -8,7 +8,7 @@ import pytest
 from sources.common.columns import currency_exponent, major_to_minor
 from sources.common.errors import RecordError
 from sources.rootfi.objects import OBJECTS, platform_ref, record_key
-from tests.conftest import Warehouse
+from tests.support import Warehouse
 
 
 @pytest.mark.parametrize(

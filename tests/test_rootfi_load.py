@@ -10,9 +10,9 @@ import iso4217
 import pytest
 
 from pipelines.load import run_loads
-from pipelines.providers import ConfigurationError
+from pipelines.settings import ConfigurationError
 from sandbox.http import Fault
-from tests.conftest import DATASET, Warehouse
+from tests.support import DATASET, Warehouse
 
 
 def minor(amount: float | int, currency: str) -> int:

@@ -3,23 +3,15 @@ each payment created exactly once whatever the job, the network or the process d
 
 from __future__ import annotations
 
+import signal
 import time
 from decimal import Decimal
 
 import iso4217
 import pytest
 
-from pipelines.push import run_push
-from pipelines.push_rootfi import JobOptions
 from sandbox.http import Fault
-from sources.common.http import RetryPolicy
-from tests.conftest import Warehouse
-from tests.test_push import Crash, ledger, queue
-
-FAST = RetryPolicy(max_attempts=3, backoff_base=0.01, timeout=0.5)
-QUICK_JOBS = JobOptions(
-    batch_size=3, job_wait_seconds=5.0, poll_seconds=0.05, settle_seconds=0.5, resend_unknown_after=0
-)
+from tests.support import Crash, Warehouse, cli_env, kill_when, ledger, posts, push_rootfi, queue
 
 
 @pytest.fixture
@@ -52,20 +44,6 @@ def queue_valid(warehouse: Warehouse, n: int) -> list[str]:
     return [r["external_id"] for r in rows]
 
 
-def push(warehouse: Warehouse, **kwargs):
-    rootfi = warehouse.rootfi
-    params = dict(
-        database=str(warehouse.path),
-        rootfi_api_key=rootfi.api_key,
-        rootfi_companies=rootfi.store.company_ids(),
-        rootfi_base_url=rootfi.url,
-        policy=FAST,
-        job_options=QUICK_JOBS,
-    )
-    params.update(kwargs)
-    return run_push(**params)
-
-
 def created_once(warehouse: Warehouse, external_ids: list[str]) -> None:
     counts = warehouse.rootfi.store.created_by_document
     assert {e: counts[e] for e in external_ids} == dict.fromkeys(external_ids, 1)
@@ -73,13 +51,9 @@ def created_once(warehouse: Warehouse, external_ids: list[str]) -> None:
     assert {e: entries[e][0] for e in external_ids} == dict.fromkeys(external_ids, "created")
 
 
-def posts(warehouse: Warehouse) -> int:
-    return warehouse.rootfi.stats.requests["POST /accounting/invoice_payments"]
-
-
 def test_payments_go_through_jobs_once_and_a_load_confirms_them(loaded: Warehouse) -> None:
     ids = queue_valid(loaded, 5)
-    summary = push(loaded)
+    summary = push_rootfi(loaded)
     assert summary.outcomes == {"created": 5}
     created_once(loaded, ids)
     assert posts(loaded) == 2  # batches of 3
@@ -101,10 +75,10 @@ def test_payments_go_through_jobs_once_and_a_load_confirms_them(loaded: Warehous
         exponent = iso4217.Currency(currency).exponent
         assert Decimal(str(created["amount"])) == Decimal(total).scaleb(-exponent)
         assert f"rootfi:{created['rootfi_company_id']}:{created['invoice_id']}" == invoice_id
-    assert push(loaded).outcomes == {}
+    assert push_rootfi(loaded).outcomes == {}
     assert posts(loaded) == 2
     loaded.load_rootfi()
-    assert push(loaded).outcomes == {}
+    assert push_rootfi(loaded).outcomes == {}
     assert {ledger(loaded)[e][0] for e in ids} == {"confirmed"}
 
 
@@ -113,7 +87,7 @@ def test_a_record_failing_inside_a_successful_job_is_rejected_with_rootfis_reaso
     doomed = loaded.query("SELECT invoice_id FROM accounting_raw.outbound_payments WHERE external_id = ?", ids[1])[0][0]
     alias = loaded.query("SELECT connection FROM accounting_raw.outbound_payments WHERE external_id = ?", ids[1])[0][0]
     loaded.rootfi.store.delete(alias, "invoices", doomed.split(":")[2])  # gone upstream after our load
-    summary = push(loaded)
+    summary = push_rootfi(loaded)
     assert summary.outcomes == {"created": 2, "rejected": 1}
     status, error = (
         ledger(loaded)[ids[1]][0],
@@ -127,7 +101,7 @@ def test_a_record_failing_inside_a_successful_job_is_rejected_with_rootfis_reaso
 def test_a_failed_job_creates_nothing_and_its_payments_are_sent_again(loaded: Warehouse) -> None:
     ids = queue_valid(loaded, 3)
     loaded.rootfi.inject(Fault("job_failed", method="POST", path="/accounting/invoice_payments"))
-    summary = push(loaded)
+    summary = push_rootfi(loaded)
     assert summary.outcomes == {"created": 3}
     created_once(loaded, ids)
     assert posts(loaded) == 2
@@ -143,11 +117,11 @@ def test_a_job_still_running_when_push_stops_is_followed_up_not_resent(loaded: W
     rootfi = loaded.rootfi
     rootfi.settings.job_run_seconds = 1.5
     rootfi.settings.sync_wait_seconds = 0.1
-    summary = push(loaded, job_options=JobOptions(job_wait_seconds=0.3, poll_seconds=0.05, resend_unknown_after=0))
+    summary = push_rootfi(loaded, job_wait_seconds=0.3)
     assert summary.outcomes == {"submitted": 2}
     assert {ledger(loaded)[e][0] for e in ids} == {"submitted"}
     time.sleep(1.6)
-    assert push(loaded).outcomes == {"created": 2}
+    assert push_rootfi(loaded).outcomes == {"created": 2}
     created_once(loaded, ids)
     assert posts(loaded) == 1
     assert rootfi.stats.requests["GET /core/syncs/{id}"] >= 1
@@ -167,9 +141,10 @@ def test_a_job_still_running_when_push_stops_is_followed_up_not_resent(loaded: W
 def test_faults_end_with_each_payment_created_once(loaded: Warehouse, fault: Fault) -> None:
     ids = queue_valid(loaded, 3)
     loaded.rootfi.inject(fault)
-    push(loaded)
-    push(loaded)  # a second run changes nothing
+    push_rootfi(loaded)
+    push_rootfi(loaded)  # a second run changes nothing
     created_once(loaded, ids)
+    assert fault.fired == fault.times  # every fault met the push
 
 
 @pytest.mark.parametrize("point", ["intent", "submitted", "recorded"])
@@ -181,36 +156,23 @@ def test_a_crash_at_each_point_then_a_rerun_creates_each_once(loaded: Warehouse,
             raise Crash(event)
 
     with pytest.raises(Crash):
-        push(loaded, on_event=crash)
+        push_rootfi(loaded, on_event=crash)
     time.sleep(0.5)  # the job the crashed run submitted ends meanwhile
-    push(loaded)
+    push_rootfi(loaded)
     created_once(loaded, ids)
 
 
 def test_push_process_killed_while_its_job_runs_then_rerun_creates_once(loaded: Warehouse, tmp_path) -> None:
-    import signal
-    import subprocess
-    import sys
-
-    from tests.conftest import cli_env
-
     ids = queue_valid(loaded, 2)
     rootfi = loaded.rootfi
     rootfi.settings.job_run_seconds = 2.0  # the job runs on after the client is gone
     rootfi.settings.sync_wait_seconds = 0.1
+    following = lambda: rootfi.stats.requests["GET /core/syncs/{id}"] > 0  # noqa: E731  answered, recorded
     env = cli_env(loaded.sandbox, loaded.path, tmp_path, rootfi)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines", "push", "--database", str(loaded.path)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while rootfi.stats.requests["GET /core/syncs/{id}"] == 0:  # answered, recorded, now following the job
-        assert time.monotonic() < deadline and process.poll() is None, "the push never followed its job"
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
+    code = kill_when(["push", "--database", str(loaded.path)], env, following)
+    assert code == -signal.SIGKILL, "the push ended before it followed its job"
     assert {ledger(loaded)[e][0] for e in ids} == {"submitted"}
     time.sleep(2.2)  # the job ends on the server
-    push(loaded)
+    push_rootfi(loaded)
     created_once(loaded, ids)
     assert posts(loaded) == 1  # followed up, not resent

@@ -9,8 +9,8 @@ import duckdb
 import pytest
 
 from pipelines.cli import main
-from pipelines.ledger import ensure_tables
-from tests.conftest import DATASET
+from pipelines.push.ledger import ensure_tables
+from tests.support import DATASET
 
 LEDGER = {  # external_id -> status, one of each state
     "p-pending": "pending",

@@ -19,10 +19,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-import iso4217
 import sqlglot
 
 from pipelines.settings import check_identifier
+from sources.common.currencies import currency_table
 
 log = logging.getLogger("accounting_etl.transforms")
 
@@ -113,18 +113,6 @@ def model_name(path: Path) -> str:
     return path.stem.split("_", 1)[1]
 
 
-def currency_rows() -> list[tuple[str, str, int | None, Decimal | None]]:
-    """ISO 4217 from the `iso4217` package (ISO's own table): code, name, exponent, the minor unit as a
-    decimal (0.01 for EUR, 1 for JPY, 0.001 for KWD). Metals and funds (XAU, XXX) have no exponent: their
-    amounts stay unconverted (NULL) rather than guessed."""
-    rows = []
-    for currency in iso4217.Currency:
-        exponent = currency.exponent
-        unit = Decimal(1).scaleb(-exponent) if exponent is not None else None
-        rows.append((currency.code, currency.currency_name, exponent, unit))
-    return rows
-
-
 def _literal(value: Any) -> str:
     if value is None:
         return "NULL"
@@ -136,7 +124,7 @@ def _literal(value: Any) -> str:
 def _currencies_sql(models: str) -> list[str]:
     values = ",\n".join(
         f"({_literal(code)}, {_literal(name)}, {_literal(exp)}, {_literal(unit)})"
-        for code, name, exp, unit in currency_rows()
+        for code, name, exp, unit in currency_table()
     )
     return [
         f"DROP TABLE IF EXISTS {models}.currencies",

@@ -71,9 +71,10 @@ class PanoraSandbox(SandboxState):
         super().__init__(settings or Settings(), _Handler, host, port)
         self.store = store or Store(seed_connections())
         self.api_key = SANDBOX_API_KEY
-        # record id -> (stored row object, drop_zero setting, its JSON): a page is then a join of bytes,
-        # so the sandbox is not what limits a client's throughput
-        self.rendered: dict[str, tuple[dict, bool, bytes]] = {}
+
+    def accounts(self) -> dict[str, str]:
+        """What a user configures as the pipeline's connections: alias -> connection token."""
+        return self.store.tokens()
 
 
 def error_body(status: int, path: str, message: str) -> dict[str, Any]:
@@ -208,18 +209,6 @@ class _Handler(JsonHandler):
         if remote_data:
             record["remote_data"] = remote_data_for(conn, record)
         return record
-
-    def _render_json(self, conn: Connection, record: dict[str, Any], remote_data: bool) -> bytes:
-        if remote_data:
-            return json.dumps(self._render(conn, record, True), separators=(",", ":")).encode()
-        drop = self.sandbox.settings.drop_zero_amounts
-        cached = self.sandbox.rendered.get(record["id"]) if isinstance(record.get("id"), str) else None
-        if cached is not None and cached[0] is record and cached[1] == drop:
-            return cached[2]
-        body = json.dumps(self._render(conn, record, False), separators=(",", ":")).encode()
-        if isinstance(record.get("id"), str):
-            self.sandbox.rendered[record["id"]] = (record, drop, body)
-        return body
 
     def _list(self, conn: Connection, kind: str, query: dict[str, str], headers: dict[str, str]) -> None:
         settings = self.sandbox.settings

@@ -60,6 +60,10 @@ class RootfiSandbox(SandboxState):
         self.list_requests: list[dict[str, str]] = []
         self.served: dict[str, int] = {kind: 0 for kind in KINDS}
 
+    def accounts(self) -> dict[str, int]:
+        """What a user configures as the pipeline's companies: alias -> company id."""
+        return self.store.company_ids()
+
     def reset_stats(self) -> None:
         super().reset_stats()
         with self.lock:

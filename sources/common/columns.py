@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
 
-import iso4217
 import orjson
 
+from sources.common.currencies import CurrencyError, minor_unit_exponent
 from sources.common.errors import RecordError
 
 _WIDE = Context(prec=80)  # quantizing must not fail before the 38-digit range check
@@ -88,16 +88,13 @@ def minor_units(value: Any, field: str) -> int | None:
 
 
 def currency_exponent(code: Any, field: str) -> int:
-    """The ISO 4217 minor-unit exponent of a currency code (JPY 0, EUR 2, KWD 3)."""
+    """The ISO 4217 minor-unit exponent of a currency code (JPY 0, EUR 2, KWD 3), or a `RecordError`."""
     if not isinstance(code, str) or not code.strip():
         raise RecordError(field, f"a currency is needed to convert amounts, got {preview(code)}")
     try:
-        exponent = iso4217.Currency(code.strip().upper()).exponent
-    except ValueError:
-        raise RecordError(field, f"unknown ISO 4217 currency {preview(code)}") from None
-    if exponent is None:  # metals and funds have no minor unit
-        raise RecordError(field, f"currency {code} has no minor unit to convert amounts into")
-    return exponent
+        return minor_unit_exponent(code)
+    except CurrencyError as exc:
+        raise RecordError(field, str(exc)) from None
 
 
 def major_to_minor(value: Any, field: str, exponent: int) -> int | None:

@@ -7,6 +7,10 @@ from __future__ import annotations
 from sources.common.secrets import SECRETS
 
 
+class ConfigurationError(ValueError):
+    """A setting is missing or wrong; the message says which and how to set it."""
+
+
 class ApiError(Exception):
     """A request failed for good: a 4xx, a permanent 5xx, or a retry budget used up."""
 

@@ -38,7 +38,6 @@ EMPTY_LIST_MARKER = "_empty_list_marker"
 MARKER_POSITIONS = {"line_index": -1, "position": -1}
 
 MERGE = {"disposition": "merge", "strategy": "delete-insert"}
-APPEND = "append"
 
 
 @dataclass(frozen=True)

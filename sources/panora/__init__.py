@@ -24,22 +24,24 @@ from dlt.sources import DltResource
 
 from sources.common.http import RequestStats, RetryPolicy
 from sources.common.prefetch import prefetch
+from sources.common.provider import Provider, Setting
 from sources.common.ratelimit import RateLimitPacer
 from sources.common.records import ObjectSpec
 from sources.common.scan import ScanLog, scan_account
 from sources.common.sync import Guard
 from sources.common.tables import ResourceTables
-from sources.panora.helpers import PanoraClient
+from sources.panora.client import PanoraClient
 from sources.panora.objects import OBJECTS
 from sources.panora.settings import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE
+from sources.panora.writer import PanoraWriter
 
-__all__ = ["RESOURCES", "panora_source"]
+__all__ = ["PROVIDER", "RESOURCES", "panora_source"]
 
 
 RESOURCES: tuple[str, ...] = tuple(OBJECTS)
 
 
-def _check_connections(connections: Any) -> dict[str, str]:
+def check_connections(connections: Any) -> dict[str, str]:
     if not isinstance(connections, dict) or not connections:
         raise ValueError(
             'SOURCES__PANORA__CONNECTIONS must map aliases to connection tokens, e.g. {"acme-eu": "<token>"}'
@@ -91,7 +93,7 @@ def panora_source(
     Returns:
         The resources `payments`, `invoices` and `tracking_categories`.
     """
-    connections = _check_connections(connections)
+    connections = check_connections(connections)
     policy = RetryPolicy(
         max_attempts=max_attempts,
         backoff_base=backoff_base,
@@ -117,3 +119,32 @@ def panora_source(
     # yielded (`TableSpec.tag`), because dlt starts a table variant from the resource's hints and would
     # give the child tables the parent's primary key.
     return [dlt.resource(scan_all, name=spec.resource)(spec) for spec in OBJECTS.values()]
+
+
+def _source(api_key: str, accounts: dict[str, str], full_refresh: bool = False, **options: Any) -> Any:
+    return panora_source(api_key=api_key, connections=accounts, **options)  # every Panora scan is complete
+
+
+PROVIDER = Provider(
+    name="panora",
+    title="Panora",
+    resources=RESOURCES,
+    accounts_setting="connections",
+    accounts_example='{"<alias>": "<connection token>", ...}',
+    accounts_are_secret=True,
+    default_base_url=DEFAULT_BASE_URL,
+    settings=(
+        Setting("api_key", "Panora API key (secret)"),
+        Setting("connections", 'alias -> connection token, JSON: {"acme-eu": "<token>"} (secret)'),
+        Setting("base_url", f"API root (default {DEFAULT_BASE_URL})"),
+        Setting("page_size", f"rows per request (default {DEFAULT_PAGE_SIZE})"),
+        Setting(
+            "max_attempts",
+            f"tries per request on 5xx/timeouts/dropped connections (default {RetryPolicy.max_attempts})",
+        ),
+    ),
+    make_source=_source,
+    check_accounts=check_connections,
+    pushes=frozenset({"payment", "invoice"}),
+    make_writer=PanoraWriter,
+)

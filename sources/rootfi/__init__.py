@@ -28,12 +28,13 @@ from dlt.sources import DltResource
 
 from sources.common.http import RequestStats, RetryPolicy
 from sources.common.prefetch import prefetch
+from sources.common.provider import Provider, Setting
 from sources.common.ratelimit import RateLimitPacer
 from sources.common.records import ObjectSpec
 from sources.common.scan import PositionOf, ScanLog, scan_account
 from sources.common.sync import Guard
 from sources.common.tables import ResourceTables
-from sources.rootfi.helpers import RootfiClient, iso_utc, updated_at
+from sources.rootfi.client import RootfiClient, iso_utc, updated_at
 from sources.rootfi.objects import OBJECTS
 from sources.rootfi.settings import (
     DEFAULT_BASE_URL,
@@ -41,8 +42,9 @@ from sources.rootfi.settings import (
     DEFAULT_OVERLAP_SECONDS,
     DEFAULT_PAGE_SIZE,
 )
+from sources.rootfi.writer import RootfiWriter
 
-__all__ = ["RESOURCES", "check_companies", "rootfi_source"]
+__all__ = ["PROVIDER", "RESOURCES", "check_companies", "rootfi_source"]
 
 log = logging.getLogger("accounting_etl.rootfi")
 
@@ -85,16 +87,6 @@ def _stored_position(text: Any, alias: str) -> datetime | None:
         log.warning("[%s]: the stored position %r is not a date-time: scanning everything", alias, text)
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _scan_from(last: datetime | None, overlap: timedelta) -> datetime | None:
-    """Where an incremental scan starts: the last position less the overlap (None: scan everything)."""
-    if last is None:
-        return None
-    try:
-        return last - overlap
-    except OverflowError:
-        return None
 
 
 @dlt.source(name="rootfi", max_table_nesting=0)
@@ -185,3 +177,32 @@ def rootfi_source(
             client.close()
 
     return [dlt.resource(scan_all, name=spec.resource)(spec) for spec in OBJECTS.values()]
+
+
+def _source(api_key: str, accounts: dict[str, str], full_refresh: bool = False, **options: Any) -> Any:
+    return rootfi_source(api_key=api_key, companies=check_companies(accounts), full_refresh=full_refresh, **options)
+
+
+PROVIDER = Provider(
+    name="rootfi",
+    title="Rootfi",
+    resources=RESOURCES,
+    accounts_setting="companies",
+    accounts_example='{"<alias>": <company id>, ...}',
+    accounts_are_secret=False,
+    default_base_url=DEFAULT_BASE_URL,
+    settings=(
+        Setting("api_key", "Rootfi API key (secret)"),
+        Setting("companies", 'alias -> Rootfi company id, JSON: {"acme-uk": 4101}'),
+        Setting("base_url", f"API root (default {DEFAULT_BASE_URL})"),
+        Setting("page_size", f"rows per request (default {DEFAULT_PAGE_SIZE})"),
+        Setting(
+            "overlap_seconds",
+            f"how far before the last loaded change an incremental scan starts ({DEFAULT_OVERLAP_SECONDS:g})",
+        ),
+    ),
+    make_source=_source,
+    check_accounts=check_companies,
+    pushes=frozenset({"payment"}),
+    make_writer=RootfiWriter,
+)

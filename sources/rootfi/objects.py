@@ -140,12 +140,23 @@ def _money(record: _Record, out: dict[str, Any], currency_field: str, fields: di
         out[unified] = c.major_to_minor(value, fields[unified][0], exponent)
 
 
+# Rootfi's invoice statuses in the unified vocabulary (Panora's, which the models and push read): only the
+# spelling of a voided invoice differs.
+UNIFIED_INVOICE_STATUS = {"VOIDED": "VOID"}
+
+
+def _invoice_status(value: Any) -> Any:
+    if isinstance(value, str):
+        return UNIFIED_INVOICE_STATUS.get(value.strip().upper(), value)
+    return value  # the column's reader names what is wrong with it
+
+
 def _invoice(record: _Record) -> dict[str, Any]:
     currency = record.get("currency_id")
     out = record.common()
     out.update(
         number=record.get("document_number"),
-        status=record.get("status"),
+        status=_invoice_status(record.get("status")),
         issue_date=record.get("posted_date"),
         due_date=record.get("due_date"),
         memo=record.get("memo"),

@@ -27,7 +27,7 @@ SELECT
     CAST(coalesce(i.total_tax_amount, 0) AS DECIMAL(38, 0)) * c.minor_unit AS tax_amount,
     i.exchange_rate,
     i.contact_id,
-    upper(i.status) IN ('VOID', 'VOIDED', 'DRAFT', 'DELETED') AS excluded_from_receivables,
+    upper(i.status) IN ('VOID', 'DRAFT', 'DELETED') AS excluded_from_receivables,
     (
         SELECT string_agg(tc.name, ', ' ORDER BY t.position)
         FROM {raw}.invoices__tracking_categories AS t

@@ -34,8 +34,7 @@ classified AS (
     SELECT
         s.*,
         CASE
-            -- providers spell it VOID (Panora) or VOIDED (Rootfi): one status for both
-            WHEN s.excluded_from_receivables THEN CASE s.source_status WHEN 'VOIDED' THEN 'void' ELSE lower(s.source_status) END
+            WHEN s.excluded_from_receivables THEN lower(s.source_status)
             WHEN s.reported_balance_minor IS NOT NULL
                  AND s.reported_balance_minor <> greatest(s.expected_balance_minor, 0) THEN 'balance_mismatch'
             WHEN s.applied_minor = 0 THEN 'unpaid'

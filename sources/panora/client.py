@@ -69,9 +69,6 @@ class PanoraClient:
             raise ValueError("refusing to call Panora without a connection token")
         return {CONNECTION_TOKEN_HEADER: connection_token}
 
-    def get(self, resource: str, record_id: str, connection_token: str) -> Any:
-        return self.http.get_json(f"{ENDPOINTS[resource]}/{record_id}", headers=self._headers(connection_token))
-
     def create(self, resource: str, body: dict[str, Any], connection_token: str) -> Any:
         """POST a new record. Raises `OutcomeUnknown` when it cannot tell whether it was created."""
         return self.http.request_json(

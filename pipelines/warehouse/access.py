@@ -1,4 +1,4 @@
-"""The warehouse as the jobs after the load see it, and one writer at a time per warehouse.
+"""Opening the warehouse: for the load's writer, the models, the report and push, with one writer at a time.
 
 `models_database` / `read_models` open the configured warehouse for `transform` and `report`: a DuckDB
 file directly, any other SQL destination through dlt's SQL client (with the model SQL translated to its
@@ -23,10 +23,6 @@ warehouse is taken in turn:
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import logging
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
@@ -35,74 +31,31 @@ import dlt
 import duckdb
 
 from pipelines import settings
+from pipelines.warehouse.destination import make_destination, uses_duckdb_file
+from pipelines.warehouse.locks import advisory_lock, file_lock
 from transforms.run import Database, DuckDBDatabase, SqlClientDatabase, translate
 
 # (column names, rows) of one query
 Query = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
 
-log = logging.getLogger("accounting_etl.warehouse")
-
 Guard = Callable[[], AbstractContextManager[Any]]
 
 
 def writer_guard(pipeline: Any) -> Guard:
-    """A context-manager factory that holds the warehouse of `pipeline` for one writer."""
+    """A context-manager factory that holds the warehouse of `pipeline` for one writer (waiting its turn)."""
     name = pipeline.destination.destination_name
     if name == "duckdb":
         database = pipeline.sql_client().credentials.database
-        return lambda: _file_lock(f"{database}.writer.lock", database)
+        return lambda: file_lock(f"{database}.writer.lock", f"the writer's turn on {database}", wait=True)
     if name == "postgres":
         url = pipeline.sql_client().credentials.to_native_representation()
-        return lambda: _advisory_lock(url, pipeline.dataset_name)
+        dataset = pipeline.dataset_name
+        return lambda: advisory_lock(url, dataset, f"the writer's turn on dataset {dataset}")
     return nullcontext
 
 
 @contextmanager
-def _file_lock(path: str, what: str) -> Iterator[None]:
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            started = time.monotonic()
-            log.info("waiting for another load to finish writing %s", what)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            log.info("writing %s after %.1fs of waiting", what, time.monotonic() - started)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-@contextmanager
-def _advisory_lock(url: str, dataset: str) -> Iterator[None]:
-    import psycopg2
-
-    key = int.from_bytes(
-        hashlib.blake2b(f"accounting-etl:{dataset}".encode(), digest_size=8).digest(), "big", signed=True
-    )
-    connection = psycopg2.connect(url)
-    try:
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s)", (key,))
-        try:
-            yield
-        finally:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", (key,))
-    finally:
-        connection.close()
-
-
-def _uses_duckdb_file(database: str | None) -> bool:
-    """A DuckDB file was named, or the configured destination is DuckDB (the default)."""
-    return bool(database) or (dlt.config.get("accounting_etl.destination") or "duckdb") == "duckdb"
-
-
-@contextmanager
 def _destination_client(dataset: str | None) -> Iterator[Any]:
-    from pipelines.load import make_destination
-
     pipeline = dlt.pipeline(
         pipeline_name="accounting_models", destination=make_destination(), dataset_name=settings.dataset_name(dataset)
     )
@@ -113,7 +66,7 @@ def _destination_client(dataset: str | None) -> Iterator[Any]:
 @contextmanager
 def models_database(database: str | None = None, dataset: str | None = None) -> Iterator[Database]:
     """The warehouse to build the models in: the DuckDB file, else the configured destination."""
-    if _uses_duckdb_file(database):
+    if uses_duckdb_file(database):
         with duckdb.connect(settings.duckdb_file(database)) as con:
             yield DuckDBDatabase(con)
     else:
@@ -124,7 +77,7 @@ def models_database(database: str | None = None, dataset: str | None = None) -> 
 @contextmanager
 def read_models(database: str | None = None, dataset: str | None = None) -> Iterator[Query]:
     """A query function on the warehouse's models (statements written for DuckDB; translated elsewhere)."""
-    if _uses_duckdb_file(database):
+    if uses_duckdb_file(database):
         with duckdb.connect(settings.duckdb_file(database), read_only=True) as con:
 
             def query(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -144,16 +97,20 @@ def read_models(database: str | None = None, dataset: str | None = None) -> Iter
 
 
 class PostgresConnection:
-    """A psycopg2 connection that speaks like a DuckDB one, for the push ledger's few portable statements:
-    `execute(sql, params)` with `?` placeholders returns a cursor (`fetchone`, `fetchall`, `description`),
-    and statements commit as they run (BEGIN ... COMMIT are explicit, as on DuckDB)."""
+    """A psycopg2 connection (autocommit) that speaks like a DuckDB one, for the push ledger's few portable
+    statements: `execute(sql, params)` with `?` placeholders returns a cursor (`fetchone`, `fetchall`,
+    `description`), and statements commit as they run (BEGIN ... COMMIT are explicit, as on DuckDB)."""
 
-    def __init__(self, url: str) -> None:
-        import psycopg2
-
-        self._connection = psycopg2.connect(url)
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
         self._connection.autocommit = True
         self.execute("SET TIME ZONE 'UTC'")
+
+    @classmethod
+    def connect(cls, url: str) -> PostgresConnection:
+        import psycopg2
+
+        return cls(psycopg2.connect(url))
 
     @staticmethod
     def _placeholders(sql: str) -> str:
@@ -177,11 +134,9 @@ class PostgresConnection:
 def push_connection(database: str | None = None, dataset: str | None = None) -> Iterator[Any]:
     """The warehouse for one push, refused (`AlreadyRunning`) while another push into it runs: the DuckDB
     file (a file lock beside it) or the configured PostgreSQL (an advisory lock in the server)."""
-    from pipelines.locks import AlreadyRunning, exclusive
-
-    if _uses_duckdb_file(database):
+    if uses_duckdb_file(database):
         database_file = settings.duckdb_file(database)
-        with exclusive(f"{database_file}.push.lock", f"a push into {database_file}"):
+        with file_lock(f"{database_file}.push.lock", f"a push into {database_file}"):
             con = duckdb.connect(database_file)
             try:
                 yield con
@@ -192,17 +147,6 @@ def push_connection(database: str | None = None, dataset: str | None = None) -> 
         if client.capabilities.sqlglot_dialect != "postgres":
             raise ValueError("push keeps its ledger in DuckDB or PostgreSQL; the configured destination is neither")
         url = client.credentials.to_native_representation()
-    con = PostgresConnection(url)
-    key = _lock_key(f"push:{settings.dataset_name(dataset)}")
-    try:
-        if not con.execute("SELECT pg_try_advisory_lock(?)", [key]).fetchone()[0]:
-            raise AlreadyRunning(f"a push into dataset {settings.dataset_name(dataset)} is already running")
-        yield con
-    finally:
-        con.close()  # ends the session, and with it the advisory lock
-
-
-def _lock_key(name: str) -> int:
-    """Advisory locks are keyed by a signed 64-bit number."""
-    digest = hashlib.blake2b(f"accounting-etl:{name}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    name = settings.dataset_name(dataset)
+    with advisory_lock(url, f"push:{name}", f"a push into dataset {name}", wait=False) as connection:
+        yield PostgresConnection(connection)

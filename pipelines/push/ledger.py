@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sources.common.secrets import SECRETS
@@ -19,7 +19,7 @@ from sources.common.secrets import SECRETS
 # statuses of push_log: pending (intent written, outcome not yet), created, confirmed (seen in a later
 # load), rejected (validation or a 4xx: final until the row changes), failed (retry budget used: the next
 # run tries again), unknown (the request may have taken effect: resolved by a lookup before any resend),
-# submitted (Rootfi: in a write job, `remote_job`, that has not ended: followed up, never resent)
+# submitted (in a write job, `remote_job`, that has not ended: followed up, never resent)
 FINAL = ("created", "confirmed")
 
 OUTBOUND_COLUMNS = {
@@ -60,18 +60,6 @@ QUEUES = {"outbound_payments": OUTBOUND_COLUMNS, "outbound_invoices": INVOICE_CO
 # machine east of UTC was the 19th in UTC and went out as the 19th. Queues made before were TIMESTAMP WITH
 # TIME ZONE and are converted in place, in the zone of the machine running push (where they were written).
 DATE_COLUMNS = {table: [c for c, kind in spec.items() if kind == "DATE"] for table, spec in QUEUES.items()}
-
-
-def calendar_day(value: Any) -> date | None:
-    """A queued date as its calendar day: a DATE as it is, a date-time by the day it names where it was
-    written, text by its first ten characters (`2026-11-20...`)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
 
 
 def may_resend(sent_at: datetime | None, resend_unknown_after: float) -> bool:

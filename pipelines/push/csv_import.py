@@ -17,7 +17,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines.ledger import QUEUES, transaction
+from pipelines.push.ledger import QUEUES, transaction
 from sources.common.columns import INT64_MAX, INT64_MIN
 
 REQUIRED = ("external_id", "connection")

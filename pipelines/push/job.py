@@ -1,0 +1,259 @@
+"""`accounting-etl push`: create the queued payments (`outbound_payments`) and invoices (`outbound_invoices`)
+through the providers' APIs, each exactly once in effect, with a ledger (`push_log`, `push_attempts`) of what
+was sent and what came of it.
+
+One run: queue the rows of the given CSV files (`csv_import.py`); settle what an earlier run left open and
+confirm what a load has since brought in; check every queued row against the loaded data (`plan.py`) and
+record the plan (`push_plan`); then hand each provider its rows (`engine.py`, which holds the exactly-once
+rules, through the provider's writer). One provider failing never stops another's rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipelines import settings
+from pipelines.progress import PushCounts, live, push_table
+from pipelines.push.csv_import import CsvReject, import_csv
+from pipelines.push.engine import Engine, Lane, SendRules
+from pipelines.push.ledger import FINAL, Ledger, ensure_tables
+from pipelines.push.plan import KINDS, Kind, loaded_invoices
+from pipelines.registry import check_distinct_aliases, providers
+from pipelines.warehouse.access import push_connection
+from sources.common.errors import ConfigurationError
+from sources.common.http import RequestStats, RetryPolicy
+from sources.common.provider import Provider
+from sources.common.secrets import SECRETS
+from sources.common.writer import WriterOptions
+
+log = logging.getLogger("accounting_etl.push")
+
+
+@dataclass(frozen=True)
+class ProviderAccess:
+    """A provider's credentials and accounts for one push, where they are not to come from its settings."""
+
+    api_key: str | None = None
+    accounts: Mapping[str, Any] | None = None  # alias -> connection token / company id
+    base_url: str | None = None
+
+
+@dataclass(frozen=True)
+class PushSettings:
+    database: str | None = None  # the DuckDB file (default: the configured destination)
+    dataset: str | None = None
+    dry_run: bool = False  # validate and record the plan; send nothing
+    from_csv: str | Path | None = None  # payments to queue first
+    invoices_csv: str | Path | None = None  # invoices to queue first
+    concurrency: int = 4  # requests (or batches) in flight at once
+    rules: SendRules = field(default_factory=SendRules)
+    policy: RetryPolicy | None = None  # retries of each request (each provider's defaults when None)
+    batch_size: int = 50  # records per request where an API takes several
+    lookup_page_size: int = 500  # rows per request when looking pushed records up
+    providers: Mapping[str, ProviderAccess] = field(default_factory=dict)  # by provider name
+    on_event: Callable[[str, str], None] | None = None  # test hook: (intent|answered|submitted|recorded, id)
+
+
+@dataclass
+class PushSummary:
+    run_id: str
+    dry_run: bool
+    outcomes: dict[str, int] = field(default_factory=dict)  # status -> payments
+    plan: list[dict[str, Any]] = field(default_factory=list)
+    requests: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    import_rejects: list[CsvReject] = field(default_factory=list)  # CSV rows not queued, and why
+    errors: list[str] = field(default_factory=list)  # a provider's API failing part-way (masked)
+
+    @property
+    def ok(self) -> bool:
+        """Every row created (or nothing to do), every CSV row queued, no provider failing part-way."""
+        bad = {k for k in self.outcomes if k not in ("created", "confirmed", "would create")}
+        return not bad and not self.import_rejects and not self.errors
+
+    def render(self) -> str:
+        head = "push dry run" if self.dry_run else "push"
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())) or "nothing to do"
+        lines = [f"{head}: {counts} ({self.seconds:.1f}s, {int(self.requests.get('requests', 0))} requests)"]
+        for reject in self.import_rejects:
+            lines.append(f"  not queued: {reject}")
+        for error in self.errors:
+            lines.append(f"  ERROR {error}")
+        for item in self.plan:
+            if item["action"] != "create" or self.dry_run:
+                lines.append(
+                    f"  {item['action']:<7} {item['external_id']} [{item['connection']}] {item['reason'] or ''}"
+                )
+        return "\n".join(lines)
+
+
+def _selected(options: PushSettings) -> list[tuple[Provider, dict[str, str], str]]:
+    """The providers push writes to, with their accounts and API keys: each provider that can push and whose
+    accounts are given or configured."""
+    chosen = []
+    writers = [p for p in providers() if p.make_writer is not None]
+    for provider in writers:
+        access = options.providers.get(provider.name, ProviderAccess())
+        if access.accounts is None and not provider.is_configured():
+            continue
+        chosen.append((provider, provider.accounts(access.accounts), provider.api_key(access.api_key)))
+    if not chosen:
+        settings_needed = " or ".join(f"{p.setting('api_key')} and {p.setting(p.accounts_setting)}" for p in writers)
+        raise ConfigurationError(f"no provider to push to is configured: set {settings_needed}")
+    check_distinct_aliases({p.name: accounts for p, accounts, _ in chosen})
+    return chosen
+
+
+def run_push(options: PushSettings | None = None) -> PushSummary:
+    """Push the queued rows; see the module text."""
+    options = options or PushSettings()
+    started = time.monotonic()
+    run_id = str(uuid.uuid4())
+    raw = settings.dataset_name(options.dataset)
+    chosen = _selected(options)
+    for provider, accounts, api_key in chosen:
+        SECRETS.add([api_key, *(accounts.values() if provider.accounts_are_secret else ())])
+    owner = {alias: provider for provider, accounts, _ in chosen for alias in accounts}
+    accounts = {alias: account for _, provider_accounts, _ in chosen for alias, account in provider_accounts.items()}
+    summary = PushSummary(run_id=run_id, dry_run=options.dry_run)
+    stats = RequestStats()
+    with push_connection(options.database, options.dataset) as con:
+        try:
+            ensure_tables(con, raw)
+            _queue_csv_files(con, raw, options, summary)
+            counts = PushCounts()
+            ledger = Ledger(con, raw, run_id, observer=counts.recorded)
+            _confirm(con, raw, ledger)
+            entries = ledger.entries()
+            todo = _open_rows(con, raw, entries)
+            sendable = _plan(con, raw, todo, accounts, owner, summary, options.dry_run)
+            if options.dry_run:
+                summary.outcomes = {"would create": len(sendable), "would reject": len(todo) - len(sendable)}
+                return summary
+            for item in summary.plan:
+                if item["action"] == "reject":
+                    previous = entries.get(item["external_id"], {})
+                    if previous.get("status") != "rejected" or previous.get("error") != item["reason"]:
+                        ledger.record(item["external_id"], item["connection"] or "", "rejected", phase="validation",
+                                      kind=item["kind"], error=item["reason"])  # fmt: skip
+            counts.provider_of = {row["external_id"]: owner[row["connection"]].name for _, row in sendable}
+            engine = Engine(ledger, entries, options.rules, options.concurrency, options.on_event)
+            writer_options = WriterOptions(policy=options.policy, stats=stats, page_size=options.lookup_page_size,
+                                           batch_size=options.batch_size)  # fmt: skip
+            sending = time.monotonic()
+            with live(lambda: push_table(counts, sending)):
+                for provider, provider_accounts, api_key in chosen:
+                    rows = [(kind.name, row) for kind, row in sendable if row["connection"] in provider_accounts]
+                    if not rows:
+                        continue
+                    assert provider.make_writer is not None
+                    writer = provider.make_writer(api_key, provider.base_url(options.providers.get(
+                        provider.name, ProviderAccess()).base_url), writer_options)  # fmt: skip
+                    try:
+                        engine.push(Lane(provider.title, writer, provider_accounts), rows)
+                    finally:
+                        writer.close()
+            summary.errors.extend(engine.errors)
+            final = ledger.entries()
+            for _, row in todo:
+                status = final.get(row["external_id"], {}).get("status", "rejected")
+                summary.outcomes[status] = summary.outcomes.get(status, 0) + 1
+            return summary
+        finally:
+            summary.requests = stats.as_dict()
+            summary.seconds = round(time.monotonic() - started, 3)
+
+
+def _queue_csv_files(con: Any, raw: str, options: PushSettings, summary: PushSummary) -> None:
+    """Queue the rows of the given CSV files; the rows that cannot be queued are kept in the run's plan, never
+    in the ledger (a bad row must not overwrite what the ledger says of an external id created before)."""
+    for path, table in ((options.from_csv, "outbound_payments"), (options.invoices_csv, "outbound_invoices")):
+        if path:
+            imported = import_csv(con, raw, path, table=table)
+            log.info("queued %d row(s) of %s into %s", imported.queued, path, table)
+            for reject in imported.rejects:
+                log.warning("not queued: %s", reject)
+            summary.import_rejects.extend(imported.rejects)
+    if summary.import_rejects:
+        now = datetime.now(UTC)
+        con.executemany(
+            f"INSERT INTO {raw}.push_plan VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [[summary.run_id, r.external_id, None, "not queued", str(r), options.dry_run, now]
+             for r in summary.import_rejects],
+        )  # fmt: skip
+
+
+def _open_rows(con: Any, raw: str, entries: Mapping[str, Mapping[str, Any]]) -> list[tuple[Kind, dict[str, Any]]]:
+    """The queued rows the ledger does not show as created, oldest first."""
+    todo = []
+    for kind in KINDS:
+        cursor = con.execute(f"SELECT * FROM {raw}.{kind.queue} ORDER BY queued_at, external_id")
+        names = [d[0] for d in cursor.description]
+        for values in cursor.fetchall():
+            row = dict(zip(names, values, strict=True))
+            if entries.get(row["external_id"], {}).get("status") not in FINAL:
+                todo.append((kind, row))
+    return todo
+
+
+def _plan(
+    con: Any,
+    raw: str,
+    todo: list[tuple[Kind, dict[str, Any]]],
+    accounts: Mapping[str, str],
+    owner: Mapping[str, Provider],
+    summary: PushSummary,
+    dry_run: bool,
+) -> list[tuple[Kind, dict[str, Any]]]:
+    """Check every open row against the loaded data and record the plan; returns the rows to send."""
+    invoices = loaded_invoices(con, raw)
+    committed: dict = {}
+    sendable = []
+    seen_ids: set[str] = set()
+    for kind, row in todo:
+        reason = kind.validate(row, accounts, invoices, committed)
+        provider = owner.get(row["connection"])
+        if reason is None and provider is not None and kind.name not in provider.pushes:
+            takes = " and ".join(f"{k}s" for k in sorted(provider.pushes))
+            reason = f"{kind.name}s are not pushed to {provider.title} (its write path here takes {takes})"
+        if reason is None and row["external_id"] in seen_ids:
+            reason = "external_id is queued twice (external ids are unique across payments and invoices)"
+        seen_ids.add(row["external_id"])
+        action = "reject" if reason else "create"
+        summary.plan.append({"external_id": row["external_id"], "connection": row.get("connection"),
+                             "action": action, "reason": reason, "kind": kind.name})  # fmt: skip
+        if reason is None:
+            sendable.append((kind, row))
+    if summary.plan:
+        now = datetime.now(UTC)
+        con.executemany(
+            f"INSERT INTO {raw}.push_plan VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [[summary.run_id, p["external_id"], p["connection"], p["action"], p["reason"], dry_run, now]
+             for p in summary.plan],
+        )  # fmt: skip
+    return sendable
+
+
+def _confirm(con: Any, raw: str, ledger: Ledger) -> None:
+    """`created` records that a later load brought into `payments` / `invoices` become `confirmed`."""
+    for kind in KINDS:
+        present = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [raw, kind.loaded_table],
+        ).fetchone()[0]
+        if not present:
+            continue
+        rows = con.execute(
+            f"SELECT l.external_id, l.connection FROM {raw}.push_log l JOIN {raw}.{kind.loaded_table} r "
+            f"ON r.id = l.record_id WHERE l.status = 'created' AND l.kind = ?",
+            [kind.name],
+        ).fetchall()
+        for external_id, connection in rows:
+            ledger.record(external_id, connection, "confirmed", phase="confirm", kind=kind.name)

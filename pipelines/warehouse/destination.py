@@ -1,0 +1,49 @@
+"""Which warehouse the jobs write to, and how load packages are written for it (dlt's config; environment
+variables work)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.common.destination import Destination
+
+from pipelines.settings import ConfigurationError, duckdb_file
+
+
+def make_destination(destination: str | Destination | None = None) -> str | Destination:
+    """The configured destination; DuckDB writes `accounting.duckdb` unless told otherwise."""
+    if destination is None:
+        destination = dlt.config.get("accounting_etl.destination") or "duckdb"
+    if destination == "duckdb":
+        return dlt.destinations.duckdb(credentials=duckdb_file())
+    return destination
+
+
+def uses_duckdb_file(database: str | None) -> bool:
+    """A DuckDB file was named, or the configured destination is DuckDB (the default)."""
+    return bool(database) or (dlt.config.get("accounting_etl.destination") or "duckdb") == "duckdb"
+
+
+def file_format(pipeline: dlt.Pipeline) -> Any:
+    """How load packages are written for the pipeline's destination. The sources yield arrow tables:
+    parquet where the destination loads it natively (DuckDB's default `insert_values` was 300x slower
+    here); PostgreSQL loads parquet only through an ADBC driver, so it gets CSV, which it takes with COPY;
+    any other destination its own preference."""
+    capabilities = pipeline.destination.capabilities()
+    if pipeline.destination.destination_name == "postgres":
+        return "csv"
+    return "parquet" if "parquet" in capabilities.supported_loader_file_formats else None
+
+
+def refuse_catalog_collision(destination: str | Destination, dataset_name: str) -> None:
+    """DuckDB names a file's catalog after the file: `x.duckdb` with a dataset `x` makes every `x.<table>`
+    ambiguous (DuckDB 2.0 refuses it, and so the load would fail half-way). Say so before anything runs."""
+    credentials = getattr(getattr(destination, "config_params", {}), "get", lambda _: None)("credentials")
+    if isinstance(credentials, str) and credentials.endswith(".duckdb"):
+        if Path(credentials).stem.lower() == dataset_name.lower():
+            raise ConfigurationError(
+                f"the DuckDB file {Path(credentials).name} and the dataset {dataset_name!r} share a name, which "
+                "DuckDB cannot tell apart: rename the file or set ACCOUNTING_ETL__DATASET_NAME"
+            )

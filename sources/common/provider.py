@@ -1,0 +1,87 @@
+"""What a provider package offers: its name, its settings, its dlt source and its writer. Each provider package
+(`sources/<name>/`) exports one `Provider` as `PROVIDER`; the jobs find it through the registry
+(`pipelines/registry.py`). Nothing here knows of a job: the settings are read from dlt's config and secrets,
+so `SOURCES__<NAME>__...` environment variables work wherever the source runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dlt
+
+from sources.common.errors import ConfigurationError
+from sources.common.writer import Writer, WriterOptions
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One documented setting of a provider (`SOURCES__<NAME>__<KEY>`), for the command line's help."""
+
+    key: str
+    help: str
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str  # lowercase: the settings' prefix, the `provider` column, the dlt source's name
+    title: str  # as people write it, for messages
+    resources: tuple[str, ...]  # the resources its source yields (payments, invoices, tracking_categories)
+    accounts_setting: str  # the setting that maps aliases to the provider's accounts
+    accounts_example: str
+    accounts_are_secret: bool  # connection tokens are credentials; company ids are not
+    default_base_url: str
+    settings: tuple[Setting, ...]
+    # (api_key, accounts, *, full_refresh, **source options) -> the dlt source over those accounts
+    make_source: Callable[..., Any]
+    check_accounts: Callable[[Any], dict[str, str]]  # the configured value -> alias -> account, or ValueError
+    # what push may create through it ("payment", "invoice"), and the writer that does
+    pushes: frozenset[str] = frozenset()
+    make_writer: Callable[[str, str, WriterOptions], Writer] | None = None  # (api_key, base_url, options)
+
+    def setting(self, key: str) -> str:
+        return f"SOURCES__{self.name.upper()}__{key.upper()}"
+
+    def api_key(self, override: str | None = None) -> str:
+        api_key = override or dlt.secrets.get(f"sources.{self.name}.api_key")
+        if not api_key:
+            raise ConfigurationError(f"no {self.title} API key: set {self.setting('api_key')}")
+        return str(api_key)
+
+    def base_url(self, override: str | None = None) -> str:
+        return str(override or dlt.config.get(f"sources.{self.name}.base_url") or self.default_base_url)
+
+    def accounts(self, override: Mapping[str, Any] | None = None, only: Sequence[str] | None = None) -> dict[str, str]:
+        """alias -> account (token or company id), from the argument or the settings, optionally a subset."""
+        key = f"sources.{self.name}.{self.accounts_setting}"
+        if override is None:
+            override = (dlt.secrets if self.accounts_are_secret else dlt.config).get(key, dict)
+        if not override:
+            raise ConfigurationError(
+                f"no {self.title} {self.accounts_setting} configured: set "
+                f"{self.setting(self.accounts_setting)} to {self.accounts_example}"
+            )
+        try:
+            accounts = self.check_accounts(dict(override))
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        if only:
+            unknown = sorted(set(only) - set(accounts))
+            if unknown:
+                raise ConfigurationError(f"unknown {self.title} alias(es) {unknown}; configured: {sorted(accounts)}")
+            accounts = {alias: accounts[alias] for alias in only}
+        return accounts
+
+    def is_configured(self) -> bool:
+        try:
+            self.api_key()
+            self.accounts()
+        except ConfigurationError:
+            return False
+        return True
+
+    def spec_source(self) -> Any:
+        """The source with placeholder settings: its resources and tables, for tools that only read its shape
+        (Dagster's asset specs)."""
+        return self.make_source("configured at run time", self.check_accounts({"partition": "0"}))

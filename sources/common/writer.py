@@ -1,0 +1,95 @@
+"""The writer contract: how push creates records through a provider, in that provider's language.
+
+A writer speaks HTTP and knows the provider's bodies, ids and jobs; it keeps no ledger and decides nothing
+about resending. The push engine (`pipelines/push/engine.py`) holds the exactly-once rules (the intent
+before a send, a lookup before any resend, `resend_unknown_after`) and calls a writer only through these
+few methods. A queued row is a dict of the outbound table's columns (`external_id`, `connection`, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from sources.common.http import RequestStats, RetryPolicy
+
+Row = Mapping[str, Any]
+
+
+def calendar_day(value: Any) -> date | None:
+    """A queued date as its calendar day: a DATE as it is, a date-time by the day it names where it was
+    written, text by its first ten characters (`2026-11-20...`)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+@dataclass(frozen=True)
+class WriterOptions:
+    policy: RetryPolicy | None = None  # retries of each request (the provider's defaults when None)
+    stats: RequestStats | None = None  # request counters shared with the run summary
+    page_size: int = 500  # rows per request when records are looked up
+    batch_size: int = 50  # records per request where the API takes several at once
+
+
+@dataclass(frozen=True)
+class Created:
+    """A record the API holds: the key it gets in the loaded tables, its id in the accounting system, and the
+    provider's own id where that is another."""
+
+    record_id: str | None
+    remote_id: str | None = None
+    provider_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """A write job the server runs after answering the request (records succeed or fail inside it)."""
+
+    job_id: str
+    label: str  # how the job describes itself (its id and state), for the ledger
+    ended: bool
+    failed: bool  # the job as a whole failed: nothing of it was created
+    created: dict[str, Created] = field(default_factory=dict)  # by external id
+    failures: dict[str, str] = field(default_factory=dict)  # reasons by external id
+    unnamed_reason: str | None = None  # the one reason the job gives for failures it names no record of
+    reasons: tuple[str, ...] = ()  # every reason it gives
+    failed_count: Any = None
+    error: str | None = None  # the job's own error, when it has one
+
+
+class Writer(Protocol):
+    """See the module text. Errors: `OutcomeUnknown` when a request may have taken effect without a clear
+    answer, `ApiError` when it certainly did not (a 4xx: the record is refused)."""
+
+    batch_size: int  # rows per send: 1 for an API that creates one record per request
+    runs_in_background: bool  # an accepted request keeps running after an unclear answer (a job)
+
+    def send(self, kind: str, account: str, rows: Sequence[Row]) -> dict[str, Created] | Job:
+        """Create `rows` of `kind` in `account`: the created records by external id, or the job doing it."""
+        ...
+
+    def job(self, account: str, job_id: str) -> Job:
+        """The state now of a job writing to `account` (`ApiError` with status 404 when the server does not know it)."""
+        ...
+
+    def refresh(self, kind: str, account: str, since: datetime) -> None:
+        """Read what the API lists of `kind` in `account` now (records changed since `since` at least)."""
+        ...
+
+    def find(self, kind: str, account: str, row: Row, claimed: set[str]) -> Created | None:
+        """The record the API holds for a pushed row, from what `refresh` read; never one in `claimed` (the
+        records other rows are known to have created)."""
+        ...
+
+    def backoff(self, send: int) -> float:
+        """Seconds to wait before send number `send + 1` of rows that certainly were not created."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,261 @@
+"""What the tests share besides fixtures (`conftest.py` holds those): the warehouse a test loads into, the
+environment of a command-line run, the fast retry policy, push helpers, killing a process at a chosen point,
+and scripted HTTP answers. No test module imports another."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import dlt
+import duckdb
+import httpx
+
+from pipelines.load import run_load
+from pipelines.push import ProviderAccess, PushSettings, PushSummary, SendRules, run_push
+from pipelines.settings import DEFAULT_DATASET
+from pipelines.summary import LoadSummary
+from sandbox.panora import PanoraSandbox
+from sandbox.rootfi import RootfiSandbox
+from sources.common.http import RetryPolicy
+
+DATASET = DEFAULT_DATASET
+
+# The one retry policy of fast tests: the schedule's shape is the real one, only shorter. Push tests cut the
+# timeout further (their faults hold a request for a second), see PUSH_RETRIES.
+FAST_POLICY = RetryPolicy(max_attempts=4, backoff_base=0.01, timeout=5.0)
+FAST_RETRIES = {k: v for k, v in asdict(FAST_POLICY).items() if k in ("max_attempts", "backoff_base", "timeout")}
+PUSH_RETRIES = replace(FAST_POLICY, max_attempts=3, timeout=0.5)
+
+
+def cli_env(sandbox, database: Path, tmp_path: Path, rootfi: RootfiSandbox | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
+    if rootfi is not None:
+        env.update(
+            {
+                "SOURCES__ROOTFI__API_KEY": rootfi.api_key,
+                "SOURCES__ROOTFI__COMPANIES": json.dumps(rootfi.store.company_ids()),
+                "SOURCES__ROOTFI__BASE_URL": rootfi.url,
+                "SOURCES__ROOTFI__PAGE_SIZE": "15",
+                "SOURCES__ROOTFI__BACKOFF_BASE": "0.01",
+            }
+        )
+    env.update(
+        {
+            "SOURCES__PANORA__API_KEY": sandbox.api_key,
+            "SOURCES__PANORA__CONNECTIONS": json.dumps(sandbox.store.tokens()),
+            "SOURCES__PANORA__BASE_URL": sandbox.url,
+            "SOURCES__PANORA__PAGE_SIZE": "15",
+            "SOURCES__PANORA__BACKOFF_BASE": "0.01",
+            "DESTINATION__DUCKDB__CREDENTIALS": str(database),
+            "DLT_DATA_DIR": str(tmp_path / "dlt-data"),
+        }
+    )
+    return env
+
+
+class Warehouse:
+    """A DuckDB file and a pipeline folder for one test, with a way to load into them and read them."""
+
+    def __init__(self, root: Path, sandbox: PanoraSandbox, rootfi: RootfiSandbox | None = None) -> None:
+        self.path = root / "warehouse.duckdb"
+        self.pipelines_dir = root / "pipelines"
+        self.sandbox = sandbox
+        self.rootfi = rootfi
+
+    def load_from(self, provider: str, server: Any, **kwargs: Any) -> LoadSummary:
+        """Load `provider` from its sandbox `server` into this warehouse, with fast retries; `kwargs` override
+        `run_load`'s arguments (`source_options` are merged)."""
+        params: dict[str, Any] = {
+            "api_key": server.api_key,
+            "connections": server.accounts(),
+            "base_url": server.url,
+            "destination": dlt.destinations.duckdb(credentials=str(self.path)),
+            "pipeline_name": f"test_{provider}",
+            "pipelines_dir": str(self.pipelines_dir),
+            **kwargs,
+            "source_options": {**FAST_RETRIES, **kwargs.get("source_options", {})},
+        }
+        return run_load(provider, **params)
+
+    def load(self, **kwargs: Any) -> LoadSummary:
+        return self.load_from("panora", self.sandbox, **kwargs)
+
+    def load_rootfi(self, **kwargs: Any) -> LoadSummary:
+        assert self.rootfi is not None, "this test has no Rootfi sandbox"
+        options = {"page_size": 15, **kwargs.pop("source_options", {})}
+        return self.load_from("rootfi", self.rootfi, source_options=options, **kwargs)
+
+    def query(self, sql: str, *params: Any) -> list[tuple]:
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            return con.execute(sql, list(params)).fetchall()
+
+    def scalar(self, sql: str, *params: Any) -> Any:
+        return self.query(sql, *params)[0][0]
+
+    def count(self, table: str, where: str = "TRUE", *params: Any) -> int:
+        return self.scalar(f"SELECT count(*) FROM {DATASET}.{table} WHERE {where}", *params)
+
+    def tables(self) -> list[str]:
+        rows = self.query("SELECT table_name FROM information_schema.tables WHERE table_schema = ? ORDER BY 1", DATASET)
+        return [r[0] for r in rows]
+
+    def snapshot(self, tables: list[str]) -> dict[str, list[tuple]]:
+        """Table contents without the columns that differ between two correct runs."""
+        out = {}
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            for table in tables:
+                columns = [
+                    r[0]
+                    for r in con.execute(
+                        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+                        [DATASET, table],
+                    ).fetchall()
+                    if not r[0].startswith("_dlt") and r[0] not in ("rejected_at",)
+                ]
+                select = ", ".join(f'"{c}"' for c in sorted(columns))
+                out[table] = con.execute(f"SELECT {select} FROM {DATASET}.{table} ORDER BY ALL").fetchall()
+        return out
+
+
+DATA_TABLES = [
+    "payments",
+    "payments__line_items",
+    "payments__tracking_categories",
+    "invoices",
+    "invoices__line_items",
+    "invoices__tracking_categories",
+    "invoices__line_items__tracking_categories",
+    "tracking_categories",
+]
+
+
+# -- push --------------------------------------------------------------------------------------------------
+class Crash(BaseException):
+    """Stands for the process dying at a chosen step (its ledger writes are committed, nothing else runs): a
+    BaseException, like the SystemExit or KeyboardInterrupt that end a process, so no handler of errors meets it."""
+
+
+QUICK_JOBS = SendRules(sends_per_record=3, job_wait_seconds=5.0, poll_seconds=0.05, settle_seconds=0.5,
+                       resend_unknown_after=0)  # fmt: skip
+
+
+def push(warehouse: Warehouse, providers: Sequence[str] = ("panora",), **options: Any) -> PushSummary:
+    """Push from the test's warehouse to its sandboxes (the named providers), with fast retries and rules for
+    servers that write atomically (a lookup that finds nothing is proof); `options` override PushSettings."""
+    access = {}
+    if "panora" in providers:
+        access["panora"] = ProviderAccess(
+            warehouse.sandbox.api_key, warehouse.sandbox.accounts(), warehouse.sandbox.url
+        )
+    if "rootfi" in providers:
+        assert warehouse.rootfi is not None, "this test has no Rootfi sandbox"
+        access["rootfi"] = ProviderAccess(warehouse.rootfi.api_key, warehouse.rootfi.accounts(), warehouse.rootfi.url)
+    rules = {"settle_seconds": 1.5, "resend_unknown_after": 0} if providers == ("panora",) else asdict(QUICK_JOBS)
+    rules.update({k: options.pop(k) for k in list(options) if k in SendRules.__dataclass_fields__})
+    settings = PushSettings(database=str(warehouse.path), policy=PUSH_RETRIES, batch_size=3, lookup_page_size=200,
+                            providers=access, rules=SendRules(**rules))  # fmt: skip
+    return run_push(replace(settings, **options))
+
+
+def push_rootfi(warehouse: Warehouse, **options: Any) -> PushSummary:
+    return push(warehouse, ("rootfi",), **options)
+
+
+def queue(warehouse: Warehouse, rows: list[dict], table: str = "outbound_payments") -> None:
+    with duckdb.connect(str(warehouse.path)) as con:
+        for row in rows:
+            con.execute(
+                f"INSERT INTO {DATASET}.{table} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+                list(row.values()),
+            )
+
+
+def open_invoices(warehouse: Warehouse, n: int) -> list[tuple[str, str, str, int]]:
+    """(connection, invoice_id, currency, open minor units) of Panora invoices with room for a payment."""
+    return warehouse.query(
+        "SELECT connection, invoice_id, currency, open_minor FROM reconciliation.invoice_settlement "
+        "WHERE provider = 'panora' AND status IN ('unpaid', 'partially_paid') AND open_minor >= 100 "
+        "ORDER BY connection, invoice_id LIMIT ?",
+        n,
+    )
+
+
+def created_in_api(sandbox: PanoraSandbox, external_id: str, kind: str = "payments") -> int:
+    """How many records of `kind` the Panora sandbox holds under this external id (pushed ones carry it)."""
+    return sum(
+        1
+        for alias in sandbox.accounts()
+        for record in sandbox.store.all(alias, kind)
+        if (record.get("field_mappings") or {}).get("external_id") == external_id
+    )
+
+
+def ledger(warehouse: Warehouse) -> dict[str, tuple]:
+    rows = warehouse.query(f"SELECT external_id, status, record_id, error FROM {DATASET}.push_log")
+    return {r[0]: r[1:] for r in rows}
+
+
+def posts(warehouse: Warehouse) -> int:
+    """The POSTs the Rootfi sandbox received (each one write job)."""
+    assert warehouse.rootfi is not None
+    return warehouse.rootfi.stats.requests["POST /accounting/invoice_payments"]
+
+
+# -- processes ---------------------------------------------------------------------------------------------
+def kill_when(command: Sequence[str], env: dict[str, str], reached: Callable[[], bool], timeout: float = 60.0) -> int:
+    """Run `python -m pipelines <command>` and SIGKILL it as soon as `reached()` holds; returns its exit code
+    (`-signal.SIGKILL` when it was killed; anything else means it ended before the point)."""
+    process = subprocess.Popen([sys.executable, "-m", "pipelines", *command], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + timeout
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            if reached():
+                process.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.005)
+        return process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+# -- scripted HTTP -----------------------------------------------------------------------------------------
+def scripted(*answers: Any) -> tuple[httpx.MockTransport, list[httpx.Request]]:
+    """A transport that plays answers in order (an exception instance is raised); records requests."""
+    calls: list[httpx.Request] = []
+    pending = list(answers)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        answer = pending.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return httpx.MockTransport(handler), calls
+
+
+def ok(body: Any = None) -> httpx.Response:
+    return httpx.Response(200, json=body if body is not None else {"data": []})
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
