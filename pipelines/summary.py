@@ -23,6 +23,7 @@ RUN_COLUMNS: dict[str, Any] = {
     "normalize_seconds": {"data_type": "double", "nullable": True},
     "load_seconds": {"data_type": "double", "nullable": True},
     "transform_seconds": {"data_type": "double", "nullable": True},
+    "models_error": {"data_type": "text", "nullable": True},
 }
 
 
@@ -78,6 +79,7 @@ class LoadSummary:
             "load_seconds": self.step_seconds.get("load"),
             "transform_seconds": self.step_seconds.get("transform"),
             "models_built": len(self.models),
+            "models_error": self.models_error,  # the models failed to build after a good load
             "error": self.error,
         }
 
