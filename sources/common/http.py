@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import orjson
@@ -373,3 +373,42 @@ class ApiClient:
                 delay,
             )
             self.sleep(delay)
+
+
+class ProviderClient:
+    """The part every provider's client shares: one API key header on every request, the headers whose values
+    are credentials, and the shared HTTP layer (`self.http`). A provider's client adds its paths and paging."""
+
+    title: ClassVar[str]  # the provider as people write it, for messages
+    api_key_header: ClassVar[str]
+    secret_headers: ClassVar[tuple[str, ...]]
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str,
+        policy: RetryPolicy | None = None,
+        pacer: RateLimitPacer | None = None,
+        stats: RequestStats | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if not api_key:
+            raise ValueError(f"the {self.title} API key is empty: set SOURCES__{self.title.upper()}__API_KEY")
+        self.http = ApiClient(
+            base_url,
+            {self.api_key_header: api_key, "accept": "application/json"},
+            policy=policy,
+            pacer=pacer,
+            stats=stats,
+            permanent_error=self.is_permanent_error,
+            transport=transport,
+            secret_headers=self.secret_headers,
+        )
+
+    @staticmethod
+    def is_permanent_error(response: httpx.Response) -> bool:
+        """Whether a 5xx answer is final (retrying cannot help); none is, unless the provider says so."""
+        return False
+
+    def close(self) -> None:
+        self.http.close()

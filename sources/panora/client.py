@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from sources.common.errors import ApiError
-from sources.common.http import ApiClient, RateLimitPacer, RequestStats, RetryPolicy, server_message
+from sources.common.http import ProviderClient, server_message
 from sources.common.pagination import follow_cursor
 from sources.panora.settings import (
     API_KEY_HEADER,
@@ -34,34 +34,17 @@ def encode_cursor(raw: str) -> str:
     return base64.b64encode(raw.encode()).decode()
 
 
-class PanoraClient:
+class PanoraClient(ProviderClient):
     """One API key, many connections. Every request carries a connection token: the server answers a
     request without one with an arbitrary connection's data, so such a request is refused here."""
 
-    def __init__(
-        self,
-        api_key: str,
-        base_url: str,
-        policy: RetryPolicy | None = None,
-        pacer: RateLimitPacer | None = None,
-        stats: RequestStats | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        if not api_key:
-            raise ValueError("Panora API key is empty: set SOURCES__PANORA__API_KEY")
-        self.http = ApiClient(
-            base_url,
-            {API_KEY_HEADER: api_key, "accept": "application/json"},
-            policy=policy,
-            pacer=pacer,
-            stats=stats,
-            permanent_error=is_permanent_error,
-            transport=transport,
-            secret_headers=(API_KEY_HEADER, CONNECTION_TOKEN_HEADER),
-        )
+    title = "Panora"
+    api_key_header = API_KEY_HEADER
+    secret_headers = (API_KEY_HEADER, CONNECTION_TOKEN_HEADER)
 
-    def close(self) -> None:
-        self.http.close()
+    @staticmethod
+    def is_permanent_error(response: httpx.Response) -> bool:
+        return is_permanent_error(response)
 
     @staticmethod
     def _headers(connection_token: str) -> dict[str, str]:

@@ -7,10 +7,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from sources.common.errors import ApiError, OutcomeUnknown
-from sources.common.http import ApiClient, RateLimitPacer, RequestStats, RetryPolicy
+from sources.common.http import ProviderClient
 from sources.common.pagination import follow_cursor
 from sources.rootfi.settings import API_KEY_HEADER, ENDPOINTS, SYNC_STATUS
 
@@ -32,32 +30,12 @@ def updated_at(record: Any) -> datetime | None:
         return None
 
 
-class RootfiClient:
+class RootfiClient(ProviderClient):
     """One API key, many companies: every list request names its company (`rootfi_company_id[eq]`)."""
 
-    def __init__(
-        self,
-        api_key: str,
-        base_url: str,
-        policy: RetryPolicy | None = None,
-        pacer: RateLimitPacer | None = None,
-        stats: RequestStats | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        if not api_key:
-            raise ValueError("Rootfi API key is empty: set SOURCES__ROOTFI__API_KEY")
-        self.http = ApiClient(
-            base_url,
-            {API_KEY_HEADER: api_key, "accept": "application/json"},
-            policy=policy,
-            pacer=pacer,
-            stats=stats,
-            transport=transport,
-            secret_headers=(API_KEY_HEADER,),
-        )
-
-    def close(self) -> None:
-        self.http.close()
+    title = "Rootfi"
+    api_key_header = API_KEY_HEADER
+    secret_headers = (API_KEY_HEADER,)
 
     def pages(
         self,
