@@ -8,21 +8,25 @@ What is defined:
 - per registered provider, one `@dlt_assets` multi-asset (dagster-dlt) with one asset per table group
   (`payments`, `invoices`, `tracking_categories`), partitioned by a dynamic partition per configured account
   (`<provider>_<accounts setting>`: `panora_connections`, `rootfi_companies`): one account is loaded,
-  reloaded or backfilled alone, and accounts run in parallel;
+  reloaded or backfilled alone, and accounts run in parallel; with ACCOUNTING_ETL__CONNECTIONS_PER_PARTITION
+  above 1, a partition holds that many accounts (key `a,b,c`), loaded in one run;
 - `connection_partitions` (a sensor) keeps the partitions equal to the configured connections;
+- load runs carry the tag `accounting_etl/provider`, so the instance's `tag_concurrency_limits` cap the
+  workers per provider (orchestration/dagster.yaml);
 - `reconciliation_models`, downstream of every load asset: rebuilds the models once for all accounts;
 - `scheduled_load_<provider>` (schedules): a run per account, every 6 hours by
   default (`ACCOUNTING_ETL__LOAD_SCHEDULE`), and `models_after_loads` half an hour later;
 - `push` (a job): `accounting-etl push`.
 
-Each partition runs `pipelines.load.run_load` for its one connection, in a dlt pipeline of its own
-(`accounting_<provider>_<alias>`, so two connections never share dlt state) with the load job's file
+Each partition runs `pipelines.load.run_load` for its connection(s), in a dlt pipeline of its own
+(`accounting_<provider>_<alias>`, or one per group, so two partitions never share dlt state) with the load job's file
 lock (a second load of the same connection while one runs fails with a clear message). It does not go
 through `DagsterDltResource.run`, which drops the pipeline's local state and pending packages before
 every run: the load finishes a pending package first, and the push keeps its progress in the warehouse
 ledger, never in dlt's local state, so nothing here can drop it.
 """
 
+import hashlib
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -64,6 +68,29 @@ class _Translator(DagsterDltTranslator):
         )
 
 
+def connections_per_partition() -> int:
+    """ACCOUNTING_ETL__CONNECTIONS_PER_PARTITION (default 1): how many connections one partition loads together.
+    A load's fixed cost (dlt's steps, reading back hashes, the writer's turn) is then paid once per group, and
+    the group's connections draw on the shared rate budget side by side."""
+    return max(1, int(dlt.config.get("accounting_etl.connections_per_partition") or 1))
+
+
+def partition_keys(aliases: list[str], size: int) -> list[str]:
+    """The partitions for these aliases: one per alias, or the sorted aliases in groups of `size`, each key
+    naming its aliases (`a,b,c`), so that a run knows its connections from its key alone."""
+    ordered = sorted(aliases)
+    return [",".join(ordered[start : start + size]) for start in range(0, len(ordered), size)]
+
+
+def partition_pipeline(provider_name: str, key: str) -> str:
+    """A partition's dlt pipeline: a connection's own one, or one per group (named by a digest of its key; a
+    group whose members change starts a new pipeline, whose first Rootfi scan is complete)."""
+    aliases = key.split(",")
+    if len(aliases) == 1:
+        return pipeline_name(provider_name, key)
+    return f"accounting_{provider_name}_group_{hashlib.blake2b(key.encode(), digest_size=6).hexdigest()}"
+
+
 def _load_assets(provider: Provider) -> dg.AssetsDefinition:
     # names the destination in the asset metadata only; loads run in `pipeline_name(provider, alias)`
     spec_pipeline = dlt.pipeline(pipeline_name=f"accounting_{provider.name}_assets", dataset_name=dataset_name())
@@ -76,14 +103,14 @@ def _load_assets(provider: Provider) -> dg.AssetsDefinition:
         partitions_def=PARTITIONS[provider.name],
     )
     def load(context: AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
-        alias = context.partition_key
+        alias = context.partition_key  # one alias, or a group's aliases joined by commas
         resources = [key.path[-1] for key in context.selected_asset_keys]
         try:
             summary = run_load(
                 provider.name,
                 resources=resources,
-                only_connections=[alias],
-                pipeline_name=pipeline_name(provider.name, alias),
+                only_connections=alias.split(","),
+                pipeline_name=partition_pipeline(provider.name, alias),
                 transform=False,
             )
         except (ConfigurationError, AlreadyRunning) as exc:
@@ -124,8 +151,14 @@ def reconciliation_models(context: AssetExecutionContext) -> dg.MaterializeResul
     return dg.MaterializeResult(metadata={"as_of": str(result.as_of), **{k: v for k, v in result.rows.items()}})
 
 
+# Runs are tagged with their provider, so that the instance can cap how many of each run at once (the
+# workers a provider's rate budget can feed): `concurrency: runs: tag_concurrency_limits` in dagster.yaml,
+# as in orchestration/dagster.yaml.
+PROVIDER_TAG = "accounting_etl/provider"
 LOAD_JOBS = {
-    name: dg.define_asset_job(f"load_{name}", selection=[assets], partitions_def=PARTITIONS[name])
+    name: dg.define_asset_job(
+        f"load_{name}", selection=[assets], partitions_def=PARTITIONS[name], tags={PROVIDER_TAG: name}
+    )
     for name, assets in LOAD_ASSETS.items()
 }
 MODELS_JOB = dg.define_asset_job("rebuild_models", selection=[reconciliation_models])
@@ -138,15 +171,18 @@ def configured_accounts() -> dict[str, list[str]]:
 
 @dg.sensor(minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING)
 def connection_partitions(context: SensorEvaluationContext) -> dg.SensorResult:
-    """Keep one partition per configured connection: new ones added, removed ones deleted."""
+    """Keep the partitions equal to the configured connections (one each, or groups of
+    ACCOUNTING_ETL__CONNECTIONS_PER_PARTITION): new ones added, gone ones deleted."""
     requests: list[Any] = []
+    size = connections_per_partition()
     for name, aliases in configured_accounts().items():
         partitions = PARTITIONS[name]
+        wanted = set(partition_keys(aliases, size))
         existing = set(context.instance.get_dynamic_partitions(partitions.name))
-        if set(aliases) - existing:
-            requests.append(partitions.build_add_request(sorted(set(aliases) - existing)))
-        if existing - set(aliases):
-            requests.append(partitions.build_delete_request(sorted(existing - set(aliases))))
+        if wanted - existing:
+            requests.append(partitions.build_add_request(sorted(wanted - existing)))
+        if existing - wanted:
+            requests.append(partitions.build_delete_request(sorted(existing - wanted)))
     return dg.SensorResult(dynamic_partitions_requests=requests)
 
 

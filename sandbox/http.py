@@ -1,6 +1,7 @@
-"""What every sandbox server has: injected faults, request counters, a fixed-window rate limit with
-`X-RateLimit-*` headers, and the JSON/socket plumbing of a stdlib request handler (a dropped connection or
-a half-sent body needs the raw socket, which a framework would hide), plus the admin routes under
+"""What every sandbox server has: injected faults, request counters, a rate limit kept as nestjs's throttler
+keeps it (a sliding log per key, refused requests counted) with `X-RateLimit-*` headers, and the JSON/socket
+plumbing of a stdlib request handler (a dropped connection or a half-sent body needs the raw socket, which a
+framework would hide), plus the admin routes under
 `/_sandbox/` (never rate limited, never faulted).
 
 Shared by the provider sandboxes, never by the sources they serve.
@@ -13,7 +14,7 @@ import math
 import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Self
@@ -83,30 +84,34 @@ class Stats:
         }
 
 
-class FixedWindowLimiter:
-    """Per-client fixed window, as NestJS's throttler: the window starts at the client's first hit."""
+class ThrottlerLimiter:
+    """The limiter of nestjs's throttler 5.x, as Panora runs it: per key (the server chooses it: route handler
+    and client IP, or API key), a sliding log in which every request is a hit that expires `ttl` seconds after
+    it was made, refused requests included. `Reset` counts down to a marker that restarts only when a request
+    finds it expired, which is not when the oldest hit expires: a client that trusts it meets 429s."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.windows: dict[str, tuple[float, int]] = {}
+        self.hits: dict[str, deque[float]] = {}
+        self.markers: dict[str, float] = {}
 
-    def hit(self, client: str, limit: int, window: float) -> tuple[bool, int, int]:
-        """Count a request; returns (allowed, remaining, seconds until the window resets)."""
+    def hit(self, key: str, limit: int, ttl: float) -> tuple[bool, int, int]:
+        """Count a request; returns (allowed, remaining, seconds to the marker)."""
         now = time.monotonic()
         with self.lock:
-            start, count = self.windows.get(client, (now, 0))
-            if now - start >= window:
-                start, count = now, 0
-            allowed = count < limit
-            if allowed:
-                count += 1
-            self.windows[client] = (start, count)
-            reset = max(1, math.ceil(start + window - now))
-            return allowed, max(0, limit - count), reset
+            log = self.hits.setdefault(key, deque())
+            while log and log[0] <= now - ttl:
+                log.popleft()
+            marker = self.markers.get(key)
+            if marker is None or marker <= now:
+                marker = self.markers[key] = now + ttl
+            log.append(now)
+            return len(log) <= limit, max(0, limit - len(log)), max(1, math.ceil(marker - now))
 
     def clear(self) -> None:
         with self.lock:
-            self.windows.clear()
+            self.hits.clear()
+            self.markers.clear()
 
 
 class SandboxState:
@@ -118,7 +123,7 @@ class SandboxState:
         self.settings = settings
         self.stats = Stats()
         self.faults: list[Fault] = []
-        self.limiter = FixedWindowLimiter()
+        self.limiter = ThrottlerLimiter()
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
@@ -260,13 +265,14 @@ class JsonHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def rate_limit(self) -> dict[str, str] | None:
-        """Count the request against the client's window; answers 429 itself and returns None when over."""
+    def rate_limit(self, key: str) -> dict[str, str] | None:
+        """Count the request under `key` (the server's choice: route and client, or API key); answers 429 itself
+        and returns None when over."""
         state = self.state
         limit = state.settings.rate_limit
         if limit is None:
             return {}
-        allowed, remaining, reset = state.limiter.hit(self.client_address[0], limit, state.settings.rate_window_seconds)
+        allowed, remaining, reset = state.limiter.hit(key, limit, state.settings.rate_window_seconds)
         headers = {
             "X-RateLimit-Limit": str(limit),
             "X-RateLimit-Remaining": str(remaining),

@@ -12,7 +12,7 @@ import pytest
 from sandbox.panora import PanoraSandbox, Settings, Store, seed_connections
 from sandbox.rootfi import RootfiSandbox
 from sandbox.rootfi import Settings as RootfiSettings
-from tests.support import Warehouse
+from tests.support import Warehouse, isolated_budget
 
 
 @pytest.fixture(autouse=True)
@@ -23,6 +23,8 @@ def _isolated_dlt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith(("SOURCES__", "DESTINATION__", "ACCOUNTING_ETL__")):
             monkeypatch.delenv(key)
+    for key, value in isolated_budget(tmp_path).items():
+        monkeypatch.setenv(key, value)
 
 
 @pytest.fixture

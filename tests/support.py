@@ -25,6 +25,7 @@ from pipelines.settings import DEFAULT_DATASET
 from pipelines.summary import LoadSummary
 from sandbox.panora import PanoraSandbox
 from sandbox.rootfi import RootfiSandbox
+from sources.common.budget import RateBudget, SqliteHitLog
 from sources.common.http import RetryPolicy
 
 DATASET = DEFAULT_DATASET
@@ -34,6 +35,17 @@ DATASET = DEFAULT_DATASET
 FAST_POLICY = RetryPolicy(max_attempts=4, backoff_base=0.01, timeout=5.0)
 FAST_RETRIES = {k: v for k, v in asdict(FAST_POLICY).items() if k in ("max_attempts", "backoff_base", "timeout")}
 PUSH_RETRIES = replace(FAST_POLICY, max_attempts=3, timeout=0.5)
+
+
+def isolated_budget(tmp_path: Path) -> dict[str, str]:
+    """Settings that give each test a rate budget of its own (a sandbox's port may serve another test later),
+    and, since the sandboxes' limits are off unless a test turns them on, a limit no test reaches before a
+    limited sandbox's `X-RateLimit-Limit` teaches the real one."""
+    return {
+        "SOURCES__RATE_BUDGET": str(tmp_path / "rate-budget.sqlite"),
+        "SOURCES__PANORA__RATE_LIMIT": "1000000",
+        "SOURCES__ROOTFI__RATE_LIMIT": "1000000",
+    }
 
 
 def cli_env(sandbox, database: Path, tmp_path: Path, rootfi: RootfiSandbox | None = None) -> dict[str, str]:
@@ -57,6 +69,7 @@ def cli_env(sandbox, database: Path, tmp_path: Path, rootfi: RootfiSandbox | Non
             "SOURCES__PANORA__BACKOFF_BASE": "0.01",
             "DESTINATION__DUCKDB__CREDENTIALS": str(database),
             "DLT_DATA_DIR": str(tmp_path / "dlt-data"),
+            **isolated_budget(tmp_path),
         }
     )
     return env
@@ -251,11 +264,22 @@ def ok(body: Any = None) -> httpx.Response:
 
 
 class FakeClock:
+    """Time that moves only when something sleeps; `slept` lists the sleeps."""
+
     def __init__(self) -> None:
-        self.now = 0.0
+        self.now = 1_000_000.0
+        self.slept: list[float] = []
 
     def __call__(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
         self.now += seconds
+
+
+def fake_budget(clock: FakeClock, limit: int = 2**31, window: float = 60.0, log: Any = None) -> RateBudget:
+    """A rate budget on `clock` (its own in-memory log unless given one), every key its route."""
+    return RateBudget(
+        log or SqliteHitLog(":memory:", clock=clock), lambda route: route, limit, window, sleep=clock.sleep
+    )

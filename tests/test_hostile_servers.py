@@ -11,8 +11,7 @@ import pytest
 from sandbox.http import Fault
 from sources.common.errors import ApiError
 from sources.common.http import ApiClient, RetryPolicy, decode_json, retry_after_seconds
-from sources.common.ratelimit import RateLimitPacer
-from tests.support import DATASET, FakeClock, ok, scripted
+from tests.support import DATASET, FakeClock, fake_budget, ok, scripted
 
 
 def throttled(retry_after: str) -> httpx.Response:
@@ -47,35 +46,39 @@ def test_a_wait_beyond_the_cap_ends_the_request_at_once_with_a_clear_error(heade
         transport=transport,
         sleep=sleeps.append,
     )
-    api.pacer = RateLimitPacer(clock=FakeClock(), sleep=sleeps.append)
+    clock = FakeClock()
+    api.budget = fake_budget(clock)
     with pytest.raises(ApiError) as raised:
         api.get_json("/accounting/payments")
     assert "longer than max_wait_seconds=120" in str(raised.value) and raised.value.status == 429
-    assert len(calls) == 1 and sleeps == []
+    assert len(calls) == 1 and sleeps == [] and clock.slept == []
 
 
 def test_an_unreadable_retry_after_falls_back_to_the_backoff():
     transport, calls = scripted(throttled("whenever"), throttled("-1"), ok({"n": 1}))
-    sleeps: list[float] = []
     api = ApiClient("http://api.test", {}, policy=RetryPolicy(backoff_base=0.5), transport=transport)
-    api.pacer = RateLimitPacer(margin=0.0, clock=FakeClock(), sleep=sleeps.append)
+    clock = FakeClock()
+    api.budget = fake_budget(clock)
     assert api.get_json("/x") == {"n": 1}
     assert len(calls) == 3
-    assert 0.25 <= sleeps[0] <= 0.5  # the first backoff, not forever and not zero
-    assert 0.5 <= sleeps[1] <= 1.0  # a negative wait is no wait: the backoff applies too
+    assert 0.25 <= clock.slept[0] <= 0.5  # the first backoff, not forever and not zero
+    assert 0.5 <= clock.slept[1] <= 1.0  # a negative wait is no wait: the backoff applies too
 
 
-def test_a_rate_limit_reset_beyond_the_cap_stops_the_next_request_instead_of_sleeping():
+def test_a_rate_limit_reset_years_away_is_not_trusted_the_budget_waits_one_window_at_most():
     reset = {"x-ratelimit-limit": "100", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "315360000"}
-    transport, calls = scripted(httpx.Response(200, headers=reset, json={"n": 1}), ok())
-    sleeps: list[float] = []
-    api = ApiClient("http://api.test", {}, policy=RetryPolicy(max_wait_seconds=60), transport=transport)
-    api.pacer = RateLimitPacer(clock=FakeClock(), sleep=sleeps.append)
+    transport, calls = scripted(httpx.Response(200, headers=reset, json={"n": 1}), ok({"n": 2}), ok())
+    api = ApiClient("http://api.test", {}, policy=RetryPolicy(max_wait_seconds=120), transport=transport)
+    clock = FakeClock()
+    api.budget = fake_budget(clock)
     assert api.get_json("/x") == {"n": 1}
-    with pytest.raises(ApiError) as raised:
+    assert api.get_json("/x") == {"n": 2}  # the server's 100 hits expire within its window, not in 10 years
+    assert len(calls) == 2 and clock.slept == [pytest.approx(61.05)]
+    api.policy = RetryPolicy(max_wait_seconds=30)
+    api.budget.release("GET /x", reset)
+    with pytest.raises(ApiError) as raised:  # a window longer than the cap: refused at once, not slept
         api.get_json("/x")
-    assert "not sent" in str(raised.value) and "315360000s" in str(raised.value)
-    assert len(calls) == 1 and sleeps == []
+    assert "not sent" in str(raised.value) and len(calls) == 2
 
 
 @pytest.mark.parametrize("announced", [True, False])

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+
 import httpx
 import pytest
 
+from sources.common.budget import SqliteHitLog, WaitTooLong
 from sources.common.errors import ApiError, OutcomeUnknown
 from sources.common.http import ApiClient, RetryPolicy
-from sources.common.ratelimit import RateLimitPacer
-from tests.support import FakeClock, ok, scripted
+from tests.support import FakeClock, fake_budget, ok, scripted
 
 SECRET = "sk_test_0123456789abcdef"
 
@@ -81,10 +86,11 @@ def test_429_waits_for_retry_after_and_does_not_spend_the_retry_budget():
     transport, calls = scripted(*throttled, ok())
     sleeps: list[float] = []
     api = client(transport, sleeps, max_attempts=2)
-    api.pacer = RateLimitPacer(margin=0.0, clock=lambda: 0.0, sleep=sleeps.append)
+    clock = FakeClock()
+    api.budget = fake_budget(clock)
     api.get_json("/x")
     assert len(calls) == 6 and api.stats.throttled == 5 and api.stats.retries == 0
-    assert sleeps and all(s == pytest.approx(3.0) for s in sleeps)
+    assert clock.slept == pytest.approx([3.0] * 5) and sleeps == []  # the waits are the budget's, as told
 
 
 def test_a_post_is_never_resent_once_it_may_have_arrived():
@@ -103,51 +109,58 @@ def test_a_post_is_resent_when_it_never_left():
     assert len(calls) == 2
 
 
-def test_pacer_bursts_while_budget_lasts_then_spreads_the_reserve():
+def test_the_budget_sends_at_once_while_the_log_has_room_then_waits_for_the_oldest_hit():
     clock = FakeClock()
-    pacer = RateLimitPacer(reserve=0.1, margin=0.0, clock=clock, sleep=clock.sleep)
-    waits = []
-    remaining = 100
-    for _ in range(100):
-        waits.append(pacer.acquire())
-        remaining -= 1
-        pacer.release(
-            {
-                "x-ratelimit-limit": "100",
-                "x-ratelimit-remaining": str(remaining),
-                "x-ratelimit-reset": str(max(1, 60 - clock.now)),
-            }
-        )
-    assert sum(waits[:89]) == 0  # full speed while more than the reserve is left
-    assert all(w > 0 for w in waits[90:])  # the last tenth spread over the rest of the window
-    assert clock.now == pytest.approx(60, abs=6.5)  # 100 requests take about one window, never less
+    budget = fake_budget(clock, limit=10, window=1.0)  # the log keeps hits 1.1 s (a margin past the server's)
+    assert [budget.acquire(60, "GET /x") for _ in range(10)] == [0.0] * 10
+    clock.now += 0.5
+    assert budget.acquire(60, "GET /x") == pytest.approx(0.6)  # the oldest hit expires
+    assert budget.acquire(60, "GET /y") == 0.0  # another route, another budget
 
 
-def test_pacer_waits_for_the_reset_when_the_budget_is_gone():
+def test_workers_sharing_a_log_share_the_budget_and_a_429_stops_them_all(tmp_path):
     clock = FakeClock()
-    pacer = RateLimitPacer(margin=0.25, clock=clock, sleep=clock.sleep)
-    pacer.release({"x-ratelimit-limit": "100", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "12"})
-    assert pacer.acquire() == pytest.approx(12.25)
-    pacer.throttled(5)
-    assert pacer.acquire() == pytest.approx(5.25)
+    path = tmp_path / "budget.sqlite"  # two connections to one file, as two processes have
+    first, second = (fake_budget(clock, limit=6, window=10.0, log=SqliteHitLog(path, clock=clock)) for _ in "ab")
+    assert [first.acquire(60, "GET /x") for _ in range(3)] + [second.acquire(60, "GET /x") for _ in range(3)] == [
+        0.0
+    ] * 6
+    assert second.acquire(60, "GET /x") == pytest.approx(10.55)  # the budget is gone for both
+    first.throttled("GET /x", 30.0)  # a 429 one worker met
+    assert second.acquire(60, "GET /x") == pytest.approx(30.0)  # teaches the other, which does not knock
 
 
-def test_pacer_counts_requests_in_flight_against_the_budget():
+def test_hits_the_server_counts_from_elsewhere_are_added_and_its_limit_taken():
     clock = FakeClock()
-    pacer = RateLimitPacer(reserve=0.0, margin=0.0, clock=clock, sleep=clock.sleep)
-    pacer.acquire()
-    pacer.release({"x-ratelimit-limit": "10", "x-ratelimit-remaining": "3", "x-ratelimit-reset": "30"})
-    # budget 3 with nothing answered yet: two go at once, the last one is spread to halfway to the reset,
-    # and a fourth (budget 3 minus 3 in flight) waits for the reset itself
-    assert [pacer.acquire() for _ in range(2)] == [0.0, 0.0]
-    assert pacer.acquire() == pytest.approx(15.0)
-    assert pacer.acquire() == pytest.approx(15.0)
-    assert clock.now == pytest.approx(30.0)
+    budget = fake_budget(clock, limit=100, window=10.0)
+    budget.acquire(60, "GET /x")
+    budget.release("GET /x", {"x-ratelimit-limit": "10", "x-ratelimit-remaining": "7"})  # 3 hits: 2 not ours
+    assert [budget.acquire(60, "GET /x") for _ in range(7)] == [0.0] * 7
+    assert budget.acquire(60, "GET /x") > 10  # 10 in the window: wait for the oldest
+    budget.release("GET /x", {"x-ratelimit-reset": "999999", "x-ratelimit-remaining": "nan"})  # never trusted
 
 
-def test_a_slot_is_given_back_when_the_request_fails():
-    request = httpx.Request("GET", "http://api.test/x")
-    transport, calls = scripted(httpx.ReadTimeout("slow", request=request), ok())
-    api = client(transport)
-    api.get_json("/x")
-    assert api.pacer._in_flight == 0 and len(calls) == 2
+def test_a_wait_beyond_max_wait_is_refused_before_sleeping():
+    clock = FakeClock()
+    budget = fake_budget(clock, limit=1, window=100.0)
+    budget.acquire(60, "GET /x")
+    with pytest.raises(WaitTooLong):
+        budget.acquire(60, "GET /x")
+    assert clock.slept == []
+
+
+def test_a_worker_killed_inside_the_budget_leaves_no_lock_behind(tmp_path):
+    path = tmp_path / "budget.sqlite"
+    SqliteHitLog(path)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys, time\n"
+        f"con = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
+        "con.execute('BEGIN IMMEDIATE'); con.execute(\"INSERT INTO hits VALUES ('GET /x', 1e12)\")\n"
+        "print('holding', flush=True); time.sleep(600)\n"
+    )], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert holder.stdout.readline().strip() == "holding"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=30)
+    started = time.monotonic()
+    assert SqliteHitLog(path).take("GET /x", 1, 60.0) == 0.0  # its half-done hit rolled back with it
+    assert time.monotonic() - started < 5

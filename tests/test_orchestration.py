@@ -14,15 +14,20 @@ import pytest
 
 from orchestration.definitions import (
     LOAD_ASSETS,
+    LOAD_JOBS,
     LOAD_SCHEDULES,
     PARTITIONS,
+    PROVIDER_TAG,
     connection_partitions,
     defs,
+    partition_pipeline,
     pipeline_name,
     reconciliation_models,
 )
 from pipelines.warehouse.locks import file_lock
 from tests.support import DATASET, Warehouse
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -105,6 +110,31 @@ def test_one_partition_alone(configured: Warehouse, instance) -> None:
     connections = configured.query(f"SELECT DISTINCT connection FROM {DATASET}.payments")
     assert connections == [("acme-us",)]
     assert configured.count("invoices") == configured.sandbox.store.count("acme-us", "invoices")
+
+
+def test_partitions_hold_groups_of_connections_when_configured(configured: Warehouse, monkeypatch) -> None:
+    monkeypatch.setenv("ACCOUNTING_ETL__CONNECTIONS_PER_PARTITION", "2")
+    with dg.instance_for_test() as instance:
+        for request in connection_partitions(dg.build_sensor_context(instance=instance)).dynamic_partitions_requests:
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        assert instance.get_dynamic_partitions("panora_connections") == ["acme-eu,acme-us", "globex-jp"]
+        assert materialize(instance, "panora", "acme-eu,acme-us").success  # one run, one pipeline, two connections
+    landed = {r[0] for r in configured.query(f"SELECT DISTINCT connection FROM {DATASET}.payments")}
+    assert landed == {"acme-eu", "acme-us"}
+    assert configured.count("payments") == sum(configured.sandbox.store.count(a, "payments") for a in landed)
+    runs = configured.query(f"SELECT pipeline_name, connections FROM {DATASET}.load_runs")
+    assert runs == [(partition_pipeline("panora", "acme-eu,acme-us"), 2)]
+
+
+def test_load_runs_carry_their_provider_for_the_instances_concurrency_limits() -> None:
+    import yaml
+
+    assert {name: job.tags[PROVIDER_TAG] for name, job in LOAD_JOBS.items()} == {"panora": "panora", "rootfi": "rootfi"}
+    example = yaml.safe_load((ROOT / "orchestration" / "dagster.yaml").read_text())
+    limits = example["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert {limit["value"] for limit in limits if limit["key"] == PROVIDER_TAG} == {"panora", "rootfi"}
+    with dg.instance_for_test(overrides=example) as instance:  # a configuration the instance accepts
+        assert instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
 
 
 def test_a_failing_partition_does_not_keep_the_others_from_landing(configured: Warehouse, instance, monkeypatch):

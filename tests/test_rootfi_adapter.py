@@ -105,7 +105,7 @@ def test_a_rate_limited_rootfi_load_is_paced_and_never_meets_a_429(both: Warehou
     rootfi = both.rootfi
     rootfi.settings.rate_limit = 6
     rootfi.settings.rate_window_seconds = 1.0
-    summary = both.load_rootfi(source_options={"page_size": 5})
+    summary = both.load_rootfi(source_options={"page_size": 5, "rate_window_seconds": 1.0})
     assert summary.status == "ok"
     assert summary.requests["requests"] > 3 * 6  # several windows' budget
     assert rootfi.stats.throttled == 0

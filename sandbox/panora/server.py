@@ -4,8 +4,9 @@ What it reproduces: the `{previous_cursor, next_cursor, data}` envelope (`prev_c
 UUID `next_cursor` while it expects base64 cursors back (400 otherwise), every page after the first
 starting with the previous page's last row, money fields equal to 0 dropped from the JSON, error bodies
 `{statusCode, timestamp, path, message}` with the real codes (401 without a key, 500 for an unknown key,
-token or id), an arbitrary connection's data for a request without a connection token, and a fixed-window
-rate limit per client IP with `X-RateLimit-*` headers and `Retry-After` on 429.
+token or id), an arbitrary connection's data for a request without a connection token, and the rate limit
+per route handler and client IP (a sliding log in which refused requests count) with `X-RateLimit-*` headers
+and `Retry-After` on 429.
 
 What it adds for tests: switchable settings, injected faults (status codes, dropped connections,
 truncated or invalid bodies, delays, 429s, faults after a POST was applied), request counters, and an
@@ -52,7 +53,7 @@ class Settings:
     cursor_key: str = "previous_cursor"  # the spec says "prev_cursor"
     repeat_boundary_row: bool = True
     drop_zero_amounts: bool = True
-    rate_limit: int | None = 100  # requests per window per client IP; None turns it off
+    rate_limit: int | None = 100  # requests per window, route handler and client IP; None turns it off
     rate_window_seconds: float = 60.0
     delay_seconds: float = 0.0  # added to every API answer
     default_limit: int = 50
@@ -130,8 +131,9 @@ class _Handler(JsonHandler):
             self.send_json(200, {"status": "ok"})
             return
         sb = self.sandbox
-        sb.count(f"{method} {self._route_name(path)}")
-        limit_headers = self.rate_limit()
+        route = f"{method} {self._route_name(path)}"
+        sb.count(route)
+        limit_headers = self.rate_limit(f"{route} {self.client_address[0]}")  # per route handler and client IP
         if limit_headers is None:
             return
         token = self.headers.get("x-connection-token")

@@ -9,7 +9,7 @@ CREATED -> RUNNING -> SUCCESS/FAILED in the background, per-record results (`suc
 record, or `failed` with an error) and a `sync_id` to poll at `GET /core/syncs/{sync_id}` (counts of
 success, failed and pending); the HTTP status never says how the records fared. With `run_async=true` the
 answer comes at once; without, the server waits up to `sync_wait_seconds` for the job to end and answers
-with its state then (a long job is still RUNNING in that answer). A rate limit of 100 requests a minute.
+with its state then (a long job is still RUNNING in that answer). A rate limit of 100 requests a minute per API key.
 
 Added for tests: faults (shared with the Panora sandbox, plus `job_failed`: the next job ends FAILED),
 switchable job timings, counters of rows served and of records created per `document_number`, and the
@@ -37,7 +37,7 @@ API_KEY_HEADER = "api_key"
 
 @dataclass
 class Settings:
-    rate_limit: int | None = 100  # requests per window per client; None turns it off
+    rate_limit: int | None = 100  # requests per window per API key; None turns it off
     rate_window_seconds: float = 60.0
     default_limit: int = 100
     max_limit: int = 1000
@@ -112,7 +112,7 @@ class _Handler(JsonHandler):
         sb = self.sandbox
         route_name = "/core/syncs/{id}" if path.startswith("/core/syncs/") else path
         sb.count(f"{method} {route_name}")
-        headers = self.rate_limit()
+        headers = self.rate_limit(f"key {self.headers.get(API_KEY_HEADER)}")  # per API key
         if headers is None:
             return
         company = query.get("rootfi_company_id[eq]")

@@ -38,11 +38,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
 
+import dlt
 import httpx
 import orjson
 
+from sources.common.budget import HitLog, RateBudget, SqliteHitLog, WaitTooLong, key_digest, shared_log
 from sources.common.errors import ApiError, OutcomeUnknown
-from sources.common.ratelimit import RateLimitPacer, WaitTooLong
 from sources.common.secrets import SECRETS, mask_bytes
 
 log = logging.getLogger("accounting_etl.http")
@@ -195,7 +196,8 @@ class ApiClient:
         base_url: the API's root, e.g. `https://api.panora.dev`.
         headers: sent with every request (credentials go here, never into URLs).
         policy: retry, timeout and size settings.
-        pacer: shared rate-limit pacer; one is made when not given.
+        budget: the rate budget requests draw on (`sources/common/budget.py`); without one, requests are
+            paced only by what the server's headers and 429s say, in this process alone.
         stats: counters to add to; one is made when not given.
         permanent_error: tells whether a 5xx answer is final (retrying cannot help).
         transport: an httpx transport, for tests that need one precise fault.
@@ -208,7 +210,7 @@ class ApiClient:
         base_url: str,
         headers: Mapping[str, str],
         policy: RetryPolicy | None = None,
-        pacer: RateLimitPacer | None = None,
+        budget: RateBudget | None = None,
         stats: RequestStats | None = None,
         permanent_error: Callable[[httpx.Response], bool] | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -217,7 +219,7 @@ class ApiClient:
         secret_headers: Collection[str] = (),
     ) -> None:
         self.policy = policy or RetryPolicy()
-        self.pacer = pacer or RateLimitPacer()
+        self.budget = budget or RateBudget(SqliteHitLog(":memory:"), lambda route: route, 2**31, 60.0)
         self.stats = stats or RequestStats()
         self.permanent_error = permanent_error or (lambda response: False)
         self.sleep = sleep
@@ -292,12 +294,13 @@ class ApiClient:
             headers = {**(headers or {}), "content-type": "application/json"}
         request = self._http.build_request(method, path, params=params, content=content, headers=headers)
         target = request.url.raw_path.decode("ascii", "replace")
+        route = f"{method} {path}"  # what a rate budget is keyed by (servers count per route handler)
         attempts = 0
         throttles = 0
         while True:
             attempts += 1
             try:
-                waited = self.pacer.acquire(self.policy.max_wait_seconds)
+                waited = self.budget.acquire(self.policy.max_wait_seconds, route)
             except WaitTooLong as exc:
                 raise ApiError(method, target, None, f"not sent: {exc}", attempts) from None
             self.stats.add(requests=1, paced_seconds=waited)
@@ -308,7 +311,7 @@ class ApiClient:
                 try:
                     response = self._read(request, secrets)
                 finally:  # every slot is given back, answered or not
-                    self.pacer.release(response.headers if response is not None else None)
+                    self.budget.release(route, response.headers if response is not None else None)
             except _Refused as exc:
                 if not idempotent:
                     raise OutcomeUnknown(method, target, exc.status, str(exc), attempts) from None
@@ -335,7 +338,7 @@ class ApiClient:
                             attempts,
                         )
                     wait = wait or self.policy.backoff(throttles, self.rng)
-                    self.pacer.throttled(wait)
+                    self.budget.throttled(route, wait)
                     self.stats.add(throttled=1)
                     if throttles > self.policy.max_throttle_waits:
                         raise ApiError(method, target, status, server_message(response), attempts)
@@ -377,33 +380,52 @@ class ApiClient:
 
 class ProviderClient:
     """The part every provider's client shares: one API key header on every request, the headers whose values
-    are credentials, and the shared HTTP layer (`self.http`). A provider's client adds its paths and paging."""
+    are credentials, the shared HTTP layer (`self.http`), and a rate budget keyed as the provider counts
+    (`budget_key`), shared with every other worker through `budget_log` (default: `shared_log()`). A
+    provider's client adds its paths and paging."""
 
     title: ClassVar[str]  # the provider as people write it, for messages
     api_key_header: ClassVar[str]
     secret_headers: ClassVar[tuple[str, ...]]
+    rate_limit: ClassVar[int]  # requests per window and key, as the provider documents it
+    rate_window_seconds: ClassVar[float]
 
     def __init__(
         self,
         api_key: str,
         base_url: str,
         policy: RetryPolicy | None = None,
-        pacer: RateLimitPacer | None = None,
         stats: RequestStats | None = None,
         transport: httpx.BaseTransport | None = None,
+        rate_limit: int | None = None,
+        rate_window_seconds: float | None = None,
+        budget_log: HitLog | None = None,
     ) -> None:
         if not api_key:
             raise ValueError(f"the {self.title} API key is empty: set SOURCES__{self.title.upper()}__API_KEY")
+        self.host = httpx.URL(base_url).netloc.decode("ascii", "replace")
+        self.api_key_digest = key_digest(api_key)
+        # SOURCES__<NAME>__RATE_LIMIT and __RATE_WINDOW_SECONDS override the documented values
+        name = self.title.lower()
+        limit = rate_limit or dlt.config.get(f"sources.{name}.rate_limit") or self.rate_limit
+        window = (
+            rate_window_seconds or dlt.config.get(f"sources.{name}.rate_window_seconds") or self.rate_window_seconds
+        )
+        budget = RateBudget(budget_log or shared_log(), self.budget_key, int(limit), float(window))
         self.http = ApiClient(
             base_url,
             {self.api_key_header: api_key, "accept": "application/json"},
             policy=policy,
-            pacer=pacer,
+            budget=budget,
             stats=stats,
             permanent_error=self.is_permanent_error,
             transport=transport,
             secret_headers=self.secret_headers,
         )
+
+    def budget_key(self, route: str) -> str:
+        """The key the server counts a request under; by default, per route handler and client (Panora's)."""
+        return f"{self.title.lower()} {self.host} {route}"
 
     @staticmethod
     def is_permanent_error(response: httpx.Response) -> bool:

@@ -10,7 +10,8 @@ Tables (all with a `connection` column holding the alias, never the token):
 
 Configuration (dlt config/secrets, so `SOURCES__PANORA__...` environment variables work):
     api_key (secret), connections (secret: alias -> connection token), base_url, page_size,
-    max_attempts, backoff_base, timeout, max_wait_seconds, max_body_bytes, remote_data.
+    max_attempts, backoff_base, timeout, max_wait_seconds, max_body_bytes, rate_limit, rate_window_seconds,
+    remote_data; SOURCES__RATE_BUDGET: where every worker's rate budget is kept (sources/common/budget.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from dlt.sources import DltResource
 from sources.common.http import RequestStats, RetryPolicy
 from sources.common.prefetch import prefetch
 from sources.common.provider import Provider, Setting
-from sources.common.ratelimit import RateLimitPacer
 from sources.common.records import ObjectSpec
 from sources.common.scan import ScanLog, scan_account
 from sources.common.sync import Guard
@@ -65,6 +65,8 @@ def panora_source(
     timeout: float = RetryPolicy.timeout,
     max_wait_seconds: float = RetryPolicy.max_wait_seconds,
     max_body_bytes: int = RetryPolicy.max_body_bytes,
+    rate_limit: int | None = None,
+    rate_window_seconds: float | None = None,
     remote_data: bool = False,
     stats: RequestStats | None = None,
     scan_log: ScanLog | None = None,
@@ -84,6 +86,8 @@ def panora_source(
         max_wait_seconds: the longest wait a server may ask for (`Retry-After`, a rate-limit reset); a
             longer one fails the scan instead of holding the run.
         max_body_bytes: the largest answer read; a larger one fails the scan.
+        rate_limit, rate_window_seconds: the server's rate limit, where it differs from the documented one
+            (the server's `X-RateLimit-Limit` corrects the limit as answers come in).
         remote_data: also load each record's raw provider JSON (`remote_data`).
         stats: request counters to fill (for the run summary).
         scan_log: per-scan results to fill (complete or failed, counts).
@@ -103,10 +107,10 @@ def panora_source(
     )
     stats = stats if stats is not None else RequestStats()
     scan_log = scan_log if scan_log is not None else ScanLog()
-    pacer = RateLimitPacer()  # one per source: the server's limit is per client, across resources
 
     def scan_all(spec: ObjectSpec) -> Iterator[Any]:
-        client = PanoraClient(api_key, base_url, policy=policy, pacer=pacer, stats=stats, transport=transport)
+        client = PanoraClient(api_key, base_url, policy=policy, stats=stats, transport=transport,
+                            rate_limit=rate_limit, rate_window_seconds=rate_window_seconds)  # fmt: skip
         tables = ResourceTables()
         try:
             for alias, token in connections.items():

@@ -18,6 +18,8 @@ from sources.panora.settings import (
     ENDPOINTS,
     PERMANENT_SERVER_ERRORS,
     PREVIOUS_CURSOR_KEYS,
+    RATE_LIMIT,
+    RATE_WINDOW_SECONDS,
 )
 
 log = logging.getLogger("accounting_etl.panora")
@@ -41,6 +43,8 @@ class PanoraClient(ProviderClient):
     title = "Panora"
     api_key_header = API_KEY_HEADER
     secret_headers = (API_KEY_HEADER, CONNECTION_TOKEN_HEADER)
+    rate_limit = RATE_LIMIT  # per route handler and client: ProviderClient's default key
+    rate_window_seconds = RATE_WINDOW_SECONDS
 
     @staticmethod
     def is_permanent_error(response: httpx.Response) -> bool:

@@ -12,6 +12,11 @@ ENDPOINTS = {
     "tracking_categories": "/accounting/trackingcategories",
 }
 
+# Panora's throttler (nestjs, as Panora configures it): 100 requests a minute per route handler and client IP,
+# a sliding log in which refused requests count too (API_NOTES).
+RATE_LIMIT = 100
+RATE_WINDOW_SECONDS = 60.0
+
 API_KEY_HEADER = "x-api-key"
 CONNECTION_TOKEN_HEADER = "x-connection-token"
 

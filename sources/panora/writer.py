@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from sources.common.errors import ApiError, OutcomeUnknown
-from sources.common.ratelimit import RateLimitPacer
 from sources.common.writer import Created, Job, Row, WriterOptions, calendar_day
 from sources.panora.client import PanoraClient
 from sources.panora.settings import ENDPOINTS
@@ -120,7 +119,7 @@ class PanoraWriter:
     runs_in_background = False  # a request without an answer may still be running, an answered one is done
 
     def __init__(self, api_key: str, base_url: str, options: WriterOptions) -> None:
-        self.client = PanoraClient(api_key, base_url, policy=options.policy, pacer=RateLimitPacer(),
+        self.client = PanoraClient(api_key, base_url, policy=options.policy,
                                    stats=options.stats)  # fmt: skip
         self.page_size = options.page_size
         self.indexes: dict[tuple[str, str], RecordIndex] = {}

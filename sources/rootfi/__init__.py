@@ -11,7 +11,8 @@ deleted a stored record the API no longer lists at all. A company's position mov
 
 Configuration (dlt config/secrets, so `SOURCES__ROOTFI__...` environment variables work):
     api_key (secret), companies (alias -> Rootfi company id), base_url, page_size, max_attempts,
-    backoff_base, timeout, max_wait_seconds, max_body_bytes, overlap_seconds, clock_skew_seconds.
+    backoff_base, timeout, max_wait_seconds, max_body_bytes, rate_limit, rate_window_seconds, overlap_seconds,
+    clock_skew_seconds; SOURCES__RATE_BUDGET: where every worker's rate budget is kept (sources/common/budget.py).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from dlt.sources import DltResource
 from sources.common.http import RequestStats, RetryPolicy
 from sources.common.prefetch import prefetch
 from sources.common.provider import Provider, Setting
-from sources.common.ratelimit import RateLimitPacer
 from sources.common.records import ObjectSpec
 from sources.common.scan import PositionOf, ScanLog, scan_account
 from sources.common.sync import Guard
@@ -100,6 +100,8 @@ def rootfi_source(
     timeout: float = RetryPolicy.timeout,
     max_wait_seconds: float = RetryPolicy.max_wait_seconds,
     max_body_bytes: int = RetryPolicy.max_body_bytes,
+    rate_limit: int | None = None,
+    rate_window_seconds: float | None = None,
     overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
     clock_skew_seconds: float = DEFAULT_CLOCK_SKEW_SECONDS,
     full_refresh: bool = False,
@@ -117,6 +119,8 @@ def rootfi_source(
         page_size: rows per list request.
         max_attempts, backoff_base, timeout, max_wait_seconds, max_body_bytes: the shared retry policy
             (as for Panora).
+        rate_limit, rate_window_seconds: the server's rate limit per API key, where it differs from the
+            documented one (the server's `X-RateLimit-Limit` corrects the limit as answers come in).
         overlap_seconds: how far before the last loaded change the next incremental scan starts.
         clock_skew_seconds: how far past now a record's `rootfi_updated_at` may lie and still move the
             company's position (keep it at most `overlap_seconds`, so no change can fall behind it).
@@ -137,7 +141,6 @@ def rootfi_source(
     )
     stats = stats if stats is not None else RequestStats()
     scan_log = scan_log if scan_log is not None else ScanLog()
-    pacer = RateLimitPacer()  # the limit is per API key, across resources
     overlap = timedelta(seconds=overlap_seconds)
     skew = timedelta(seconds=clock_skew_seconds)
 
@@ -147,7 +150,8 @@ def rootfi_source(
         # The positions live in this resource's dlt state, committed with the load package: a run that
         # fails before its package loads leaves them where they were.
         positions: dict[str, str] = dlt.current.resource_state().setdefault(CURSOR_STATE_KEY, {})
-        client = RootfiClient(api_key, base_url, policy=policy, pacer=pacer, stats=stats, transport=transport)
+        client = RootfiClient(api_key, base_url, policy=policy, stats=stats, transport=transport,
+                            rate_limit=rate_limit, rate_window_seconds=rate_window_seconds)  # fmt: skip
         tables = ResourceTables()
         try:
             for alias, company_id in companies.items():

@@ -10,7 +10,7 @@ from typing import Any
 from sources.common.errors import ApiError, OutcomeUnknown
 from sources.common.http import ProviderClient
 from sources.common.pagination import follow_cursor
-from sources.rootfi.settings import API_KEY_HEADER, ENDPOINTS, SYNC_STATUS
+from sources.rootfi.settings import API_KEY_HEADER, ENDPOINTS, RATE_LIMIT, RATE_WINDOW_SECONDS, SYNC_STATUS
 
 
 def iso_utc(moment: datetime) -> str:
@@ -36,6 +36,12 @@ class RootfiClient(ProviderClient):
     title = "Rootfi"
     api_key_header = API_KEY_HEADER
     secret_headers = (API_KEY_HEADER,)
+    rate_limit = RATE_LIMIT
+    rate_window_seconds = RATE_WINDOW_SECONDS
+
+    def budget_key(self, route: str) -> str:
+        """Rootfi counts per API key, whatever the route."""
+        return f"rootfi {self.host} key {self.api_key_digest}"
 
     def pages(
         self,

@@ -10,6 +10,10 @@ ENDPOINTS = {
 }
 SYNC_STATUS = "/core/syncs/{sync_id}"
 
+# 100 requests a minute per API key, across routes (API_NOTES; its burst of 200 is not relied on)
+RATE_LIMIT = 100
+RATE_WINDOW_SECONDS = 60.0
+
 API_KEY_HEADER = "api_key"
 
 # Records changed within this many seconds before the last loaded `rootfi_updated_at` are asked for again:

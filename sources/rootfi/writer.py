@@ -16,7 +16,6 @@ from decimal import Decimal
 from typing import Any
 
 from sources.common.currencies import minor_unit_exponent
-from sources.common.ratelimit import RateLimitPacer
 from sources.common.writer import Created, Job, Row, WriterOptions, calendar_day
 from sources.rootfi.client import RootfiClient, updated_at
 from sources.rootfi.objects import platform_ref, record_key
@@ -135,7 +134,7 @@ class RootfiWriter:
     runs_in_background = True  # a job the server accepted runs on, whatever became of the answer
 
     def __init__(self, api_key: str, base_url: str, options: WriterOptions) -> None:
-        self.client = RootfiClient(api_key, base_url, policy=options.policy, pacer=RateLimitPacer(),
+        self.client = RootfiClient(api_key, base_url, policy=options.policy,
                                    stats=options.stats)  # fmt: skip
         self.batch_size = options.batch_size
         self.page_size = options.page_size
