@@ -1,22 +1,30 @@
-"""Fetch the next page while the current one is being normalized.
+"""Fetch ahead: the next page while the current one is being normalized, and the next connections' pages while
+one connection is being read.
 
-A cursor-paginated scan is a chain: page n+1 can only be asked for after page n arrived. What can overlap
-is the server preparing page n+1 (and the bytes travelling) with this process turning page n into arrow
-tables. A one-page-ahead background thread does that. Written by hand because neither httpx nor dlt
-offers read-ahead for an iterator; dlt's `parallelized` resources run whole resources side by side,
-which does not help within one cursor chain.
+A cursor-paginated scan is a chain: page n+1 can only be asked for after page n arrived. What can overlap is
+the server preparing page n+1 (and the bytes travelling) with this process turning page n into arrow tables,
+and the scans of other connections, which are chains of their own: a rate budget per route lets them go side
+by side while the one being read waits its turn. Written by hand because neither httpx nor dlt offers
+read-ahead for an iterator; dlt's `parallelized` resources run whole resources side by side, which does not
+help within one resource's connections, whose scans are read one after the other (each with its own
+positions and rejects).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
-from typing import TypeVar
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, TypeVar
 
+K = TypeVar("K")
 T = TypeVar("T")
 
 _DONE = object()
+# Connections whose scans are fetched while one is read: enough to keep a per-route budget busy when each
+# request takes a few hundred milliseconds, few enough that their buffered pages stay small.
+DEFAULT_LOOKAHEAD = 4
 
 
 class _Failure:
@@ -24,37 +32,70 @@ class _Failure:
         self.error = error
 
 
-def prefetch(items: Iterator[T], depth: int = 1) -> Iterator[T]:
-    """Yield what `items` yields, producing up to `depth` items ahead in a background thread. An exception
-    in the producer is raised in the consumer at the same point; closing the consumer stops the producer."""
-    buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+class Prefetched(Generic[T]):
+    """What `items` yields, produced up to `depth` items ahead in a background thread that starts at once. An
+    exception in the producer is raised in the consumer at the same point; `close()` stops the producer."""
 
-    def produce() -> None:
+    def __init__(self, items: Iterator[T], depth: int = 1) -> None:
+        self._buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._items = items
+        self._worker = threading.Thread(target=self._produce, name="page-prefetch", daemon=True)
+        self._worker.start()
+        self._ended = False
+
+    def _produce(self) -> None:
         try:
-            for item in items:
-                while not stop.is_set():
+            for item in self._items:
+                while not self._stop.is_set():
                     try:
-                        buffer.put(item, timeout=0.1)
+                        self._buffer.put(item, timeout=0.1)
                         break
                     except queue.Full:
                         continue
-                if stop.is_set():
+                if self._stop.is_set():
                     return
-            buffer.put(_DONE)
+            self._buffer.put(_DONE)
         except BaseException as exc:  # handed over to the consumer, which re-raises it
-            buffer.put(_Failure(exc))
+            self._buffer.put(_Failure(exc))
 
-    worker = threading.Thread(target=produce, name="page-prefetch", daemon=True)
-    worker.start()
+    def __iter__(self) -> Iterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._ended:
+            raise StopIteration
+        item = self._buffer.get()
+        if item is _DONE:
+            self._ended = True
+            raise StopIteration
+        if isinstance(item, _Failure):
+            self._ended = True
+            raise item.error
+        return item  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._worker.join(timeout=5)
+
+
+def prefetch(items: Iterator[T], depth: int = 1) -> Prefetched[T]:
+    return Prefetched(items, depth)
+
+
+def fetch_ahead(
+    scans: Iterable[tuple[K, Callable[[], Iterator[T]]]], lookahead: int
+) -> Iterator[tuple[K, Prefetched[T]]]:
+    """(key, pages) in the order given, where the pages of up to `lookahead` scans after the one being read are
+    already being fetched. The consumer closes each it is handed; the ones not handed out are closed here."""
+    pending: deque[tuple[K, Prefetched[T]]] = deque()
     try:
-        while True:
-            item = buffer.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item  # type: ignore[misc]
+        for key, start in scans:
+            pending.append((key, prefetch(start())))
+            while len(pending) > lookahead:
+                yield pending.popleft()
+        while pending:
+            yield pending.popleft()
     finally:
-        stop.set()
-        worker.join(timeout=5)
+        for _, pages in pending:
+            pages.close()

@@ -16,6 +16,7 @@ Configuration (dlt config/secrets, so `SOURCES__PANORA__...` environment variabl
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -24,7 +25,7 @@ import httpx
 from dlt.sources import DltResource
 
 from sources.common.http import RequestStats, RetryPolicy
-from sources.common.prefetch import prefetch
+from sources.common.prefetch import DEFAULT_LOOKAHEAD, fetch_ahead
 from sources.common.provider import Provider, Setting
 from sources.common.records import ObjectSpec
 from sources.common.scan import ScanLog, scan_account
@@ -67,6 +68,7 @@ def panora_source(
     max_body_bytes: int = RetryPolicy.max_body_bytes,
     rate_limit: int | None = None,
     rate_window_seconds: float | None = None,
+    lookahead: int = DEFAULT_LOOKAHEAD,
     remote_data: bool = False,
     stats: RequestStats | None = None,
     scan_log: ScanLog | None = None,
@@ -88,6 +90,8 @@ def panora_source(
         max_body_bytes: the largest answer read; a larger one fails the scan.
         rate_limit, rate_window_seconds: the server's rate limit, where it differs from the documented one
             (the server's `X-RateLimit-Limit` corrects the limit as answers come in).
+        lookahead: how many connections' scans are fetched ahead while one is read (the rate budget paces
+            them all).
         remote_data: also load each record's raw provider JSON (`remote_data`).
         stats: request counters to fill (for the run summary).
         scan_log: per-scan results to fill (complete or failed, counts).
@@ -112,10 +116,16 @@ def panora_source(
         client = PanoraClient(api_key, base_url, policy=policy, stats=stats, transport=transport,
                             rate_limit=rate_limit, rate_window_seconds=rate_window_seconds)  # fmt: skip
         tables = ResourceTables()
+        scans = (
+            (alias, functools.partial(client.pages, spec.resource, token, page_size, remote_data=remote_data))
+            for alias, token in connections.items()
+        )
         try:
-            for alias, token in connections.items():
-                pages = prefetch(client.pages(spec.resource, token, page_size, remote_data=remote_data))
-                yield from scan_account(spec, alias, pages, scan_log, tables, guard=destination_guard)
+            for alias, pages in fetch_ahead(scans, lookahead):
+                try:
+                    yield from scan_account(spec, alias, pages, scan_log, tables, guard=destination_guard)
+                finally:
+                    pages.close()
         finally:
             client.close()
 

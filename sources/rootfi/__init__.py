@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,7 +28,7 @@ import httpx
 from dlt.sources import DltResource
 
 from sources.common.http import RequestStats, RetryPolicy
-from sources.common.prefetch import prefetch
+from sources.common.prefetch import DEFAULT_LOOKAHEAD, fetch_ahead
 from sources.common.provider import Provider, Setting
 from sources.common.records import ObjectSpec
 from sources.common.scan import PositionOf, ScanLog, scan_account
@@ -102,6 +102,7 @@ def rootfi_source(
     max_body_bytes: int = RetryPolicy.max_body_bytes,
     rate_limit: int | None = None,
     rate_window_seconds: float | None = None,
+    lookahead: int = DEFAULT_LOOKAHEAD,
     overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
     clock_skew_seconds: float = DEFAULT_CLOCK_SKEW_SECONDS,
     full_refresh: bool = False,
@@ -121,6 +122,7 @@ def rootfi_source(
             (as for Panora).
         rate_limit, rate_window_seconds: the server's rate limit per API key, where it differs from the
             documented one (the server's `X-RateLimit-Limit` corrects the limit as answers come in).
+        lookahead: how many companies' scans are fetched ahead while one is read (they share the key's budget).
         overlap_seconds: how far before the last loaded change the next incremental scan starts.
         clock_skew_seconds: how far past now a record's `rootfi_updated_at` may lie and still move the
             company's position (keep it at most `overlap_seconds`, so no change can fall behind it).
@@ -153,26 +155,33 @@ def rootfi_source(
         client = RootfiClient(api_key, base_url, policy=policy, stats=stats, transport=transport,
                             rate_limit=rate_limit, rate_window_seconds=rate_window_seconds)  # fmt: skip
         tables = ResourceTables()
+        starts: dict[str, tuple[datetime | None, datetime | None]] = {}  # alias -> (position, scan start)
+
+        def scan_of(alias: str, company_id: str) -> tuple[str, Callable[[], Iterator[list[Any]]]]:
+            last = None if full_refresh else _stored_position(positions.get(alias), alias)
+            since = last - overlap if last is not None and last - datetime.min.replace(tzinfo=UTC) > overlap else None
+            starts[alias] = (last, since)
+            expect = functools.partial(scan_log.expect, spec.resource, alias)
+            return alias, functools.partial(client.pages, spec.resource, company_id, page_size, since, on_total=expect)
+
         try:
-            for alias, company_id in companies.items():
-                last = None if full_refresh else _stored_position(positions.get(alias), alias)
-                since = (
-                    last - overlap if last is not None and last - datetime.min.replace(tzinfo=UTC) > overlap else None
-                )
-                expect = functools.partial(scan_log.expect, spec.resource, alias)
-                pages = prefetch(client.pages(spec.resource, company_id, page_size, since, on_total=expect))
+            for alias, pages in fetch_ahead((scan_of(a, c) for a, c in companies.items()), lookahead):
+                last, since = starts[alias]
                 if since is not None:
                     log.info("%s [%s]: changes since %s", spec.resource, alias, iso_utc(since))
-                result = yield from scan_account(
-                    spec,
-                    alias,
-                    pages,
-                    scan_log,
-                    tables,
-                    complete=since is None,
-                    guard=destination_guard,
-                    position_of=_positions_up_to(datetime.now(UTC) + skew),
-                )
+                try:
+                    result = yield from scan_account(
+                        spec,
+                        alias,
+                        pages,
+                        scan_log,
+                        tables,
+                        complete=since is None,
+                        guard=destination_guard,
+                        position_of=_positions_up_to(datetime.now(UTC) + skew),
+                    )
+                finally:
+                    pages.close()
                 if result.status != "complete":
                     continue  # the position stays: the next run asks for these changes again
                 if result.position is not None and (last is None or result.position > last):
