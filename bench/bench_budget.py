@@ -9,6 +9,8 @@ busiest route's requests at the allowed rate) and the share of the floor reached
 
     .venv/bin/python bench/bench_budget.py                      # 200 connections; 1, 2, 4 workers; groups of 1, 10, 50
     .venv/bin/python bench/bench_budget.py --workers 4 --groups 10 --connections 60
+    .venv/bin/python bench/bench_budget.py --connections 2 --workers 1 --groups 2 --payments 400 --invoices 300 \
+        --page-size 20 --limit 10 --window 10                      # one long load of two connections
 """
 
 from __future__ import annotations
@@ -44,7 +46,11 @@ def load_group(args: dict[str, Any]) -> int:
         destination=dlt.destinations.duckdb(credentials=args["database"]),
         pipeline_name=f"bench_group_{args['group']}",
         pipelines_dir=args["pipelines_dir"],
-        source_options={"rate_limit": args["limit"], "rate_window_seconds": args["window"]},
+        source_options={
+            "rate_limit": args["limit"],
+            "rate_window_seconds": args["window"],
+            "page_size": args["page_size"],
+        },
         transform=False,
     )
     assert summary.status == "ok", summary.render()
@@ -68,6 +74,7 @@ def run(sandbox: Any, tmp: Path, workers: int, group: int, args: argparse.Namesp
             "pipelines_dir": str(tmp / f"pipelines_{tag}"),
             "limit": args.limit,
             "window": args.window,
+            "page_size": args.page_size,
         }
         for start in range(0, len(aliases), group)
     ]
@@ -88,12 +95,16 @@ def main() -> None:
     parser.add_argument("--groups", default="1,10,50")
     parser.add_argument("--limit", type=int, default=50, help="requests per window per route")
     parser.add_argument("--window", type=float, default=2.0, help="seconds")
+    parser.add_argument("--payments", type=int, default=4, help="payments per connection")
+    parser.add_argument("--invoices", type=int, default=3, help="invoices per connection")
+    parser.add_argument("--page-size", type=int, default=1000, help="rows per request")
     args = parser.parse_args()
 
     from sandbox.panora import ConnectionSpec, PanoraSandbox, Settings, Store, seed_connections
 
     specs = tuple(
-        ConnectionSpec(f"c{n:03d}", "xero", ("EUR",), invoices=3, payments=4) for n in range(args.connections)
+        ConnectionSpec(f"c{n:03d}", "xero", ("EUR",), invoices=args.invoices, payments=args.payments)
+        for n in range(args.connections)
     )
     settings = Settings(rate_limit=args.limit, rate_window_seconds=args.window)
     rows = []

@@ -5,9 +5,9 @@ A cursor-paginated scan is a chain: page n+1 can only be asked for after page n 
 the server preparing page n+1 (and the bytes travelling) with this process turning page n into arrow tables,
 and the scans of other connections, which are chains of their own: a rate budget per route lets them go side
 by side while the one being read waits its turn. Written by hand because neither httpx nor dlt offers
-read-ahead for an iterator; dlt's `parallelized` resources run whole resources side by side, which does not
-help within one resource's connections, whose scans are read one after the other (each with its own
-positions and rejects).
+read-ahead for an iterator; dlt's `parallelized` resources (which the sources use, for the routes) run whole
+resources side by side, which does not help within one resource's connections, whose scans are read one
+after the other (each with its own positions and rejects).
 """
 
 from __future__ import annotations

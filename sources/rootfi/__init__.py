@@ -151,7 +151,7 @@ def rootfi_source(
         # position, and yields parent and child tables where only the parent has the cursor column.
         # The positions live in this resource's dlt state, committed with the load package: a run that
         # fails before its package loads leaves them where they were.
-        positions: dict[str, str] = dlt.current.resource_state().setdefault(CURSOR_STATE_KEY, {})
+        positions: dict[str, str] = dlt.current.resource_state(spec.resource).setdefault(CURSOR_STATE_KEY, {})
         client = RootfiClient(api_key, base_url, policy=policy, stats=stats, transport=transport,
                             rate_limit=rate_limit, rate_window_seconds=rate_window_seconds)  # fmt: skip
         tables = ResourceTables()
@@ -189,7 +189,9 @@ def rootfi_source(
         finally:
             client.close()
 
-    return [dlt.resource(scan_all, name=spec.resource)(spec) for spec in OBJECTS.values()]
+    # `parallelized`: the resources run side by side in dlt's thread pool (as Panora's); they share the key's
+    # budget. The resource state is asked for by name, as dlt needs from a thread of that pool.
+    return [dlt.resource(scan_all, name=spec.resource, parallelized=True)(spec) for spec in OBJECTS.values()]
 
 
 def _source(api_key: str, accounts: dict[str, str], full_refresh: bool = False, **options: Any) -> Any:
