@@ -243,6 +243,23 @@ def kill_when(command: Sequence[str], env: dict[str, str], reached: Callable[[],
             process.wait()
 
 
+def run_workers(script: str, arguments: Sequence[dict[str, Any]], env: dict[str, str]) -> list[dict[str, Any]]:
+    """Run `python -c script <json>` once per argument set, all at once; each must exit 0 and print a JSON
+    object as its last line (returned in order)."""
+    root = Path(__file__).resolve().parents[1]
+    processes = []
+    for args in arguments:
+        command = [sys.executable, "-c", script, json.dumps(args)]
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+        processes.append(subprocess.Popen(command, cwd=root, env=env, text=True, **pipes))
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
 # -- scripted HTTP -----------------------------------------------------------------------------------------
 def scripted(*answers: Any) -> tuple[httpx.MockTransport, list[httpx.Request]]:
     """A transport that plays answers in order (an exception instance is raised); records requests."""

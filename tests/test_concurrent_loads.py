@@ -4,20 +4,15 @@ one DuckDB file (no lock error: the writes take turns, the fetching overlaps) an
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import uuid
 from datetime import datetime
-from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.support import DATASET, Warehouse
+from tests.support import DATASET, Warehouse, run_workers
 
-ROOT = Path(__file__).resolve().parents[1]
 WORKER = """
 import json, sys
 import dlt
@@ -39,31 +34,18 @@ print(json.dumps({"status": summary.status, "started": summary.started_at.isofor
 def load_side_by_side(warehouse: Warehouse, aliases: list[str], **target: str) -> list[dict]:
     sandbox = warehouse.sandbox
     sandbox.settings.delay_seconds = 0.03  # long enough scans for the two loads to overlap
-    processes = []
-    for alias in aliases:
-        args = {
+    arguments = [
+        {
             "api_key": sandbox.api_key,
-            "connections": sandbox.store.tokens(),
+            "connections": sandbox.accounts(),
             "url": sandbox.url,
             "alias": alias,
             "pipelines_dir": str(warehouse.pipelines_dir),
             **target,
         }
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-c", WORKER, json.dumps(args)],
-                cwd=ROOT,
-                env={**os.environ, "RUNTIME__LOG_LEVEL": "WARNING"},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    results = []
-    for process in processes:
-        out, err = process.communicate(timeout=240)
-        assert process.returncode == 0, err[-3000:]
-        results.append(json.loads(out.strip().splitlines()[-1]))
+        for alias in aliases
+    ]
+    results = run_workers(WORKER, arguments, {**os.environ, "RUNTIME__LOG_LEVEL": "WARNING"})
     assert all(r["status"] == "ok" for r in results)
     first, second = ((datetime.fromisoformat(r["started"]), datetime.fromisoformat(r["finished"])) for r in results)
     assert first[0] < second[1] and second[0] < first[1], "the two loads did not run at the same time"

@@ -4,18 +4,13 @@ does (per route and client, a sliding log in which refused requests count): exac
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.support import DATASET, Warehouse
+from tests.support import DATASET, Warehouse, run_workers
 
-ROOT = Path(__file__).resolve().parents[1]
 LIMIT, WINDOW = 8, 1.0  # per route and client: tight, so that three workers would meet it at once
 WORKER = """
 import json, sys
@@ -45,9 +40,8 @@ def load_in_processes(warehouse: Warehouse, budget: dict[str, str], aliases: lis
         "SOURCES__PANORA__RATE_WINDOW_SECONDS": str(WINDOW),
         **budget,
     }
-    processes = []
-    for alias in aliases:
-        args = {
+    arguments = [
+        {
             "api_key": sandbox.api_key,
             "connections": sandbox.accounts(),
             "url": sandbox.url,
@@ -55,15 +49,9 @@ def load_in_processes(warehouse: Warehouse, budget: dict[str, str], aliases: lis
             "pipelines_dir": str(warehouse.pipelines_dir / alias),
             "duckdb": str(warehouse.path.parent / f"{alias}.duckdb"),
         }
-        command = [sys.executable, "-c", WORKER, json.dumps(args)]
-        processes.append(
-            subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        )
-    results = []
-    for process in processes:
-        out, err = process.communicate(timeout=300)
-        assert process.returncode == 0, err[-3000:]
-        results.append(json.loads(out.strip().splitlines()[-1]))
+        for alias in aliases
+    ]
+    results = run_workers(WORKER, arguments, env)
     assert all(r["status"] == "ok" for r in results)
     for alias in aliases:
         with duckdb.connect(str(warehouse.path.parent / f"{alias}.duckdb"), read_only=True) as con:
