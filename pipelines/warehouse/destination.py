@@ -8,16 +8,27 @@ from typing import Any
 
 import dlt
 from dlt.common.destination import Destination
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from pipelines.settings import ConfigurationError, duckdb_file
 
 
+# DuckDB's own default is 80% of the machine's memory, which it then keeps as cache: a load of a million
+# records grew the process by more than a GB in its merge and models steps. Bounded, DuckDB spills the
+# rest to its temporary directory beside the file; measured (bench/bench_scale.py), the load step barely
+# slows. ACCOUNTING_ETL__DUCKDB_MEMORY_LIMIT sets another bound (any DuckDB size, e.g. `2GB`).
+DEFAULT_DUCKDB_MEMORY_LIMIT = "256MB"
+
+
 def make_destination(destination: str | Destination | None = None) -> str | Destination:
-    """The configured destination; DuckDB writes `accounting.duckdb` unless told otherwise."""
+    """The configured destination; DuckDB writes `accounting.duckdb` unless told otherwise, within
+    ACCOUNTING_ETL__DUCKDB_MEMORY_LIMIT."""
     if destination is None:
         destination = dlt.config.get("accounting_etl.destination") or "duckdb"
     if destination == "duckdb":
-        return dlt.destinations.duckdb(credentials=duckdb_file())
+        limit = str(dlt.config.get("accounting_etl.duckdb_memory_limit") or DEFAULT_DUCKDB_MEMORY_LIMIT)
+        credentials = DuckDbCredentials(duckdb_file(), global_config={"memory_limit": limit})
+        return dlt.destinations.duckdb(credentials=credentials)
     return destination
 
 

@@ -8,9 +8,10 @@ stops with a `PaginationError` on a cursor that comes back, which would page for
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from sources.common.digests import DigestSet, id_digests
 from sources.common.errors import PaginationError
 
 Fetch = Callable[[str | None], tuple[list[Any], str | None]]
@@ -21,25 +22,23 @@ def follow_cursor(
     key: Callable[[Any], str | None],
     what: str,
     cursor: str | None = None,
-    seen_keys: set[str] | None = None,
+    seen_keys: Iterable[str] = (),
 ) -> Iterator[list[Any]]:
     """Every page from `cursor` (None: the first page) until the server gives no next cursor, without the
-    rows seen before in this scan. Rows without a key pass through (the normalizer reports them)."""
-    seen_keys = seen_keys if seen_keys is not None else set()
+    rows seen before in this scan (`seen_keys`: taken as seen already). Rows without a key pass through (the
+    normalizer reports them). The keys seen are kept as digests (`sources/common/digests.py`), so a scan of
+    millions of rows holds megabytes, not a set of strings."""
+    seen = DigestSet(id_digests(seen_keys))
     seen_cursors: set[str] = set()
     number = 0
     while True:
         number += 1
         data, next_cursor = fetch(cursor)
-        rows = []
-        for row in data:
-            row_key = key(row)
-            if row_key is not None:
-                if row_key in seen_keys:
-                    continue
-                seen_keys.add(row_key)
-            rows.append(row)
-        yield rows
+        keys = [key(row) for row in data]
+        keyed = [i for i, row_key in enumerate(keys) if row_key is not None]
+        fresh = seen.add_new(id_digests(keys[i] for i in keyed))  # type: ignore[misc]
+        dropped = {i for i, new in zip(keyed, fresh, strict=True) if not new}
+        yield [row for i, row in enumerate(data) if i not in dropped] if dropped else list(data)
         if next_cursor is None:
             return
         if next_cursor in seen_cursors:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -176,10 +177,9 @@ def scan_connection(
         tables.seeded = True
     loaded = LoadedRecords.read(spec.parent.name, connection, spec.provider, guard)
     fast = builder_for(spec)
-    seen: set[str] = set()
     for page in pages:
         result.pages += 1
-        yield from _page_tables(spec, connection, page, loaded, seen, result, fast, tables, position_of)
+        yield from _page_tables(spec, connection, page, loaded, result, fast, tables, position_of)
         if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
             last_progress = time.monotonic()
             log.info(
@@ -189,13 +189,13 @@ def scan_connection(
                 result.records,
                 result.written,
             )
-    missing = loaded.missing(seen) if complete else set()
-    tombstones = _stored_json_as_text(loaded.tombstones(missing), spec.parent, tables.kinds)
-    if tombstones:
-        result.deleted = len(tombstones)
-        result.count(spec.parent.name, len(tombstones))
-        table, extra_json = spec.parent.build(tombstones, tables.kinds)
-        yield tables.tag(spec.parent, table, extra_json)
+    if complete:
+        for batch in loaded.tombstones():
+            tombstones = _stored_json_as_text(batch, spec.parent, tables.kinds)
+            result.deleted += len(tombstones)
+            result.count(spec.parent.name, len(tombstones))
+            table, extra_json = spec.parent.build(tombstones, tables.kinds)
+            yield tables.tag(spec.parent, table, extra_json)
     result.status = "complete"
     result.seconds = round(time.monotonic() - started, 3)
     log.info(
@@ -228,14 +228,15 @@ def _page_tables(
     connection: str,
     page: list[dict[str, Any]],
     loaded: LoadedRecords,
-    seen: set[str],
     result: ScanResult,
     fast: ArrowPageBuilder | None,
     tables: ResourceTables,
     position_of: PositionOf | None,
 ) -> Iterator[Any]:
+    hashed: list[tuple[int, Any, str]] = []  # (position, record, hash) of what has an id to compare
     changed: list[tuple[int, Any, str | None]] = []  # (position, record, hash) of what must be written
     rejects: list[dict[str, Any]] = []
+    listed: list[str] = []  # ids of records that exist upstream even though they cannot be read
     positions: list[tuple[int, datetime]] = []
     for position, record in enumerate(page, start=result.records):
         if position_of is not None:
@@ -248,13 +249,11 @@ def _page_tables(
             except Exception as exc:
                 error = _as_record_error(exc)
                 if error.record_id:
-                    seen.add(error.record_id)
+                    listed.append(error.record_id)
                 rejects.append(_reject(spec, connection, error.record_id, position, error, record))
                 continue
         record_id = record.get("id") if isinstance(record, dict) else None
-        if isinstance(record_id, str) and record_id:
-            # a record that exists upstream is never marked deleted, even when it cannot be read
-            seen.add(record_id)
+        has_id = isinstance(record_id, str) and bool(record_id)
         if not isinstance(record, dict):
             error = RecordError("(record)", f"expected an object, got {type(record).__name__}")
             rejects.append(_reject(spec, connection, None, position, error, record))
@@ -262,13 +261,20 @@ def _page_tables(
         try:
             content_hash = record_hash(record, spec.volatile, spec.nested_lists)
         except RecordError as exc:
+            if has_id:
+                listed.append(record_id)  # a record that exists upstream is never marked deleted
             rejects.append(_reject(spec, connection, _usable_id(record_id), position, exc, record))
             continue
-        if isinstance(record_id, str) and not loaded.needs_write(record_id, content_hash):
-            result.unchanged += 1
-            continue
-        changed.append((position, record, content_hash))
+        if has_id:
+            hashed.append((position, record, content_hash))
+        else:
+            changed.append((position, record, content_hash))  # the normalizer names what is wrong
     result.records += len(page)
+    loaded.mark_seen(listed)
+    needs_write = loaded.compare([r["id"] for _, r, _ in hashed], [h for _, _, h in hashed])
+    result.unchanged += int(len(hashed) - np.count_nonzero(needs_write))
+    changed.extend(entry for entry, write in zip(hashed, needs_write, strict=True) if write)
+    changed.sort(key=lambda entry: entry[0])
 
     built = None
     if fast is not None and changed:

@@ -15,14 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
 import dlt
+import numpy as np
 import orjson
 
+from sources.common.digests import DIGEST, hash_bytes, id_digests, positions_in
 from sources.common.errors import RecordError
 from sources.common.extras import kind_of_stored
 
@@ -72,14 +74,19 @@ def record_hash(record: dict[str, Any], volatile: frozenset[str], nested: tuple[
 
 
 class LoadedRecords:
-    """Ids, hashes and deletion marks of one connection's rows in one destination table."""
+    """Ids, content hashes and deletion marks of one connection's rows in one destination table, kept as
+    digests in flat arrays (`sources/common/digests.py`): about 40 bytes a stored record, whatever its size.
+
+    `compare` tells which of a page's records need writing and remembers which stored records this scan saw;
+    after a complete scan, `tombstones` gives the stored live rows it did not see, with `deleted_at` set."""
 
     def __init__(
         self,
         table: str,
         connection: str,
-        hashes: dict[str, str],
-        deleted: set[str],
+        digests: np.ndarray,
+        hashes: np.ndarray,
+        deleted: np.ndarray,
         pipeline: Any = None,
         provider: str | None = None,
         guard: Guard | None = None,
@@ -88,9 +95,18 @@ class LoadedRecords:
         self.connection = connection
         self.provider = provider
         self.guard = guard or nullcontext
-        self.hashes = hashes
-        self.deleted = deleted
+        self.digests = digests  # sorted, unique: the stored ids' digests
+        self.hashes = hashes  # the content hash of each, as 16 bytes
+        self.deleted = deleted  # whether each is stored with `deleted_at`
+        self.seen = np.zeros(len(digests), dtype=bool)  # whether this scan listed it
         self._pipeline = pipeline
+
+    @classmethod
+    def empty(
+        cls, table: str, connection: str, provider: str | None = None, guard: Guard | None = None
+    ) -> LoadedRecords:
+        nothing = np.array([], dtype=DIGEST)
+        return cls(table, connection, nothing, nothing, np.array([], dtype=bool), provider=provider, guard=guard)
 
     @classmethod
     def read(
@@ -98,20 +114,35 @@ class LoadedRecords:
     ) -> LoadedRecords:
         """Read from the running pipeline's destination; empty when there is none or the table is new.
         With `provider`, only that provider's rows (providers share the tables). `guard` is held around
-        every read of the destination (a single-writer warehouse is read in turn with other loads)."""
+        every read of the destination (a single-writer warehouse is read in turn with other loads). The rows
+        are read in chunks, so that only the compact arrays grow with the table."""
         guard = guard or nullcontext
         pipeline = _current_pipeline(table)
-        rows = None
-        if pipeline is not None:
-            columns = f"id, {HASH_COLUMN}, CASE WHEN {DELETED_COLUMN} IS NULL THEN 0 ELSE 1 END"
-            where, args = cls._where(connection, provider)
-            with guard():
-                rows = _select(pipeline, table, columns, where, args)
-        if rows is None:
-            return cls(table, connection, {}, set(), provider=provider, guard=guard)
-        hashes = {row[0]: row[1] for row in rows}
-        deleted = {row[0] for row in rows if row[2]}
-        return cls(table, connection, hashes, deleted, pipeline, provider, guard)
+        if pipeline is None:
+            return cls.empty(table, connection, provider, guard)
+        digests, hashes, deleted = [], [], []
+        columns = f"id, {HASH_COLUMN}, {DELETED_COLUMN} IS NOT NULL"
+        where, args = cls._where(connection, provider)
+        with guard():
+            for chunk in _select_chunks(pipeline, table, columns, where, args):
+                digests.append(id_digests(str(row[0]) for row in chunk))
+                hashes.append(hash_bytes(row[1] for row in chunk))
+                deleted.append(np.array([bool(row[2]) for row in chunk], dtype=bool))
+        if not digests:
+            return cls.empty(table, connection, provider, guard)
+        all_digests = np.concatenate(digests)
+        # sorted by digest; an id stored twice (which merge never writes) counts once, as a dict would keep it
+        unique, first = np.unique(all_digests, return_index=True)
+        return cls(
+            table,
+            connection,
+            unique,
+            np.concatenate(hashes)[first],
+            np.concatenate(deleted)[first],
+            pipeline,
+            provider,
+            guard,
+        )
 
     @staticmethod
     def _where(connection: str, provider: str | None) -> tuple[str, list[Any]]:
@@ -119,35 +150,67 @@ class LoadedRecords:
             return "connection = %s", [connection]
         return "connection = %s AND provider = %s", [connection, provider]
 
-    def needs_write(self, record_id: str, content_hash: str) -> bool:
-        """New, changed, or back after having been marked deleted."""
-        return self.hashes.get(record_id) != content_hash or record_id in self.deleted
+    def __len__(self) -> int:
+        return len(self.digests)
 
-    def missing(self, seen: Iterable[str]) -> set[str]:
-        """Ids stored as live that a complete scan did not see."""
-        return set(self.hashes) - self.deleted - set(seen)
+    def mark_seen(self, ids: list[str]) -> None:
+        """These ids exist upstream (listed by this scan), whether or not they can be read."""
+        if ids and len(self.digests):
+            at = positions_in(self.digests, id_digests(ids))
+            self.seen[at[at >= 0]] = True
 
-    def tombstones(self, ids: set[str], now: datetime | None = None) -> list[dict[str, Any]]:
-        """The stored rows of `ids` (without dlt's own columns), with `deleted_at` set."""
-        if not ids or self._pipeline is None:
-            return []
+    def compare(self, ids: list[str], content_hashes: list[str]) -> np.ndarray:
+        """For each record (its id and content hash): whether it must be written (new, changed, or back after
+        having been marked deleted). Marks every one seen."""
+        if not ids:
+            return np.zeros(0, dtype=bool)
+        if not len(self.digests):
+            return np.ones(len(ids), dtype=bool)
+        at = positions_in(self.digests, id_digests(ids))
+        stored = at >= 0
+        self.seen[at[stored]] = True
+        write = np.ones(len(ids), dtype=bool)
+        known = at[stored]
+        write[stored] = (self.hashes[known] != hash_bytes(h for i, h in enumerate(content_hashes) if stored[i])) | (
+            self.deleted[known]
+        )
+        return write
+
+    def missing_count(self) -> int:
+        """How many records are stored as live that this scan did not see."""
+        return int(np.count_nonzero(~self.seen & ~self.deleted))
+
+    def tombstones(self, now: datetime | None = None) -> Iterator[list[dict[str, Any]]]:
+        """The stored live rows this scan did not see (without dlt's own columns), with `deleted_at` set, in
+        batches. Their ids are found by reading the stored ids again (only when there are some)."""
+        if not self.missing_count() or self._pipeline is None:
+            return
+        missing = self.digests[~self.seen & ~self.deleted]
+        ids: list[str] = []
+        owner, args = self._where(self.connection, self.provider)
+        with self.guard():
+            for chunk in _select_chunks(self._pipeline, self.table, "id", owner, args):
+                chunk_ids = [str(row[0]) for row in chunk]
+                hits = positions_in(missing, id_digests(chunk_ids)) >= 0
+                ids.extend(i for i, hit in zip(chunk_ids, hits, strict=True) if hit)
         stamp = now or datetime.now(UTC)
-        out: list[dict[str, Any]] = []
-        ordered = sorted(ids)
+        ordered = sorted(set(ids))
         for start in range(0, len(ordered), ID_BATCH):
             batch = ordered[start : start + ID_BATCH]
-            owner, args = self._where(self.connection, self.provider)
             where = f"{owner} AND id IN ({', '.join(['%s'] * len(batch))})"
             with self.guard():
                 rows = _select(self._pipeline, self.table, "*", where, [*args, *batch], with_names=True)
+            out: list[dict[str, Any]] = []
             for row in rows or []:
                 row = {k: v for k, v in row.items() if not k.startswith("_dlt_")}
                 row[DELETED_COLUMN] = stamp
                 out.append(row)
-        return out
+            if out:
+                yield out
 
 
 ID_BATCH = 500
+READ_CHUNK = 50_000  # stored rows fetched at a time
 
 
 def stored_column_kinds(tables: Sequence[str], guard: Guard | None = None) -> dict[str, dict[str, str]]:
@@ -194,6 +257,17 @@ def _current_pipeline(table: str) -> Any:
     if pipeline.default_schema_name not in stored_schemas or table not in pipeline.default_schema.tables:
         return None  # nothing loaded yet
     return pipeline
+
+
+def _select_chunks(pipeline: Any, table: str, columns: str, where: str, args: list[Any]) -> Iterator[list[Any]]:
+    """Rows of a destination table, `READ_CHUNK` at a time (DB-API `fetchmany`, on every SQL destination)."""
+    try:
+        with pipeline.sql_client() as client:
+            name = client.make_qualified_table_name(table)
+            with client.execute_query(f"SELECT {columns} FROM {name} WHERE {where}", *args) as cursor:
+                yield from cursor.iter_fetch(READ_CHUNK)
+    except Exception as exc:  # e.g. the table is in the schema but its first load has not landed
+        log.info("cannot read back %s (%s: %s)", table, type(exc).__name__, str(exc)[:200])
 
 
 def _select(

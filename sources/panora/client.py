@@ -100,7 +100,7 @@ class PanoraClient(ProviderClient):
             _row_id,
             resource,
             cursor=start_after,
-            seen_keys={start_after} if start_after else None,
+            seen_keys=[start_after] if start_after else (),
         )
 
 
