@@ -30,6 +30,7 @@ import dlt
 from dlt.common.destination import Destination
 
 from pipelines import registry, settings
+from pipelines.gc_tuning import fewer_collections
 from pipelines.progress import live, load_table
 from pipelines.push.ledger import ensure_tables
 from pipelines.registry import check_distinct_aliases, configured_providers, provider
@@ -200,7 +201,7 @@ def _run(
             pipeline.destination.destination_name,
         )
         started = time.monotonic()
-        with live(lambda: load_table(provider_name, scans, stats, started)):  # on a terminal only
+        with live(lambda: load_table(provider_name, scans, stats, started)), fewer_collections():
             pipeline.extract(source.with_resources(*resources), loader_file_format=fmt)
         extracted = time.monotonic()
         pipeline.normalize()

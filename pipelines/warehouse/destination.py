@@ -12,7 +12,6 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from pipelines.settings import ConfigurationError, duckdb_file
 
-
 # DuckDB's own default is 80% of the machine's memory, which it then keeps as cache: a load of a million
 # records grew the process by more than a GB in its merge and models steps. Bounded, DuckDB spills the
 # rest to its temporary directory beside the file; measured (bench/bench_scale.py), the load step barely

@@ -56,6 +56,10 @@ REJECTED_RECORDS = TableSpec(
 )
 
 PROGRESS_EVERY_SECONDS = 5.0
+# Rows of one table gathered before they go to dlt as one item: dlt spends about 1.5 ms on every item it
+# extracts whatever its size (measured here: 1,200 pages of 1,000 rows took 2.9 s as 1,200 items, 1.2 s as
+# 120), and a page yields up to eight tables. Bounded: a scan holds at most this many rows per table.
+BATCH_ROWS = 20_000
 
 
 @dataclass
@@ -121,6 +125,38 @@ class ScanLog:
 PositionOf = Callable[[Any], datetime | None]
 
 
+class _Batches:
+    """A scan's tables, gathered per table until `BATCH_ROWS`, then tagged for dlt as one item."""
+
+    def __init__(self, tables: ResourceTables) -> None:
+        self.tables = tables
+        self.pending: dict[str, tuple[TableSpec, list[pa.Table], set[str]]] = {}
+        self.rows: dict[str, int] = {}
+
+    def add(self, spec: TableSpec, table: pa.Table, extra_json: Iterable[str]) -> Iterator[Any]:
+        _, parts, json_columns = self.pending.setdefault(spec.name, (spec, [], set()))
+        parts.append(table)
+        json_columns.update(extra_json)
+        self.rows[spec.name] = self.rows.get(spec.name, 0) + table.num_rows
+        if self.rows[spec.name] >= BATCH_ROWS:
+            yield from self._flush(spec.name)
+
+    def flush(self) -> Iterator[Any]:
+        for name in list(self.pending):
+            yield from self._flush(name)
+
+    def _flush(self, name: str) -> Iterator[Any]:
+        spec, parts, json_columns = self.pending.pop(name)
+        self.rows.pop(name)
+        extra_json = sorted(json_columns)
+        try:
+            # pages may differ in their extra columns: a column a page lacks is null there
+            yield self.tables.tag(spec, pa.concat_tables(parts, promote_options="default"), extra_json)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # pages whose columns cannot be joined go one by one
+            for part in parts:
+                yield self.tables.tag(spec, part, extra_json)
+
+
 def scan_account(
     spec: ObjectSpec,
     connection: str,
@@ -177,25 +213,31 @@ def scan_connection(
         tables.seeded = True
     loaded = LoadedRecords.read(spec.parent.name, connection, spec.provider, guard)
     fast = builder_for(spec)
-    for page in pages:
-        result.pages += 1
-        yield from _page_tables(spec, connection, page, loaded, result, fast, tables, position_of)
-        if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
-            last_progress = time.monotonic()
-            log.info(
-                "%s [%s]: %d records so far, %d to write",
-                spec.resource,
-                connection,
-                result.records,
-                result.written,
-            )
+    batches = _Batches(tables)
+    try:
+        for page in pages:
+            result.pages += 1
+            yield from _page_tables(spec, connection, page, loaded, result, fast, batches, position_of)
+            if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
+                last_progress = time.monotonic()
+                log.info(
+                    "%s [%s]: %d records so far, %d to write",
+                    spec.resource,
+                    connection,
+                    result.records,
+                    result.written,
+                )
+    except Exception:
+        yield from batches.flush()  # a scan that fails part-way keeps what it read
+        raise
     if complete:
         for batch in loaded.tombstones():
             tombstones = _stored_json_as_text(batch, spec.parent, tables.kinds)
             result.deleted += len(tombstones)
             result.count(spec.parent.name, len(tombstones))
             table, extra_json = spec.parent.build(tombstones, tables.kinds)
-            yield tables.tag(spec.parent, table, extra_json)
+            yield from batches.add(spec.parent, table, extra_json)
+    yield from batches.flush()
     result.status = "complete"
     result.seconds = round(time.monotonic() - started, 3)
     log.info(
@@ -230,9 +272,10 @@ def _page_tables(
     loaded: LoadedRecords,
     result: ScanResult,
     fast: ArrowPageBuilder | None,
-    tables: ResourceTables,
+    batches: _Batches,
     position_of: PositionOf | None,
 ) -> Iterator[Any]:
+    tables = batches.tables
     hashed: list[tuple[int, Any, str]] = []  # (position, record, hash) of what has an id to compare
     changed: list[tuple[int, Any, str | None]] = []  # (position, record, hash) of what must be written
     rejects: list[dict[str, Any]] = []
@@ -294,7 +337,7 @@ def _page_tables(
         result.rejected += len(rejects)
         result.count(REJECTED_RECORDS.name, len(rejects))
         table, _ = REJECTED_RECORDS.build(rejects)
-        yield tables.tag(REJECTED_RECORDS, table)
+        yield from batches.add(REJECTED_RECORDS, table, ())
     for table_spec in spec.tables:
         if table_spec.name not in page_tables:
             continue
@@ -305,7 +348,7 @@ def _page_tables(
             else:
                 real = table.num_rows
             result.count(table_spec.name, real)
-            yield tables.tag(table_spec, table, extra_json)
+            yield from batches.add(table_spec, table, extra_json)
 
 
 def _as_record_error(exc: Exception) -> RecordError:
