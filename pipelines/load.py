@@ -246,13 +246,14 @@ def _transform(pipeline: dlt.Pipeline, summary: LoadSummary, as_of: date | None)
     """Rebuild the models after a load; a model that fails is reported, it does not undo a good load."""
     try:
         with pipeline.sql_client() as client:
-            result = run_transforms(SqlClientDatabase(client), pipeline.dataset_name, as_of=as_of)
+            result = run_transforms(SqlClientDatabase(client), pipeline.dataset_name, as_of=as_of, only_if_changed=True)
     except Exception as exc:
         summary.models_error = f"transforms failed: {SECRETS.redact(str(exc))[:500]}"
         log.error("%s (the data loaded; rerun `accounting-etl transform` once fixed)", summary.models_error)
         return
     summary.models = result.rows
     summary.models_skipped = result.skipped
+    summary.models_up_to_date = result.up_to_date
     summary.step_seconds["transform"] = result.seconds
 
 

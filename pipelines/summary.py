@@ -42,6 +42,7 @@ class LoadSummary:
     step_seconds: dict[str, float] = field(default_factory=dict)  # extract / normalize / load / transform
     models: dict[str, int] = field(default_factory=dict)  # reconciliation model -> rows
     models_skipped: str | None = None  # not built, and rightly so (e.g. a resource not loaded yet)
+    models_up_to_date: bool = False  # left as they were: nothing they read changed
     models_error: str | None = None  # the models failed to build
     error: str | None = None
 
@@ -113,7 +114,8 @@ class LoadSummary:
             lines.append("  rows per table:")
             lines.extend(f"    {t:<{width}}  {n:>9,}" for t, n in sorted(self.rows_per_table.items()))
         if self.models:
-            lines.append(f"  reconciliation models rebuilt: {len(self.models)} (schema reconciliation)")
+            done = "up to date, nothing they read changed" if self.models_up_to_date else "rebuilt"
+            lines.append(f"  reconciliation models {done}: {len(self.models)} (schema reconciliation)")
         if self.models_skipped:
             lines.append(f"  reconciliation models not built: {self.models_skipped}")
         if self.models_error:

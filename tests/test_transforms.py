@@ -253,3 +253,25 @@ def test_integrity_on_a_loaded_sandbox_every_applied_amount_rebuilt_from_the_api
         model = dict(con.execute("SELECT invoice_id, applied_minor FROM reconciliation.invoice_settlement").fetchall())
     assert len(model) == 150
     assert {k: v for k, v in model.items() if v} == expected
+
+
+def test_a_load_that_changed_nothing_leaves_the_models_as_they_were(warehouse, sandbox):
+    first = warehouse.load()
+    assert first.models and not first.models_up_to_date
+    built_at = warehouse.scalar("SELECT built_at FROM reconciliation.model_run")
+
+    again = warehouse.load()  # the same records: nothing written, the models read what they read before
+    assert sum(again.rows_per_table.values()) == 0
+    assert again.models_up_to_date and again.models == first.models
+    assert "up to date" in again.render()
+    assert warehouse.scalar("SELECT built_at FROM reconciliation.model_run") == built_at
+
+    payment = sandbox.store.all("acme-eu", "payments")[0]
+    sandbox.store.update("acme-eu", "payments", payment["id"], total_amount=payment["total_amount"] + 1)
+    changed = warehouse.load()
+    assert not changed.models_up_to_date
+    assert warehouse.scalar("SELECT built_at FROM reconciliation.model_run") > built_at
+
+    later = warehouse.load(as_of=date(2031, 1, 1))  # another as-of date: other ages, so built again
+    assert not later.models_up_to_date
+    assert warehouse.scalar("SELECT as_of FROM reconciliation.model_run") == date(2031, 1, 1)

@@ -11,6 +11,7 @@ The models are written once, in DuckDB's dialect, and translated with sqlglot fo
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -103,6 +104,7 @@ class TransformResult:
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     skipped: str | None = None
+    up_to_date: bool = False  # nothing they read changed since they were built: left as they are
 
 
 def model_files() -> list[Path]:
@@ -139,13 +141,51 @@ def missing_raw_tables(db: Database, raw: str) -> list[str]:
     return [t for t in REQUIRED_RAW_TABLES if t not in present]
 
 
+def _count_rows(db: Database, models_schema: str, files: list[Path], result: TransformResult) -> None:
+    for path in files:
+        name = model_name(path)
+        result.rows[name] = db.query(f"SELECT count(*) FROM {models_schema}.{name}")[0][0]
+
+
+def inputs_fingerprint(db: Database, raw_schema: str, as_of: date, files: list[Path]) -> str | None:
+    """What the models are built from, as one digest: the as-of date, the model files, and each raw table's
+    row count and latest load id (every write, deletion marks included, comes with a new load id). None
+    when it cannot be read (a table loaded without `_dlt_load_id`): the models are then always built."""
+    parts = []
+    for table in REQUIRED_RAW_TABLES:
+        parts.append(f"(SELECT count(*) FROM {raw_schema}.{table})")
+        parts.append(f"(SELECT max(_dlt_load_id) FROM {raw_schema}.{table})")
+    try:
+        state = db.query(translate("SELECT " + ", ".join(parts), db.dialect))[0]
+    except Exception as exc:
+        log.info("cannot read what the models are built from (%s); building them", type(exc).__name__)
+        return None
+    digest = hashlib.blake2b(digest_size=16)
+    for item in (raw_schema, as_of.isoformat(), *(str(v) for v in state)):
+        digest.update(item.encode() + b"\0")
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _built_from(db: Database, models_schema: str) -> str | None:
+    """The fingerprint the models were last built from (None before this version wrote one)."""
+    try:
+        return db.query(f"SELECT inputs_fingerprint FROM {models_schema}.model_run")[0][0]
+    except Exception:
+        return None
+
+
 def run_transforms(
     db: Database,
     raw_schema: str,
     models_schema: str = DEFAULT_MODELS_SCHEMA,
     as_of: date | None = None,
+    only_if_changed: bool = False,
 ) -> TransformResult:
-    """Build every model from the raw tables in `raw_schema`, counting ages to `as_of` (default today)."""
+    """Build every model from the raw tables in `raw_schema`, counting ages to `as_of` (default today).
+    `only_if_changed`: leave the models as they are when nothing they read changed since they were built
+    (the same raw rows, as-of date and model files), as after a load that wrote nothing."""
     check_identifier(raw_schema, "dataset of the loaded tables")
     check_identifier(models_schema, "models schema")
     as_of = as_of or datetime.now(UTC).date()
@@ -156,8 +196,16 @@ def run_transforms(
         log.warning("transforms skipped: %s", result.skipped)
         return result
     started = time.monotonic()
-    names = {"raw": raw_schema, "models": models_schema, "as_of": as_of.isoformat()}
     files = model_files()
+    # read before building: a write that lands meanwhile makes the next run build again, never the reverse
+    fingerprint = inputs_fingerprint(db, raw_schema, as_of, files)
+    if only_if_changed and fingerprint is not None and _built_from(db, models_schema) == fingerprint:
+        result.up_to_date = True
+        _count_rows(db, models_schema, files, result)
+        result.seconds = round(time.monotonic() - started, 3)
+        log.info("transforms: the models in %s are up to date (as of %s)", models_schema, as_of)
+        return result
+    names = {"raw": raw_schema, "models": models_schema, "as_of": as_of.isoformat()}
     # translated before the transaction starts: a model that cannot be translated changes nothing
     statements = [f"CREATE SCHEMA IF NOT EXISTS {models_schema}", *_currencies_sql(models_schema)]
     for path in files:
@@ -168,7 +216,7 @@ def run_transforms(
     statements.append(
         f"CREATE TABLE {models_schema}.model_run AS SELECT DATE {_literal(as_of.isoformat())} AS as_of, "
         f"CAST({_literal(datetime.now(UTC).isoformat())} AS TIMESTAMP) AS built_at, "
-        f"{_literal(raw_schema)} AS raw_schema"
+        f"{_literal(raw_schema)} AS raw_schema, CAST({_literal(fingerprint)} AS VARCHAR) AS inputs_fingerprint"
     )
     statements = [translate(statement, db.dialect) for statement in statements]
     db.execute("BEGIN TRANSACTION")
@@ -179,9 +227,7 @@ def run_transforms(
     except Exception:
         db.execute("ROLLBACK")
         raise
-    for path in files:
-        name = model_name(path)
-        result.rows[name] = db.query(f"SELECT count(*) FROM {models_schema}.{name}")[0][0]
+    _count_rows(db, models_schema, files, result)
     result.seconds = round(time.monotonic() - started, 3)
     log.info("transforms: %d models in %s (as of %s) in %.1fs", len(files), models_schema, as_of, result.seconds)
     return result

@@ -51,6 +51,8 @@ def refuse_catalog_collision(destination: str | Destination, dataset_name: str) 
     """DuckDB names a file's catalog after the file: `x.duckdb` with a dataset `x` makes every `x.<table>`
     ambiguous (DuckDB 2.0 refuses it, and so the load would fail half-way). Say so before anything runs."""
     credentials = getattr(getattr(destination, "config_params", {}), "get", lambda _: None)("credentials")
+    if isinstance(credentials, DuckDbCredentials):
+        credentials = credentials.database
     if isinstance(credentials, str) and credentials.endswith(".duckdb"):
         if Path(credentials).stem.lower() == dataset_name.lower():
             raise ConfigurationError(
