@@ -6,8 +6,9 @@ One Panora sandbox (rate limit off) holds three connections:
   big   1,000,000 payments + 200,000 invoices  (1.2M records)
   mid      40,000 payments +  20,000 invoices  (60k records, for the rest_api comparison)
 
-Every variant runs as its own process (`os.wait4` gives its peak resident memory; the sandbox runs in this
-process and is not counted):
+The sandbox runs in a process of its own, and every variant in another (`os.wait4` gives a process's peak
+resident memory, which on Linux includes what the process was before `exec`: so this process stays small,
+and a variant is never counted with the sandbox's records):
   fetch-and-parse     httpx + orjson over every page of payments and invoices, one after the other; nothing
                       else (the floor any loader stands on)
   load                `accounting-etl load` on an empty warehouse: start-up, extract, load, models, run summary
@@ -52,6 +53,26 @@ class Run:
 
 
 # -- workers (run as `bench_scale.py --worker ...` in a process of their own) ---------------------------------
+def sandbox_worker(sizes: dict[str, tuple[int, int]]) -> None:
+    """Seed and serve the sandbox; say where on standard output; serve until standard input closes."""
+    from sandbox.panora import ConnectionSpec, PanoraSandbox, Settings, Store, seed_connections
+
+    specs = tuple(
+        ConnectionSpec(alias, "xero", ("USD", "EUR", "JPY"), invoices=invoices, payments=payments)
+        for alias, (payments, invoices) in sizes.items()
+    )
+    store = Store(seed_connections(seed=11, specs=specs))
+    with PanoraSandbox(store, Settings(rate_limit=None)) as sandbox:
+        print(json.dumps({"url": sandbox.url, "api_key": sandbox.api_key, "tokens": store.tokens()}), flush=True)
+        sys.stdin.read()
+
+
+@dataclass
+class Sandbox:
+    url: str
+    api_key: str
+
+
 def fetch_and_parse_worker(url: str, api_key: str, token: str) -> None:
     import httpx
     import orjson
@@ -137,7 +158,7 @@ def last_run(database: Path) -> dict[str, Any]:
 
 
 class Bench:
-    def __init__(self, sandbox: Any, tokens: dict[str, str], workdir: Path) -> None:
+    def __init__(self, sandbox: Sandbox, tokens: dict[str, str], workdir: Path) -> None:
         self.sandbox = sandbox
         self.tokens = tokens
         self.workdir = workdir
@@ -227,51 +248,50 @@ def main() -> None:
     if args.worker == "fetch":
         fetch_and_parse_worker(args.url, args.api_key, args.token)
         return
-    if args.worker == "rest_api":
-        rest_api_worker(args.url, args.api_key, args.token, args.database, args.parquet)
-        return
-
-    from sandbox.panora import ConnectionSpec, PanoraSandbox, Settings, Store, seed_connections
-
     sizes = {
         "small": (int(100_000 * args.scale), int(20_000 * args.scale)),
         "big": (int(1_000_000 * args.scale), int(200_000 * args.scale)),
         "mid": (int(40_000 * args.scale), int(20_000 * args.scale)),
     }
-    specs = tuple(
-        ConnectionSpec(alias, "xero", ("USD", "EUR", "JPY"), invoices=invoices, payments=payments)
-        for alias, (payments, invoices) in sizes.items()
-    )
+    if args.worker == "rest_api":
+        rest_api_worker(args.url, args.api_key, args.token, args.database, args.parquet)
+        return
+    if args.worker == "sandbox":
+        sandbox_worker(sizes)
+        return
+
     print(f"seeding {', '.join(f'{a}: {p + i:,} records' for a, (p, i) in sizes.items())} ...", flush=True)
-    store = Store(seed_connections(seed=11, specs=specs))
-    tokens = store.tokens()
+    command = [sys.executable, __file__, "--worker", "sandbox", "--scale", str(args.scale)]
+    server = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     records = {alias: p + i for alias, (p, i) in sizes.items()}
     results: dict[str, Run] = {}
-    with PanoraSandbox(store, Settings(rate_limit=None)) as sandbox, tempfile.TemporaryDirectory() as tmp:
-        bench = Bench(sandbox, tokens, Path(tmp))
-
-        def step(name: str, make: Any) -> None:
-            print(f"{name} ...", end=" ", flush=True)
-            results[name] = make()
-            run = results[name]
-            print(f"{run.seconds:.1f}s, peak {run.peak_mb:.0f} MB", flush=True)
-
-        for alias in ("small", "big"):
-            bench.fetch_and_parse(alias)  # once unmeasured: the sandbox renders each record once, then caches
-            step(f"fetch-and-parse {alias}", lambda a=alias: repeated(args.repeat, lambda: bench.fetch_and_parse(a)))
-            first, resync = first_and_resync(bench, alias, args.repeat)
-            results[f"load {alias}"], results[f"re-sync {alias}"] = first, resync
-            for name in (f"load {alias}", f"re-sync {alias}"):
-                print(f"{name}: {results[name].seconds:.1f}s, peak {results[name].peak_mb:.0f} MB", flush=True)
-        bench.fetch_and_parse("mid")
-        first, _ = first_and_resync(bench, "mid", args.repeat)
-        results["load mid"] = first
-        print(f"load mid: {first.seconds:.1f}s, peak {first.peak_mb:.0f} MB", flush=True)
-        if not args.skip_rest_api:
-            step("rest_api/parquet mid", lambda: repeated(args.repeat, lambda: bench.rest_api("mid", True)))
-            step("rest_api/defaults mid", lambda: repeated(args.repeat, lambda: bench.rest_api("mid", False)))
-
+    try:
+        where = json.loads(server.stdout.readline())  # type: ignore[union-attr]
+        sandbox = Sandbox(where["url"], where["api_key"])
+        with tempfile.TemporaryDirectory() as tmp:
+            run_all(Bench(sandbox, where["tokens"], Path(tmp)), results, args)
+    finally:
+        server.stdin.close()  # type: ignore[union-attr]
+        server.wait()
     report(results, records, args)
+
+
+def run_all(bench: Bench, results: dict[str, Run], args: argparse.Namespace) -> None:
+    def step(name: str, run: Run) -> None:
+        results[name] = run
+        print(f"{name}: {run.seconds:.1f}s, peak {run.peak_mb:.0f} MB", flush=True)
+
+    for alias in ("small", "big"):
+        bench.fetch_and_parse(alias)  # once unmeasured: the sandbox renders each record once, then caches
+        step(f"fetch-and-parse {alias}", repeated(args.repeat, lambda a=alias: bench.fetch_and_parse(a)))
+        first, resync = first_and_resync(bench, alias, args.repeat)
+        step(f"load {alias}", first)
+        step(f"re-sync {alias}", resync)
+    bench.fetch_and_parse("mid")
+    step("load mid", first_and_resync(bench, "mid", args.repeat)[0])
+    if not args.skip_rest_api:
+        step("rest_api/parquet mid", repeated(args.repeat, lambda: bench.rest_api("mid", True)))
+        step("rest_api/defaults mid", repeated(args.repeat, lambda: bench.rest_api("mid", False)))
 
 
 def report(results: dict[str, Run], records: dict[str, int], args: argparse.Namespace) -> None:
