@@ -314,9 +314,13 @@ def _page_tables(
             changed.append((position, record, content_hash))  # the normalizer names what is wrong
     result.records += len(page)
     loaded.mark_seen(listed)
-    needs_write = loaded.compare([r["id"] for _, r, _ in hashed], [h for _, _, h in hashed])
+    needs_write, stored = loaded.compare([r["id"] for _, r, _ in hashed], [h for _, _, h in hashed])
     result.unchanged += int(len(hashed) - np.count_nonzero(needs_write))
     changed.extend(entry for entry, write in zip(hashed, needs_write, strict=True) if write)
+    # a record not stored before has no child rows to clear: its empty lists need no marker rows
+    new_ids = [
+        entry[1]["id"] for entry, write, old in zip(hashed, needs_write, stored, strict=True) if write and not old
+    ]
     changed.sort(key=lambda entry: entry[0])
 
     built = None
@@ -342,6 +346,8 @@ def _page_tables(
         if table_spec.name not in page_tables:
             continue
         table, extra_json = page_tables[table_spec.name]
+        if table_spec.is_child and new_ids:
+            table = _without_markers_of(table, spec.foreign_key, new_ids)
         if table.num_rows:
             if table_spec.is_child:
                 real = table.num_rows - pc.sum(pc.fill_null(table.column(EMPTY_LIST_MARKER), False)).as_py()
@@ -349,6 +355,15 @@ def _page_tables(
                 real = table.num_rows
             result.count(table_spec.name, real)
             yield from batches.add(table_spec, table, extra_json)
+
+
+def _without_markers_of(table: pa.Table, foreign_key: str, parent_ids: list[str]) -> pa.Table:
+    """A child table without the marker rows of these parents."""
+    markers = pc.fill_null(table.column(EMPTY_LIST_MARKER), False)
+    if not pc.any(markers).as_py():
+        return table
+    of_new = pc.is_in(table.column(foreign_key), value_set=pa.array(parent_ids, pa.string()))
+    return table.filter(pc.invert(pc.and_(markers, pc.fill_null(of_new, False))))
 
 
 def _as_record_error(exc: Exception) -> RecordError:

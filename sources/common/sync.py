@@ -159,13 +159,11 @@ class LoadedRecords:
             at = positions_in(self.digests, id_digests(ids))
             self.seen[at[at >= 0]] = True
 
-    def compare(self, ids: list[str], content_hashes: list[str]) -> np.ndarray:
+    def compare(self, ids: list[str], content_hashes: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """For each record (its id and content hash): whether it must be written (new, changed, or back after
-        having been marked deleted). Marks every one seen."""
-        if not ids:
-            return np.zeros(0, dtype=bool)
-        if not len(self.digests):
-            return np.ones(len(ids), dtype=bool)
+        having been marked deleted), and whether it is stored already. Marks every one seen."""
+        if not ids or not len(self.digests):
+            return np.ones(len(ids), dtype=bool), np.zeros(len(ids), dtype=bool)
         at = positions_in(self.digests, id_digests(ids))
         stored = at >= 0
         self.seen[at[stored]] = True
@@ -174,7 +172,7 @@ class LoadedRecords:
         write[stored] = (self.hashes[known] != hash_bytes(h for i, h in enumerate(content_hashes) if stored[i])) | (
             self.deleted[known]
         )
-        return write
+        return write, stored
 
     def missing_count(self) -> int:
         """How many records are stored as live that this scan did not see."""
