@@ -28,7 +28,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 
 bench: $(VENV)/.installed-dev
-	$(BIN)/python bench/bench_load.py
+	$(BIN)/python bench/bench_scale.py
 
 clean:
 	rm -rf $(VENV) accounting.duckdb report .pytest_cache

@@ -132,8 +132,10 @@ class _Batches:
         self.tables = tables
         self.pending: dict[str, tuple[TableSpec, list[pa.Table], set[str]]] = {}
         self.rows: dict[str, int] = {}
+        self.started: set[str] = set()  # the tables this scan has yielded rows for
 
     def add(self, spec: TableSpec, table: pa.Table, extra_json: Iterable[str]) -> Iterator[Any]:
+        self.started.add(spec.name)
         _, parts, json_columns = self.pending.setdefault(spec.name, (spec, [], set()))
         parts.append(table)
         json_columns.update(extra_json)
@@ -347,7 +349,8 @@ def _page_tables(
             continue
         table, extra_json = page_tables[table_spec.name]
         if table_spec.is_child and new_ids:
-            table = _without_markers_of(table, spec.foreign_key, new_ids)
+            first = table_spec.name not in batches.started
+            table = _without_markers_of(table, spec.foreign_key, new_ids, keep_one=first)
         if table.num_rows:
             if table_spec.is_child:
                 real = table.num_rows - pc.sum(pc.fill_null(table.column(EMPTY_LIST_MARKER), False)).as_py()
@@ -357,13 +360,18 @@ def _page_tables(
             yield from batches.add(table_spec, table, extra_json)
 
 
-def _without_markers_of(table: pa.Table, foreign_key: str, parent_ids: list[str]) -> pa.Table:
-    """A child table without the marker rows of these parents."""
+def _without_markers_of(table: pa.Table, foreign_key: str, parent_ids: list[str], keep_one: bool) -> pa.Table:
+    """A child table without the marker rows of these parents. `keep_one`: the table's first rows in this
+    scan keep one marker (never stored), so that the table exists in the warehouse even when no record has
+    children yet: the models read every table."""
     markers = pc.fill_null(table.column(EMPTY_LIST_MARKER), False)
     if not pc.any(markers).as_py():
         return table
-    of_new = pc.is_in(table.column(foreign_key), value_set=pa.array(parent_ids, pa.string()))
-    return table.filter(pc.invert(pc.and_(markers, pc.fill_null(of_new, False))))
+    of_new = pc.fill_null(pc.is_in(table.column(foreign_key), value_set=pa.array(parent_ids, pa.string())), False)
+    drop = pc.and_(markers, of_new).to_numpy(zero_copy_only=False).copy()
+    if keep_one and table.num_rows == int(np.count_nonzero(drop)):
+        drop[0] = False
+    return table.filter(pa.array(~drop))
 
 
 def _as_record_error(exc: Exception) -> RecordError:
