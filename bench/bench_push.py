@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -75,6 +76,7 @@ def main() -> None:
         PanoraSandbox(Store(seed_connections()), Settings(rate_limit=None)) as sandbox,
     ):
         tmp = Path(tmp_name)
+        os.environ["SOURCES__RATE_BUDGET"] = str(tmp / "budget-limited.sqlite")  # not the machine's shared file
         limited_db = prepare(tmp, sandbox, args.limited, "limited")
         sequential_db = prepare(tmp, sandbox, args.unlimited, "sequential")
         concurrent_db = prepare(tmp, sandbox, args.unlimited, "concurrent")
@@ -99,6 +101,10 @@ def main() -> None:
         )
 
         sandbox.settings.rate_limit = None
+        # the client paces to the documented limit, and to the limit it learnt above, kept in the budget
+        # file: the unlimited half says the server has no limit to speak of, in a budget of its own
+        os.environ["SOURCES__RATE_BUDGET"] = str(tmp / "budget-unlimited.sqlite")
+        os.environ["SOURCES__PANORA__RATE_LIMIT"] = "1000000000"
         sandbox.reset_stats()
         print(f"rate limit off: {args.unlimited} payments one at a time vs concurrency {args.concurrency} ...")
         one, one_s = push(sandbox, sequential_db, concurrency=1)
