@@ -99,6 +99,9 @@ class LoadedRecords:
         self.hashes = hashes  # the content hash of each, as 16 bytes
         self.deleted = deleted  # whether each is stored with `deleted_at`
         self.seen = np.zeros(len(digests), dtype=bool)  # whether this scan listed it
+        # False when the stored rows could not be read: every record is then taken as stored (its child
+        # rows cleared when its lists are empty) and written
+        self.known = True
         self._pipeline = pipeline
 
     @classmethod
@@ -123,11 +126,22 @@ class LoadedRecords:
         digests, hashes, deleted = [], [], []
         columns = f"id, {HASH_COLUMN}, {DELETED_COLUMN} IS NOT NULL"
         where, args = cls._where(connection, provider)
-        with guard():
-            for chunk in _select_chunks(pipeline, table, columns, where, args):
-                digests.append(id_digests(str(row[0]) for row in chunk))
-                hashes.append(hash_bytes(row[1] for row in chunk))
-                deleted.append(np.array([bool(row[2]) for row in chunk], dtype=bool))
+        try:
+            with guard():
+                for chunk in _select_chunks(pipeline, table, columns, where, args):
+                    digests.append(id_digests(str(row[0]) for row in chunk))
+                    hashes.append(hash_bytes(row[1] for row in chunk))
+                    deleted.append(np.array([bool(row[2]) for row in chunk], dtype=bool))
+        except Exception as exc:  # e.g. the table is in the schema but its first load has not landed
+            log.info(
+                "cannot read back %s (%s: %s): every record is written as if stored, none marked deleted",
+                table,
+                type(exc).__name__,
+                str(exc)[:200],
+            )
+            unknown = cls.empty(table, connection, provider, guard)
+            unknown.known = False
+            return unknown
         if not digests:
             return cls.empty(table, connection, provider, guard)
         all_digests = np.concatenate(digests)
@@ -163,7 +177,7 @@ class LoadedRecords:
         """For each record (its id and content hash): whether it must be written (new, changed, or back after
         having been marked deleted), and whether it is stored already. Marks every one seen."""
         if not ids or not len(self.digests):
-            return np.ones(len(ids), dtype=bool), np.zeros(len(ids), dtype=bool)
+            return np.ones(len(ids), dtype=bool), np.full(len(ids), not self.known, dtype=bool)
         at = positions_in(self.digests, id_digests(ids))
         stored = at >= 0
         self.seen[at[stored]] = True
@@ -186,11 +200,15 @@ class LoadedRecords:
         missing = self.digests[~self.seen & ~self.deleted]
         ids: list[str] = []
         owner, args = self._where(self.connection, self.provider)
-        with self.guard():
-            for chunk in _select_chunks(self._pipeline, self.table, "id", owner, args):
-                chunk_ids = [str(row[0]) for row in chunk]
-                hits = positions_in(missing, id_digests(chunk_ids)) >= 0
-                ids.extend(i for i, hit in zip(chunk_ids, hits, strict=True) if hit)
+        try:
+            with self.guard():
+                for chunk in _select_chunks(self._pipeline, self.table, "id", owner, args):
+                    chunk_ids = [str(row[0]) for row in chunk]
+                    hits = positions_in(missing, id_digests(chunk_ids)) >= 0
+                    ids.extend(i for i, hit in zip(chunk_ids, hits, strict=True) if hit)
+        except Exception as exc:  # nothing is marked deleted rather than a guess
+            log.warning("cannot read back %s's ids (%s): nothing marked deleted", self.table, type(exc).__name__)
+            return
         stamp = now or datetime.now(UTC)
         ordered = sorted(set(ids))
         for start in range(0, len(ordered), ID_BATCH):
@@ -259,13 +277,10 @@ def _current_pipeline(table: str) -> Any:
 
 def _select_chunks(pipeline: Any, table: str, columns: str, where: str, args: list[Any]) -> Iterator[list[Any]]:
     """Rows of a destination table, `READ_CHUNK` at a time (DB-API `fetchmany`, on every SQL destination)."""
-    try:
-        with pipeline.sql_client() as client:
-            name = client.make_qualified_table_name(table)
-            with client.execute_query(f"SELECT {columns} FROM {name} WHERE {where}", *args) as cursor:
-                yield from cursor.iter_fetch(READ_CHUNK)
-    except Exception as exc:  # e.g. the table is in the schema but its first load has not landed
-        log.info("cannot read back %s (%s: %s)", table, type(exc).__name__, str(exc)[:200])
+    with pipeline.sql_client() as client:
+        name = client.make_qualified_table_name(table)
+        with client.execute_query(f"SELECT {columns} FROM {name} WHERE {where}", *args) as cursor:
+            yield from cursor.iter_fetch(READ_CHUNK)
 
 
 def _select(
