@@ -133,12 +133,7 @@ class LoadedRecords:
                     hashes.append(hash_bytes(row[1] for row in chunk))
                     deleted.append(np.array([bool(row[2]) for row in chunk], dtype=bool))
         except Exception as exc:  # e.g. the table is in the schema but its first load has not landed
-            log.info(
-                "cannot read back %s (%s: %s): every record is written as if stored, none marked deleted",
-                table,
-                type(exc).__name__,
-                str(exc)[:200],
-            )
+            _cannot_read(table, exc, "every record is written as if stored, none marked deleted")
             unknown = cls.empty(table, connection, provider, guard)
             unknown.known = False
             return unknown
@@ -297,11 +292,10 @@ def _select(
                     return rows
                 names = [d[0] for d in cursor.description]
                 return [dict(zip(names, row, strict=True)) for row in rows]
-    except Exception as exc:  # e.g. the table is in the schema but its first load has not landed
-        log.info(
-            "cannot read back %s (%s: %s): every record is written, none marked deleted",
-            table,
-            type(exc).__name__,
-            str(exc)[:200],
-        )
+    except Exception as exc:
+        _cannot_read(table, exc, "these rows are not marked deleted this time")
         return None
+
+
+def _cannot_read(table: str, exc: Exception, consequence: str) -> None:
+    log.info("cannot read back %s (%s: %s): %s", table, type(exc).__name__, str(exc)[:200], consequence)
