@@ -171,6 +171,5 @@ def test_only_a_stored_record_sends_the_marker_rows_that_clear_its_children(monk
     later = markers_for(stored)
     assert set(later) == children and all("inv-stored" in ids and len(ids) <= 2 for ids in later.values())
     # stored rows that could not be read: every record may have children to clear, so each sends its markers
-    unknown = LoadedRecords.empty("invoices", "c")
-    unknown.known = False
+    unknown = LoadedRecords.empty("invoices", "c", known=False)
     assert all(len(ids) == len(records) for ids in markers_for(unknown).values())

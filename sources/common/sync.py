@@ -106,10 +106,18 @@ class LoadedRecords:
 
     @classmethod
     def empty(
-        cls, table: str, connection: str, provider: str | None = None, guard: Guard | None = None
+        cls,
+        table: str,
+        connection: str,
+        provider: str | None = None,
+        guard: Guard | None = None,
+        known: bool = True,
     ) -> LoadedRecords:
+        """Nothing stored; `known=False`: what is stored could not be read."""
         nothing = np.array([], dtype=DIGEST)
-        return cls(table, connection, nothing, nothing, np.array([], dtype=bool), provider=provider, guard=guard)
+        loaded = cls(table, connection, nothing, nothing, np.array([], dtype=bool), provider=provider, guard=guard)
+        loaded.known = known
+        return loaded
 
     @classmethod
     def read(
@@ -134,13 +142,11 @@ class LoadedRecords:
                     deleted.append(np.array([bool(row[2]) for row in chunk], dtype=bool))
         except Exception as exc:  # e.g. the table is in the schema but its first load has not landed
             _cannot_read(table, exc, "every record is written as if stored, none marked deleted")
-            unknown = cls.empty(table, connection, provider, guard)
-            unknown.known = False
-            return unknown
+            return cls.empty(table, connection, provider, guard, known=False)
         if not digests:
             return cls.empty(table, connection, provider, guard)
         all_digests = np.concatenate(digests)
-        # sorted by digest; an id stored twice (which merge never writes) counts once, as a dict would keep it
+        # sorted by digest; an id stored twice (which merge never writes) counts once
         unique, first = np.unique(all_digests, return_index=True)
         return cls(
             table,
@@ -158,9 +164,6 @@ class LoadedRecords:
         if provider is None:
             return "connection = %s", [connection]
         return "connection = %s AND provider = %s", [connection, provider]
-
-    def __len__(self) -> int:
-        return len(self.digests)
 
     def mark_seen(self, ids: list[str]) -> None:
         """These ids exist upstream (listed by this scan), whether or not they can be read."""
@@ -183,16 +186,12 @@ class LoadedRecords:
         )
         return write, stored
 
-    def missing_count(self) -> int:
-        """How many records are stored as live that this scan did not see."""
-        return int(np.count_nonzero(~self.seen & ~self.deleted))
-
     def tombstones(self, now: datetime | None = None) -> Iterator[list[dict[str, Any]]]:
         """The stored live rows this scan did not see (without dlt's own columns), with `deleted_at` set, in
         batches. Their ids are found by reading the stored ids again (only when there are some)."""
-        if not self.missing_count() or self._pipeline is None:
+        missing = self.digests[~self.seen & ~self.deleted]  # stored as live, not listed by this scan
+        if not len(missing) or self._pipeline is None:
             return
-        missing = self.digests[~self.seen & ~self.deleted]
         ids: list[str] = []
         owner, args = self._where(self.connection, self.provider)
         try:

@@ -2,7 +2,7 @@
 
 DEFAULT_BASE_URL = "https://api.panora.dev"
 # The server has no documented maximum. Against the sandbox, 250 to 5000 rows per page loaded 150k records
-# equally fast within the noise (the bench that is now bench/bench_scale.py); 1000 keeps an answer near 1 MB and
+# equally fast within the noise (measured with the former bench/bench_load.py); 1000 keeps an answer near 1 MB and
 # a 100-requests-a-minute budget at 100k records a minute.
 DEFAULT_PAGE_SIZE = 1000
 
