@@ -99,11 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     transform = sub.add_parser(
         "transform",
-        help="rebuild the reconciliation models (load does this after every load)",
-        description="Rebuild the reconciliation models (schema `reconciliation`) from the loaded tables: "
-        "staging, invoice settlement, unapplied payments, currency mismatches, duplicates, receivables aging, "
-        "summary. Works on the DuckDB file (--database, DESTINATION__DUCKDB__CREDENTIALS) or the configured "
-        "destination (ACCOUNTING_ETL__DESTINATION=postgres, ...); reads ACCOUNTING_ETL__DATASET_NAME.",
+        help="dbt build of the reconciliation models (load does this after every load)",
+        description="Build and test the reconciliation models (the dbt project in transforms/, schema "
+        "`<dataset>_reconciliation`) from the loaded tables: staging, payment applications, invoice settlement, "
+        "the exception lists, receivables aging, summary, and the models in ACCOUNTING_ETL__ANALYST_MODELS. "
+        "Works on the DuckDB file (--database, DESTINATION__DUCKDB__CREDENTIALS) or the configured destination "
+        "(ACCOUNTING_ETL__DESTINATION=postgres); reads ACCOUNTING_ETL__DATASET_NAME. Exit 1 when a model or "
+        "test fails.",
     )
     transform.add_argument("--database", help=DATABASE_HELP)
     transform.add_argument("--dataset", help="dataset of the loaded tables (default accounting_raw)")
@@ -211,9 +213,12 @@ def _transform(args: argparse.Namespace) -> int:
     if result.skipped:
         print(f"accounting-etl transform: nothing built: {result.skipped}", file=sys.stderr)
         return 2
-    print(f"built {len(result.rows)} models in schema {result.models_schema} (as of {result.as_of}):")
+    print(f"models in schema {result.models_schema} (as of {result.as_of}, {result.seconds:.1f}s):")
     for name, rows in result.rows.items():
-        print(f"  {name:<26} {rows:>9,}")
+        print(f"  {name:<40} {rows:>9,}")
+    if result.error:
+        print(f"accounting-etl transform: {SECRETS.redact(result.error)}", file=sys.stderr)
+        return 1
     return 0
 
 

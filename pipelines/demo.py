@@ -12,7 +12,7 @@ import duckdb
 from pipelines.load import run_load
 from pipelines.registry import ENTRIES
 from pipelines.report import write_report
-from pipelines.settings import DEFAULT_DATASET
+from pipelines.settings import DEFAULT_DATASET, models_schema
 from pipelines.summary import LoadSummary
 
 
@@ -61,10 +61,14 @@ def closing_summary(database: str, summaries: list[LoadSummary], report: Path, c
         counts = [(t, con.execute(f"SELECT count(*) FROM {DEFAULT_DATASET}.{t}").fetchone()[0]) for (t,) in tables]
         statuses = con.execute(
             "SELECT sum(invoices), sum(settled), sum(partially_paid), sum(overpaid), sum(unpaid), "
-            "sum(balance_mismatch), sum(unapplied_payments) FROM reconciliation.reconciliation_summary"
+            "sum(balance_mismatch), sum(unapplied_payments) "
+            f"FROM {models_schema(DEFAULT_DATASET)}.accounting__reconciliation_summary"
         ).fetchone()
     width = max(len(t) for t, _ in counts)
-    lines += ["", f"Tables in {here} (dataset {DEFAULT_DATASET}; the models in schema reconciliation):"]
+    lines += [
+        "",
+        f"Tables in {here} (dataset {DEFAULT_DATASET}; the models in schema {models_schema(DEFAULT_DATASET)}):",
+    ]
     lines += [f"  {t:<{width}}  {n:>9,}" for t, n in counts]
     invoices, settled, partial, overpaid, unpaid, mismatch, unapplied = (int(v or 0) for v in statuses)
     lines += [

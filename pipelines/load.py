@@ -36,13 +36,13 @@ from pipelines.push.ledger import ensure_tables
 from pipelines.registry import check_distinct_aliases, configured_providers, provider
 from pipelines.settings import ConfigurationError
 from pipelines.summary import LoadSummary
-from pipelines.warehouse.access import writer_guard
+from pipelines.warehouse.access import models_work_dir, pipeline_models, writer_guard
 from pipelines.warehouse.destination import file_format, make_destination, refuse_catalog_collision
 from pipelines.warehouse.locks import file_lock
 from sources.common.http import RequestStats
 from sources.common.scan import ScanLog
 from sources.common.secrets import SECRETS
-from transforms.run import SqlClientDatabase, run_transforms
+from transforms.run import build_models
 
 log = logging.getLogger("accounting_etl.load")
 
@@ -243,18 +243,22 @@ def _finish(summary: LoadSummary, stats: RequestStats, scans: ScanLog) -> None:
 
 
 def _transform(pipeline: dlt.Pipeline, summary: LoadSummary, as_of: date | None) -> None:
-    """Rebuild the models after a load; a model that fails is reported, it does not undo a good load."""
+    """Build the models after a load (`dbt build`); a model or test that fails is reported, it does not undo
+    a good load."""
     try:
-        with pipeline.sql_client() as client:
-            result = run_transforms(SqlClientDatabase(client), pipeline.dataset_name, as_of=as_of, only_if_changed=True)
+        target, open_database = pipeline_models(pipeline)
+        result = build_models(open_database, target, models_work_dir(target), as_of=as_of, only_if_changed=True)
     except Exception as exc:
-        summary.models_error = f"transforms failed: {SECRETS.redact(str(exc))[:500]}"
+        summary.models_error = f"models failed: {SECRETS.redact(str(exc))[:500]}"
+    else:
+        summary.models = result.rows
+        summary.models_skipped = result.skipped
+        summary.models_up_to_date = result.up_to_date
+        summary.step_seconds["transform"] = result.seconds
+        if result.error:
+            summary.models_error = SECRETS.redact(result.error)[:2000]
+    if summary.models_error:
         log.error("%s (the data loaded; rerun `accounting-etl transform` once fixed)", summary.models_error)
-        return
-    summary.models = result.rows
-    summary.models_skipped = result.skipped
-    summary.models_up_to_date = result.up_to_date
-    summary.step_seconds["transform"] = result.seconds
 
 
 def _record(pipeline: dlt.Pipeline, summary: LoadSummary) -> None:

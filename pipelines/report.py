@@ -16,9 +16,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from pipelines import settings
 from pipelines.settings import check_identifier
-from pipelines.warehouse.access import read_models
-from transforms.run import DEFAULT_MODELS_SCHEMA
+from pipelines.warehouse.access import read_warehouse
 
 STATUSES = ("settled", "partially_paid", "overpaid", "unpaid", "balance_mismatch")
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
@@ -26,60 +26,62 @@ BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 
 @dataclass(frozen=True)
 class ExceptionList:
-    name: str
+    name: str  # of the CSV file; the model is `accounting__<name>`
     title: str
     explanation: str
-    sql: str  # {m} is the models schema
+    columns: str  # the model's columns the list shows
+    order_by: str
+
+    def sql(self, schema: str) -> str:
+        return f"SELECT {self.columns} FROM {schema}.accounting__{self.name} ORDER BY {self.order_by}"
 
 
+# Each list is a model of the dbt project (transforms/models/marts/); here only which columns show, and in
+# which order.
 EXCEPTIONS = (
     ExceptionList(
         "balance_mismatches",
         "Balance mismatches",
         "The balance the accounting system reports differs from invoiced minus applied payments.",
-        "SELECT connection, number, invoice_id, currency, total_amount, applied_amount, expected_balance, "
-        "reported_balance, absent_amount_decides, due_date FROM {m}.invoice_settlement "
-        "WHERE status = 'balance_mismatch' ORDER BY connection, currency, abs(expected_balance - coalesce("
-        "reported_balance, 0)) DESC",
+        "*",
+        "connection, currency, abs(expected_balance - coalesce(reported_balance, 0)) DESC, invoice_id",
     ),
     ExceptionList(
         "overpaid_invoices",
         "Overpaid invoices",
         "Payments applied exceed the invoice total: a refund, a credit or a misapplied payment.",
-        "SELECT connection, number, invoice_id, currency, total_amount, applied_amount, "
-        "applied_amount - total_amount AS overpaid_by, last_payment_date FROM {m}.invoice_settlement "
-        "WHERE status = 'overpaid' ORDER BY connection, currency, applied_amount - total_amount DESC",
+        "*",
+        "connection, currency, overpaid_by DESC, invoice_id",
     ),
     ExceptionList(
         "unapplied_payments",
         "Unapplied payments",
         "Payments that name no invoice, or only invoices that are not in the warehouse.",
-        "SELECT connection, payment_id, currency, total_amount, transaction_date, reason, missing_invoice_ids "
-        "FROM {m}.unapplied_payments ORDER BY connection, currency, total_amount DESC",
+        "connection, payment_id, currency, total_amount, transaction_date, reason, missing_invoice_ids",
+        "connection, currency, total_amount DESC, payment_id",
     ),
     ExceptionList(
         "duplicate_payments",
         "Likely duplicate payments",
         "Two or more payments on the same invoice, for the same amount, on the same day.",
-        "SELECT duplicate_group, connection, invoice_id, payment_id, currency, applied_amount, transaction_date "
-        "FROM {m}.duplicate_payments ORDER BY duplicate_group, payment_id",
+        "duplicate_group, connection, invoice_id, payment_id, currency, applied_amount, transaction_date",
+        "duplicate_group, payment_id",
     ),
     ExceptionList(
         "currency_mismatches",
         "Payments in another currency than their invoice",
         "Not counted towards the invoice: convert and re-apply, or correct the payment's currency.",
-        "SELECT connection, payment_id, invoice_number, invoice_id, payment_currency, invoice_currency, "
-        "applied_amount_in_payment_currency, transaction_date FROM {m}.currency_mismatches "
-        "ORDER BY connection, transaction_date",
+        "connection, payment_id, invoice_number, invoice_id, payment_currency, invoice_currency, "
+        "applied_amount_in_payment_currency, transaction_date",
+        "connection, transaction_date, payment_id, invoice_id",
     ),
     ExceptionList(
         "absent_amounts",
         "Statuses that rest on an absent amount",
         "Panora leaves zero amounts out; these statuses depend on reading an absent balance or total as 0, "
         "or could not compare an absent balance. Check them in the accounting system.",
-        "SELECT connection, number, invoice_id, currency, source_status, status, total_amount, applied_amount, "
-        "absent_amount_decides, balance_not_compared FROM {m}.invoice_settlement "
-        "WHERE absent_amount_decides OR balance_not_compared ORDER BY connection, number",
+        "*",
+        "connection, number, invoice_id",
     ),
 )
 
@@ -217,44 +219,39 @@ def _write_csv(path: Path, columns: list[str], rows: list[tuple[Any, ...]]) -> N
 def write_report(
     database: str | Path | None,
     out_dir: str | Path,
-    models_schema: str = DEFAULT_MODELS_SCHEMA,
+    models_schema: str | None = None,
     max_rows: int = 200,
 ) -> Report:
     """Write `index.html` and one CSV per exception list into `out_dir`; returns where they are. Reads the
     DuckDB file `database`, or (None) the configured warehouse (`pipelines/warehouse.py`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    m = check_identifier(models_schema, "models schema")
-    with read_models(None if database is None else str(database)) as query:
+    m = check_identifier(models_schema, "models schema") if models_schema else settings.models_schema()
+    with read_warehouse(None if database is None else str(database)) as query:
 
         def rows_of(sql: str) -> list[tuple[Any, ...]]:
             return query(sql)[1]
 
-        as_of, built_at = rows_of(f"SELECT as_of, built_at FROM {m}.model_run")[0]
-        exponents = dict(rows_of(f"SELECT code, exponent FROM {m}.currencies"))
+        summary_table, aging_table = f"{m}.accounting__reconciliation_summary", f"{m}.accounting__receivables_aging"
+        as_of, built_at = rows_of(f"SELECT as_of, built_at FROM {m}.accounting__model_run")[0]
+        exponents = dict(rows_of(f"SELECT code, exponent FROM {m}.accounting__currencies"))
         summary_columns = [
             "connection", "currency", "invoices", *STATUSES, "void_or_draft", "invoiced_amount", "applied_amount",
             "open_amount", "unapplied_payments", "unapplied_amount", "currency_mismatches", "duplicate_payments",
         ]  # fmt: skip
-        summary = rows_of(
-            f"SELECT {', '.join(summary_columns)} FROM {m}.reconciliation_summary ORDER BY connection, currency"
-        )
+        summary = rows_of(f"SELECT {', '.join(summary_columns)} FROM {summary_table} ORDER BY connection, currency")
         by_currency = rows_of(
             f"SELECT currency, sum(invoices), sum(open_amount), sum(unapplied_amount), "
-            f"sum(balance_mismatch + overpaid) FROM {m}.reconciliation_summary GROUP BY currency ORDER BY currency"
+            f"sum(balance_mismatch + overpaid) FROM {summary_table} GROUP BY currency ORDER BY currency"
         )
         overdue = dict(
-            rows_of(
-                f"SELECT currency, sum(open_amount) FROM {m}.receivables_aging WHERE bucket_order > 0 GROUP BY currency"
-            )
+            rows_of(f"SELECT currency, sum(open_amount) FROM {aging_table} WHERE bucket_order > 0 GROUP BY currency")
         )
-        aging_rows = rows_of(
-            f"SELECT currency, bucket, sum(open_amount) FROM {m}.receivables_aging GROUP BY currency, bucket"
-        )
+        aging_rows = rows_of(f"SELECT currency, bucket, sum(open_amount) FROM {aging_table} GROUP BY currency, bucket")
         exceptions = []
         csv_files = []
         for exc in EXCEPTIONS:
-            columns, rows = query(exc.sql.format(m=m))
+            columns, rows = query(exc.sql(m))
             path = out / f"{exc.name}.csv"
             _write_csv(path, columns, rows)
             csv_files.append(path)

@@ -7,6 +7,7 @@ import re
 import dlt
 
 from sources.common.errors import ConfigurationError
+from transforms.dbt_runner import MODELS_SCHEMA_SUFFIX
 
 __all__ = ["ConfigurationError", "check_identifier", "dataset_name", "duckdb_file"]
 
@@ -35,6 +36,14 @@ def dataset_name(override: str | None = None) -> str:
     """ACCOUNTING_ETL__DATASET_NAME, else `accounting_raw`; refused unless a plain identifier."""
     name = override or dlt.config.get("accounting_etl.dataset_name") or DEFAULT_DATASET
     return check_identifier(str(name), "dataset name (ACCOUNTING_ETL__DATASET_NAME, --dataset)")
+
+
+def models_schema(dataset: str | None = None) -> str:
+    """Where the models of a dataset are: `<dataset>_reconciliation` (dbt's naming of the project's custom
+    schema under a target schema), so two datasets on one server keep models of their own."""
+    return check_identifier(
+        dataset_name(dataset) + MODELS_SCHEMA_SUFFIX, "models schema (dataset name + _reconciliation)"
+    )
 
 
 def duckdb_file(override: str | None = None) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from pipelines import settings
 from pipelines.registry import configured_providers
-from pipelines.warehouse.access import read_models
+from pipelines.warehouse.access import read_warehouse
 from sources.common.secrets import SECRETS
 
 NEEDS_A_PERSON = ("rejected", "failed", "unknown")  # ledger states no later run settles on its own
@@ -120,7 +120,7 @@ def read_status(
     now = datetime.now(UTC)
     report = StatusReport(now, max_age_seconds)
     found: dict[tuple[str, str], ConnectionStatus] = {}
-    with read_models(database, dataset) as query:
+    with read_warehouse(database, dataset) as query:
         tables = {r[0] for r in query(
             f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{raw}'")[1]}  # fmt: skip
         if {"load_runs", "load_run_scans"} <= tables:

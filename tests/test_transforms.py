@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import csv
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import duckdb
 import pytest
 
-from transforms.run import DuckDBDatabase, run_transforms
+from pipelines.transform import transform_database
+from sources.common.currencies import currency_table
+from transforms.dbt_runner import DbtTarget
+from transforms.run import DuckDBDatabase, TransformResult, build_models
 
 AS_OF = date(2026, 11, 21)
+SETTLEMENT = "accounting_raw_reconciliation.accounting__invoice_settlement"
+MODEL_RUN = "accounting_raw_reconciliation.accounting__model_run"
 
 RAW_DDL = """
 CREATE SCHEMA raw;
@@ -64,9 +74,7 @@ PAYMENTS = [
 PAYMENT_LINES = [("P2", 0, "INVOICE", "I2", 6000), ("P3", 0, "INVOICE", "I3", 6000)]
 
 
-@pytest.fixture
-def models():
-    con = duckdb.connect()
+def fill_raw(con) -> None:
     con.execute(RAW_DDL)
     for inv_id, status, currency, total, balance, due, deleted in INVOICES:
         con.execute(
@@ -98,9 +106,36 @@ def models():
     )
     con.execute("INSERT INTO raw.invoices__tracking_categories VALUES ('I1', 0, 'tc2')")
     con.execute("INSERT INTO raw.payments__tracking_categories VALUES ('P1', 0, 'tc1'), ('P1', 1, 'tc2')")
-    result = run_transforms(DuckDBDatabase(con), "raw", "models", as_of=AS_OF)
-    assert result.skipped is None
-    return con
+
+
+def build(path: Path, as_of: date = AS_OF, **options) -> TransformResult:
+    """`dbt build` of the project on the DuckDB file `path`, whose raw tables are in schema `raw`."""
+
+    @contextmanager
+    def open_database() -> Iterator[DuckDBDatabase]:
+        with duckdb.connect(str(path)) as con:
+            yield DuckDBDatabase(con)
+
+    return build_models(open_database, DbtTarget.duckdb(str(path), "raw"), path.parent / "dbt", as_of=as_of, **options)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, TransformResult]:
+    """The hand-made data, built once for the module (a dbt build takes seconds)."""
+    path = tmp_path_factory.mktemp("hand") / "hand.duckdb"
+    with duckdb.connect(str(path)) as con:
+        fill_raw(con)
+    result = build(path)
+    assert result.skipped is None and result.error is None, result.error
+    return path, result
+
+
+@pytest.fixture
+def models(built):
+    """A connection on the built models (schema `raw_reconciliation` first on the search path)."""
+    with duckdb.connect(str(built[0]), read_only=True) as con:
+        con.execute("SET search_path = 'raw_reconciliation'")
+        yield con
 
 
 def rows(con, sql):
@@ -108,7 +143,7 @@ def rows(con, sql):
 
 
 def test_every_status(models):
-    statuses = dict(rows(models, "SELECT invoice_id, status FROM models.invoice_settlement"))
+    statuses = dict(rows(models, "SELECT invoice_id, status FROM accounting__invoice_settlement"))
     assert statuses == {
         "I1": "settled",
         "I2": "partially_paid",
@@ -126,13 +161,14 @@ def test_every_status(models):
 
 
 def test_applications_are_counted_once_and_in_the_invoice_currency(models):
-    applied = dict(rows(models, "SELECT invoice_id, applied_minor FROM models.invoice_settlement"))
+    applied = dict(rows(models, "SELECT invoice_id, applied_minor FROM accounting__invoice_settlement"))
     assert applied["I3"] == 6000  # line item and invoice_id name the same application: not 12000
     assert applied["I2"] == 6000  # P8 is GBP: not summed into a EUR invoice
     assert applied["I10"] == 3000 and applied["I4"] == 0  # P11 is deleted
     i3 = rows(
         models,
-        "SELECT expected_balance_minor, open_minor, open_amount FROM models.invoice_settlement WHERE invoice_id = 'I3'",
+        "SELECT expected_balance_minor, open_minor, open_amount FROM accounting__invoice_settlement "
+        "WHERE invoice_id = 'I3'",
     )
     assert i3 == [(-1000, 0, Decimal("0"))]
 
@@ -141,7 +177,7 @@ def test_absent_amounts_are_flagged_where_they_decide(models):
     flags = {
         r[0]: r[1:]
         for r in rows(
-            models, "SELECT invoice_id, absent_amount_decides, balance_not_compared FROM models.invoice_settlement"
+            models, "SELECT invoice_id, absent_amount_decides, balance_not_compared FROM accounting__invoice_settlement"
         )
     }
     assert flags["I7"] == (True, False)  # PAID with no payment: only the read-as-0 balance makes it a mismatch
@@ -150,7 +186,7 @@ def test_absent_amounts_are_flagged_where_they_decide(models):
 
 
 def test_amounts_use_the_currencys_own_exponent(models):
-    amounts = dict(rows(models, "SELECT invoice_id, total_amount FROM models.invoice_settlement"))
+    amounts = dict(rows(models, "SELECT invoice_id, total_amount FROM accounting__invoice_settlement"))
     assert amounts["I1"] == Decimal("100.00")  # EUR: 2 decimals
     assert amounts["I3"] == Decimal("5000")  # JPY: 0 decimals, not 50.00
     assert amounts["I4"] == Decimal("12.345")  # KWD: 3 decimals, not 123.45
@@ -158,22 +194,23 @@ def test_amounts_use_the_currencys_own_exponent(models):
 
 def test_exception_lists(models):
     assert rows(
-        models, "SELECT payment_id, reason, missing_invoice_ids FROM models.unapplied_payments ORDER BY payment_id"
+        models, "SELECT payment_id, reason, missing_invoice_ids FROM accounting__unapplied_payments ORDER BY 1"
     ) == [("P6", "no_invoice", None), ("P7", "invoice_not_in_warehouse", "I-missing")]
     assert rows(
-        models, "SELECT payment_id, invoice_id, payment_currency, invoice_currency FROM models.currency_mismatches"
+        models, "SELECT payment_id, invoice_id, payment_currency, invoice_currency FROM accounting__currency_mismatches"
     ) == [("P8", "I2", "GBP", "EUR")]
     assert rows(
         models,
-        "SELECT payment_id, invoice_id, group_size, duplicate_group FROM models.duplicate_payments ORDER BY payment_id",
+        "SELECT payment_id, invoice_id, group_size, duplicate_group FROM accounting__duplicate_payments ORDER BY 1",
     ) == [("P10", "I10", 2, 1), ("P9", "I10", 2, 1)]
-    assert "I9" not in {r[0] for r in rows(models, "SELECT invoice_id FROM models.invoice_settlement")}
+    assert "I9" not in {r[0] for r in rows(models, "SELECT invoice_id FROM accounting__invoice_settlement")}
 
 
 def test_aging_buckets_hold_open_amounts_with_inclusive_bounds(models):
     aging = rows(
         models,
-        "SELECT currency, bucket, invoices, open_amount FROM models.receivables_aging ORDER BY currency, bucket_order",
+        "SELECT currency, bucket, invoices, open_amount FROM accounting__receivables_aging "
+        "ORDER BY currency, bucket_order",
     )
     assert aging == [
         ("EUR", "current", 2, Decimal("93.00")),  # I8 90.00 + I13 3.00 (due today)
@@ -192,7 +229,7 @@ def test_summary_per_connection_and_currency(models):
             models,
             "SELECT currency, invoices, settled, partially_paid, overpaid, unpaid, balance_mismatch, void_or_draft, "
             "invoiced_amount, applied_amount, open_amount, unapplied_payments, unapplied_amount, currency_mismatches, "
-            "duplicate_payments FROM models.reconciliation_summary WHERE connection = 'c1'",
+            "duplicate_payments FROM accounting__reconciliation_summary WHERE connection = 'c1'",
         )
     }
     assert summary["EUR"] == (
@@ -206,37 +243,88 @@ def test_summary_per_connection_and_currency(models):
     assert summary["KWD"][9] == Decimal("12.345")
 
 
-def test_model_grains_are_unique(models):
-    for table, key in [
-        ("stg_invoices", "invoice_id"),
-        ("stg_payments", "payment_id"),
-        ("invoice_settlement", "invoice_id"),
-        ("payment_applications", "payment_id, invoice_id"),
-        ("receivables_aging", "connection, currency, bucket"),
-        ("reconciliation_summary", "connection, currency"),
-        ("stg_invoice_line_items", "invoice_id, line_index"),
-    ]:
-        duplicates = rows(models, f"SELECT {key}, count(*) FROM models.{table} GROUP BY ALL HAVING count(*) > 1")
-        assert duplicates == [], table
-    assert rows(models, "SELECT tracking_categories FROM models.stg_invoice_line_items") == [("Sales, EMEA",)]
-    assert rows(models, "SELECT tracking_categories FROM models.stg_invoices WHERE invoice_id = 'I1'") == [("EMEA",)]
-    assert rows(models, "SELECT tracking_categories FROM models.stg_payments WHERE payment_id = 'P1'") == [
+def test_tracking_category_names_are_joined_in_order(models):
+    assert rows(models, "SELECT tracking_categories FROM stg_accounting__invoice_line_items") == [("Sales, EMEA",)]
+    assert rows(models, "SELECT tracking_categories FROM stg_accounting__invoices WHERE invoice_id = 'I1'") == [
+        ("EMEA",)
+    ]
+    assert rows(models, "SELECT tracking_categories FROM stg_accounting__payments WHERE payment_id = 'P1'") == [
         ("Sales, EMEA",)
     ]
 
 
-def test_transforms_wait_for_the_raw_tables():
-    con = duckdb.connect()
-    con.execute("CREATE SCHEMA raw; CREATE TABLE raw.payments (id VARCHAR)")
-    result = run_transforms(DuckDBDatabase(con), "raw", "models", as_of=AS_OF)
+def test_dbt_ran_every_test_of_the_project_and_they_passed(built):
+    _, result = built
+    # grains (unique, not_null, unique_key), accepted values, relationships, and the integrity checks
+    assert result.tests_passed >= 40 and not result.failures
+    assert {"accounting__invoice_settlement", "accounting__balance_mismatches", "accounting__currencies"} <= set(
+        result.rows
+    )
+
+
+def test_the_exception_lists_of_the_report_are_models(models):
+    assert rows(models, "SELECT invoice_id FROM accounting__balance_mismatches ORDER BY invoice_id") == [
+        ("I5",),
+        ("I7",),
+    ]
+    assert rows(models, "SELECT invoice_id, overpaid_by FROM accounting__overpaid_invoices") == [
+        ("I3", Decimal("1000"))
+    ]
+    assert rows(models, "SELECT invoice_id FROM accounting__absent_amounts ORDER BY invoice_id") == [("I7",), ("I8",)]
+
+
+def test_the_currencies_seed_is_iso_4217_as_the_loads_know_it():
+    seed = Path(__file__).parent.parent / "transforms" / "seeds" / "accounting__currencies.csv"
+    with open(seed, newline="") as handle:
+        stored = {(r["code"], r["name"], r["exponent"], r["minor_unit"]) for r in csv.DictReader(handle)}
+    expected = {
+        (code, name, "" if exp is None else str(exp), "" if unit is None else format(unit, "f"))
+        for code, name, exp, unit in currency_table()
+    }
+    assert stored == expected, "regenerate transforms/seeds/accounting__currencies.csv from the iso4217 package"
+
+
+def test_transforms_wait_for_the_raw_tables(tmp_path):
+    path = tmp_path / "early.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE SCHEMA raw; CREATE TABLE raw.payments (id VARCHAR)")
+    result = build(path)
     assert result.skipped and "invoices" in result.skipped
+    assert not (tmp_path / "dbt").exists()  # dbt did not run
 
 
-def test_integrity_on_a_loaded_sandbox_every_applied_amount_rebuilt_from_the_api(warehouse, sandbox):
-    """Integrity check in the manner of the accounting dbt packages: rebuild each invoice's applied amount
-    straight from the API's records (in Python, not SQL) and compare with the model."""
-    summary = warehouse.load()
-    assert summary.models
+def test_failing_tests_and_models_are_reported_and_the_rest_is_built(built, tmp_path, monkeypatch):
+    """A duplicate invoice breaks a grain test; an analyst's model with an error fails. Both are named, an
+    analyst's good model is built by `transform`, what depends on the failure is not, and model_run keeps
+    the last complete build (the next load builds again)."""
+    path = tmp_path / "hand.duckdb"
+    shutil.copy(built[0], path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("INSERT INTO raw.invoices (id, connection, status, currency, total_amount) VALUES "
+                    "('I1', 'c2', 'OPEN', 'EUR', 1)")  # fmt: skip
+    analyst = tmp_path / "analyst"
+    analyst.mkdir()
+    (analyst / "payments_per_currency.sql").write_text(
+        "SELECT currency, count(*) AS payments FROM {{ ref('stg_accounting__payments') }} GROUP BY currency"
+    )
+    (analyst / "broken.sql").write_text("SELECT no_such_column FROM {{ ref('stg_accounting__payments') }}")
+    monkeypatch.setenv("ACCOUNTING_ETL__ANALYST_MODELS", str(analyst))
+
+    result = transform_database(str(path), "raw", as_of=date(2027, 1, 1))
+
+    assert result.error and len(result.failures) == 2, result.failures
+    assert any("unique_stg_accounting__invoices_invoice_id" in f and "1 row(s)" in f for f in result.failures)
+    assert any(f.startswith("model broken error") and "no_such_column" in f for f in result.failures)
+    assert "accounting__invoice_settlement" in result.not_built
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT currency, payments FROM raw_reconciliation.payments_per_currency "
+                           "ORDER BY currency").fetchall()[0] == ("EUR", 7)  # fmt: skip
+        assert con.execute("SELECT as_of FROM raw_reconciliation.accounting__model_run").fetchone() == (AS_OF,)
+
+
+def applied_amounts_from_the_api(sandbox) -> dict[str, int]:
+    """Integrity check in the manner of the accounting dbt packages: each invoice's applied amount rebuilt
+    straight from the API's records, in Python."""
     expected: dict[str, int] = {}
     for alias in ("acme-eu", "acme-us", "globex-jp"):
         invoices = {i["id"]: i for i in sandbox.store.all(alias, "invoices")}
@@ -249,29 +337,30 @@ def test_integrity_on_a_loaded_sandbox_every_applied_amount_rebuilt_from_the_api
                 invoice = invoices.get(invoice_id)
                 if invoice is not None and invoice["currency"] == payment["currency"]:
                     expected[invoice_id] = expected.get(invoice_id, 0) + amount
-    with duckdb.connect(str(warehouse.path), read_only=True) as con:
-        model = dict(con.execute("SELECT invoice_id, applied_minor FROM reconciliation.invoice_settlement").fetchall())
-    assert len(model) == 150
-    assert {k: v for k, v in model.items() if v} == expected
+    return expected
 
 
 def test_a_load_that_changed_nothing_leaves_the_models_as_they_were(warehouse, sandbox):
     first = warehouse.load()
-    assert first.models and not first.models_up_to_date
-    built_at = warehouse.scalar("SELECT built_at FROM reconciliation.model_run")
+    assert first.models and not first.models_up_to_date and not first.models_error
+    with duckdb.connect(str(warehouse.path), read_only=True) as con:
+        model = dict(con.execute(f"SELECT invoice_id, applied_minor FROM {SETTLEMENT}").fetchall())
+    assert len(model) == 150
+    assert {k: v for k, v in model.items() if v} == applied_amounts_from_the_api(sandbox)
+    built_at = warehouse.scalar(f"SELECT built_at FROM {MODEL_RUN}")
 
     again = warehouse.load()  # the same records: nothing written, the models read what they read before
     assert sum(again.rows_per_table.values()) == 0
     assert again.models_up_to_date and again.models == first.models
     assert "up to date" in again.render()
-    assert warehouse.scalar("SELECT built_at FROM reconciliation.model_run") == built_at
+    assert warehouse.scalar(f"SELECT built_at FROM {MODEL_RUN}") == built_at
 
     payment = sandbox.store.all("acme-eu", "payments")[0]
     sandbox.store.update("acme-eu", "payments", payment["id"], total_amount=payment["total_amount"] + 1)
     changed = warehouse.load()
     assert not changed.models_up_to_date
-    assert warehouse.scalar("SELECT built_at FROM reconciliation.model_run") > built_at
+    assert warehouse.scalar(f"SELECT built_at FROM {MODEL_RUN}") > built_at
 
     later = warehouse.load(as_of=date(2031, 1, 1))  # another as-of date: other ages, so built again
     assert not later.models_up_to_date
-    assert warehouse.scalar("SELECT as_of FROM reconciliation.model_run") == date(2031, 1, 1)
+    assert warehouse.scalar(f"SELECT as_of FROM {MODEL_RUN}") == date(2031, 1, 1)

@@ -1,34 +1,32 @@
-"""Builds the reconciliation models: every `models/NN_name.sql` in order, as table `name` in the models
-schema, in one transaction (a crash leaves the previous models in place).
+"""Builds the reconciliation models: `dbt build` of this folder's dbt project (models, the currencies seed and
+every test), in-process, then records what they were built from.
 
-Each model file is one SELECT that states its grain in its opening comment, reading `{raw}` (the loaded
-tables), `{models}` (the models before it) and `{as_of}` (the date ages are counted to: explicit, so a
-report can be reproduced; today by default).
-
-The models are written once, in DuckDB's dialect, and translated with sqlglot for any other database
-(PostgreSQL: `date_diff` becomes date subtraction, and so on), so there is no copy of a model per database.
+A load that changed nothing leaves the models as they are: before dbt runs, the row counts and latest load
+ids of the raw tables, the as-of date and the project's files are digested, and compared with the digest the
+last complete build stored in `accounting__model_run`. A failing model or test is reported, never raised:
+the load it follows stays loaded, and `accounting__model_run` keeps its previous row (it is built after
+every other model and their tests), so the next run builds again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-import sqlglot
-
-from pipelines.settings import check_identifier
-from sources.common.currencies import currency_table
+from transforms.dbt_runner import PROJECT_DIR, DbtTarget, run_dbt
 
 log = logging.getLogger("accounting_etl.transforms")
 
-MODELS_DIR = Path(__file__).parent / "models"
-DEFAULT_MODELS_SCHEMA = "reconciliation"
+ANALYST_MODELS_ENV = "ACCOUNTING_ETL__ANALYST_MODELS"  # read by dbt_project.yml's model-paths
+MODEL_RUN = "accounting__model_run"
 REQUIRED_RAW_TABLES = (
     "invoices",
     "invoices__line_items",
@@ -39,37 +37,26 @@ REQUIRED_RAW_TABLES = (
     "payments__tracking_categories",
     "tracking_categories",
 )
-
-
-MODELS_DIALECT = "duckdb"  # the dialect the model files are written in
+PROJECT_FILES = ("*.sql", "*.yml", "*.csv", "*.md")
+LEFT_BY_DBT = {"target", "logs", "dbt_packages"}
 
 
 class Database(Protocol):
-    dialect: str  # sqlglot's name of the database's SQL dialect
+    """The few statements the runner sends itself: standard SQL that DuckDB and PostgreSQL both take."""
 
     def execute(self, sql: str) -> None: ...
 
     def query(self, sql: str) -> list[tuple[Any, ...]]: ...
 
 
-def translate(sql: str, dialect: str) -> str:
-    """A statement written for DuckDB, in `dialect`."""
-    if dialect == MODELS_DIALECT:
-        return sql
-    statements = sqlglot.transpile(sql, read=MODELS_DIALECT, write=dialect)
-    if len(statements) != 1:
-        raise ValueError(f"expected one statement, got {len(statements)}")
-    return statements[0]
+OpenDatabase = Callable[[], AbstractContextManager[Database]]
 
 
 class DuckDBDatabase:
-    """A DuckDB connection (analysts' notebooks, `accounting-etl transform`)."""
-
-    dialect = "duckdb"
+    """A DuckDB connection."""
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
-        self.connection.execute("SET TimeZone = 'UTC'")
 
     def execute(self, sql: str) -> None:
         self.connection.execute(sql)
@@ -79,16 +66,10 @@ class DuckDBDatabase:
 
 
 class SqlClientDatabase:
-    """dlt's SQL client of a pipeline's destination (the load job)."""
+    """dlt's SQL client of a pipeline's destination."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
-        self.dialect = getattr(client.capabilities, "sqlglot_dialect", None) or MODELS_DIALECT
-        # dates are cut from timestamps in UTC, whatever the server's or session's zone
-        if self.dialect == "duckdb":
-            client.execute_sql("SET TimeZone = 'UTC'")
-        elif self.dialect == "postgres":
-            client.execute_sql("SET TIME ZONE 'UTC'")
 
     def execute(self, sql: str) -> None:
         self.client.execute_sql(sql)
@@ -105,34 +86,24 @@ class TransformResult:
     seconds: float = 0.0
     skipped: str | None = None
     up_to_date: bool = False  # nothing they read changed since they were built: left as they are
+    failures: list[str] = field(default_factory=list)  # models and tests that failed, with dbt's message
+    not_built: list[str] = field(default_factory=list)  # left out because something they depend on failed
+    tests_passed: int = 0
+    log_file: Path | None = None
+
+    @property
+    def error(self) -> str | None:
+        """One paragraph on what failed, or None when every model and test passed."""
+        if not self.failures:
+            return None
+        text = f"{len(self.failures)} model(s) or test(s) failed: " + "; ".join(self.failures)
+        if self.not_built:
+            text += f"; {len(self.not_built)} not built because of it ({', '.join(self.not_built[:8])})"
+        return text + (f" (dbt's log: {self.log_file})" if self.log_file else "")
 
 
-def model_files() -> list[Path]:
-    return sorted(MODELS_DIR.glob("[0-9][0-9]_*.sql"))
-
-
-def model_name(path: Path) -> str:
-    return path.stem.split("_", 1)[1]
-
-
-def _literal(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, int | Decimal):
-        return str(value)
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _currencies_sql(models: str) -> list[str]:
-    values = ",\n".join(
-        f"({_literal(code)}, {_literal(name)}, {_literal(exp)}, {_literal(unit)})"
-        for code, name, exp, unit in currency_table()
-    )
-    return [
-        f"DROP TABLE IF EXISTS {models}.currencies",
-        f"CREATE TABLE {models}.currencies (code VARCHAR, name VARCHAR, exponent INTEGER, minor_unit DECIMAL(18, 4))",
-        f"INSERT INTO {models}.currencies VALUES\n{values}",
-    ]
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def missing_raw_tables(db: Database, raw: str) -> list[str]:
@@ -141,93 +112,116 @@ def missing_raw_tables(db: Database, raw: str) -> list[str]:
     return [t for t in REQUIRED_RAW_TABLES if t not in present]
 
 
-def _count_rows(db: Database, models_schema: str, files: list[Path], result: TransformResult) -> None:
-    for path in files:
-        name = model_name(path)
-        result.rows[name] = db.query(f"SELECT count(*) FROM {models_schema}.{name}")[0][0]
+def analyst_models_dir() -> Path | None:
+    """The analysts' own models (ACCOUNTING_ETL__ANALYST_MODELS), built with the project's; None: the
+    project's `analyst_models/` folder."""
+    value = os.environ.get(ANALYST_MODELS_ENV)
+    return Path(value).resolve() if value else None
 
 
-def inputs_fingerprint(db: Database, raw_schema: str, as_of: date, files: list[Path]) -> str | None:
-    """What the models are built from, as one digest: the as-of date, the model files, and each raw table's
-    row count and latest load id (every write, deletion marks included, comes with a new load id). None
-    when it cannot be read (a table loaded without `_dlt_load_id`): the models are then always built."""
+def project_files() -> list[Path]:
+    """Every file of the project that can change what `dbt build` makes, the analysts' models included (not
+    what a hand-run dbt leaves in the project: target/, logs/)."""
+    found = []
+    for root in [PROJECT_DIR, *filter(None, [analyst_models_dir()])]:
+        for pattern in PROJECT_FILES:
+            found += [p for p in root.rglob(pattern) if not set(p.relative_to(root).parts[:-1]) & LEFT_BY_DBT]
+    return sorted(set(found))
+
+
+def inputs_fingerprint(db: Database, raw_schema: str, as_of: date) -> str | None:
+    """What the models are built from, as one digest: the as-of date, the project's files, and each raw
+    table's row count and latest load id (every write, deletion marks included, comes with a new load id).
+    None when it cannot be read (a table loaded without `_dlt_load_id`): the models are then always built."""
     parts = []
     for table in REQUIRED_RAW_TABLES:
         parts.append(f"(SELECT count(*) FROM {raw_schema}.{table})")
         parts.append(f"(SELECT max(_dlt_load_id) FROM {raw_schema}.{table})")
     try:
-        state = db.query(translate("SELECT " + ", ".join(parts), db.dialect))[0]
+        state = db.query("SELECT " + ", ".join(parts))[0]
     except Exception as exc:
         log.info("cannot read what the models are built from (%s); building them", type(exc).__name__)
         return None
     digest = hashlib.blake2b(digest_size=16)
     for item in (raw_schema, as_of.isoformat(), *(str(v) for v in state)):
         digest.update(item.encode() + b"\0")
-    for path in files:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in project_files():
+        digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
 def _built_from(db: Database, models_schema: str) -> str | None:
-    """The fingerprint the models were last built from (None before this version wrote one)."""
+    """The fingerprint the models were last built from (None: never built completely by this runner)."""
     try:
-        return db.query(f"SELECT inputs_fingerprint FROM {models_schema}.model_run")[0][0]
+        return db.query(f"SELECT inputs_fingerprint FROM {models_schema}.{MODEL_RUN}")[0][0]
     except Exception:
         return None
 
 
-def run_transforms(
-    db: Database,
-    raw_schema: str,
-    models_schema: str = DEFAULT_MODELS_SCHEMA,
+def _count_rows(db: Database, models_schema: str) -> dict[str, int]:
+    tables = db.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = "
+        f"{_literal(models_schema)} ORDER BY table_name"
+    )
+    return {name: db.query(f"SELECT count(*) FROM {models_schema}.{name}")[0][0] for (name,) in tables}
+
+
+@contextmanager
+def _analysts_folder_for_dbt() -> Iterator[None]:
+    """dbt reads the analysts' folder relative to the project: hand it an absolute path for the run."""
+    before = os.environ.get(ANALYST_MODELS_ENV)
+    folder = analyst_models_dir()
+    if folder is not None:
+        os.environ[ANALYST_MODELS_ENV] = str(folder)
+    try:
+        yield
+    finally:
+        if before is not None:
+            os.environ[ANALYST_MODELS_ENV] = before
+
+
+def build_models(
+    open_database: OpenDatabase,
+    target: DbtTarget,
+    work_dir: Path,
     as_of: date | None = None,
     only_if_changed: bool = False,
 ) -> TransformResult:
-    """Build every model from the raw tables in `raw_schema`, counting ages to `as_of` (default today).
-    `only_if_changed`: leave the models as they are when nothing they read changed since they were built
-    (the same raw rows, as-of date and model files), as after a load that wrote nothing."""
-    check_identifier(raw_schema, "dataset of the loaded tables")
-    check_identifier(models_schema, "models schema")
+    """`dbt build` of the models from the raw tables in `target.schema`, counting ages to `as_of` (default
+    today, UTC). `open_database` opens the warehouse for the runner's own few statements; it is closed while
+    dbt runs (dbt opens its own connection). `only_if_changed`: leave the models as they are when nothing they
+    read changed since their last complete build (the same raw rows, as-of date and project files)."""
     as_of = as_of or datetime.now(UTC).date()
-    result = TransformResult(as_of=as_of, models_schema=models_schema)
-    missing = missing_raw_tables(db, raw_schema)
-    if missing:
-        result.skipped = f"raw tables not loaded yet: {', '.join(missing)}"
-        log.warning("transforms skipped: %s", result.skipped)
-        return result
+    raw_schema = target.schema
+    result = TransformResult(as_of=as_of, models_schema=target.models_schema)
     started = time.monotonic()
-    files = model_files()
-    # read before building: a write that lands meanwhile makes the next run build again, never the reverse
-    fingerprint = inputs_fingerprint(db, raw_schema, as_of, files)
-    if only_if_changed and fingerprint is not None and _built_from(db, models_schema) == fingerprint:
-        result.up_to_date = True
-        _count_rows(db, models_schema, files, result)
-        result.seconds = round(time.monotonic() - started, 3)
-        log.info("transforms: the models in %s are up to date (as of %s)", models_schema, as_of)
-        return result
-    names = {"raw": raw_schema, "models": models_schema, "as_of": as_of.isoformat()}
-    # translated before the transaction starts: a model that cannot be translated changes nothing
-    statements = [f"CREATE SCHEMA IF NOT EXISTS {models_schema}", *_currencies_sql(models_schema)]
-    for path in files:
-        name = model_name(path)
-        statements.append(f"DROP TABLE IF EXISTS {models_schema}.{name}")
-        statements.append(f"CREATE TABLE {models_schema}.{name} AS\n{path.read_text().format(**names)}")
-    statements.append(f"DROP TABLE IF EXISTS {models_schema}.model_run")
-    statements.append(
-        f"CREATE TABLE {models_schema}.model_run AS SELECT DATE {_literal(as_of.isoformat())} AS as_of, "
-        f"CAST({_literal(datetime.now(UTC).isoformat())} AS TIMESTAMP) AS built_at, "
-        f"{_literal(raw_schema)} AS raw_schema, CAST({_literal(fingerprint)} AS VARCHAR) AS inputs_fingerprint"
-    )
-    statements = [translate(statement, db.dialect) for statement in statements]
-    db.execute("BEGIN TRANSACTION")
-    try:
-        for statement in statements:
-            db.execute(statement)
-        db.execute("COMMIT")
-    except Exception:
-        db.execute("ROLLBACK")
-        raise
-    _count_rows(db, models_schema, files, result)
+    with open_database() as db:
+        missing = missing_raw_tables(db, raw_schema)
+        if missing:
+            result.skipped = f"raw tables not loaded yet: {', '.join(missing)}"
+            log.warning("models not built: %s", result.skipped)
+            return result
+        # read before building: a write that lands meanwhile makes the next run build again, never the reverse
+        fingerprint = inputs_fingerprint(db, raw_schema, as_of)
+        if only_if_changed and fingerprint is not None and _built_from(db, target.models_schema) == fingerprint:
+            result.up_to_date = True
+            result.rows = _count_rows(db, target.models_schema)
+            result.seconds = round(time.monotonic() - started, 3)
+            log.info("models: the models in %s are up to date (as of %s)", target.models_schema, as_of)
+            return result
+    with _analysts_folder_for_dbt():
+        run = run_dbt(["build"], target, work_dir, {"as_of": as_of.isoformat(), "raw_schema": raw_schema})
+    result.log_file = run.log_file
+    result.failures = [node.describe() for node in run.failures]
+    result.not_built = [node.name for node in run.skipped if node.kind != "test"]
+    result.tests_passed = sum(1 for node in run.nodes if node.kind == "test" and node.status == "pass")
+    with open_database() as db:
+        if run.success and fingerprint is not None:
+            db.execute(f"UPDATE {target.models_schema}.{MODEL_RUN} SET inputs_fingerprint = {_literal(fingerprint)}")
+        result.rows = _count_rows(db, target.models_schema)
     result.seconds = round(time.monotonic() - started, 3)
-    log.info("transforms: %d models in %s (as of %s) in %.1fs", len(files), models_schema, as_of, result.seconds)
+    if result.error:
+        log.error("models: %s", result.error)
+    else:
+        log.info("models: built in %s (as of %s) in %.1fs", target.models_schema, as_of, result.seconds)
     return result

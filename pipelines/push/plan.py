@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines.settings import models_schema
 from sources.common.currencies import CurrencyError, minor_unit_exponent
-from transforms.run import DEFAULT_MODELS_SCHEMA
 
 # statuses of loaded invoices that take no payment (the sources speak the unified vocabulary)
 CLOSED_INVOICE_STATUSES = ("VOID", "DRAFT")
@@ -25,10 +25,10 @@ def loaded_invoices(con: Any, raw: str) -> Invoices:
     }
     if f"{raw}.invoices" not in tables:
         return {}
-    if f"{DEFAULT_MODELS_SCHEMA}.invoice_settlement" in tables:
+    settlement = f"{models_schema(raw)}.accounting__invoice_settlement"
+    if settlement in tables:
         rows = con.execute(
-            "SELECT connection, invoice_id, currency, source_status, open_minor, FALSE, number "
-            f"FROM {DEFAULT_MODELS_SCHEMA}.invoice_settlement"
+            f"SELECT connection, invoice_id, currency, source_status, open_minor, FALSE, number FROM {settlement}"
         ).fetchall()
         deleted = con.execute(
             f"SELECT connection, id, number FROM {raw}.invoices WHERE deleted_at IS NOT NULL"

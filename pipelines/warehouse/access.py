@@ -1,8 +1,9 @@
 """Opening the warehouse: for the load's writer, the models, the report and push, with one writer at a time.
 
-`models_database` / `read_models` open the configured warehouse for `transform` and `report`: a DuckDB
-file directly, any other SQL destination through dlt's SQL client (with the model SQL translated to its
-dialect). `push_connection` opens it for push, whose ledger needs committed statements of its own:
+`models_warehouse` / `pipeline_models` give the models' dbt target (`transforms/`) and a way to open the
+warehouse around it; `read_warehouse` opens it for `report` and `status`: a DuckDB file directly, any other
+SQL destination through dlt's SQL client (their statements are plain SQL both take). `push_connection`
+opens it for push, whose ledger needs committed statements of its own:
 DuckDB or PostgreSQL, one push at a time per warehouse.
 
 One writer at a time, while the fetching runs in parallel:
@@ -23,17 +24,22 @@ warehouse is taken in turn:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import dlt
 import duckdb
+from dlt.common.pipeline import get_dlt_pipelines_dir
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from pipelines import settings
-from pipelines.warehouse.destination import make_destination, uses_duckdb_file
+from pipelines.warehouse.destination import duckdb_memory_limit, make_destination, uses_duckdb_file
 from pipelines.warehouse.locks import advisory_lock, file_lock
-from transforms.run import Database, DuckDBDatabase, SqlClientDatabase, translate
+from transforms.dbt_runner import DbtTarget
+from transforms.run import Database, DuckDBDatabase, OpenDatabase, SqlClientDatabase
 
 # (column names, rows) of one query
 Query = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
@@ -54,29 +60,87 @@ def writer_guard(pipeline: Any) -> Guard:
     return nullcontext
 
 
-@contextmanager
-def _destination_client(dataset: str | None) -> Iterator[Any]:
-    pipeline = dlt.pipeline(
+def _models_pipeline(dataset: str | None) -> dlt.Pipeline:
+    return dlt.pipeline(
         pipeline_name="accounting_models", destination=make_destination(), dataset_name=settings.dataset_name(dataset)
     )
+
+
+@contextmanager
+def _destination_client(dataset: str | None) -> Iterator[Any]:
+    pipeline = _models_pipeline(dataset)
     with writer_guard(pipeline)(), pipeline.sql_client() as client:
         yield client
 
 
-@contextmanager
-def models_database(database: str | None = None, dataset: str | None = None) -> Iterator[Database]:
-    """The warehouse to build the models in: the DuckDB file, else the configured destination."""
-    if uses_duckdb_file(database):
-        with duckdb.connect(settings.duckdb_file(database)) as con:
-            yield DuckDBDatabase(con)
-    else:
-        with _destination_client(dataset) as client:
+def dbt_target(credentials: Any, dataset: str) -> DbtTarget:
+    """The dbt target of a dlt destination's credentials: a DuckDB file or a PostgreSQL database (the two
+    adapters installed), the models reading `dataset`."""
+    if isinstance(credentials, DuckDbCredentials):
+        return DbtTarget.duckdb(credentials.database, dataset, {"memory_limit": duckdb_memory_limit()})
+    if getattr(credentials, "drivername", None) in ("postgres", "postgresql"):
+        return DbtTarget.postgres(
+            credentials.host,
+            credentials.port or 5432,
+            credentials.username,
+            credentials.database,
+            dataset,
+            password=None if credentials.password is None else str(credentials.password),
+        )
+    raise settings.ConfigurationError(
+        f"the models are built with dbt on DuckDB or PostgreSQL; the destination ({type(credentials).__name__}) is "
+        "neither: load with --no-transform, or build the dbt project in transforms/ with your own profile"
+    )
+
+
+def models_work_dir(target: DbtTarget) -> Path:
+    """Where dbt keeps its artifacts and log for one warehouse and dataset (dlt's data folder): the next
+    build there reuses its parse."""
+    key = hashlib.blake2b(target.identity().encode(), digest_size=8).hexdigest()
+    return Path(get_dlt_pipelines_dir()).parent / "accounting_dbt" / f"{target.schema}-{key}"
+
+
+def pipeline_models(pipeline: dlt.Pipeline) -> tuple[DbtTarget, OpenDatabase]:
+    """The dbt target of a pipeline's destination, and a way to open it through dlt's SQL client."""
+
+    @contextmanager
+    def open_database() -> Iterator[Database]:
+        with pipeline.sql_client() as client:
             yield SqlClientDatabase(client)
 
+    with pipeline.sql_client() as client:
+        credentials = client.credentials
+    return dbt_target(credentials, pipeline.dataset_name), open_database
+
 
 @contextmanager
-def read_models(database: str | None = None, dataset: str | None = None) -> Iterator[Query]:
-    """A query function on the warehouse's models (statements written for DuckDB; translated elsewhere)."""
+def models_warehouse(
+    database: str | None = None, dataset: str | None = None
+) -> Iterator[tuple[DbtTarget, OpenDatabase]]:
+    """The models' dbt target in the DuckDB file, else in the configured destination, and a way to open the
+    warehouse, holding the writer's turn throughout."""
+    if not uses_duckdb_file(database):
+        pipeline = _models_pipeline(dataset)
+        with writer_guard(pipeline)():
+            yield pipeline_models(pipeline)
+        return
+    path = settings.duckdb_file(database)
+
+    @contextmanager
+    def open_database() -> Iterator[Database]:
+        with duckdb.connect(path) as con:
+            yield DuckDBDatabase(con)
+
+    with file_lock(f"{path}.writer.lock", f"the writer's turn on {path}", wait=True):
+        yield (
+            DbtTarget.duckdb(path, settings.dataset_name(dataset), {"memory_limit": duckdb_memory_limit()}),
+            open_database,
+        )
+
+
+@contextmanager
+def read_warehouse(database: str | None = None, dataset: str | None = None) -> Iterator[Query]:
+    """A query function on the warehouse: the DuckDB file (read-only), else the configured destination."""
     if uses_duckdb_file(database):
         with duckdb.connect(settings.duckdb_file(database), read_only=True) as con:
 
@@ -87,10 +151,9 @@ def read_models(database: str | None = None, dataset: str | None = None) -> Iter
             yield query
     else:
         with _destination_client(dataset) as client:
-            dialect = SqlClientDatabase(client).dialect
 
             def query(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-                with client.execute_query(translate(sql, dialect)) as cursor:
+                with client.execute_query(sql) as cursor:
                     return [d[0] for d in cursor.description], list(cursor.fetchall())
 
             yield query

@@ -26,10 +26,14 @@ def make_destination(destination: str | Destination | None = None) -> str | Dest
     if destination is None:
         destination = dlt.config.get("accounting_etl.destination") or "duckdb"
     if destination == "duckdb":
-        limit = str(dlt.config.get("accounting_etl.duckdb_memory_limit") or DEFAULT_DUCKDB_MEMORY_LIMIT)
-        credentials = DuckDbCredentials(duckdb_file(), global_config={"memory_limit": limit})
+        credentials = DuckDbCredentials(duckdb_file(), global_config={"memory_limit": duckdb_memory_limit()})
         return dlt.destinations.duckdb(credentials=credentials)
     return destination
+
+
+def duckdb_memory_limit() -> str:
+    """ACCOUNTING_ETL__DUCKDB_MEMORY_LIMIT, else 256MB: the bound of every DuckDB connection the jobs open."""
+    return str(dlt.config.get("accounting_etl.duckdb_memory_limit") or DEFAULT_DUCKDB_MEMORY_LIMIT)
 
 
 def uses_duckdb_file(database: str | None) -> bool:

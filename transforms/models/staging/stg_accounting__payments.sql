@@ -1,10 +1,10 @@
--- stg_payments: one row per live payment. Amounts as in stg_invoices; an absent total_amount is 0.
+-- stg_accounting__payments: one row per live payment. Amounts as in stg_invoices; an absent total_amount is 0.
 SELECT
     p.id AS payment_id,
     p.connection,
     p.provider,
     p.invoice_id,
-    CAST(p.transaction_date AS DATE) AS transaction_date,
+    {{ utc_date('p.transaction_date') }} AS transaction_date,
     upper(p.currency) AS currency,
     c.exponent AS currency_exponent,
     c.exponent IS NULL AS currency_unknown,
@@ -17,12 +17,12 @@ SELECT
     p.account_id,
     p.remote_id,
     (
-        SELECT string_agg(tc.name, ', ' ORDER BY t.position)
-        FROM {raw}.payments__tracking_categories AS t
-        JOIN {raw}.tracking_categories AS tc ON tc.id = t.tracking_category_id
+        SELECT {{ dbt.listagg('tc.name', "', '", 'order by t.position') }}
+        FROM {{ source('accounting', 'payments__tracking_categories') }} AS t
+        JOIN {{ source('accounting', 'tracking_categories') }} AS tc ON tc.id = t.tracking_category_id
         WHERE t.payment_id = p.id
     ) AS tracking_categories,
     p.created_at
-FROM {raw}.payments AS p
-LEFT JOIN {models}.currencies AS c ON c.code = upper(p.currency)
+FROM {{ source('accounting', 'payments') }} AS p
+LEFT JOIN {{ ref('accounting__currencies') }} AS c ON c.code = upper(p.currency)
 WHERE p.deleted_at IS NULL

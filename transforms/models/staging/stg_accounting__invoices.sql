@@ -1,4 +1,4 @@
--- stg_invoices: one row per live invoice (deleted ones stay reachable in the raw `invoices` table).
+-- stg_accounting__invoices: one row per live invoice (deleted ones stay reachable in the raw `invoices` table).
 -- Amounts: `*_minor` in the currency's integer minor units as loaded; `*_amount` in major units, converted
 -- with the currency's ISO 4217 exponent (JPY 0, EUR 2, KWD 3), never by a fixed 100.
 -- ASSUMPTION (Panora drops money fields equal to 0): an absent total_amount is 0; an absent balance is 0 on
@@ -10,8 +10,8 @@ SELECT
     i.number,
     upper(i.status) AS source_status,
     i.type,
-    CAST(i.issue_date AS DATE) AS issue_date,
-    CAST(i.due_date AS DATE) AS due_date,
+    {{ utc_date('i.issue_date') }} AS issue_date,
+    {{ utc_date('i.due_date') }} AS due_date,
     upper(i.currency) AS currency,
     c.exponent AS currency_exponent,
     c.exponent IS NULL AS currency_unknown,
@@ -29,13 +29,13 @@ SELECT
     i.contact_id,
     upper(i.status) IN ('VOID', 'DRAFT', 'DELETED') AS excluded_from_receivables,
     (
-        SELECT string_agg(tc.name, ', ' ORDER BY t.position)
-        FROM {raw}.invoices__tracking_categories AS t
-        JOIN {raw}.tracking_categories AS tc ON tc.id = t.tracking_category_id
+        SELECT {{ dbt.listagg('tc.name', "', '", 'order by t.position') }}
+        FROM {{ source('accounting', 'invoices__tracking_categories') }} AS t
+        JOIN {{ source('accounting', 'tracking_categories') }} AS tc ON tc.id = t.tracking_category_id
         WHERE t.invoice_id = i.id
     ) AS tracking_categories,
     i.created_at,
     i.modified_at
-FROM {raw}.invoices AS i
-LEFT JOIN {models}.currencies AS c ON c.code = upper(i.currency)
+FROM {{ source('accounting', 'invoices') }} AS i
+LEFT JOIN {{ ref('accounting__currencies') }} AS c ON c.code = upper(i.currency)
 WHERE i.deleted_at IS NULL

@@ -1,4 +1,4 @@
--- invoice_settlement: one row per live invoice: what was invoiced, what payments applied to it (in the
+-- accounting__invoice_settlement: one row per live invoice: what was invoiced, what payments applied to it (in the
 -- invoice's currency; other currencies are listed in currency_mismatches, not summed), the balance that
 -- implies, the balance the accounting system reports, and a status:
 --   void / draft      excluded from receivables
@@ -14,7 +14,7 @@ WITH applied AS (
         count(*) FILTER (WHERE a.payment_currency IS DISTINCT FROM a.invoice_currency) AS foreign_currency_applications,
         min(a.transaction_date) AS first_payment_date,
         max(a.transaction_date) AS last_payment_date
-    FROM {models}.payment_applications AS a
+    FROM {{ ref('int_accounting__payment_applications') }} AS a
     WHERE a.invoice_in_warehouse
     GROUP BY a.invoice_id
 ),
@@ -27,7 +27,7 @@ settled AS (
         ap.first_payment_date,
         ap.last_payment_date,
         i.total_minor - coalesce(ap.applied_minor, 0) AS expected_balance_minor
-    FROM {models}.stg_invoices AS i
+    FROM {{ ref('stg_accounting__invoices') }} AS i
     LEFT JOIN applied AS ap ON ap.invoice_id = i.invoice_id
 ),
 classified AS (
@@ -57,4 +57,4 @@ SELECT
     ) AS absent_amount_decides,
     NOT c.excluded_from_receivables AND c.balance_absent AND c.source_status <> 'PAID' AS balance_not_compared
 FROM classified AS c
-LEFT JOIN {models}.currencies AS cur ON cur.code = c.currency
+LEFT JOIN {{ ref('accounting__currencies') }} AS cur ON cur.code = c.currency

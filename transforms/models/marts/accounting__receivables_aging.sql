@@ -1,4 +1,4 @@
--- receivables_aging: one row per connection, currency and bucket: the OPEN amount (total - applied, never
+-- accounting__receivables_aging: one row per connection, currency and bucket: the OPEN amount (total - applied, never
 -- the original amount) of invoices that are neither void nor draft, aged from the due date to the as-of
 -- date. Buckets have inclusive upper bounds and do not overlap: current (not yet due, or no due date),
 -- 1-30, 31-60, 61-90, 90+ days past due.
@@ -8,8 +8,8 @@ WITH open_invoices AS (
         s.currency,
         s.open_minor,
         s.open_amount,
-        CASE WHEN s.due_date IS NULL THEN 0 ELSE date_diff('day', s.due_date, DATE '{as_of}') END AS days_past_due
-    FROM {models}.invoice_settlement AS s
+        CASE WHEN s.due_date IS NULL THEN 0 ELSE {{ dbt.datediff('s.due_date', as_of_date(), 'day') }} END AS days_past_due
+    FROM {{ ref('accounting__invoice_settlement') }} AS s
     WHERE NOT s.excluded_from_receivables AND s.open_minor > 0
 ),
 bucketed AS (

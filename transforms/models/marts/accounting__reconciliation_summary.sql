@@ -15,12 +15,12 @@ WITH invoices AS (
         coalesce(sum(total_amount) FILTER (WHERE NOT excluded_from_receivables), 0) AS invoiced_amount,
         coalesce(sum(applied_amount) FILTER (WHERE NOT excluded_from_receivables), 0) AS applied_amount,
         coalesce(sum(open_amount) FILTER (WHERE NOT excluded_from_receivables), 0) AS open_amount
-    FROM {models}.invoice_settlement
+    FROM {{ ref('accounting__invoice_settlement') }}
     GROUP BY connection, currency
 ),
 unapplied AS (
     SELECT connection, currency, count(*) AS unapplied_payments, sum(total_amount) AS unapplied_amount
-    FROM {models}.unapplied_payments
+    FROM {{ ref('accounting__unapplied_payments') }}
     GROUP BY connection, currency
 ),
 keys AS (
@@ -44,9 +44,9 @@ SELECT
     coalesce(i.open_amount, 0) AS open_amount,
     coalesce(u.unapplied_payments, 0) AS unapplied_payments,
     coalesce(u.unapplied_amount, 0) AS unapplied_amount,
-    (SELECT count(*) FROM {models}.currency_mismatches AS m
+    (SELECT count(*) FROM {{ ref('accounting__currency_mismatches') }} AS m
      WHERE m.connection = k.connection AND m.invoice_currency = k.currency) AS currency_mismatches,
-    (SELECT count(*) FROM {models}.duplicate_payments AS d
+    (SELECT count(*) FROM {{ ref('accounting__duplicate_payments') }} AS d
      WHERE d.connection = k.connection AND d.currency = k.currency) AS duplicate_payments
 FROM keys AS k
 LEFT JOIN invoices AS i ON i.connection = k.connection AND i.currency IS NOT DISTINCT FROM k.currency
