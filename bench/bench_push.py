@@ -19,6 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+M = "accounting_raw_reconciliation"  # the models of the default dataset
+
 
 def prepare(tmp: Path, sandbox, payments: int, tag: str) -> Path:
     """A loaded warehouse with `payments` queued payments of 1 minor unit on open invoices."""
@@ -34,7 +36,7 @@ def prepare(tmp: Path, sandbox, payments: int, tag: str) -> Path:
              pipelines_dir=str(tmp / f"pipelines_{tag}"))  # fmt: skip
     with duckdb.connect(str(database)) as con:
         invoices = con.execute(
-            "SELECT connection, invoice_id, currency FROM reconciliation.invoice_settlement "
+            f"SELECT connection, invoice_id, currency FROM {M}.accounting__invoice_settlement "
             "WHERE status IN ('unpaid', 'partially_paid') AND open_minor >= 100"
         ).fetchall()
         rows = [

@@ -13,7 +13,8 @@ What is defined:
 - `connection_partitions` (a sensor) keeps the partitions equal to the configured connections;
 - load runs carry the tag `accounting_etl/provider`, so the instance's `tag_concurrency_limits` cap the
   workers per provider (orchestration/dagster.yaml);
-- `reconciliation_models`, downstream of every load asset: rebuilds the models once for all accounts;
+- `reconciliation_models` (dagster-dbt): one asset per model of the dbt project in transforms/, each downstream
+  of the load assets of the tables it reads; a run is `dbt build` of them all, once for all accounts;
 - `scheduled_load_<provider>` (schedules): a run per account, every 6 hours by
   default (`ACCOUNTING_ETL__LOAD_SCHEDULE`), and `models_after_loads` half an hour later;
 - `push` (a job): `accounting-etl push`.
@@ -29,11 +30,13 @@ ledger, never in dlt's local state, so nothing here can drop it.
 import hashlib
 import os
 from collections.abc import Iterator, Mapping
+from graphlib import TopologicalSorter
 from typing import Any
 
 import dagster as dg
 import dlt
 from dagster import AssetExecutionContext, OpExecutionContext, ScheduleEvaluationContext, SensorEvaluationContext
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 from dagster_dlt import DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
@@ -42,7 +45,7 @@ from pipelines.load import run_load
 from pipelines.push import run_push
 from pipelines.registry import providers
 from pipelines.settings import ConfigurationError, dataset_name
-from pipelines.transform import transform_database
+from pipelines.transform import project_manifest, transform_database
 from pipelines.warehouse.locks import AlreadyRunning
 from sources.common.provider import Provider
 
@@ -139,16 +142,51 @@ def _load_assets(provider: Provider) -> dg.AssetsDefinition:
 LOAD_ASSETS = {name: _load_assets(provider) for name, provider in PROVIDERS.items()}
 
 
-@dg.asset(
-    deps=[key for assets in LOAD_ASSETS.values() for key in assets.keys],
-    group_name="reconciliation",
-    description="The reconciliation models (schema `reconciliation`), rebuilt from every account's tables.",
-)
-def reconciliation_models(context: AssetExecutionContext) -> dg.MaterializeResult:
-    result = transform_database()  # the configured warehouse, as `accounting-etl transform`
+class _DbtTranslator(DagsterDbtTranslator):
+    """The dbt models as assets `reconciliation/<model>`, downstream of the dlt assets that load the tables they
+    read: a source table `invoices__line_items` is loaded by the `invoices` asset of every provider."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return dg.AssetKey(["accounting", "source", dbt_resource_props["name"]])
+        return dg.AssetKey(["reconciliation", dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        return "reconciliation"
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if not unique_id.startswith("model."):
+            return spec
+        deps: list[dg.AssetKey] = []
+        for dep in spec.deps:
+            if dep.asset_key.path[:2] == ["accounting", "source"]:
+                resource = dep.asset_key.path[-1].split("__")[0]  # the table group that loads it
+                deps += [dg.AssetKey(["accounting", name, resource]) for name in PROVIDERS]
+            else:
+                deps.append(dep.asset_key)
+        return spec.replace_attributes(deps=sorted(set(deps), key=lambda key: key.path))
+
+
+DBT_TRANSLATOR = _DbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=False))
+
+
+@dbt_assets(manifest=project_manifest(), dagster_dbt_translator=DBT_TRANSLATOR, name="reconciliation_models")
+def reconciliation_models(context: AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
+    """`dbt build` of every model and test (`accounting-etl transform` on the configured warehouse), once for
+    all accounts; a failing model or test fails the run and names them."""
+    result = transform_database()
     if result.skipped:
         raise dg.Failure(description=f"models not built: {result.skipped}")
-    return dg.MaterializeResult(metadata={"as_of": str(result.as_of), **{k: v for k, v in result.rows.items()}})
+    if result.error:
+        raise dg.Failure(description=result.error)
+    graph = {key: reconciliation_models.asset_deps[key] for key in context.selected_asset_keys}
+    for key in TopologicalSorter(graph).static_order():  # Dagster takes them upstream first
+        if key not in context.selected_asset_keys:
+            continue
+        yield dg.MaterializeResult(
+            asset_key=key, metadata={"rows": result.rows.get(key.path[-1], 0), "as_of": str(result.as_of)}
+        )
 
 
 # Runs are tagged with their provider, so that the instance can cap how many of each run at once (the

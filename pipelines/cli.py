@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--destination", help="dlt destination name (overrides ACCOUNTING_ETL__DESTINATION)")
     load.add_argument("--dataset", help="dataset name (overrides ACCOUNTING_ETL__DATASET_NAME)")
     load.add_argument("--pipelines-dir", help="where dlt keeps local pipeline state (default ~/.dlt/pipelines)")
+    load.add_argument(
+        "--no-transform",
+        action="store_true",
+        help="load only: do not build the dbt models after it (a warehouse the jobs do not build them on, or "
+        "an orchestrator that builds them once after many loads)",
+    )
 
     sandbox = sub.add_parser(
         "sandbox",
@@ -110,6 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
     transform.add_argument("--database", help=DATABASE_HELP)
     transform.add_argument("--dataset", help="dataset of the loaded tables (default accounting_raw)")
     transform.add_argument("--as-of", type=date.fromisoformat, help="age receivables to this date (default today)")
+
+    docs = sub.add_parser(
+        "docs",
+        help="dbt docs generate: the models' documentation and lineage as one page",
+        description="Run `dbt docs generate` of the models (transforms/) against the warehouse and write its "
+        "static site: index.html (one file: models, columns, tests, lineage from the loaded tables), with dbt's "
+        "manifest.json and catalog.json beside it.",
+    )
+    docs.add_argument("--out", default="dbt-docs", help="folder to write into (default ./dbt-docs)")
+    docs.add_argument("--database", help=DATABASE_HELP)
+    docs.add_argument("--dataset", help="dataset of the loaded tables (default accounting_raw)")
 
     report = sub.add_parser(
         "report",
@@ -257,6 +274,13 @@ def _status(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _docs(args: argparse.Namespace) -> int:
+    from pipelines.transform import write_docs
+
+    print(f"docs: {write_docs(args.out, args.database, args.dataset).resolve()}")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from pipelines.report import write_report
 
@@ -279,6 +303,7 @@ def _load(args: argparse.Namespace) -> int:
         dataset_name=args.dataset,
         pipelines_dir=args.pipelines_dir,
         full_refresh=args.full_refresh,
+        transform=not args.no_transform,
     )
     for summary in summaries:
         print(summary.render())
@@ -292,5 +317,6 @@ COMMANDS = {
     "transform": _transform,
     "push": _push,
     "report": _report,
+    "docs": _docs,
     "status": _status,
 }

@@ -3,7 +3,6 @@ load into. What tests share besides fixtures is in `support.py`."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,19 +11,23 @@ import pytest
 from sandbox.panora import PanoraSandbox, Settings, Store, seed_connections
 from sandbox.rootfi import RootfiSandbox
 from sandbox.rootfi import Settings as RootfiSettings
-from tests.support import Warehouse, isolated_budget
+from tests.support import LoadedWarehouses, Warehouse, isolated_environment
 
 
 @pytest.fixture(autouse=True)
 def _isolated_dlt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads the user's dlt config or leaves state in the home folder."""
-    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt-data"))
-    monkeypatch.setenv("RUNTIME__LOG_LEVEL", "WARNING")
-    for key in list(os.environ):
-        if key.startswith(("SOURCES__", "DESTINATION__", "ACCOUNTING_ETL__")):
-            monkeypatch.delenv(key)
-    for key, value in isolated_budget(tmp_path).items():
+    settings, removed = isolated_environment(tmp_path)
+    for key in removed:
+        monkeypatch.delenv(key)
+    for key, value in settings.items():
         monkeypatch.setenv(key, value)
+
+
+@pytest.fixture(scope="session")
+def loaded_warehouses(tmp_path_factory: pytest.TempPathFactory) -> LoadedWarehouses:
+    """Loaded warehouses (with their models) to copy from: see `LoadedWarehouses`."""
+    return LoadedWarehouses(tmp_path_factory.mktemp("loaded"))
 
 
 @pytest.fixture

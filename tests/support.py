@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from typing import Any
 import dlt
 import duckdb
 import httpx
+import pytest
 
 from pipelines.load import run_load
 from pipelines.push import ProviderAccess, PushSettings, PushSummary, SendRules, run_push
@@ -35,6 +37,20 @@ DATASET = DEFAULT_DATASET
 FAST_POLICY = RetryPolicy(max_attempts=4, backoff_base=0.01, timeout=5.0)
 FAST_RETRIES = {k: v for k, v in asdict(FAST_POLICY).items() if k in ("max_attempts", "backoff_base", "timeout")}
 PUSH_RETRIES = replace(FAST_POLICY, max_attempts=3, timeout=0.5)
+
+M = "accounting_raw_reconciliation"  # the models of the default dataset
+
+
+def isolated_environment(tmp_path: Path) -> tuple[dict[str, str], list[str]]:
+    """What every test runs with: dlt's data in `tmp_path` (never the home folder), quiet dlt, a rate budget of
+    its own; and the variables to remove (the user's settings of the sources, destinations and jobs)."""
+    settings = {
+        "DLT_DATA_DIR": str(tmp_path / "dlt-data"),
+        "RUNTIME__LOG_LEVEL": "WARNING",
+        **isolated_budget(tmp_path),
+    }
+    removed = [key for key in os.environ if key.startswith(("SOURCES__", "DESTINATION__", "ACCOUNTING_ETL__"))]
+    return settings, removed
 
 
 def isolated_budget(tmp_path: Path) -> dict[str, str]:
@@ -86,7 +102,8 @@ class Warehouse:
 
     def load_from(self, provider: str, server: Any, **kwargs: Any) -> LoadSummary:
         """Load `provider` from its sandbox `server` into this warehouse, with fast retries; `kwargs` override
-        `run_load`'s arguments (`source_options` are merged)."""
+        `run_load`'s arguments (`source_options` are merged). No dbt build unless `transform=True`: a build
+        takes seconds, and only the tests of the models and of what reads them need one."""
         params: dict[str, Any] = {
             "api_key": server.api_key,
             "connections": server.accounts(),
@@ -94,6 +111,7 @@ class Warehouse:
             "destination": dlt.destinations.duckdb(credentials=str(self.path)),
             "pipeline_name": f"test_{provider}",
             "pipelines_dir": str(self.pipelines_dir),
+            "transform": False,
             **kwargs,
             "source_options": {**FAST_RETRIES, **kwargs.get("source_options", {})},
         }
@@ -183,6 +201,54 @@ def push_rootfi(warehouse: Warehouse, **options: Any) -> PushSummary:
     return push(warehouse, ("rootfi",), **options)
 
 
+class LoadedWarehouses:
+    """Warehouses loaded from freshly seeded sandboxes, with their dbt models built, made once per test session
+    and copied into each test that starts from one (the DuckDB file and dlt's pipeline folder): a load and a
+    dbt build take seconds, and every test's sandbox holds the same records, ids and tokens (one seed).
+
+    Kinds: `panora` (Panora loaded, models built), `rootfi` (Rootfi loaded, models built), `both` (Panora,
+    then Rootfi, models built once at the end)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.made: dict[str, Path] = {}
+
+    def database(self, kind: str) -> Path:
+        """The DuckDB file itself, for a test that only reads it."""
+        return (self.made.get(kind) or self._make(kind)) / "warehouse.duckdb"
+
+    def copy_into(self, warehouse: Warehouse, kind: str) -> Warehouse:
+        source = self.made.get(kind) or self._make(kind)
+        shutil.copyfile(source / "warehouse.duckdb", warehouse.path)
+        shutil.copytree(source / "pipelines", warehouse.pipelines_dir)
+        return warehouse
+
+    def _make(self, kind: str) -> Path:
+        from sandbox.panora import Settings, Store, seed_connections
+        from sandbox.rootfi import Settings as RootfiSettings
+
+        folder = self.root / kind
+        folder.mkdir()
+        settings, removed = isolated_environment(folder)
+        with (
+            pytest.MonkeyPatch.context() as env,
+            PanoraSandbox(Store(seed_connections()), Settings(rate_limit=None)) as sandbox,
+            RootfiSandbox(settings=RootfiSettings(rate_limit=None)) as rootfi,
+        ):
+            for key in removed:
+                env.delenv(key)
+            for key, value in settings.items():
+                env.setenv(key, value)
+            warehouse = Warehouse(folder, sandbox, rootfi)
+            if kind in ("panora", "both"):
+                summary = warehouse.load(transform=kind == "panora")
+            if kind in ("rootfi", "both"):
+                summary = warehouse.load_rootfi(transform=True)
+            assert summary.status == "ok" and summary.models and not summary.models_error, summary.models_error
+        self.made[kind] = folder
+        return folder
+
+
 def queue(warehouse: Warehouse, rows: list[dict], table: str = "outbound_payments") -> None:
     with duckdb.connect(str(warehouse.path)) as con:
         for row in rows:
@@ -195,7 +261,7 @@ def queue(warehouse: Warehouse, rows: list[dict], table: str = "outbound_payment
 def open_invoices(warehouse: Warehouse, n: int) -> list[tuple[str, str, str, int]]:
     """(connection, invoice_id, currency, open minor units) of Panora invoices with room for a payment."""
     return warehouse.query(
-        "SELECT connection, invoice_id, currency, open_minor FROM reconciliation.invoice_settlement "
+        f"SELECT connection, invoice_id, currency, open_minor FROM {M}.accounting__invoice_settlement "
         "WHERE provider = 'panora' AND status IN ('unpaid', 'partially_paid') AND open_minor >= 100 "
         "ORDER BY connection, invoice_id LIMIT ?",
         n,

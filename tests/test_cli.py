@@ -11,6 +11,8 @@ import pytest
 from pipelines.cli import build_parser, main
 from sandbox.rootfi import seed_companies
 
+M = "accounting_raw_reconciliation"  # the models of the default dataset
+
 
 @pytest.mark.parametrize("command", ["load", "sandbox", "demo"])
 def test_every_subcommand_explains_itself(command, capsys):
@@ -59,7 +61,7 @@ def test_demo_loads_the_sandbox_into_a_duckdb_file(tmp_path):
     with duckdb.connect(str(database), read_only=True) as con:
         payments = dict(con.execute("SELECT provider, count(*) FROM accounting_raw.payments GROUP BY 1").fetchall())
         runs = con.execute("SELECT provider, status FROM accounting_raw.load_runs ORDER BY 1").fetchall()
-        models = dict(con.execute("SELECT provider, count(*) FROM reconciliation.stg_invoices GROUP BY 1").fetchall())
+        models = dict(con.execute(f"SELECT provider, count(*) FROM {M}.stg_accounting__invoices GROUP BY 1").fetchall())
     rootfi_payments = sum(len(c.invoice_payments) for c in seed_companies())
     assert payments == {"panora": 200, "rootfi": rootfi_payments}
     assert runs == [("panora", "ok"), ("rootfi", "ok")]

@@ -21,6 +21,7 @@ from pipelines.settings import ConfigurationError
 from sandbox.http import Fault
 from tests.support import (
     DATASET,
+    M,
     Warehouse,
     cli_env,
     created_in_api,
@@ -35,10 +36,9 @@ HEADER = "external_id,connection,invoice_id,currency,total_amount,transaction_da
 
 
 @pytest.fixture
-def loaded(both: Warehouse) -> Warehouse:
-    assert both.load(transform=False).status == "ok"
-    assert both.load_rootfi().models
-    return both
+def loaded(both: Warehouse, loaded_warehouses) -> Warehouse:
+    """Both providers' seeded data loaded, with the models (a copy of the session's one load)."""
+    return loaded_warehouses.copy_into(both, "both")
 
 
 def test_each_bad_csv_row_is_rejected_by_row_and_column_and_the_rest_are_queued(loaded, sandbox, tmp_path):
@@ -114,7 +114,7 @@ def test_a_queued_date_is_the_same_calendar_day_on_every_machine(loaded, sandbox
     """Queued by SQL in the machine's own zone (as an analyst does) and by CSV, pushed on that machine."""
     panora_invoice = open_invoices(loaded, 1)[0]
     rootfi_invoice = loaded.query(
-        "SELECT connection, invoice_id, currency, open_minor FROM reconciliation.invoice_settlement "
+        f"SELECT connection, invoice_id, currency, open_minor FROM {M}.accounting__invoice_settlement "
         "WHERE invoice_id LIKE 'rootfi:%' AND status IN ('unpaid', 'partially_paid') AND open_minor >= 100 LIMIT 1"
     )[0]
     env = {**cli_env(sandbox, loaded.path, tmp_path, rootfi), "TZ": zone}
@@ -168,7 +168,7 @@ def test_rootfi_job_results_are_matched_by_document_number_and_amounts_go_out_ex
     digits than a float keeps (12,345,678,901,234,567.89 GBP)."""
     rootfi.settings.job_results_order = "reversed"
     invoices = loaded.query(
-        "SELECT connection, invoice_id, currency FROM reconciliation.invoice_settlement WHERE invoice_id LIKE "
+        f"SELECT connection, invoice_id, currency FROM {M}.accounting__invoice_settlement WHERE invoice_id LIKE "
         "'rootfi:4101:%' AND currency = 'GBP' AND status IN ('unpaid', 'partially_paid') ORDER BY invoice_id LIMIT 3"
     )
     amounts = [1234567890123456789, 2550, 1999]
@@ -197,7 +197,7 @@ def test_rootfi_job_results_are_matched_by_document_number_and_amounts_go_out_ex
 def test_one_providers_api_failing_mid_push_stops_neither_the_other_nor_the_run(loaded, sandbox, rootfi):
     panora_rows = open_invoices(loaded, 2)
     rootfi_rows = loaded.query(
-        "SELECT connection, invoice_id, currency FROM reconciliation.invoice_settlement WHERE invoice_id LIKE "
+        f"SELECT connection, invoice_id, currency FROM {M}.accounting__invoice_settlement WHERE invoice_id LIKE "
         "'rootfi:%' AND status IN ('unpaid', 'partially_paid') AND open_minor >= 1000 ORDER BY 2 LIMIT 2"
     )
     with duckdb.connect(str(loaded.path)) as con:
@@ -238,7 +238,7 @@ def test_one_providers_api_failing_mid_push_stops_neither_the_other_nor_the_run(
 
 def test_a_rootfi_answer_that_is_no_job_leaves_the_payments_unknown_then_found_not_resent(loaded, rootfi):
     ((connection, invoice_id, currency),) = loaded.query(
-        "SELECT connection, invoice_id, currency FROM reconciliation.invoice_settlement WHERE invoice_id LIKE "
+        f"SELECT connection, invoice_id, currency FROM {M}.accounting__invoice_settlement WHERE invoice_id LIKE "
         "'rootfi:%' AND status IN ('unpaid', 'partially_paid') AND open_minor >= 1000 LIMIT 1"
     )
     with duckdb.connect(str(loaded.path)) as con:
@@ -265,7 +265,7 @@ def test_exported_text_never_runs_as_a_formula_and_numbers_stay_numbers(loaded, 
     ]  # fmt: skip
     assert [spreadsheet_safe(v) for v in (-5, Decimal("-1.5"), 0, None, True)] == [-5, Decimal("-1.5"), 0, "", "true"]
     mismatch = loaded.query(
-        "SELECT invoice_id FROM reconciliation.invoice_settlement WHERE status = 'balance_mismatch' LIMIT 1"
+        f"SELECT invoice_id FROM {M}.accounting__invoice_settlement WHERE status = 'balance_mismatch' LIMIT 1"
     )[0][0]
     with duckdb.connect(str(loaded.path)) as con:
         con.execute(f"UPDATE {DATASET}.invoices SET number = '=HYPERLINK(\"http://evil\")' WHERE id = ?", [mismatch])
@@ -285,7 +285,7 @@ def test_the_report_survives_invoices_and_payments_without_a_currency(warehouse,
     sandbox.store.insert("acme-eu", "invoices", {k: v for k, v in invoice.items() if k != "currency"})
     payment = sandbox.store.all("acme-eu", "payments")[0]
     sandbox.store.update("acme-eu", "payments", payment["id"], currency=None, invoice_id=None)
-    assert warehouse.load().models
+    assert warehouse.load(transform=True).models
 
     written = write_report(warehouse.path, tmp_path / "report")
 

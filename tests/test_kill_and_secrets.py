@@ -10,10 +10,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from sandbox.http import Fault
-from tests.support import DATA_TABLES, Warehouse, cli_env, kill_when
+from tests.support import DATA_TABLES, M, Warehouse, cli_env, kill_when
 
 PIPELINE = "accounting_panora"  # the CLI's default pipeline name
 
@@ -53,7 +54,7 @@ def test_kill_at_any_point_then_rerun_equals_a_clean_run(tmp_path, sandbox, root
     server.settings.delay_seconds = 0.02  # a scan of many pages takes long enough to be interrupted
     clean = Warehouse(tmp_path / "clean", sandbox)
     clean.path.parent.mkdir()
-    only = ["--provider", provider]
+    only = ["--provider", provider, "--no-transform"]  # the data only: the models have a kill test of their own
     clean_result = run_cli(cli_env(sandbox, clean.path, tmp_path, rootfi), clean.pipelines_dir, *only)
     assert clean_result.returncode == 0, clean_result.stderr
 
@@ -77,6 +78,38 @@ def test_kill_at_any_point_then_rerun_equals_a_clean_run(tmp_path, sandbox, root
             f"{table}: {len(got[table])} rows, a clean run has {len(want[table])}"
         )
         assert got[table] == want[table], table
+
+
+def model_tables(warehouse: Warehouse) -> dict[str, list[tuple]]:
+    """Every model's rows, but for model_run (when and by which invocation)."""
+    with duckdb.connect(str(warehouse.path), read_only=True) as con:
+        tables = "SELECT table_name FROM information_schema.tables WHERE table_schema = ? ORDER BY 1"
+        names = [r[0] for r in con.execute(tables, [M]).fetchall()]
+        return {n: con.execute(f"SELECT * FROM {M}.{n} ORDER BY ALL").fetchall() for n in names if "model_run" not in n}
+
+
+def test_killed_while_the_models_build_a_rerun_builds_them_as_a_clean_run(tmp_path, sandbox):
+    clean = Warehouse(tmp_path / "clean", sandbox)
+    clean.path.parent.mkdir()
+    assert run_cli(cli_env(sandbox, clean.path, clean.path.parent), clean.pipelines_dir).returncode == 0
+
+    killed = Warehouse(tmp_path / "killed", sandbox)
+    killed.path.parent.mkdir()
+    env = cli_env(sandbox, killed.path, killed.path.parent)
+    logs = killed.path.parent / "dlt-data"
+
+    def building() -> bool:  # some models are built, others not yet
+        return any(log.read_text().count("OK created sql table model") >= 4 for log in logs.rglob("dbt.log"))
+
+    code = kill_when(["load", "--pipelines-dir", str(killed.pipelines_dir)], env, building, timeout=120)
+    assert code == -signal.SIGKILL, "the load ended before its models were half built"
+    with duckdb.connect(str(killed.path), read_only=True) as con:
+        assert con.execute(f"SELECT count(*) FROM information_schema.tables WHERE table_schema = '{M}' "
+                           "AND table_name = 'accounting__model_run'").fetchone() == (0,)  # fmt: skip
+
+    rerun = run_cli(env, killed.pipelines_dir)  # nothing new to load: the models are built all the same
+    assert rerun.returncode == 0, rerun.stderr
+    assert model_tables(killed) == model_tables(clean)
 
 
 def test_no_secret_in_output_tables_or_dlt_state(tmp_path, sandbox, rootfi):
@@ -103,10 +136,12 @@ def test_no_secret_in_output_tables_or_dlt_state(tmp_path, sandbox, rootfi):
 
     state_files = [p for p in (warehouse.pipelines_dir).rglob("*") if p.is_file()]
     assert state_files, "expected dlt state and trace files"
-    for path in state_files:
+    dbt_files = [p for p in (tmp_path / "dlt-data" / "accounting_dbt").rglob("*") if p.is_file()]
+    assert any(p.name == "dbt.log" for p in dbt_files), "expected dbt's log and artifacts"
+    for path in state_files + dbt_files:
         content = path.read_bytes()
         leaked = [s for s in secrets if s.encode() in content]
-        assert leaked == [], f"secret found in {path.relative_to(warehouse.pipelines_dir)}"
+        assert leaked == [], f"secret found in {path}"
 
 
 def test_a_server_echoing_the_credentials_leaks_them_nowhere(tmp_path, sandbox, rootfi):
@@ -124,11 +159,11 @@ def test_a_server_echoing_the_credentials_leaks_them_nowhere(tmp_path, sandbox, 
     assert "Request headers were" in load.stdout and "***" in load.stdout  # the echo arrived, masked
 
     ((conn, invoice, currency),) = warehouse.query(
-        "SELECT connection, invoice_id, currency FROM reconciliation.invoice_settlement WHERE connection = 'acme-eu' "
+        f"SELECT connection, invoice_id, currency FROM {M}.accounting__invoice_settlement WHERE connection = 'acme-eu' "
         "AND status IN ('unpaid', 'partially_paid') LIMIT 1"
     )
     ((rf_conn, rf_invoice, rf_currency),) = warehouse.query(
-        "SELECT connection, invoice_id, currency FROM reconciliation.invoice_settlement WHERE connection = "
+        f"SELECT connection, invoice_id, currency FROM {M}.accounting__invoice_settlement WHERE connection = "
         "'northwind-uk' AND status IN ('unpaid', 'partially_paid') LIMIT 1"
     )
     path = tmp_path / "payments.csv"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import nbformat
 import pytest
 from nbclient import NotebookClient
@@ -21,28 +22,14 @@ def test_there_are_notebooks_and_they_are_committed_without_outputs():
                 assert cell.outputs == [] and cell.execution_count is None, f"{path.name} has outputs"
 
 
-@pytest.fixture(scope="module")
-def loaded_database(tmp_path_factory):
-    """One freshly loaded warehouse, fed by both providers' sandboxes, for every notebook."""
-    from sandbox.panora import PanoraSandbox, Settings, Store, seed_connections
-    from sandbox.rootfi import RootfiSandbox
-    from sandbox.rootfi import Settings as RootfiSettings
-    from tests.support import Warehouse
-
-    root = tmp_path_factory.mktemp("notebooks")
-    with (
-        PanoraSandbox(Store(seed_connections()), Settings(rate_limit=None)) as sandbox,
-        RootfiSandbox(settings=RootfiSettings(rate_limit=None)) as rootfi,
-    ):
-        warehouse = Warehouse(root, sandbox, rootfi)
-        assert warehouse.load(transform=False).status == "ok"
-        summary = warehouse.load_rootfi()
-    assert summary.status == "ok" and summary.models
-    assert {r[0] for r in warehouse.query("SELECT DISTINCT provider FROM accounting_raw.invoices")} == {
-        "panora",
-        "rootfi",
-    }
-    return root / "warehouse.duckdb"
+@pytest.fixture
+def loaded_database(loaded_warehouses):
+    """The session's warehouse loaded from both providers' sandboxes (the notebooks only read it)."""
+    path = loaded_warehouses.database("both")
+    with duckdb.connect(str(path), read_only=True) as con:
+        providers = {r[0] for r in con.execute("SELECT DISTINCT provider FROM accounting_raw.invoices").fetchall()}
+    assert providers == {"panora", "rootfi"}
+    return path
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

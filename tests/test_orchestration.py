@@ -25,7 +25,7 @@ from orchestration.definitions import (
     reconciliation_models,
 )
 from pipelines.warehouse.locks import file_lock
-from tests.support import DATASET, Warehouse
+from tests.support import DATASET, M, Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,13 +89,16 @@ def test_every_partition_then_the_models(configured: Warehouse, instance) -> Non
             assert result.success, alias
             keys = {m.asset_key for m in result.get_asset_materialization_events() for m in [m.materialization]}
             assert keys == set(LOAD_ASSETS[provider].keys)
-    assert dg.materialize([reconciliation_models], instance=instance).success
+    models = dg.materialize([reconciliation_models], instance=instance)
+    assert models.success
+    built = {e.materialization.asset_key for e in models.get_asset_materialization_events()}
+    assert built == set(reconciliation_models.keys)  # every dbt model and the seed, one asset each
     store, rootfi = configured.sandbox.store, configured.rootfi.store
     for alias in store.tokens():
         assert configured.count("payments", "connection = ?", alias) == store.count(alias, "payments")
     for alias in rootfi.aliases:
         assert configured.count("invoices", "connection = ?", alias) == len(rootfi.all(alias, "invoices"))
-    providers = configured.query("SELECT DISTINCT provider FROM reconciliation.invoice_settlement ORDER BY 1")
+    providers = configured.query(f"SELECT DISTINCT provider FROM {M}.accounting__invoice_settlement ORDER BY 1")
     assert providers == [("panora",), ("rootfi",)]
     # each connection had a dlt pipeline (and state) of its own
     pipelines = {p.name for p in (Path(configured.path).parent / "dlt-data" / "pipelines").iterdir() if p.is_dir()}
@@ -103,6 +106,22 @@ def test_every_partition_then_the_models(configured: Warehouse, instance) -> Non
         pipeline_name("rootfi", a) for a in rootfi.aliases
     }
     assert expected <= pipelines
+
+
+def test_each_dbt_model_is_an_asset_downstream_of_the_loads_of_the_tables_it_reads() -> None:
+    deps = {key.path[-1]: {d.to_user_string() for d in reconciliation_models.asset_deps[key]}
+            for key in reconciliation_models.keys}  # fmt: skip
+    assert {"accounting__invoice_settlement", "accounting__reconciliation_summary", "accounting__model_run"} <= set(
+        deps
+    )
+    assert deps["stg_accounting__payments"] >= {
+        "accounting/panora/payments",
+        "accounting/rootfi/payments",
+        "accounting/panora/tracking_categories",
+    }
+    assert "reconciliation/int_accounting__payment_applications" in deps["accounting__invoice_settlement"]
+    loads = {key for assets in LOAD_ASSETS.values() for key in assets.keys}
+    assert not loads & set(reconciliation_models.keys)
 
 
 def test_one_partition_alone(configured: Warehouse, instance) -> None:

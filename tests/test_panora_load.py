@@ -200,18 +200,18 @@ def test_a_failing_model_is_reported_and_does_not_undo_the_load(warehouse, monke
     def broken(*args, **kwargs):
         raise RuntimeError("Binder Error: column nope not found")
 
-    monkeypatch.setattr("pipelines.load.run_transforms", broken)
-    summary = warehouse.load()
+    monkeypatch.setattr("pipelines.load.build_models", broken)
+    summary = warehouse.load(transform=True)
     assert summary.status == "ok" and warehouse.count("payments") == 200
-    assert "transforms failed" in summary.models_error and "nope" in summary.render()
+    assert "models failed" in summary.models_error and "nope" in summary.render()
     stored = warehouse.query(f"SELECT status, models_error FROM {DATASET}.load_runs WHERE run_id = ?", summary.run_id)
     assert stored == [("ok", summary.models_error)]  # the run says so, and its data stays
-    assert "reconciliation" not in {
+    assert f"{DATASET}_reconciliation" not in {
         r[0] for r in warehouse.query("SELECT schema_name FROM information_schema.schemata")
     }
     monkeypatch.undo()
     result = transform_database(str(warehouse.path))  # once fixed, the models build from the loaded data
-    assert not result.skipped and result.rows["invoice_settlement"] > 0
+    assert not result.skipped and result.rows["accounting__invoice_settlement"] > 0
 
 
 def test_a_second_load_of_the_same_pipeline_is_refused_while_one_runs(warehouse, sandbox):

@@ -17,7 +17,7 @@ import dlt
 import pytest
 
 from pipelines.load import run_load
-from tests.support import DATA_TABLES, FAST_RETRIES, Warehouse
+from tests.support import DATA_TABLES, FAST_RETRIES, M, Warehouse
 
 POSTGRES_URL = os.environ.get("ACCOUNTING_TEST_POSTGRES")
 pytestmark = pytest.mark.skipif(
@@ -35,6 +35,7 @@ class Postgres:
         self.warehouse = warehouse
         self.dataset = dataset
         self.pipelines_dir = warehouse.pipelines_dir.parent / "pg-pipelines"
+        self.models = f"{dataset}_reconciliation"  # the dataset's own models schema
 
     def load(self, provider: str, **kwargs: Any):
         w = self.warehouse
@@ -66,14 +67,14 @@ class Postgres:
         import psycopg2
 
         with psycopg2.connect(POSTGRES_URL) as con, con.cursor() as cursor:
-            for schema in (self.dataset, f"{self.dataset}_staging", "reconciliation"):
+            for schema in (self.dataset, f"{self.dataset}_staging", f"{self.dataset}_reconciliation"):
                 cursor.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 @pytest.fixture
 def postgres(both: Warehouse) -> Iterator[Postgres]:
     target = Postgres(both, f"acct_{uuid.uuid4().hex[:8]}")
-    target.drop()  # the models schema is shared by design (`reconciliation`): start from none
+    target.drop()
     try:
         yield target
     finally:
@@ -95,15 +96,15 @@ def canonical(rows: list[tuple]) -> list[tuple]:
 
 MODEL_CHECKS = {
     "invoice_settlement": "SELECT invoice_id, connection, currency, status, total_minor, applied_minor, open_minor "
-    "FROM reconciliation.invoice_settlement",
+    "FROM {m}.accounting__invoice_settlement",
     "payment_applications": "SELECT payment_id, invoice_id, applied_minor, applied_via, invoice_in_warehouse "
-    "FROM reconciliation.payment_applications",
-    "unapplied_payments": "SELECT payment_id, connection FROM reconciliation.unapplied_payments",
-    "currency_mismatches": "SELECT payment_id, invoice_id FROM reconciliation.currency_mismatches",
-    "duplicate_payments": "SELECT payment_id, duplicate_group FROM reconciliation.duplicate_payments",
+    "FROM {m}.int_accounting__payment_applications",
+    "unapplied_payments": "SELECT payment_id, connection FROM {m}.accounting__unapplied_payments",
+    "currency_mismatches": "SELECT payment_id, invoice_id FROM {m}.accounting__currency_mismatches",
+    "duplicate_payments": "SELECT payment_id, duplicate_group FROM {m}.accounting__duplicate_payments",
     "receivables_aging": "SELECT connection, currency, bucket, invoices, open_minor, open_amount "
-    "FROM reconciliation.receivables_aging",
-    "reconciliation_summary": "SELECT * FROM reconciliation.reconciliation_summary",
+    "FROM {m}.accounting__receivables_aging",
+    "reconciliation_summary": "SELECT * FROM {m}.accounting__reconciliation_summary",
 }
 
 
@@ -112,10 +113,10 @@ def test_both_providers_load_and_model_the_same_on_postgres_as_on_duckdb(both: W
 
     as_of = date(2026, 11, 21)
     assert both.load(transform=False).status == "ok"
-    assert both.load_rootfi(as_of=as_of).models
+    assert both.load_rootfi(as_of=as_of, transform=True).models
     assert postgres.load("panora", transform=False).status == "ok"
     summary = postgres.load("rootfi", as_of=as_of)
-    assert summary.status == "ok" and summary.models, summary.models_error
+    assert summary.status == "ok" and summary.models and not summary.models_error, summary.models_error
 
     for table in DATA_TABLES:
         duck = both.scalar(f"SELECT count(*) FROM accounting_raw.{table}")
@@ -127,7 +128,7 @@ def test_both_providers_load_and_model_the_same_on_postgres_as_on_duckdb(both: W
         pg = postgres.query(f"SELECT {column_list} FROM {postgres.dataset}.{table}")
         assert canonical(pg) == canonical(duck), table
     for name, sql in MODEL_CHECKS.items():
-        duck, pg = both.query(sql), postgres.query(sql)
+        duck, pg = both.query(sql.format(m=M)), postgres.query(sql.format(m=postgres.models))
         assert duck, name
         assert canonical(pg) == canonical(duck), name
     runs = postgres.query(f"SELECT provider, status FROM {postgres.dataset}.load_runs ORDER BY 1")
@@ -167,6 +168,9 @@ def test_transform_and_report_work_on_postgres_as_on_duckdb(both: Warehouse, pos
     pg_models = transform_database(as_of=as_of)
     pg_report = write_report(None, tmp_path / "postgres")
     assert pg_models.rows == duck_models.rows and all(pg_models.rows.values())
+    # dbt's tests (grains, accepted values, relationships, integrity) pass on both
+    assert pg_models.tests_passed == duck_models.tests_passed >= 40
+    assert not pg_models.failures and not duck_models.failures
 
     def normalized(value):
         if isinstance(value, dict):
@@ -192,8 +196,8 @@ def test_push_with_its_ledger_on_postgres_creates_each_payment_once(both: Wareho
     monkeypatch.setenv("ACCOUNTING_ETL__DATASET_NAME", postgres.dataset)
     open_invoices = postgres.query(
         "SELECT DISTINCT ON (provider) provider, connection, invoice_id, currency "
-        "FROM reconciliation.invoice_settlement WHERE status IN ('unpaid', 'partially_paid') AND open_minor >= 1000 "
-        "ORDER BY provider, invoice_id"
+        f"FROM {postgres.models}.accounting__invoice_settlement "
+        "WHERE status IN ('unpaid', 'partially_paid') AND open_minor >= 1000 ORDER BY provider, invoice_id"
     )
     assert [r[0] for r in open_invoices] == ["panora", "rootfi"]
     params = {"providers": ("panora", "rootfi"), "database": None}  # the configured PostgreSQL destination

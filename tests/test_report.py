@@ -17,6 +17,8 @@ from pipelines.report import EXCEPTIONS, write_report
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
+M = "accounting_raw_reconciliation"  # the models of the default dataset
+
 
 class Figures(HTMLParser):
     """Collects the text of every element with a data-figure attribute (the last one per name)."""
@@ -47,11 +49,9 @@ def number(text: str) -> Decimal:
 
 
 @pytest.fixture
-def report(both, tmp_path):
+def report(both, tmp_path, loaded_warehouses):
     """The report over a dataset of both providers (its figures must hold for Rootfi's rows too)."""
-    assert both.load(transform=False).status == "ok"
-    summary = both.load_rootfi()
-    assert summary.models, summary.models_skipped
+    loaded_warehouses.copy_into(both, "both")
     return write_report(both.path, tmp_path / "report"), both
 
 
@@ -78,31 +78,32 @@ def test_rendered_report_shows_the_models_figures(report):
         q = lambda sql: con.execute(sql).fetchall()  # noqa: E731
 
         assert (
-            number(figures["headline.invoices"][0]) == q("SELECT count(*) FROM reconciliation.invoice_settlement")[0][0]
+            number(figures["headline.invoices"][0])
+            == q(f"SELECT count(*) FROM {M}.accounting__invoice_settlement")[0][0]
         )
         for currency, open_amount in q(
-            "SELECT currency, sum(open_amount) FROM reconciliation.reconciliation_summary GROUP BY currency"
+            f"SELECT currency, sum(open_amount) FROM {M}.accounting__reconciliation_summary GROUP BY currency"
         ):
             assert number(figures[f"headline.open.{currency}"][0]) == open_amount
         aging = q(
-            "SELECT currency, bucket, sum(open_amount) FROM reconciliation.receivables_aging GROUP BY ALL"
+            f"SELECT currency, bucket, sum(open_amount) FROM {M}.accounting__receivables_aging GROUP BY ALL"
         )  # the chart of a currency adds up its connections (EUR and GBP are held by both providers here)
         assert {c for c, _, _ in aging} >= {"EUR", "GBP", "JPY", "USD"}
         for currency, bucket, amount in aging:
             assert number(figures[f"aging.{currency}.{bucket}"][0]) == amount
         for exc in EXCEPTIONS:
-            expected = q(f"SELECT count(*) FROM ({exc.sql.format(m='reconciliation')})")[0][0]
+            expected = q(f"SELECT count(*) FROM ({exc.sql(M)})")[0][0]
             assert number(figures[f"count.{exc.name}"][0]) == expected, exc.name
             assert number(figures[f"headline.exceptions.{exc.name}"][0]) == expected, exc.name
         summary = q(
             "SELECT connection, currency, invoices, settled, partially_paid, overpaid, unpaid, balance_mismatch "
-            "FROM reconciliation.reconciliation_summary ORDER BY connection, currency"
+            f"FROM {M}.accounting__reconciliation_summary ORDER BY connection, currency"
         )
         shown = list(zip(*(figures[f"summary.{c}"] for c in (
             "connection", "currency", "invoices", "settled", "partially_paid", "overpaid", "unpaid", "balance_mismatch"
         )), strict=True))  # fmt: skip
         assert [(r[0], r[1], *map(int, map(number, r[2:]))) for r in shown] == summary
-        assert figures["as_of"][0] == str(q("SELECT as_of FROM reconciliation.model_run")[0][0])
+        assert figures["as_of"][0] == str(q(f"SELECT as_of FROM {M}.accounting__model_run")[0][0])
 
 
 def test_each_exception_list_has_its_csv(report):
@@ -112,10 +113,7 @@ def test_each_exception_list_has_its_csv(report):
             path = written.path.parent / f"{exc.name}.csv"
             with path.open() as handle:
                 rows = list(csv.DictReader(handle))
-            assert (
-                len(rows)
-                == con.execute(f"SELECT count(*) FROM ({exc.sql.format(m='reconciliation')})").fetchall()[0][0]
-            )
+            assert len(rows) == con.execute(f"SELECT count(*) FROM ({exc.sql(M)})").fetchall()[0][0]
     html_text = written.path.read_text()
     assert "<script" not in html_text and "http://" not in html_text.replace("http://www.w3.org/2000/svg", "")
     assert html_text.count("<svg") == 6  # one aging chart per currency of the sandbox

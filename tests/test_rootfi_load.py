@@ -12,7 +12,7 @@ import pytest
 from pipelines.load import run_loads
 from pipelines.settings import ConfigurationError
 from sandbox.http import Fault
-from tests.support import DATASET, Warehouse
+from tests.support import DATASET, M, Warehouse
 
 
 def minor(amount: float | int, currency: str) -> int:
@@ -183,10 +183,10 @@ def test_a_failed_scan_keeps_its_position_and_the_next_run_catches_up(both: Ware
 
 
 def test_both_providers_in_one_dataset_with_per_provider_models(both: Warehouse) -> None:
-    both.load()
-    before = both.query("SELECT * FROM reconciliation.invoice_settlement ORDER BY ALL")
-    both.load_rootfi()
-    after = both.query("SELECT * FROM reconciliation.invoice_settlement WHERE provider = 'panora' ORDER BY ALL")
+    both.load(transform=True)
+    before = both.query(f"SELECT * FROM {M}.accounting__invoice_settlement ORDER BY ALL")
+    both.load_rootfi(transform=True)
+    after = both.query(f"SELECT * FROM {M}.accounting__invoice_settlement WHERE provider = 'panora' ORDER BY ALL")
     assert after == before  # Rootfi's rows change nothing of Panora's results
 
     store = both.rootfi.store
@@ -200,7 +200,8 @@ def test_both_providers_in_one_dataset_with_per_provider_models(both: Warehouse)
                 if p["invoice_id"] == invoice["platform_id"] and p["currency_id"] == currency
             )
             row = both.query(
-                "SELECT applied_minor, total_minor, status FROM reconciliation.invoice_settlement WHERE invoice_id = ?",
+                f"SELECT applied_minor, total_minor, status FROM {M}.accounting__invoice_settlement "
+                "WHERE invoice_id = ?",
                 key(invoice),
             )
             assert row, invoice["platform_id"]
@@ -211,19 +212,31 @@ def test_both_providers_in_one_dataset_with_per_provider_models(both: Warehouse)
         orphan = f"rootfi:{store.aliases[alias]}:PMT"
         assert (
             both.scalar(
-                "SELECT count(*) FROM reconciliation.unapplied_payments WHERE connection = ? AND payment_id LIKE ?",
+                f"SELECT count(*) FROM {M}.accounting__unapplied_payments WHERE connection = ? AND payment_id LIKE ?",
                 alias,
                 orphan + "%",
             )
             == 1
         )
-        assert both.scalar("SELECT count(*) FROM reconciliation.currency_mismatches WHERE connection = ?", alias) == 1
-        assert both.scalar("SELECT count(*) FROM reconciliation.duplicate_payments WHERE connection = ?", alias) == 2
-    statuses = {r[0] for r in both.query("SELECT DISTINCT status FROM reconciliation.invoice_settlement")}
+        assert (
+            both.scalar(
+                f"SELECT count(*) FROM {M}.accounting__currency_mismatches WHERE connection = ?",
+                alias,
+            )
+            == 1
+        )
+        assert (
+            both.scalar(
+                f"SELECT count(*) FROM {M}.accounting__duplicate_payments WHERE connection = ?",
+                alias,
+            )
+            == 2
+        )
+    statuses = {r[0] for r in both.query(f"SELECT DISTINCT status FROM {M}.accounting__invoice_settlement")}
     assert "void" in statuses and "voided" not in statuses  # Rootfi's VOIDED is Panora's VOID
-    providers = both.query("SELECT DISTINCT provider FROM reconciliation.stg_invoices ORDER BY 1")
+    providers = both.query(f"SELECT DISTINCT provider FROM {M}.stg_accounting__invoices ORDER BY 1")
     assert providers == [("panora",), ("rootfi",)]
-    summary_connections = {r[0] for r in both.query("SELECT connection FROM reconciliation.reconciliation_summary")}
+    summary_connections = {r[0] for r in both.query(f"SELECT connection FROM {M}.accounting__reconciliation_summary")}
     assert set(store.aliases) | set(both.sandbox.store.tokens()) == summary_connections
 
 

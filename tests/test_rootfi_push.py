@@ -11,19 +11,19 @@ import iso4217
 import pytest
 
 from sandbox.http import Fault
-from tests.support import Crash, Warehouse, cli_env, kill_when, ledger, posts, push_rootfi, queue
+from tests.support import Crash, M, Warehouse, cli_env, kill_when, ledger, posts, push_rootfi, queue
 
 
 @pytest.fixture
-def loaded(both: Warehouse) -> Warehouse:
-    assert both.load_rootfi().models
-    return both
+def loaded(both: Warehouse, loaded_warehouses) -> Warehouse:
+    """Rootfi's seeded data loaded, with the models (a copy of the session's one load)."""
+    return loaded_warehouses.copy_into(both, "rootfi")
 
 
 def queue_valid(warehouse: Warehouse, n: int) -> list[str]:
     """n payments, each on an open Rootfi invoice, for at most its open balance."""
     invoices = warehouse.query(
-        "SELECT connection, invoice_id, currency, open_minor FROM reconciliation.invoice_settlement "
+        f"SELECT connection, invoice_id, currency, open_minor FROM {M}.accounting__invoice_settlement "
         "WHERE invoice_id LIKE 'rootfi:%' AND status IN ('unpaid', 'partially_paid') AND open_minor >= 100 "
         "ORDER BY connection, invoice_id LIMIT ?",
         n,
@@ -77,7 +77,7 @@ def test_payments_go_through_jobs_once_and_a_load_confirms_them(loaded: Warehous
         assert f"rootfi:{created['rootfi_company_id']}:{created['invoice_id']}" == invoice_id
     assert push_rootfi(loaded).outcomes == {}
     assert posts(loaded) == 2
-    loaded.load_rootfi()
+    loaded.load_rootfi(transform=True)
     assert push_rootfi(loaded).outcomes == {}
     assert {ledger(loaded)[e][0] for e in ids} == {"confirmed"}
 

@@ -341,7 +341,7 @@ def applied_amounts_from_the_api(sandbox) -> dict[str, int]:
 
 
 def test_a_load_that_changed_nothing_leaves_the_models_as_they_were(warehouse, sandbox):
-    first = warehouse.load()
+    first = warehouse.load(transform=True)
     assert first.models and not first.models_up_to_date and not first.models_error
     with duckdb.connect(str(warehouse.path), read_only=True) as con:
         model = dict(con.execute(f"SELECT invoice_id, applied_minor FROM {SETTLEMENT}").fetchall())
@@ -349,7 +349,7 @@ def test_a_load_that_changed_nothing_leaves_the_models_as_they_were(warehouse, s
     assert {k: v for k, v in model.items() if v} == applied_amounts_from_the_api(sandbox)
     built_at = warehouse.scalar(f"SELECT built_at FROM {MODEL_RUN}")
 
-    again = warehouse.load()  # the same records: nothing written, the models read what they read before
+    again = warehouse.load(transform=True)  # the same records: nothing written, the models read what they read before
     assert sum(again.rows_per_table.values()) == 0
     assert again.models_up_to_date and again.models == first.models
     assert "up to date" in again.render()
@@ -357,10 +357,10 @@ def test_a_load_that_changed_nothing_leaves_the_models_as_they_were(warehouse, s
 
     payment = sandbox.store.all("acme-eu", "payments")[0]
     sandbox.store.update("acme-eu", "payments", payment["id"], total_amount=payment["total_amount"] + 1)
-    changed = warehouse.load()
+    changed = warehouse.load(transform=True)
     assert not changed.models_up_to_date
     assert warehouse.scalar(f"SELECT built_at FROM {MODEL_RUN}") > built_at
 
-    later = warehouse.load(as_of=date(2031, 1, 1))  # another as-of date: other ages, so built again
+    later = warehouse.load(transform=True, as_of=date(2031, 1, 1))  # another as-of date: other ages, so built again
     assert not later.models_up_to_date
     assert warehouse.scalar(f"SELECT as_of FROM {MODEL_RUN}") == date(2031, 1, 1)

@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from transforms.dbt_runner import PROJECT_DIR, DbtTarget, run_dbt
+from transforms.dbt_runner import PROJECT_DIR, DbtRun, DbtTarget, run_dbt
 
 log = logging.getLogger("accounting_etl.transforms")
 
@@ -180,6 +180,14 @@ def _analysts_folder_for_dbt() -> Iterator[None]:
             os.environ[ANALYST_MODELS_ENV] = before
 
 
+def run_project(command: list[str], target: DbtTarget, work_dir: Path, as_of: date | None = None) -> DbtRun:
+    """One dbt command on the project (the analysts' models included) with the variables every command
+    gets alike, so that one parse serves them all: the raw schema and the as-of date (default today, UTC)."""
+    variables = {"as_of": (as_of or datetime.now(UTC).date()).isoformat(), "raw_schema": target.schema}
+    with _analysts_folder_for_dbt():
+        return run_dbt(command, target, work_dir, variables)
+
+
 def build_models(
     open_database: OpenDatabase,
     target: DbtTarget,
@@ -209,8 +217,7 @@ def build_models(
             result.seconds = round(time.monotonic() - started, 3)
             log.info("models: the models in %s are up to date (as of %s)", target.models_schema, as_of)
             return result
-    with _analysts_folder_for_dbt():
-        run = run_dbt(["build"], target, work_dir, {"as_of": as_of.isoformat(), "raw_schema": raw_schema})
+    run = run_project(["build"], target, work_dir, as_of)
     result.log_file = run.log_file
     result.failures = [node.describe() for node in run.failures]
     result.not_built = [node.name for node in run.skipped if node.kind != "test"]

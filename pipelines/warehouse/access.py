@@ -113,6 +113,14 @@ def pipeline_models(pipeline: dlt.Pipeline) -> tuple[DbtTarget, OpenDatabase]:
     return dbt_target(credentials, pipeline.dataset_name), open_database
 
 
+def configured_target(database: str | None = None, dataset: str | None = None) -> DbtTarget:
+    """The models' dbt target in the DuckDB file, else in the configured destination (nothing is opened)."""
+    if uses_duckdb_file(database):
+        limit = {"memory_limit": duckdb_memory_limit()}
+        return DbtTarget.duckdb(settings.duckdb_file(database), settings.dataset_name(dataset), limit)
+    return dbt_target(_models_pipeline(dataset).destination_client().config.credentials, settings.dataset_name(dataset))
+
+
 @contextmanager
 def models_warehouse(
     database: str | None = None, dataset: str | None = None
@@ -124,7 +132,8 @@ def models_warehouse(
         with writer_guard(pipeline)():
             yield pipeline_models(pipeline)
         return
-    path = settings.duckdb_file(database)
+    target = configured_target(database, dataset)
+    path = target.fields["path"]
 
     @contextmanager
     def open_database() -> Iterator[Database]:
@@ -132,10 +141,7 @@ def models_warehouse(
             yield DuckDBDatabase(con)
 
     with file_lock(f"{path}.writer.lock", f"the writer's turn on {path}", wait=True):
-        yield (
-            DbtTarget.duckdb(path, settings.dataset_name(dataset), {"memory_limit": duckdb_memory_limit()}),
-            open_database,
-        )
+        yield target, open_database
 
 
 @contextmanager
