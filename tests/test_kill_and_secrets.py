@@ -49,14 +49,13 @@ KILL_POINTS: dict[str, Callable] = {
 
 @pytest.mark.parametrize("provider", ["panora", "rootfi"])
 @pytest.mark.parametrize("point", list(KILL_POINTS))
-def test_kill_at_any_point_then_rerun_equals_a_clean_run(tmp_path, sandbox, rootfi, point, provider):
+def test_kill_at_any_point_then_rerun_equals_a_clean_run(tmp_path, sandbox, rootfi, point, provider, loaded_warehouses):
     server = rootfi if provider == "rootfi" else sandbox
     server.settings.delay_seconds = 0.02  # a scan of many pages takes long enough to be interrupted
-    clean = Warehouse(tmp_path / "clean", sandbox)
+    clean = Warehouse(tmp_path / "clean", sandbox)  # a clean run of the same seeded data, made once a session
     clean.path.parent.mkdir()
+    loaded_warehouses.copy_into(clean, provider)
     only = ["--provider", provider, "--no-transform"]  # the data only: the models have a kill test of their own
-    clean_result = run_cli(cli_env(sandbox, clean.path, tmp_path, rootfi), clean.pipelines_dir, *only)
-    assert clean_result.returncode == 0, clean_result.stderr
 
     condition = KILL_POINTS[point]
     for attempt in range(3):  # a run can finish before the kill point on a fast machine: set up again
@@ -88,10 +87,10 @@ def model_tables(warehouse: Warehouse) -> dict[str, list[tuple]]:
         return {n: con.execute(f"SELECT * FROM {M}.{n} ORDER BY ALL").fetchall() for n in names if "model_run" not in n}
 
 
-def test_killed_while_the_models_build_a_rerun_builds_them_as_a_clean_run(tmp_path, sandbox):
-    clean = Warehouse(tmp_path / "clean", sandbox)
+def test_killed_while_the_models_build_a_rerun_builds_them_as_a_clean_run(tmp_path, sandbox, loaded_warehouses):
+    clean = Warehouse(tmp_path / "clean", sandbox)  # a clean run of the same seeded data, made once a session
     clean.path.parent.mkdir()
-    assert run_cli(cli_env(sandbox, clean.path, clean.path.parent), clean.pipelines_dir).returncode == 0
+    loaded_warehouses.copy_into(clean, "panora")
 
     killed = Warehouse(tmp_path / "killed", sandbox)
     killed.path.parent.mkdir()
@@ -109,7 +108,12 @@ def test_killed_while_the_models_build_a_rerun_builds_them_as_a_clean_run(tmp_pa
 
     rerun = run_cli(env, killed.pipelines_dir)  # nothing new to load: the models are built all the same
     assert rerun.returncode == 0, rerun.stderr
-    assert model_tables(killed) == model_tables(clean)
+    got, want = model_tables(killed), model_tables(clean)
+    if killed.scalar(f"SELECT as_of FROM {M}.accounting__model_run") != clean.scalar(
+        f"SELECT as_of FROM {M}.accounting__model_run"
+    ):  # built on either side of midnight (UTC): the ages differ by a day, everything else may not
+        del got["accounting__receivables_aging"], want["accounting__receivables_aging"]
+    assert got == want
 
 
 def test_no_secret_in_output_tables_or_dlt_state(tmp_path, sandbox, rootfi):

@@ -45,7 +45,7 @@ def test_a_load_shows_live_progress_on_a_terminal_and_plain_lines_on_a_pipe(tmp_
     sandbox.settings.delay_seconds = rootfi.settings.delay_seconds = 0.03  # long enough to be drawn a few times
     terminal = Warehouse(tmp_path / "terminal", sandbox)
     env = {**cli_env(sandbox, terminal.path, tmp_path, rootfi), "TERM": "xterm-256color", "COLUMNS": "140"}
-    code, output = in_a_terminal(command("load", "--pipelines-dir", str(terminal.pipelines_dir)), env)
+    code, output = in_a_terminal(command("load", "--no-transform", "--pipelines-dir", str(terminal.pipelines_dir)), env)
     assert code == 0, output
     assert ESCAPES.search(output), "a terminal gets a live display"
     plain = ESCAPES.sub("", output)

@@ -182,8 +182,8 @@ def test_a_failed_scan_keeps_its_position_and_the_next_run_catches_up(both: Ware
     assert both.scalar(changed) == "LATE-1"
 
 
-def test_both_providers_in_one_dataset_with_per_provider_models(both: Warehouse) -> None:
-    both.load(transform=True)
+def test_both_providers_in_one_dataset_with_per_provider_models(both: Warehouse, loaded_warehouses) -> None:
+    loaded_warehouses.copy_into(both, "panora")  # Panora loaded, its models built
     before = both.query(f"SELECT * FROM {M}.accounting__invoice_settlement ORDER BY ALL")
     both.load_rootfi(transform=True)
     after = both.query(f"SELECT * FROM {M}.accounting__invoice_settlement WHERE provider = 'panora' ORDER BY ALL")

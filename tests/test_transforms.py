@@ -284,6 +284,19 @@ def test_the_currencies_seed_is_iso_4217_as_the_loads_know_it():
     assert stored == expected, "regenerate transforms/seeds/accounting__currencies.csv from the iso4217 package"
 
 
+def test_a_build_in_another_file_of_the_same_name_builds_that_files_data(built, tmp_path):
+    """One process reuses dbt's parse for files named alike (the relations are named by the file's stem): each
+    build still reads and writes its own file."""
+    path = tmp_path / "hand.duckdb"
+    shutil.copy(built[0], path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("DELETE FROM raw.invoices WHERE id IN ('I1', 'I2')")
+    assert build(path).error is None
+    with duckdb.connect(str(path), read_only=True) as copy, duckdb.connect(str(built[0]), read_only=True) as first:
+        sql = "SELECT count(*) FROM raw_reconciliation.accounting__invoice_settlement"
+        assert copy.execute(sql).fetchone()[0] == first.execute(sql).fetchone()[0] - 2
+
+
 def test_transforms_wait_for_the_raw_tables(tmp_path):
     path = tmp_path / "early.duckdb"
     with duckdb.connect(str(path)) as con:

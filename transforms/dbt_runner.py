@@ -13,6 +13,7 @@ per process: `run_dbt` holds a lock.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -24,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_DIR = Path(__file__).parent
+ANALYST_MODELS_ENV = "ACCOUNTING_ETL__ANALYST_MODELS"  # read by dbt_project.yml's model-paths
+PROJECT_FILES = ("*.sql", "*.yml", "*.csv", "*.md")
+LEFT_BY_DBT = {"target", "logs", "dbt_packages"}
 PROFILE_NAME = "accounting"  # `profile:` in dbt_project.yml
 PASSWORD_ENV = "DBT_ENV_SECRET_ACCOUNTING_PASSWORD"
 MODELS_SCHEMA_SUFFIX = "_reconciliation"  # `+schema: reconciliation` under dbt's default schema naming
@@ -61,6 +65,12 @@ class DbtTarget:
     ) -> DbtTarget:
         # several threads: PostgreSQL builds independent models side by side
         return cls("postgres", schema, {"host": host, "port": int(port), "user": user, "dbname": dbname}, password, 4)
+
+    @property
+    def database_name(self) -> str:
+        """The database the models' relations are named in: a DuckDB file's stem (its catalog), PostgreSQL's
+        database."""
+        return Path(self.fields["path"]).stem if self.adapter == "duckdb" else str(self.fields["dbname"])
 
     @property
     def models_schema(self) -> str:
@@ -152,6 +162,60 @@ def _release_connections() -> None:
     DuckDBConnectionManager.close_all_connections()
 
 
+# dbt parses the project before every command: about a second for a warehouse it has not seen, a quarter of
+# one with its partial parse. A process that builds more than once (the tests, a notebook, a long-lived
+# worker) parses once per kind of target and hands dbt the manifest (`dbtRunner(manifest=...)`): what dbt
+# parses depends on the project's files, the variables and the names the models are built under (adapter,
+# database, schema), not on where the file or the server is.
+_MANIFESTS: dict[str, Any] = {}
+
+
+def analyst_models_dir() -> Path | None:
+    """The analysts' own models (ACCOUNTING_ETL__ANALYST_MODELS), built with the project's; None: the
+    project's `analyst_models/` folder."""
+    value = os.environ.get(ANALYST_MODELS_ENV)
+    return Path(value).resolve() if value else None
+
+
+def project_files() -> list[Path]:
+    """Every file of the project that can change what dbt makes of it, the analysts' models included (not what
+    a hand-run dbt leaves in the project: target/, logs/)."""
+    found = []
+    for root in [PROJECT_DIR, *filter(None, [analyst_models_dir()])]:
+        for pattern in PROJECT_FILES:
+            found += [p for p in root.rglob(pattern) if not set(p.relative_to(root).parts[:-1]) & LEFT_BY_DBT]
+    return sorted(set(found))
+
+
+def project_digest(digest: Any) -> None:
+    """Feed every project file (name and content) to a hashlib digest."""
+    for path in project_files():
+        digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+
+
+def _parse_key(target: DbtTarget, variables: Mapping[str, Any] | None) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    names = [target.adapter, target.database_name, target.schema, json.dumps(dict(variables or {}), sort_keys=True)]
+    for part in names:
+        digest.update(part.encode() + b"\0")
+    project_digest(digest)
+    return digest.hexdigest()
+
+
+def _parsed_manifest(target: DbtTarget, variables: Mapping[str, Any] | None, common: list[str]) -> Any:
+    """The project's manifest for this kind of target, parsed once per process (None when it does not parse:
+    the command then parses and says why)."""
+    from dbt.cli.main import dbtRunner
+
+    key = _parse_key(target, variables)
+    if key not in _MANIFESTS:
+        parsed = dbtRunner().invoke(["parse", *common])
+        if not parsed.success or parsed.result is None:
+            return None
+        _MANIFESTS[key] = parsed.result
+    return _MANIFESTS[key]
+
+
 def run_dbt(
     command: Sequence[str],
     target: DbtTarget,
@@ -165,8 +229,7 @@ def run_dbt(
     from dbt.cli.main import dbtRunner
 
     work_dir.mkdir(parents=True, exist_ok=True)
-    args = [
-        *command,
+    common = [
         "--project-dir", str(PROJECT_DIR),
         "--target-path", str(work_dir / "target"),
         "--log-path", str(work_dir / "logs"),
@@ -175,13 +238,14 @@ def run_dbt(
         "--no-send-anonymous-usage-stats",  # no traffic but to the warehouse
         "--no-version-check",
         "--quiet",
-        *options,
     ]  # fmt: skip
     with _ONE_RUN_AT_A_TIME, tempfile.TemporaryDirectory(prefix="accounting-dbt-") as profiles_dir:
         (Path(profiles_dir) / "profiles.yml").write_text(yaml.safe_dump(target.profile()))
+        common += ["--profiles-dir", profiles_dir]
         with _password_in_environment(target.password):
             try:
-                outcome = dbtRunner().invoke([*args, "--profiles-dir", profiles_dir])
+                manifest = _parsed_manifest(target, variables, common) if command[0] == "build" else None
+                outcome = dbtRunner(manifest=manifest).invoke([*command, *common, *options])
             finally:
                 _release_connections()
     log_file = work_dir / "logs" / "dbt.log"

@@ -21,11 +21,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from transforms.dbt_runner import PROJECT_DIR, DbtRun, DbtTarget, run_dbt
+from transforms.dbt_runner import ANALYST_MODELS_ENV, DbtRun, DbtTarget, analyst_models_dir, project_digest, run_dbt
 
 log = logging.getLogger("accounting_etl.transforms")
 
-ANALYST_MODELS_ENV = "ACCOUNTING_ETL__ANALYST_MODELS"  # read by dbt_project.yml's model-paths
 MODEL_RUN = "accounting__model_run"
 REQUIRED_RAW_TABLES = (
     "invoices",
@@ -37,8 +36,6 @@ REQUIRED_RAW_TABLES = (
     "payments__tracking_categories",
     "tracking_categories",
 )
-PROJECT_FILES = ("*.sql", "*.yml", "*.csv", "*.md")
-LEFT_BY_DBT = {"target", "logs", "dbt_packages"}
 
 
 class Database(Protocol):
@@ -112,23 +109,6 @@ def missing_raw_tables(db: Database, raw: str) -> list[str]:
     return [t for t in REQUIRED_RAW_TABLES if t not in present]
 
 
-def analyst_models_dir() -> Path | None:
-    """The analysts' own models (ACCOUNTING_ETL__ANALYST_MODELS), built with the project's; None: the
-    project's `analyst_models/` folder."""
-    value = os.environ.get(ANALYST_MODELS_ENV)
-    return Path(value).resolve() if value else None
-
-
-def project_files() -> list[Path]:
-    """Every file of the project that can change what `dbt build` makes, the analysts' models included (not
-    what a hand-run dbt leaves in the project: target/, logs/)."""
-    found = []
-    for root in [PROJECT_DIR, *filter(None, [analyst_models_dir()])]:
-        for pattern in PROJECT_FILES:
-            found += [p for p in root.rglob(pattern) if not set(p.relative_to(root).parts[:-1]) & LEFT_BY_DBT]
-    return sorted(set(found))
-
-
 def inputs_fingerprint(db: Database, raw_schema: str, as_of: date) -> str | None:
     """What the models are built from, as one digest: the as-of date, the project's files, and each raw
     table's row count and latest load id (every write, deletion marks included, comes with a new load id).
@@ -145,8 +125,7 @@ def inputs_fingerprint(db: Database, raw_schema: str, as_of: date) -> str | None
     digest = hashlib.blake2b(digest_size=16)
     for item in (raw_schema, as_of.isoformat(), *(str(v) for v in state)):
         digest.update(item.encode() + b"\0")
-    for path in project_files():
-        digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    project_digest(digest)
     return digest.hexdigest()
 
 
