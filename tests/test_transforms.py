@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.transform import transform_database
+from pipelines.transform import transform_database, write_docs
 from sources.common.currencies import currency_table
 from transforms.dbt_runner import DbtTarget
 from transforms.run import DuckDBDatabase, TransformResult, build_models
@@ -295,6 +296,19 @@ def test_a_build_in_another_file_of_the_same_name_builds_that_files_data(built, 
     with duckdb.connect(str(path), read_only=True) as copy, duckdb.connect(str(built[0]), read_only=True) as first:
         sql = "SELECT count(*) FROM raw_reconciliation.accounting__invoice_settlement"
         assert copy.execute(sql).fetchone()[0] == first.execute(sql).fetchone()[0] - 2
+
+
+def test_the_docs_site_documents_every_model_and_its_lineage(built, tmp_path):
+    page = write_docs(tmp_path / "docs", str(built[0]), "raw")
+    assert page.name == "index.html" and page.stat().st_size > 100_000  # dbt's static site, one file
+    manifest = json.loads((page.parent / "manifest.json").read_text())
+    settlement = manifest["nodes"]["model.accounting.accounting__invoice_settlement"]
+    assert "model.accounting.int_accounting__payment_applications" in settlement["depends_on"]["nodes"]
+    assert settlement["description"]
+    staging = manifest["nodes"]["model.accounting.stg_accounting__payments"]
+    assert "source.accounting.accounting.payments" in staging["depends_on"]["nodes"]  # lineage from the loads
+    catalog = json.loads((page.parent / "catalog.json").read_text())
+    assert "model.accounting.accounting__reconciliation_summary" in catalog["nodes"]
 
 
 def test_transforms_wait_for_the_raw_tables(tmp_path):
