@@ -8,7 +8,6 @@ import shutil
 from datetime import date
 from pathlib import Path
 
-from pipelines import settings
 from pipelines.warehouse.access import configured_target, models_warehouse, models_work_dir
 from transforms.run import TransformResult, build_models, run_project
 
@@ -16,9 +15,7 @@ from transforms.run import TransformResult, build_models, run_project
 def transform_database(
     database: str | None = None, dataset: str | None = None, as_of: date | None = None
 ) -> TransformResult:
-    settings.dataset_name(dataset)  # a name that cannot work is refused before the warehouse is opened
     with models_warehouse(database, dataset) as (target, open_database):
-        settings.check_identifier(target.models_schema, "models schema (the dataset name + _reconciliation)")
         return build_models(open_database, target, models_work_dir(target), as_of=as_of)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipelines.settings import ConfigurationError
 from pipelines.transform import transform_database, write_docs
 from sources.common.currencies import currency_table
 from transforms.dbt_runner import DbtTarget
@@ -309,6 +310,15 @@ def test_the_docs_site_documents_every_model_and_its_lineage(built, tmp_path):
     assert "source.accounting.accounting.payments" in staging["depends_on"]["nodes"]  # lineage from the loads
     catalog = json.loads((page.parent / "catalog.json").read_text())
     assert "model.accounting.accounting__reconciliation_summary" in catalog["nodes"]
+
+
+def test_a_dataset_whose_models_schema_cannot_be_named_loads_and_says_why(warehouse):
+    long = "d" * 60  # a valid dataset, but `<dataset>_reconciliation` is past the 63 characters a schema may have
+    summary = warehouse.load(dataset_name=long, resources=["tracking_categories"], transform=True)
+    assert summary.status == "ok" and warehouse.scalar(f"SELECT count(*) FROM {long}.tracking_categories") > 0
+    assert "models schema" in summary.models_error and not summary.models
+    with pytest.raises(ConfigurationError, match="models schema"):
+        transform_database(str(warehouse.path), long)
 
 
 def test_transforms_wait_for_the_raw_tables(tmp_path):

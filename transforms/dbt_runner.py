@@ -110,7 +110,6 @@ class NodeResult:
 class DbtRun:
     success: bool
     nodes: list[NodeResult]
-    result: Any = None  # what dbt returned (a manifest for `parse`, a catalog for `docs generate`)
     log_file: Path | None = None
 
     @property
@@ -253,4 +252,4 @@ def run_dbt(
     nodes = [_node_result(r) for r in getattr(result, "results", None) or []]
     if outcome.exception is not None:
         raise DbtError(f"dbt {' '.join(command)} could not run: {outcome.exception} (dbt's log: {log_file})")
-    return DbtRun(success=bool(outcome.success), nodes=nodes, result=result, log_file=log_file)
+    return DbtRun(success=bool(outcome.success), nodes=nodes, log_file=log_file)

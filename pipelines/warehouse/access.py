@@ -75,7 +75,9 @@ def _destination_client(dataset: str | None) -> Iterator[Any]:
 
 def dbt_target(credentials: Any, dataset: str) -> DbtTarget:
     """The dbt target of a dlt destination's credentials: a DuckDB file or a PostgreSQL database (the two
-    adapters installed), the models reading `dataset`."""
+    adapters installed), the models reading `dataset`. Refused before dbt runs when `<dataset>_reconciliation`
+    is no plain identifier (a long dataset name)."""
+    settings.models_schema(dataset)
     if isinstance(credentials, DuckDbCredentials):
         return DbtTarget.duckdb(credentials.database, dataset, {"memory_limit": duckdb_memory_limit()})
     if getattr(credentials, "drivername", None) in ("postgres", "postgresql"):
@@ -108,17 +110,14 @@ def pipeline_models(pipeline: dlt.Pipeline) -> tuple[DbtTarget, OpenDatabase]:
         with pipeline.sql_client() as client:
             yield SqlClientDatabase(client)
 
-    with pipeline.sql_client() as client:
-        credentials = client.credentials
-    return dbt_target(credentials, pipeline.dataset_name), open_database
+    return dbt_target(pipeline.destination_client().config.credentials, pipeline.dataset_name), open_database
 
 
 def configured_target(database: str | None = None, dataset: str | None = None) -> DbtTarget:
     """The models' dbt target in the DuckDB file, else in the configured destination (nothing is opened)."""
     if uses_duckdb_file(database):
-        limit = {"memory_limit": duckdb_memory_limit()}
-        return DbtTarget.duckdb(settings.duckdb_file(database), settings.dataset_name(dataset), limit)
-    return dbt_target(_models_pipeline(dataset).destination_client().config.credentials, settings.dataset_name(dataset))
+        return dbt_target(DuckDbCredentials(settings.duckdb_file(database)), settings.dataset_name(dataset))
+    return pipeline_models(_models_pipeline(dataset))[0]
 
 
 @contextmanager
