@@ -143,15 +143,14 @@ def test_only_a_stored_record_sends_the_marker_rows_that_clear_its_children(monk
     does every record when the stored rows could not be read."""
     import numpy as np
 
-    from sources.common.digests import hash_bytes, id_digests
+    from sources.common.digests import SortedDigests, hash_bytes, id_digests
     from sources.common.scan import scan_connection
     from sources.common.sync import LoadedRecords
     from sources.common.tables import EMPTY_LIST_MARKER
 
     records = [{"id": f"inv-new-{n}"} for n in range(5)] + [{"id": "inv-stored"}]
-    stored = LoadedRecords(
-        "invoices", "c", id_digests(["inv-stored"]), hash_bytes(["00" * 16]), np.zeros(1, dtype=bool)
-    )
+    stored_ids, _ = SortedDigests.of(id_digests(["inv-stored"]))
+    stored = LoadedRecords("invoices", "c", stored_ids, hash_bytes(["00" * 16]), np.zeros(1, dtype=bool))
 
     def markers_for(loaded):
         monkeypatch.setattr(LoadedRecords, "read", classmethod(lambda cls, *args, **kwargs: loaded))

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sources.common.digests import DigestSet, hash_bytes, id_digests, positions_in
+from sources.common.digests import DigestSet, SortedDigests, hash_bytes, id_digests
 
 ids = st.text(min_size=0, max_size=6)
 
@@ -30,18 +30,35 @@ def test_a_digest_set_says_what_a_set_of_the_ids_would(batches, first):
 def test_lone_surrogates_and_trailing_zero_bytes_stay_distinct():
     tricky = ["\ud800", "\udfff", "a", "a\x00", "", "\x00"]
     digests = id_digests(tricky)
-    assert len(set(digests.tolist())) == len(tricky)
-    # fixed-width: values that differ only by trailing zero bytes are not equal
-    padded = np.array([b"ab" + bytes(14), b"ab" + bytes(13) + b"\x01"], dtype="S16")
-    assert positions_in(np.sort(padded), padded).tolist() == [0, 1]
+    assert len({tuple(pair) for pair in digests.tolist()}) == len(tricky)
 
 
 def test_positions_find_each_digest_or_minus_one():
-    stored = np.unique(id_digests(["a", "b", "c"]))
+    stored, _ = SortedDigests.of(id_digests(["a", "b", "c"]))
     probe = id_digests(["c", "x", "a"])
-    at = positions_in(stored, probe)
+    at = stored.positions(probe)
     assert at[1] == -1
-    assert stored[at[0]] == probe[0] and stored[at[2]] == probe[2]
+    assert (stored.pairs()[at[[0, 2]]] == probe[[0, 2]]).all()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2**64 - 1)), max_size=40), st.data())
+def test_digests_whose_first_halves_are_equal_are_told_apart(pairs, data):
+    """Digests are searched by their first 8 bytes: ties there (made common here) are still exact."""
+    digests = np.array(pairs, dtype=np.uint64).reshape(-1, 2)
+    model = {tuple(p) for p in pairs}
+    found = DigestSet()
+    split = data.draw(st.integers(0, len(pairs)))
+    found.add_new(digests[:split])
+    found.add_new(digests[split:])
+    assert len(found) == len(model)
+    probe = np.array([*pairs, (1, 7), (4, 0)], dtype=np.uint64).reshape(-1, 2)
+    assert found.contains(probe).tolist() == [tuple(p) in model for p in probe.tolist()]
+    stored, _ = SortedDigests.of(digests)
+    assert len(stored) == len(model)
+    at = stored.positions(probe)
+    assert [a >= 0 for a in at.tolist()] == [tuple(p) in model for p in probe.tolist()]
+    assert all((stored.pairs()[a] == p).all() for a, p in zip(at, probe, strict=True) if a >= 0)
 
 
 def test_a_stored_hash_that_is_not_32_hex_digits_equals_no_real_hash():

@@ -24,7 +24,7 @@ import dlt
 import numpy as np
 import orjson
 
-from sources.common.digests import DIGEST, hash_bytes, id_digests, positions_in
+from sources.common.digests import DIGEST, SortedDigests, first_of_each, hash_bytes, id_digests, sort_order
 from sources.common.errors import RecordError
 from sources.common.extras import kind_of_stored
 
@@ -75,7 +75,7 @@ def record_hash(record: dict[str, Any], volatile: frozenset[str], nested: tuple[
 
 class LoadedRecords:
     """Ids, content hashes and deletion marks of one connection's rows in one destination table, kept as
-    digests in flat arrays (`sources/common/digests.py`): about 40 bytes a stored record, whatever its size.
+    digests in flat arrays (`sources/common/digests.py`): 34 bytes a stored record, whatever its size.
 
     `compare` tells which of a page's records need writing and remembers which stored records this scan saw;
     after a complete scan, `tombstones` gives the stored live rows it did not see, with `deleted_at` set."""
@@ -84,7 +84,7 @@ class LoadedRecords:
         self,
         table: str,
         connection: str,
-        digests: np.ndarray,
+        ids: SortedDigests,
         hashes: np.ndarray,
         deleted: np.ndarray,
         pipeline: Any = None,
@@ -95,10 +95,10 @@ class LoadedRecords:
         self.connection = connection
         self.provider = provider
         self.guard = guard or nullcontext
-        self.digests = digests  # sorted, unique: the stored ids' digests
+        self.ids = ids  # the stored ids' digests
         self.hashes = hashes  # the content hash of each, as 16 bytes
         self.deleted = deleted  # whether each is stored with `deleted_at`
-        self.seen = np.zeros(len(digests), dtype=bool)  # whether this scan listed it
+        self.seen = np.zeros(len(ids), dtype=bool)  # whether this scan listed it
         # False when the stored rows could not be read: every record is then taken as stored (its child
         # rows cleared when its lists are empty) and written
         self.known = True
@@ -114,8 +114,9 @@ class LoadedRecords:
         known: bool = True,
     ) -> LoadedRecords:
         """Nothing stored; `known=False`: what is stored could not be read."""
-        nothing = np.array([], dtype=DIGEST)
-        loaded = cls(table, connection, nothing, nothing, np.array([], dtype=bool), provider=provider, guard=guard)
+        nothing = SortedDigests(np.array([], dtype=np.uint64), np.array([], dtype=np.uint64))
+        hashes = np.array([], dtype=DIGEST)
+        loaded = cls(table, connection, nothing, hashes, np.array([], dtype=bool), provider=provider, guard=guard)
         loaded.known = known
         return loaded
 
@@ -131,29 +132,39 @@ class LoadedRecords:
         pipeline = _current_pipeline(table)
         if pipeline is None:
             return cls.empty(table, connection, provider, guard)
-        digests, hashes, deleted = [], [], []
+        his: list[np.ndarray] = []
+        los: list[np.ndarray] = []
+        hashes: list[np.ndarray] = []
+        deleted: list[np.ndarray] = []
         columns = f"id, {HASH_COLUMN}, {DELETED_COLUMN} IS NOT NULL"
         where, args = cls._where(connection, provider)
         try:
             with guard():
                 for chunk in _select_chunks(pipeline, table, columns, where, args):
-                    digests.append(id_digests(str(row[0]) for row in chunk))
-                    hashes.append(hash_bytes(row[1] for row in chunk))
-                    deleted.append(np.array([bool(row[2]) for row in chunk], dtype=bool))
+                    chunk_ids, chunk_hashes, chunk_deleted = zip(*chunk, strict=True)
+                    digests = id_digests(str(i) for i in chunk_ids)
+                    his.append(digests[:, 0].copy())
+                    los.append(digests[:, 1].copy())
+                    hashes.append(hash_bytes(chunk_hashes))
+                    deleted.append(np.array(chunk_deleted, dtype=bool))
         except Exception as exc:  # e.g. the table is in the schema but its first load has not landed
             _cannot_read(table, exc, "every record is written as if stored, none marked deleted")
             return cls.empty(table, connection, provider, guard, known=False)
-        if not digests:
+        if not his:
             return cls.empty(table, connection, provider, guard)
-        all_digests = np.concatenate(digests)
-        # sorted by digest; an id stored twice (which merge never writes) counts once
-        unique, first = np.unique(all_digests, return_index=True)
+        # Sorted by digest; an id stored twice (which merge never writes) counts once. One column at a time,
+        # each list freed as its array is made: the peak stays near the arrays' own size.
+        hi, lo = _joined(his), _joined(los)
+        order = sort_order(hi, lo)
+        hi, lo = hi[order], lo[order]
+        first = first_of_each(hi, lo)
+        order = order[first]
         return cls(
             table,
             connection,
-            unique,
-            np.concatenate(hashes)[first],
-            np.concatenate(deleted)[first],
+            SortedDigests(hi[first], lo[first]),
+            _joined(hashes)[order],
+            _joined(deleted)[order],
             pipeline,
             provider,
             guard,
@@ -167,16 +178,16 @@ class LoadedRecords:
 
     def mark_seen(self, ids: list[str]) -> None:
         """These ids exist upstream (listed by this scan), whether or not they can be read."""
-        if ids and len(self.digests):
-            at = positions_in(self.digests, id_digests(ids))
+        if ids and len(self.ids):
+            at = self.ids.positions(id_digests(ids))
             self.seen[at[at >= 0]] = True
 
     def compare(self, ids: list[str], content_hashes: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """For each record (its id and content hash): whether it must be written (new, changed, or back after
         having been marked deleted), and whether it is stored already. Marks every one seen."""
-        if not ids or not len(self.digests):
+        if not ids or not len(self.ids):
             return np.ones(len(ids), dtype=bool), np.full(len(ids), not self.known, dtype=bool)
-        at = positions_in(self.digests, id_digests(ids))
+        at = self.ids.positions(id_digests(ids))
         stored = at >= 0
         self.seen[at[stored]] = True
         write = np.ones(len(ids), dtype=bool)
@@ -189,7 +200,7 @@ class LoadedRecords:
     def tombstones(self, now: datetime | None = None) -> Iterator[list[dict[str, Any]]]:
         """The stored live rows this scan did not see (without dlt's own columns), with `deleted_at` set, in
         batches. Their ids are found by reading the stored ids again (only when there are some)."""
-        missing = self.digests[~self.seen & ~self.deleted]  # stored as live, not listed by this scan
+        missing = self.ids.subset(~self.seen & ~self.deleted)  # stored as live, not listed by this scan
         if not len(missing) or self._pipeline is None:
             return
         ids: list[str] = []
@@ -198,7 +209,7 @@ class LoadedRecords:
             with self.guard():
                 for chunk in _select_chunks(self._pipeline, self.table, "id", owner, args):
                     chunk_ids = [str(row[0]) for row in chunk]
-                    hits = positions_in(missing, id_digests(chunk_ids)) >= 0
+                    hits = missing.positions(id_digests(chunk_ids)) >= 0
                     ids.extend(i for i, hit in zip(chunk_ids, hits, strict=True) if hit)
         except Exception as exc:  # nothing is marked deleted rather than a guess
             log.warning("cannot read back %s's ids (%s): nothing marked deleted", self.table, type(exc).__name__)
@@ -217,6 +228,13 @@ class LoadedRecords:
                 out.append(row)
             if out:
                 yield out
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """The arrays as one; the list is emptied, so the parts can be freed."""
+    joined = np.concatenate(parts)
+    parts.clear()
+    return joined
 
 
 ID_BATCH = 500
