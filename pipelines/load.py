@@ -31,6 +31,7 @@ from dlt.common.destination import Destination
 
 from pipelines import registry, settings
 from pipelines.gc_tuning import fewer_collections
+from pipelines.malloc_tuning import fix_mmap_threshold
 from pipelines.progress import live, load_table
 from pipelines.push.ledger import ensure_tables
 from pipelines.registry import check_distinct_aliases, configured_providers, provider
@@ -201,6 +202,7 @@ def _run(
             pipeline.destination.destination_name,
         )
         started = time.monotonic()
+        fix_mmap_threshold()
         with live(lambda: load_table(provider_name, scans, stats, started)), fewer_collections():
             pipeline.extract(source.with_resources(*resources), loader_file_format=fmt)
         extracted = time.monotonic()

@@ -238,7 +238,7 @@ def _joined(parts: list[np.ndarray]) -> np.ndarray:
 
 
 ID_BATCH = 500
-READ_CHUNK = 50_000  # stored rows fetched at a time
+READ_CHUNK = 10_000  # stored rows fetched at a time
 
 
 def stored_column_kinds(tables: Sequence[str], guard: Guard | None = None) -> dict[str, dict[str, str]]:
