@@ -79,6 +79,9 @@ def _header_number(headers: Mapping[str, str], name: str) -> float | None:
     return number if math.isfinite(number) and number >= 0 else None
 
 
+EXPIRE_EVERY = 100  # takes of a process between two deletions of a key's expired hits
+
+
 class SqliteHitLog:
     """The log in a SQLite file (or in memory: `:memory:`, for one process alone)."""
 
@@ -88,6 +91,7 @@ class SqliteHitLog:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._con = sqlite3.connect(str(path), timeout=120, isolation_level=None, check_same_thread=False)
         self._lock = threading.Lock()
+        self._takes = 0
         with self._lock:
             self._con.execute("PRAGMA busy_timeout = 120000")
             if str(path) != ":memory:":
@@ -113,14 +117,20 @@ class SqliteHitLog:
 
     def take(self, key: str, limit: int, window: float) -> float:
         def work(now: float) -> float:
-            self._con.execute("DELETE FROM hits WHERE key = ? AND at <= ?", (key, now - window))
-            blocked = self._con.execute("SELECT until FROM blocks WHERE key = ?", (key,)).fetchone()
-            if blocked is not None and blocked[0] > now:
-                return blocked[0] - now
-            learnt = self._con.execute("SELECT hits FROM limits WHERE key = ?", (key,)).fetchone()
-            count, oldest = self._con.execute("SELECT count(*), min(at) FROM hits WHERE key = ?", (key,)).fetchone()
-            if count < (learnt[0] if learnt else limit):
+            # one statement reads the block, the learnt limit and the live hits: a take is on the path of every
+            # request, and each statement costs (7 statements took about 2 ms a request here, this about 1)
+            until, learnt, count, oldest = self._con.execute(
+                "SELECT (SELECT until FROM blocks WHERE key = ?), (SELECT hits FROM limits WHERE key = ?), "
+                "count(*), min(at) FROM hits WHERE key = ? AND at > ?",
+                (key, key, key, now - window),
+            ).fetchone()
+            if until is not None and until > now:
+                return until - now
+            if count < (learnt if learnt is not None else limit):
                 self._con.execute("INSERT INTO hits VALUES (?, ?)", (key, now))
+                self._takes += 1
+                if self._takes % EXPIRE_EVERY == 0:  # expired hits count for nothing: dropped now and then
+                    self._con.execute("DELETE FROM hits WHERE key = ? AND at <= ?", (key, now - window))
                 return 0.0
             return max(oldest + window - now, 0.001)
 

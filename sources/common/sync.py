@@ -129,8 +129,8 @@ class LoadedRecords:
         every read of the destination (a single-writer warehouse is read in turn with other loads). The rows
         are read in chunks, so that only the compact arrays grow with the table."""
         guard = guard or nullcontext
-        pipeline = _current_pipeline(table)
-        if pipeline is None:
+        pipeline = _destination_pipeline()
+        if pipeline is None or not _holds_table(pipeline, table, guard):
             return cls.empty(table, connection, provider, guard)
         his: list[np.ndarray] = []
         los: list[np.ndarray] = []
@@ -276,15 +276,16 @@ def _destination_pipeline() -> Any:
     return pipeline
 
 
-def _current_pipeline(table: str) -> Any:
-    """The pipeline running this extract, when it has loaded `table` before."""
-    pipeline = _destination_pipeline()
-    if pipeline is None:
-        return None
-    stored_schemas = pipeline.schemas.list_schemas()
-    if pipeline.default_schema_name not in stored_schemas or table not in pipeline.default_schema.tables:
-        return None  # nothing loaded yet
-    return pipeline
+def _holds_table(pipeline: Any, table: str, guard: Guard) -> bool:
+    """Whether the destination holds `table`: dlt's schema says so, or else the destination's own catalog. The
+    schema alone is not enough: read while another resource's extract updates it, it once missed a table
+    loaded before (and the scan then wrote every record again)."""
+    try:
+        if table in pipeline.default_schema.tables:
+            return True
+    except Exception:  # no schema yet, or one being written
+        pass
+    return bool(stored_column_kinds([table], guard).get(table))
 
 
 def _select_chunks(pipeline: Any, table: str, columns: str, where: str, args: list[Any]) -> Iterator[list[Any]]:

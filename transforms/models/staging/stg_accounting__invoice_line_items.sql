@@ -1,4 +1,11 @@
 -- stg_accounting__invoice_line_items: one row per line of a live invoice, with its tracking category names joined in.
+-- Tracking category names per line, aggregated once and joined (as in stg_accounting__payments).
+WITH names AS (
+    SELECT t.invoice_id, t.line_index, {{ dbt.listagg('tc.name', "', '", 'order by t.position') }} AS tracking_categories
+    FROM {{ source('accounting', 'invoices__line_items__tracking_categories') }} AS t
+    JOIN {{ source('accounting', 'tracking_categories') }} AS tc ON tc.id = t.tracking_category_id
+    GROUP BY t.invoice_id, t.line_index
+)
 SELECT
     l.invoice_id,
     l.line_index,
@@ -9,12 +16,8 @@ SELECT
     coalesce(l.total_amount, 0) AS total_minor,
     CAST(coalesce(l.total_amount, 0) AS DECIMAL(38, 0)) * c.minor_unit AS total_amount,
     l.item_id,
-    (
-        SELECT {{ dbt.listagg('tc.name', "', '", 'order by t.position') }}
-        FROM {{ source('accounting', 'invoices__line_items__tracking_categories') }} AS t
-        JOIN {{ source('accounting', 'tracking_categories') }} AS tc ON tc.id = t.tracking_category_id
-        WHERE t.invoice_id = l.invoice_id AND t.line_index = l.line_index
-    ) AS tracking_categories
+    names.tracking_categories
 FROM {{ source('accounting', 'invoices__line_items') }} AS l
 JOIN {{ ref('stg_accounting__invoices') }} AS i ON i.invoice_id = l.invoice_id
 LEFT JOIN {{ ref('accounting__currencies') }} AS c ON c.code = i.currency
+LEFT JOIN names ON names.invoice_id = l.invoice_id AND names.line_index = l.line_index
