@@ -12,6 +12,7 @@ and a variant is never counted with the sandbox's records):
   fetch-and-parse     httpx + orjson over every page of payments and invoices, one after the other; nothing
                       else (the floor any loader stands on)
   load                `accounting-etl load` on an empty warehouse: start-up, extract, load, models, run summary
+  load --no-transform the same without the dbt models (at 60k records: the work rest_api does too)
   re-sync             the same command again over the unchanged data; it must write nothing
   rest_api/defaults   dlt's rest_api source configured for Panora as a user would, dlt's defaults
   rest_api/parquet    the same with `loader_file_format="parquet"`
@@ -193,9 +194,10 @@ class Bench:
         )
         return env
 
-    def load(self, alias: str, warehouse: Path, name: str) -> Run:
+    def load(self, alias: str, warehouse: Path, name: str, models: bool = True) -> Run:
         folder = self.folder(f"{name}-{alias}")
         command = [CLI, "load", "--pipelines-dir", str(warehouse / "pipelines")]
+        command += [] if models else ["--no-transform"]
         seconds, peak, _ = measure(command, self.load_env(alias, warehouse), folder)
         row = last_run(warehouse / "accounting.duckdb")
         steps = {k.removesuffix("_seconds"): float(v or 0) for k, v in row.items() if k.endswith("_seconds")}
@@ -289,6 +291,8 @@ def run_all(bench: Bench, results: dict[str, Run], args: argparse.Namespace) -> 
         step(f"re-sync {alias}", resync)
     bench.fetch_and_parse("mid")
     step("load mid", first_and_resync(bench, "mid", args.repeat)[0])
+    # what rest_api does too (extract, load), without the dbt models it has no counterpart for
+    step("load --no-transform mid", repeated(args.repeat, lambda: bench.load("mid", bench.folder("wh"), "load", False)))
     if not args.skip_rest_api:
         step("rest_api/parquet mid", repeated(args.repeat, lambda: bench.rest_api("mid", True)))
         step("rest_api/defaults mid", repeated(args.repeat, lambda: bench.rest_api("mid", False)))
@@ -300,13 +304,13 @@ def report(results: dict[str, Run], records: dict[str, int], args: argparse.Name
         f"{'median of ' + str(args.repeat) + ' runs' if args.repeat > 1 else 'one run'} per variant; "
         "seconds are the whole command's wall time"
     )
-    print(f"{'variant':<24}{'records':>11}{'s':>8}{'records/s':>11}{'peak MB':>9}   steps (s)")
+    print(f"{'variant':<26}{'records':>11}{'s':>8}{'records/s':>11}{'peak MB':>9}   steps (s)")
     for name, run in results.items():
         alias = name.split()[-1]
         steps = ", ".join(f"{k} {v:.1f}" for k, v in run.steps.items() if v)
         written = f"; rows written {run.written:,}" if run.written is not None else ""
         print(
-            f"{name:<24}{records[alias]:>11,}{run.seconds:>8.1f}{records[alias] / run.seconds:>11,.0f}"
+            f"{name:<26}{records[alias]:>11,}{run.seconds:>8.1f}{records[alias] / run.seconds:>11,.0f}"
             f"{run.peak_mb:>9.0f}   {steps}{written}"
         )
 
@@ -328,6 +332,9 @@ def report(results: dict[str, Run], records: dict[str, int], args: argparse.Name
         ours = r["load mid"].seconds
         ratio("load mid: rest_api/defaults time / ours", r["rest_api/defaults mid"].seconds / ours, ">= 15")
         ratio("load mid: rest_api/parquet time / ours", r["rest_api/parquet mid"].seconds / ours, "-")
+        bare = r["load --no-transform mid"].seconds
+        ratio("load mid without models: rest_api/defaults time / ours", r["rest_api/defaults mid"].seconds / bare, "-")
+        ratio("load mid without models: rest_api/parquet time / ours", r["rest_api/parquet mid"].seconds / bare, "-")
 
 
 if __name__ == "__main__":
