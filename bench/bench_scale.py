@@ -49,6 +49,7 @@ PAGE_SIZE = 1000
 class Run:
     seconds: float
     peak_mb: float
+    cpu: float = 0.0  # the process's user and system CPU seconds
     steps: dict[str, float] = field(default_factory=dict)
     written: int | None = None
 
@@ -133,8 +134,8 @@ def rest_api_worker(url: str, api_key: str, token: str, database: str, parquet: 
 
 
 # -- the runs --------------------------------------------------------------------------------------------------
-def measure(command: list[str], env: dict[str, str], folder: Path) -> tuple[float, float, str]:
-    """Wall seconds, peak resident MB and standard output of one command; exits on failure."""
+def measure(command: list[str], env: dict[str, str], folder: Path) -> tuple[float, float, float, str]:
+    """Wall seconds, peak resident MB, CPU seconds and standard output of one command; exits on failure."""
     started = time.perf_counter()
     with open(folder / "out.txt", "w") as out, open(folder / "err.txt", "w") as err:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=err, cwd=folder)
@@ -143,7 +144,8 @@ def measure(command: list[str], env: dict[str, str], folder: Path) -> tuple[floa
     if os.waitstatus_to_exitcode(status) != 0:
         errors = (folder / "err.txt").read_text()[-3000:]
         raise SystemExit(f"{' '.join(command[:3])} failed (exit {os.waitstatus_to_exitcode(status)}):\n{errors}")
-    return seconds, usage.ru_maxrss / 1024, (folder / "out.txt").read_text()
+    cpu = usage.ru_utime + usage.ru_stime
+    return seconds, usage.ru_maxrss / 1024, cpu, (folder / "out.txt").read_text()
 
 
 def last_run(database: Path) -> dict[str, Any]:
@@ -174,8 +176,8 @@ class Bench:
     def fetch_and_parse(self, alias: str) -> Run:
         folder = self.folder(f"fetch-{alias}")
         command = [sys.executable, __file__, "--worker", "fetch", *self._endpoint(alias)]
-        seconds, peak, _ = measure(command, dict(os.environ), folder)
-        return Run(seconds, peak)
+        seconds, peak, cpu, _ = measure(command, dict(os.environ), folder)
+        return Run(seconds, peak, cpu)
 
     def load_env(self, alias: str, warehouse: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
@@ -198,18 +200,18 @@ class Bench:
         folder = self.folder(f"{name}-{alias}")
         command = [CLI, "load", "--pipelines-dir", str(warehouse / "pipelines")]
         command += [] if models else ["--no-transform"]
-        seconds, peak, _ = measure(command, self.load_env(alias, warehouse), folder)
+        seconds, peak, cpu, _ = measure(command, self.load_env(alias, warehouse), folder)
         row = last_run(warehouse / "accounting.duckdb")
         steps = {k.removesuffix("_seconds"): float(v or 0) for k, v in row.items() if k.endswith("_seconds")}
-        return Run(seconds, peak, steps, int(row["rows_loaded"]))
+        return Run(seconds, peak, cpu, steps, int(row["rows_loaded"]))
 
     def rest_api(self, alias: str, parquet: bool) -> Run:
         folder = self.folder(f"rest_api-{'parquet' if parquet else 'defaults'}-{alias}")
         command = [sys.executable, __file__, "--worker", "rest_api", *self._endpoint(alias)]
         command += ["--database", str(folder / "warehouse.duckdb")] + (["--parquet"] if parquet else [])
         env = {**os.environ, "DLT_DATA_DIR": str(folder / "dlt"), "RUNTIME__LOG_LEVEL": "WARNING"}
-        seconds, peak, _ = measure(command, env, folder)
-        return Run(seconds, peak)
+        seconds, peak, cpu, _ = measure(command, env, folder)
+        return Run(seconds, peak, cpu)
 
     def _endpoint(self, alias: str) -> list[str]:
         return ["--url", self.sandbox.url, "--api-key", self.sandbox.api_key, "--token", self.tokens[alias]]
@@ -304,14 +306,14 @@ def report(results: dict[str, Run], records: dict[str, int], args: argparse.Name
         f"{'median of ' + str(args.repeat) + ' runs' if args.repeat > 1 else 'one run'} per variant; "
         "seconds are the whole command's wall time"
     )
-    print(f"{'variant':<26}{'records':>11}{'s':>8}{'records/s':>11}{'peak MB':>9}   steps (s)")
+    print(f"{'variant':<26}{'records':>11}{'s':>8}{'records/s':>11}{'peak MB':>9}{'CPU s':>8}   steps (s)")
     for name, run in results.items():
         alias = name.split()[-1]
         steps = ", ".join(f"{k} {v:.1f}" for k, v in run.steps.items() if v)
         written = f"; rows written {run.written:,}" if run.written is not None else ""
         print(
             f"{name:<26}{records[alias]:>11,}{run.seconds:>8.1f}{records[alias] / run.seconds:>11,.0f}"
-            f"{run.peak_mb:>9.0f}   {steps}{written}"
+            f"{run.peak_mb:>9.0f}{run.cpu:>8.1f}   {steps}{written}"
         )
 
     def ratio(label: str, value: float, target: str) -> None:
