@@ -62,9 +62,15 @@ class SortedDigests:
     @classmethod
     def of(cls, digests: np.ndarray) -> tuple[SortedDigests, np.ndarray]:
         """The sorted unique digests of `digests` ((n, 2) pairs), and for each the index of its first place."""
-        order = sort_order(digests[:, 0], digests[:, 1])
-        hi, lo = digests[order, 0], digests[order, 1]
-        first = first_of_each(hi, lo)
+        return cls.of_columns(digests[:, 0], digests[:, 1])
+
+    @classmethod
+    def of_columns(cls, hi: np.ndarray, lo: np.ndarray) -> tuple[SortedDigests, np.ndarray]:
+        """`of` for digests given as their two columns (no (n, 2) array is made of them)."""
+        order = np.lexsort((lo, hi))  # stable: of equal pairs, the first place comes first
+        hi, lo = hi[order], lo[order]
+        first = np.ones(len(hi), dtype=bool)
+        first[1:] = (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
         return cls(hi[first], lo[first]), order[first]
 
     def __len__(self) -> int:
@@ -109,21 +115,8 @@ class SortedDigests:
         at = np.searchsorted(large.hi, small.hi)
         if np.any(large.hi[np.minimum(at, len(large) - 1)] == small.hi):  # equal first halves: sort those in
             hi, lo = np.concatenate([large.hi, small.hi]), np.concatenate([large.lo, small.lo])
-            order = sort_order(hi, lo)
-            return SortedDigests(hi[order], lo[order])
+            return SortedDigests.of_columns(hi, lo)[0]
         return SortedDigests(np.insert(large.hi, at, small.hi), np.insert(large.lo, at, small.lo))
-
-
-def sort_order(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """The order that sorts the pairs by `hi`, then `lo`; stable, so equal pairs keep their order."""
-    return np.lexsort((lo, hi))
-
-
-def first_of_each(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """For sorted pairs: whether each is the first of its value."""
-    first = np.ones(len(hi), dtype=bool)
-    first[1:] = (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
-    return first
 
 
 class DigestSet:
@@ -150,12 +143,11 @@ class DigestSet:
         fresh = ~self.contains(digests)
         if not fresh.any():
             return fresh
-        _, first = SortedDigests.of(digests)
-        first_of_value = np.zeros(len(digests), dtype=bool)
-        first_of_value[first] = True
-        fresh &= first_of_value
-        new = SortedDigests.of(digests[fresh])[0]
-        self._push(new)
+        page, first = SortedDigests.of(digests)  # the page's distinct digests, each with its first place
+        new = fresh[first]
+        fresh[:] = False
+        fresh[first[new]] = True
+        self._push(page.subset(new))
         return fresh
 
     def _push(self, run: SortedDigests) -> None:

@@ -24,7 +24,7 @@ import dlt
 import numpy as np
 import orjson
 
-from sources.common.digests import DIGEST, SortedDigests, first_of_each, hash_bytes, id_digests, sort_order
+from sources.common.digests import DIGEST, SortedDigests, hash_bytes, id_digests
 from sources.common.errors import RecordError
 from sources.common.extras import kind_of_stored
 
@@ -154,17 +154,13 @@ class LoadedRecords:
             return cls.empty(table, connection, provider, guard)
         # Sorted by digest; an id stored twice (which merge never writes) counts once. One column at a time,
         # each list freed as its array is made: the peak stays near the arrays' own size.
-        hi, lo = _joined(his), _joined(los)
-        order = sort_order(hi, lo)
-        hi, lo = hi[order], lo[order]
-        first = first_of_each(hi, lo)
-        order = order[first]
+        ids, first = SortedDigests.of_columns(_joined(his), _joined(los))
         return cls(
             table,
             connection,
-            SortedDigests(hi[first], lo[first]),
-            _joined(hashes)[order],
-            _joined(deleted)[order],
+            ids,
+            _joined(hashes)[first],
+            _joined(deleted)[first],
             pipeline,
             provider,
             guard,
