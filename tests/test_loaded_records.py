@@ -1,5 +1,6 @@
 """What a scan takes as stored is read from the destination, even when dlt's schema misses the table (it
-once did, read mid-extract from a resource's thread, and a scan wrote every record again)."""
+once did, read mid-extract from a resource's thread, and a scan wrote every record again); and how a scan
+drops the rows the pages repeat."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import dlt
 import pytest
 from dlt.common.schema import Schema
 
+from sources.common.pagination import without_repeats
+from sources.common.scan import ScanResult, scan_connection
 from sources.common.sync import LoadedRecords, record_hash
+from sources.panora.client import row_key
+from sources.panora.objects import OBJECTS
 
 STORED = [
     {"id": "pay-1", "connection": "acme", "provider": "panora", "_record_hash": None, "deleted_at": None},
@@ -54,3 +59,25 @@ def test_the_destination_is_asked_when_the_schema_misses_the_table(pipeline, mon
 def test_a_table_the_destination_lacks_is_empty_and_known(pipeline):
     loaded = LoadedRecords.read("invoices", "acme", "panora")
     assert len(loaded.ids) == 0 and loaded.known
+
+
+def test_a_scan_drops_repeated_rows_of_stored_and_new_records(pipeline):
+    """The scans take the pages as sent and drop repeats themselves: a stored record by its seen bit, a new
+    one by the scan's own set; within a page and across pages; rows without a key pass."""
+    loaded = LoadedRecords.read("payments", "acme", "panora")
+    first = [{"id": "pay-1"}, {"id": "new-1"}, {"id": "pay-1"}, {"x": 1}, {"id": "new-1"}]
+    assert without_repeats(first, row_key, loaded) == [{"id": "pay-1"}, {"id": "new-1"}, {"x": 1}]
+    second = [{"id": "new-1"}, {"id": "pay-1"}, {"id": "pay-2"}, {"id": "new-2"}, {"x": 1}]
+    assert without_repeats(second, row_key, loaded) == [{"id": "pay-2"}, {"id": "new-2"}, {"x": 1}]
+    assert loaded.seen.all()  # both stored records were listed: neither is marked deleted
+    assert len(loaded._new_ids) == 2  # only the ids new to the table are held apart
+
+
+def test_a_repeated_bad_record_is_rejected_once(pipeline):
+    """Panora repeats a page's last row at the top of the next: a bad record there is reported once."""
+    bad = {"id": "pay-9", "total_amount": "not a number", "currency": "USD"}
+    pages = [[{"id": "pay-1"}, bad], [bad, {"id": "pay-2"}]]
+    spec = OBJECTS["payments"]
+    result = ScanResult(spec.resource, "acme")
+    list(scan_connection(spec, "acme", iter(pages), result, row_key=row_key))
+    assert (result.records, result.rejected) == (3, 1)

@@ -31,6 +31,7 @@ from sources.common.arrow_pages import ArrowPageBuilder, builder_for
 from sources.common.columns import json_text
 from sources.common.errors import ApiError, PaginationError, RecordError
 from sources.common.extras import JSON, ColumnKinds
+from sources.common.pagination import without_repeats
 from sources.common.records import ObjectSpec
 from sources.common.secrets import SECRETS
 from sources.common.sync import HASH_COLUMN, Guard, LoadedRecords, record_hash, stored_column_kinds
@@ -120,6 +121,9 @@ class ScanLog:
         return total
 
 
+# A provider's key of a row as sent (Panora: its `id`), None for a row without one.
+RowKey = Callable[[Any], str | None]
+
 # A provider's position of a record (Rootfi: its `rootfi_updated_at`), read from the record as sent; None
 # when it has none worth moving a position to.
 PositionOf = Callable[[Any], datetime | None]
@@ -168,6 +172,7 @@ def scan_account(
     complete: bool = True,
     guard: Guard | None = None,
     position_of: PositionOf | None = None,
+    row_key: RowKey | None = None,
 ) -> Generator[Any, None, ScanResult]:
     """`scan_connection` for one of a resource's accounts, recorded in `scan_log`: a scan that fails for good
     (an API or paging error, or anything unexpected) is marked failed and logged, marks nothing deleted, and
@@ -175,7 +180,15 @@ def scan_account(
     result = scan_log.start(spec.resource, connection)
     try:
         yield from scan_connection(
-            spec, connection, pages, result, tables, complete=complete, guard=guard, position_of=position_of
+            spec,
+            connection,
+            pages,
+            result,
+            tables,
+            complete=complete,
+            guard=guard,
+            position_of=position_of,
+            row_key=row_key,
         )
     except (ApiError, PaginationError) as exc:
         _failed(result, str(exc))
@@ -200,12 +213,15 @@ def scan_connection(
     complete: bool = True,
     guard: Guard | None = None,
     position_of: PositionOf | None = None,
+    row_key: RowKey | None = None,
 ) -> Iterator[Any]:
     """Yield tagged arrow tables for one connection's records of one kind; fills `result`. Pass the same
     `tables` to every scan of one resource. `complete`: the pages list every live record (a full scan),
     so a stored record they do not hold is marked deleted; an incremental scan (changes only) marks none.
     `guard` is held around each read of the destination. `position_of` reads a record's position for
-    `result.position`."""
+    `result.position`. `row_key`: the pages come as sent, rows repeated (the provider's key of a row as
+    sent), and the scan drops the repeats (`pagination.without_repeats`), remembering the stored records
+    seen by their seen bit instead of a set of its own."""
     tables = tables or ResourceTables()
     started = time.monotonic()
     last_progress = started
@@ -219,6 +235,8 @@ def scan_connection(
     try:
         for page in pages:
             result.pages += 1
+            if row_key is not None:
+                page = without_repeats(page, row_key, loaded)
             yield from _page_tables(spec, connection, page, loaded, result, fast, batches, position_of)
             if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
                 last_progress = time.monotonic()

@@ -24,7 +24,7 @@ import dlt
 import numpy as np
 import orjson
 
-from sources.common.digests import DIGEST, SortedDigests, hash_bytes, id_digests
+from sources.common.digests import DIGEST, DigestSet, SortedDigests, hash_bytes, id_digests
 from sources.common.errors import RecordError
 from sources.common.extras import kind_of_stored
 
@@ -99,6 +99,7 @@ class LoadedRecords:
         self.hashes = hashes  # the content hash of each, as 16 bytes
         self.deleted = deleted  # whether each is stored with `deleted_at`
         self.seen = np.zeros(len(ids), dtype=bool)  # whether this scan listed it
+        self._new_ids = DigestSet()  # the ids this scan listed that are not stored (`add_new`)
         # False when the stored rows could not be read: every record is then taken as stored (its child
         # rows cleared when its lists are empty) and written
         self.known = True
@@ -171,6 +172,26 @@ class LoadedRecords:
         if provider is None:
             return "connection = %s", [connection]
         return "connection = %s AND provider = %s", [connection, provider]
+
+    def add_new(self, digests: np.ndarray) -> np.ndarray:
+        """The scan lists these ids (their digests): for each, whether it is the first time. A stored id is
+        remembered by its seen bit, any other in a set of the ids new to the table; so a re-sync of stored
+        records holds no second set of the ids it saw (16 bytes an id)."""
+        if not len(self.ids):
+            return self._new_ids.add_new(digests)
+        at = self.ids.positions(digests)
+        stored = at >= 0
+        fresh = np.zeros(len(digests), dtype=bool)
+        if stored.any():
+            places = at[stored]
+            _, first = np.unique(places, return_index=True)  # the first of a stored id listed twice here
+            once = np.zeros(len(places), dtype=bool)
+            once[first] = True
+            fresh[stored] = once & ~self.seen[places]
+            self.seen[places] = True
+        if not stored.all():
+            fresh[~stored] = self._new_ids.add_new(digests[~stored])
+        return fresh
 
     def mark_seen(self, ids: list[str]) -> None:
         """These ids exist upstream (listed by this scan), whether or not they can be read."""

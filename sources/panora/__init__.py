@@ -31,7 +31,7 @@ from sources.common.records import ObjectSpec
 from sources.common.scan import ScanLog, scan_account
 from sources.common.sync import Guard
 from sources.common.tables import ResourceTables
-from sources.panora.client import PanoraClient
+from sources.panora.client import PanoraClient, row_key
 from sources.panora.objects import OBJECTS
 from sources.panora.settings import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE
 from sources.panora.writer import PanoraWriter
@@ -117,13 +117,21 @@ def panora_source(
                             rate_limit=rate_limit, rate_window_seconds=rate_window_seconds)  # fmt: skip
         tables = ResourceTables()
         scans = (
-            (alias, functools.partial(client.pages, spec.resource, token, page_size, remote_data=remote_data))
+            # the pages as sent: the scan drops the repeated rows, where it knows which records are stored
+            (
+                alias,
+                functools.partial(
+                    client.pages, spec.resource, token, page_size, remote_data=remote_data, drop_repeats=False
+                ),
+            )
             for alias, token in connections.items()
         )
         try:
             for alias, pages in fetch_ahead(scans, lookahead):
                 try:
-                    yield from scan_account(spec, alias, pages, scan_log, tables, guard=destination_guard)
+                    yield from scan_account(
+                        spec, alias, pages, scan_log, tables, guard=destination_guard, row_key=row_key
+                    )
                 finally:
                     pages.close()
         finally:

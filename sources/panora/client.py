@@ -73,11 +73,13 @@ class PanoraClient(ProviderClient):
         page_size: int,
         remote_data: bool = False,
         start_after: str | None = None,
+        drop_repeats: bool = True,
     ) -> Iterator[list[dict[str, Any]]]:
         """Every page of a list endpoint, without the row each page repeats from the page before.
 
-        Rows are de-duplicated on `id` across the whole scan; rows without an id pass through (the
-        normalizer reports them). A cursor that comes back twice means the scan would never end.
+        Rows are de-duplicated on `id` across the whole scan (`row_key`; not with `drop_repeats=False`, for
+        a caller that drops them itself); rows without an id pass through (the normalizer reports them). A
+        cursor that comes back twice means the scan would never end.
         `start_after` continues a scan after the row with that id (rows are in insertion order).
         """
         if page_size < 2:
@@ -97,14 +99,15 @@ class PanoraClient(ProviderClient):
 
         return follow_cursor(
             fetch,
-            _row_id,
+            row_key,
             resource,
             cursor=start_after,
             seen_keys=[start_after] if start_after else (),
+            drop_repeats=drop_repeats,
         )
 
 
-def _row_id(row: Any) -> str | None:
+def row_key(row: Any) -> str | None:
     """A row's id for de-duplication; a blank one names no row (rows without one are each reported)."""
     row_id = row.get("id") if isinstance(row, dict) else None
     return row_id if isinstance(row_id, str) and row_id.strip() else None

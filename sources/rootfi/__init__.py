@@ -34,7 +34,7 @@ from sources.common.records import ObjectSpec
 from sources.common.scan import PositionOf, ScanLog, scan_account
 from sources.common.sync import Guard
 from sources.common.tables import ResourceTables
-from sources.rootfi.client import RootfiClient, iso_utc, updated_at
+from sources.rootfi.client import RootfiClient, iso_utc, row_key, updated_at
 from sources.rootfi.objects import OBJECTS
 from sources.rootfi.settings import (
     DEFAULT_BASE_URL,
@@ -162,7 +162,10 @@ def rootfi_source(
             since = last - overlap if last is not None and last - datetime.min.replace(tzinfo=UTC) > overlap else None
             starts[alias] = (last, since)
             expect = functools.partial(scan_log.expect, spec.resource, alias)
-            return alias, functools.partial(client.pages, spec.resource, company_id, page_size, since, on_total=expect)
+            # the pages as sent: the scan drops the repeated rows, where it knows which records are stored
+            return alias, functools.partial(
+                client.pages, spec.resource, company_id, page_size, since, on_total=expect, drop_repeats=False
+            )
 
         try:
             for alias, pages in fetch_ahead((scan_of(a, c) for a, c in companies.items()), lookahead):
@@ -179,6 +182,7 @@ def rootfi_source(
                         complete=since is None,
                         guard=destination_guard,
                         position_of=_positions_up_to(datetime.now(UTC) + skew),
+                        row_key=row_key,
                     )
                 finally:
                     pages.close()

@@ -50,10 +50,13 @@ class RootfiClient(ProviderClient):
         page_size: int,
         updated_since: datetime | None = None,
         on_total: Callable[[int], None] | None = None,
+        drop_repeats: bool = True,
     ) -> Iterator[list[dict[str, Any]]]:
         """Every page of a list endpoint for one company, oldest change first, deleted records included
         (as rows with `rootfi_deleted_at`); with `updated_since`, only records changed at or after it.
-        `on_total` hears the API's `total_count` of the first page (for progress)."""
+        `on_total` hears the API's `total_count` of the first page (for progress). Rows are de-duplicated
+        on `rootfi_id` across the scan (`row_key`), unless `drop_repeats` is False (a caller that drops them
+        itself)."""
         params: dict[str, Any] = {
             "limit": page_size,
             "rootfi_company_id[eq]": company_id,
@@ -78,7 +81,7 @@ class RootfiClient(ProviderClient):
                 on_total(total)
             return body["data"], next_cursor or None
 
-        return follow_cursor(fetch, _rootfi_id, resource)
+        return follow_cursor(fetch, row_key, resource, drop_repeats=drop_repeats)
 
     def submit(self, resource: str, company_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
         """POST records as one write job; returns the job (`status`, `upload_job_id`, `sync_id`, `data`).
@@ -111,6 +114,7 @@ def _company(company_id: str) -> Any:
     return int(company_id) if str(company_id).isdigit() else company_id
 
 
-def _rootfi_id(row: Any) -> str | None:
+def row_key(row: Any) -> str | None:
+    """A row's `rootfi_id` as text, for de-duplication; None when it has none."""
     value = row.get("rootfi_id") if isinstance(row, dict) else None
     return None if value is None or isinstance(value, bool) else str(value)
