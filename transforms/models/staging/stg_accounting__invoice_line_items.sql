@@ -1,11 +1,5 @@
 -- stg_accounting__invoice_line_items: one row per line of a live invoice, with its tracking category names joined in.
--- Tracking category names per line, aggregated once and joined (as in stg_accounting__payments).
-WITH names AS (
-    SELECT t.invoice_id, t.line_index, {{ dbt.listagg('tc.name', "', '", 'order by t.position') }} AS tracking_categories
-    FROM {{ source('accounting', 'invoices__line_items__tracking_categories') }} AS t
-    JOIN {{ source('accounting', 'tracking_categories') }} AS tc ON tc.id = t.tracking_category_id
-    GROUP BY t.invoice_id, t.line_index
-)
+WITH names AS ({{ tracking_category_names('invoices__line_items__tracking_categories', ['invoice_id', 'line_index']) }})
 SELECT
     l.invoice_id,
     l.line_index,

@@ -3,13 +3,7 @@
 -- with the currency's ISO 4217 exponent (JPY 0, EUR 2, KWD 3), never by a fixed 100.
 -- ASSUMPTION (Panora drops money fields equal to 0): an absent total_amount is 0; an absent balance is 0 on
 -- a PAID invoice and UNKNOWN on any other (not compared; `balance_absent` says so downstream).
--- Tracking category names per invoice, aggregated once and joined (as in stg_accounting__payments).
-WITH names AS (
-    SELECT t.invoice_id, {{ dbt.listagg('tc.name', "', '", 'order by t.position') }} AS tracking_categories
-    FROM {{ source('accounting', 'invoices__tracking_categories') }} AS t
-    JOIN {{ source('accounting', 'tracking_categories') }} AS tc ON tc.id = t.tracking_category_id
-    GROUP BY t.invoice_id
-)
+WITH names AS ({{ tracking_category_names('invoices__tracking_categories', ['invoice_id']) }})
 SELECT
     i.id AS invoice_id,
     i.connection,

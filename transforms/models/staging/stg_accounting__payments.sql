@@ -1,11 +1,5 @@
 -- stg_accounting__payments: one row per live payment. Amounts as in stg_invoices; an absent total_amount is 0.
--- Tracking category names per payment, aggregated once and joined: a subquery per row took twice as long.
-WITH names AS (
-    SELECT t.payment_id, {{ dbt.listagg('tc.name', "', '", 'order by t.position') }} AS tracking_categories
-    FROM {{ source('accounting', 'payments__tracking_categories') }} AS t
-    JOIN {{ source('accounting', 'tracking_categories') }} AS tc ON tc.id = t.tracking_category_id
-    GROUP BY t.payment_id
-)
+WITH names AS ({{ tracking_category_names('payments__tracking_categories', ['payment_id']) }})
 SELECT
     p.id AS payment_id,
     p.connection,
