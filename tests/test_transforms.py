@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -404,3 +405,29 @@ def test_a_load_that_changed_nothing_leaves_the_models_as_they_were(warehouse, s
             inputs_fingerprint(DuckDBDatabase(con), "accounting_raw", day) for day in (AS_OF, date(2031, 1, 1))
         )
     assert today and later and today != later
+
+
+def test_a_load_parses_the_models_while_the_warehouse_loads(warehouse, monkeypatch):
+    """dbt's import and parse run in a thread during the load step, so the build after it starts at once; a
+    load that wrote nothing starts no parse (its models are up to date)."""
+    from dbt.cli.main import dbtRunner
+
+    from transforms import dbt_runner
+
+    monkeypatch.setattr(dbt_runner, "_MANIFESTS", {})  # nothing parsed yet in this process
+    calls: list[tuple[str, str]] = []
+    invoke = dbtRunner.invoke
+
+    def recorded(self, args, **kwargs):
+        calls.append((args[0], threading.current_thread().name))
+        return invoke(self, args, **kwargs)
+
+    monkeypatch.setattr(dbtRunner, "invoke", recorded)
+    summary = warehouse.load(transform=True)
+    assert summary.models and not summary.models_error
+    assert [command for command, _ in calls] == ["parse", "build"]
+    assert calls[0][1].startswith("dbt-parse") and calls[1][1] == threading.main_thread().name
+
+    calls.clear()
+    again = warehouse.load(transform=True)
+    assert again.models_up_to_date and calls == []

@@ -215,17 +215,11 @@ def _parsed_manifest(target: DbtTarget, variables: Mapping[str, Any] | None, com
     return _MANIFESTS[key]
 
 
-def run_dbt(
-    command: Sequence[str],
-    target: DbtTarget,
-    work_dir: Path,
-    variables: Mapping[str, Any] | None = None,
-    options: Sequence[str] = (),
-) -> DbtRun:
-    """Run one dbt command (`["build"]`, `["docs", "generate"]`, ...) on this project against `target`.
-    Raises `DbtError` when dbt cannot run at all; a model or test that fails is in the returned nodes."""
+@contextmanager
+def _invocation(target: DbtTarget, work_dir: Path, variables: Mapping[str, Any] | None) -> Iterator[list[str]]:
+    """dbt's arguments every command of this project takes against `target`, with its profile written and its
+    password in the environment, holding the one-run-at-a-time lock; dbt's connections are closed after."""
     import yaml  # dbt's own dependency
-    from dbt.cli.main import dbtRunner
 
     work_dir.mkdir(parents=True, exist_ok=True)
     common = [
@@ -243,10 +237,34 @@ def run_dbt(
         common += ["--profiles-dir", profiles_dir]
         with _password_in_environment(target.password):
             try:
-                manifest = _parsed_manifest(target, variables, common) if command[0] == "build" else None
-                outcome = dbtRunner(manifest=manifest).invoke([*command, *common, *options])
+                yield common
             finally:
                 _release_connections()
+
+
+def parse_ahead(target: DbtTarget, work_dir: Path, variables: Mapping[str, Any] | None = None) -> bool:
+    """Import dbt and parse the project for this kind of target now, so that a later `build` with the same
+    variables starts building at once: about 4 s for a warehouse dbt has not seen (1.5 s of import, the rest
+    parsing), for a caller with time to spare (a thread while the warehouse loads). Opens no connection.
+    False when the project does not parse (the build then says why)."""
+    with _invocation(target, work_dir, variables) as common:
+        return _parsed_manifest(target, variables, common) is not None
+
+
+def run_dbt(
+    command: Sequence[str],
+    target: DbtTarget,
+    work_dir: Path,
+    variables: Mapping[str, Any] | None = None,
+    options: Sequence[str] = (),
+) -> DbtRun:
+    """Run one dbt command (`["build"]`, `["docs", "generate"]`, ...) on this project against `target`.
+    Raises `DbtError` when dbt cannot run at all; a model or test that fails is in the returned nodes."""
+    from dbt.cli.main import dbtRunner
+
+    with _invocation(target, work_dir, variables) as common:
+        manifest = _parsed_manifest(target, variables, common) if command[0] == "build" else None
+        outcome = dbtRunner(manifest=manifest).invoke([*command, *common, *options])
     log_file = work_dir / "logs" / "dbt.log"
     result = outcome.result
     nodes = [_node_result(r) for r in getattr(result, "results", None) or []]

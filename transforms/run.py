@@ -21,7 +21,15 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from transforms.dbt_runner import ANALYST_MODELS_ENV, DbtRun, DbtTarget, analyst_models_dir, project_digest, run_dbt
+from transforms.dbt_runner import (
+    ANALYST_MODELS_ENV,
+    DbtRun,
+    DbtTarget,
+    analyst_models_dir,
+    parse_ahead,
+    project_digest,
+    run_dbt,
+)
 
 log = logging.getLogger("accounting_etl.transforms")
 
@@ -159,12 +167,23 @@ def _analysts_folder_for_dbt() -> Iterator[None]:
             os.environ[ANALYST_MODELS_ENV] = before
 
 
+def _variables(target: DbtTarget, as_of: date | None) -> dict[str, str]:
+    """The variables every command gets alike, so that one parse serves them all: the raw schema and the
+    as-of date (default today, UTC)."""
+    return {"as_of": (as_of or datetime.now(UTC).date()).isoformat(), "raw_schema": target.schema}
+
+
 def run_project(command: list[str], target: DbtTarget, work_dir: Path, as_of: date | None = None) -> DbtRun:
-    """One dbt command on the project (the analysts' models included) with the variables every command
-    gets alike, so that one parse serves them all: the raw schema and the as-of date (default today, UTC)."""
-    variables = {"as_of": (as_of or datetime.now(UTC).date()).isoformat(), "raw_schema": target.schema}
+    """One dbt command on the project (the analysts' models included)."""
     with _analysts_folder_for_dbt():
-        return run_dbt(command, target, work_dir, variables)
+        return run_dbt(command, target, work_dir, _variables(target, as_of))
+
+
+def parse_models(target: DbtTarget, work_dir: Path, as_of: date | None = None) -> bool:
+    """Parse the project now for a `build_models` of the same target and as-of date to come
+    (`dbt_runner.parse_ahead`); False when it does not parse."""
+    with _analysts_folder_for_dbt():
+        return parse_ahead(target, work_dir, _variables(target, as_of))
 
 
 def build_models(
