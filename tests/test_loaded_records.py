@@ -1,15 +1,17 @@
 """What a scan takes as stored is read from the destination, even when dlt's schema misses the table (it
 once did, read mid-extract from a resource's thread, and a scan wrote every record again); and how a scan
-drops the rows the pages repeat."""
+drops the rows the pages repeat, and which empty lists send marker rows."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import dlt
+import numpy as np
 import pytest
 from dlt.common.schema import Schema
 
+from sources.common.arrow_pages import builder_for
 from sources.common.pagination import without_repeats
 from sources.common.scan import ScanResult, scan_connection
 from sources.common.sync import LoadedRecords, record_hash
@@ -81,3 +83,48 @@ def test_a_repeated_bad_record_is_rejected_once(pipeline):
     result = ScanResult(spec.resource, "acme")
     list(scan_connection(spec, "acme", iter(pages), result, row_key=row_key))
     assert (result.records, result.rejected) == (3, 1)
+
+
+def _tables(items) -> dict[str, list[dict]]:
+    """The rows a scan yields per table (marker rows included)."""
+    out: dict[str, list[dict]] = {}
+    for item in items:
+        name = item.meta.table_name if hasattr(item.meta, "table_name") else item.meta.hints["table_name"]
+        out.setdefault(name, []).extend(item.data.to_pylist())
+    return out
+
+
+def _markers(rows: list[dict]) -> list[str]:
+    return [r["payment_id"] for r in rows if r["_empty_list_marker"]]
+
+
+def test_empty_lists_clear_the_children_of_stored_records_only(pipeline):
+    """A stored record whose lists are now empty sends a marker row per child table (its stored child rows are
+    deleted); a record new to the warehouse has none to clear and sends none, save one per child table that
+    would otherwise get no rows at all in this scan (so that the table exists: the models read every table)."""
+    spec = OBJECTS["payments"]
+    line = {"description": "x", "unit_price": 100, "quantity": 1, "total_line_amount": 100}
+    page = [
+        {"id": "pay-1", "total_amount": 5, "line_items": [], "tracking_categories": []},  # stored, changed
+        {"id": "new-1", "total_amount": 7, "line_items": [line], "tracking_categories": []},
+        {"id": "new-2", "total_amount": 9, "line_items": [], "tracking_categories": []},
+    ]
+    tables = _tables(scan_connection(spec, "acme", iter([page]), ScanResult(spec.resource, "acme"), complete=False))
+    assert sorted(r["id"] for r in tables["payments"]) == ["new-1", "new-2", "pay-1"]
+    assert _markers(tables["payments__line_items"]) == ["pay-1"]
+    assert _markers(tables["payments__tracking_categories"]) == ["pay-1"]
+    assert [r["payment_id"] for r in tables["payments__line_items"] if not r["_empty_list_marker"]] == ["new-1"]
+
+    first_load = [{"id": "new-3", "total_amount": 1, "line_items": [line], "tracking_categories": []}]
+    result = ScanResult(spec.resource, "other-connection")
+    tables = _tables(scan_connection(spec, "nobody", iter([first_load]), result, complete=False))
+    assert _markers(tables["payments__line_items"]) == []
+    assert _markers(tables["payments__tracking_categories"]) == ["new-3"]  # the one that makes the table
+
+
+def test_the_arrow_path_makes_markers_only_for_stored_records():
+    """It does not build the marker rows the scan would drop (a first load has none to build)."""
+    page = [{"id": "a", "line_items": [], "tracking_categories": []}, {"id": "b", "line_items": []}]
+    built = builder_for(OBJECTS["payments"]).try_build(page, ["h", "h"], "c", stored=np.array([False, True]))
+    assert _markers(built["payments__line_items"][0].to_pylist()) == ["b"]
+    assert _markers(built["payments__tracking_categories"][0].to_pylist()) == ["b"]

@@ -150,6 +150,7 @@ class ArrowPageBuilder:
             for obj in spec.objects
             for key in obj.sources
         }
+        self._stored: np.ndarray | None = None  # of the page being built (`build`)
 
     def build(
         self,
@@ -158,10 +159,14 @@ class ArrowPageBuilder:
         connection: str,
         kinds: ColumnKinds,
         pending: dict[str, dict[str, str]],
+        stored: np.ndarray | None = None,
     ) -> dict[str, tuple]:
         """table name -> (arrow table, JSON extra columns), or raises `_GiveUp` via `try_build`. The kinds
-        of new extra columns go into `pending` (committed by `try_build` once the whole page is built)."""
+        of new extra columns go into `pending` (committed by `try_build` once the whole page is built).
+        `stored`: for each record, whether the warehouse holds it (None: every one), so that an empty list
+        needs a marker row to clear the child rows stored for it; a record new to it gets none."""
         spec = self.spec
+        self._stored = stored
         for record in records:
             for key in self.int_keys:
                 value = record.get(key)
@@ -209,12 +214,13 @@ class ArrowPageBuilder:
         hashes: Sequence[str],
         connection: str,
         kinds: ColumnKinds | None = None,
+        stored: np.ndarray | None = None,
     ) -> dict | None:
-        """The page's tables, or None when a value needs the record-by-record path."""
+        """The page's tables, or None when a value needs the record-by-record path (`build`)."""
         kinds = kinds if kinds is not None else ColumnKinds()
         pending: dict[str, dict[str, str]] = {}
         try:
-            built = self.build(records, hashes, connection, kinds, pending)
+            built = self.build(records, hashes, connection, kinds, pending, stored)
         except (_GiveUp, RecordError, pa.ArrowException, OverflowError, ValueError, TypeError):
             return None
         for table, fresh in pending.items():
@@ -318,10 +324,12 @@ class ArrowPageBuilder:
             )
         return out
 
-    @staticmethod
     def _markers(
-        spec: TableSpec, root_ids: pa.Array, rows: np.ndarray, foreign_key: str, key: dict[str, Any]
+        self, spec: TableSpec, root_ids: pa.Array, rows: np.ndarray, foreign_key: str, key: dict[str, Any]
     ) -> list[dict[str, Any]]:
+        """The marker rows of these records (their list is empty), for those the warehouse holds."""
+        if self._stored is not None and len(rows):
+            rows = rows[self._stored[rows]]
         if not len(rows):
             return []
         ids = root_ids.take(pa.array(rows)).to_pylist()

@@ -345,7 +345,10 @@ def _page_tables(
 
     built = None
     if fast is not None and changed:
-        built = fast.try_build([r for _, r, _ in changed], [h for _, _, h in changed], connection, tables.kinds)
+        new = set(new_ids)
+        stored_now = np.fromiter((r.get("id") not in new for _, r, _ in changed), dtype=bool, count=len(changed))
+        records, hashes = [r for _, r, _ in changed], [h for _, _, h in changed]
+        built = fast.try_build(records, hashes, connection, tables.kinds, stored=stored_now)
     if built is not None:
         result.written += len(changed)
         page_tables = built
@@ -367,8 +370,12 @@ def _page_tables(
             continue
         table, extra_json = page_tables[table_spec.name]
         if table_spec.is_child and new_ids:
-            first = table_spec.name not in batches.started
-            table = _without_markers_of(table, spec.foreign_key, new_ids, keep_one=first)
+            table = _without_markers_of(table, spec.foreign_key, new_ids)
+            if not table.num_rows and table_spec.name not in batches.started:
+                # the table's first rows in this scan: one marker (never stored), so that the table exists in
+                # the warehouse even when no record has children yet (the models read every table)
+                marker = table_spec.marker_row({spec.foreign_key: new_ids[0], "connection": connection})
+                table, extra_json = table_spec.build([marker])
         if table.num_rows:
             if table_spec.is_child:
                 real = table.num_rows - pc.sum(pc.fill_null(table.column(EMPTY_LIST_MARKER), False)).as_py()
@@ -378,18 +385,14 @@ def _page_tables(
             yield from batches.add(table_spec, table, extra_json)
 
 
-def _without_markers_of(table: pa.Table, foreign_key: str, parent_ids: list[str], keep_one: bool) -> pa.Table:
-    """A child table without the marker rows of these parents. `keep_one`: the table's first rows in this
-    scan keep one marker (never stored), so that the table exists in the warehouse even when no record has
-    children yet: the models read every table."""
+def _without_markers_of(table: pa.Table, foreign_key: str, parent_ids: list[str]) -> pa.Table:
+    """A child table without the marker rows of these parents (the record-by-record path makes one for every
+    empty list; the arrow path only for the records the warehouse holds)."""
     markers = pc.fill_null(table.column(EMPTY_LIST_MARKER), False)
     if not pc.any(markers).as_py():
         return table
     of_new = pc.fill_null(pc.is_in(table.column(foreign_key), value_set=pa.array(parent_ids, pa.string())), False)
-    drop = pc.and_(markers, of_new).to_numpy(zero_copy_only=False).copy()
-    if keep_one and table.num_rows == int(np.count_nonzero(drop)):
-        drop[0] = False
-    return table.filter(pa.array(~drop))
+    return table.filter(pc.invert(pc.and_(markers, of_new)))
 
 
 def _as_record_error(exc: Exception) -> RecordError:
