@@ -150,7 +150,6 @@ class ArrowPageBuilder:
             for obj in spec.objects
             for key in obj.sources
         }
-        self._stored: np.ndarray | None = None  # of the page being built (`build`)
 
     def build(
         self,
@@ -166,7 +165,6 @@ class ArrowPageBuilder:
         `stored`: for each record, whether the warehouse holds it (None: every one), so that an empty list
         needs a marker row to clear the child rows stored for it; a record new to it gets none."""
         spec = self.spec
-        self._stored = stored
         for record in records:
             for key in self.int_keys:
                 value = record.get(key)
@@ -203,9 +201,9 @@ class ArrowPageBuilder:
         key = {"connection": connection}
         for lst in spec.id_lists:
             column = _coalesced(struct, lst.sources)
-            out[lst.spec.name] = self._id_list_table(lst, column, ids, key, spec.foreign_key)
+            out[lst.spec.name] = self._id_list_table(lst, column, ids, key, spec.foreign_key, stored)
         for obj in spec.objects:
-            out.update(self._object_tables(obj, struct, records, ids, key, kinds, pending))
+            out.update(self._object_tables(obj, struct, records, ids, key, kinds, pending, stored))
         return out
 
     def try_build(
@@ -270,6 +268,7 @@ class ArrowPageBuilder:
         root_ids: pa.Array,
         key: dict[str, Any],
         foreign_key: str,
+        stored: np.ndarray | None,
         line_index: pa.Array | None = None,
         root_of_row: np.ndarray | None = None,
         roots: int | None = None,
@@ -289,7 +288,7 @@ class ArrowPageBuilder:
         else:
             per_root = np.bincount(root_of_row[parents], minlength=roots)
             empty = np.flatnonzero(per_root == 0)
-        markers = self._markers(lst.spec, root_ids, empty, foreign_key, key)
+        markers = self._markers(lst.spec, root_ids, empty, foreign_key, key, stored)
         return self._table(lst.spec, values, len(flat), key, [], markers)
 
     def _object_tables(
@@ -301,6 +300,7 @@ class ArrowPageBuilder:
         key: dict[str, Any],
         kinds: ColumnKinds,
         pending: dict[str, dict[str, str]],
+        stored: np.ndarray | None,
     ) -> dict[str, tuple]:
         foreign_key = self.spec.foreign_key
         column = _coalesced(struct, obj.sources)
@@ -315,21 +315,35 @@ class ArrowPageBuilder:
         known = obj.reader.known
         _extra_keys_named(line_dicts, known)
         extras = kinds.arrays(obj.spec.name, line_dicts, known, pending)
-        markers = self._markers(obj.spec, root_ids, np.flatnonzero(lengths == 0), foreign_key, key)
+        markers = self._markers(obj.spec, root_ids, np.flatnonzero(lengths == 0), foreign_key, key, stored)
         out = {obj.spec.name: self._table(obj.spec, values, len(lines), key, extras, markers)}
         for lst in obj.id_lists:
             column = _coalesced(lines, lst.sources)
             out[lst.spec.name] = self._id_list_table(
-                lst, column, root_ids, key, foreign_key, line_index=line_index, root_of_row=parents, roots=len(records)
+                lst,
+                column,
+                root_ids,
+                key,
+                foreign_key,
+                stored,
+                line_index=line_index,
+                root_of_row=parents,
+                roots=len(records),
             )
         return out
 
+    @staticmethod
     def _markers(
-        self, spec: TableSpec, root_ids: pa.Array, rows: np.ndarray, foreign_key: str, key: dict[str, Any]
+        spec: TableSpec,
+        root_ids: pa.Array,
+        rows: np.ndarray,
+        foreign_key: str,
+        key: dict[str, Any],
+        stored: np.ndarray | None,
     ) -> list[dict[str, Any]]:
-        """The marker rows of these records (their list is empty), for those the warehouse holds."""
-        if self._stored is not None and len(rows):
-            rows = rows[self._stored[rows]]
+        """The marker rows of these records (their list is empty), for those the warehouse holds (`build`)."""
+        if stored is not None and len(rows):
+            rows = rows[stored[rows]]
         if not len(rows):
             return []
         ids = root_ids.take(pa.array(rows)).to_pylist()
