@@ -210,7 +210,7 @@ def _run(
         extracted = time.monotonic()
         pipeline.normalize()
         normalized = time.monotonic()
-        with guard(), _models_parsed_meanwhile(pipeline, as_of, transform and _wrote_rows(scans)):
+        with guard(), _models_parsed_meanwhile(pipeline, as_of, transform and any(scans.rows_per_table().values())):
             waited = time.monotonic()
             info = pipeline.load()
             summary.load_ids.extend(info.loads_ids)
@@ -238,10 +238,6 @@ def _run(
             _record(pipeline, summary)
         raise
     return summary
-
-
-def _wrote_rows(scans: ScanLog) -> bool:
-    return any(scans.rows_per_table().values())
 
 
 @contextmanager

@@ -345,8 +345,10 @@ def _page_tables(
 
     built = None
     if fast is not None and changed:
-        new = set(new_ids)
-        stored_now = np.fromiter((r.get("id") not in new for _, r, _ in changed), dtype=bool, count=len(changed))
+        stored_now = None  # every record written is stored: each empty list clears its stored children
+        if new_ids:
+            new = set(new_ids)
+            stored_now = np.fromiter((r.get("id") not in new for _, r, _ in changed), dtype=bool, count=len(changed))
         records, hashes = [r for _, r, _ in changed], [h for _, _, h in changed]
         built = fast.try_build(records, hashes, connection, tables.kinds, stored=stored_now)
     if built is not None:
