@@ -4,9 +4,10 @@ one of your own). A DuckDB file, or the configured destination (`ACCOUNTING_ETL_
 
 from __future__ import annotations
 
-import shutil
+import json
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from pipelines.warehouse.access import configured_target, models_warehouse, models_work_dir
 from transforms.run import TransformResult, build_models, run_project
@@ -25,24 +26,21 @@ def write_docs(out_dir: str | Path, database: str | None = None, dataset: str | 
     `manifest.json` and `catalog.json`. Returns the page."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    written = {"static_index.html": "index.html", "manifest.json": "manifest.json", "catalog.json": "catalog.json"}
     with models_warehouse(database, dataset) as (target, _):
-        work_dir = models_work_dir(target)
-        run = run_project(["docs", "generate", "--static"], target, work_dir)
+        run = run_project(["docs", "generate", "--static"], target, models_work_dir(target), artifacts=[*written])
     if not run.success:
         raise RuntimeError(f"dbt docs generate failed (dbt's log: {run.log_file})")
-    built = work_dir / "target"
-    shutil.copyfile(built / "static_index.html", out / "index.html")
-    for name in ("manifest.json", "catalog.json"):
-        shutil.copyfile(built / name, out / name)
+    for artifact, name in written.items():
+        (out / name).write_bytes(run.artifacts[artifact])
     return out / "index.html"
 
 
-def project_manifest(database: str | None = None, dataset: str | None = None) -> Path:
-    """dbt's `manifest.json` of the project as it builds in the configured warehouse (`dbt parse`; nothing
-    is opened): what Dagster's dbt assets are made from."""
+def project_manifest(database: str | None = None, dataset: str | None = None) -> dict[str, Any]:
+    """dbt's manifest of the project as it builds in the configured warehouse (`dbt parse`; nothing is
+    opened): what Dagster's dbt assets are made from."""
     target = configured_target(database, dataset)
-    work_dir = models_work_dir(target)
-    run = run_project(["parse"], target, work_dir)
+    run = run_project(["parse"], target, models_work_dir(target), artifacts=["manifest.json"])
     if not run.success:
         raise RuntimeError(f"dbt parse failed (dbt's log: {run.log_file})")
-    return work_dir / "target" / "manifest.json"
+    return json.loads(run.artifacts["manifest.json"])

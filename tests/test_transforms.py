@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -431,3 +434,29 @@ def test_a_load_parses_the_models_while_the_warehouse_loads(warehouse, monkeypat
     calls.clear()
     again = warehouse.load(transform=True)
     assert again.models_up_to_date and calls == []
+
+
+PARSE_AND_READ_MANIFESTS = """
+import sys
+from pipelines.transform import project_manifest
+for _ in range(int(sys.argv[1])):
+    assert project_manifest()["nodes"]
+"""
+
+
+def test_processes_parsing_the_project_at_once_each_read_a_whole_manifest(tmp_path):
+    """Dagster's code servers (and the test workers) each parse the project as they start, into one work
+    folder: none may read the manifest while another process writes it."""
+    env = {**os.environ, "DLT_DATA_DIR": str(tmp_path / "shared-dlt-data")}
+    started = [
+        subprocess.Popen(
+            [sys.executable, "-c", PARSE_AND_READ_MANIFESTS, "3"],
+            cwd=Path(__file__).parents[1],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    failures = [err for p in started if (err := p.communicate(timeout=120)[1]) and p.returncode != 0]
+    assert not failures, failures[0][-2000:]

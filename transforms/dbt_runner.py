@@ -8,7 +8,11 @@ work folder per warehouse (`work_dir`), never into the installed package: the ne
 parse (dbt's partial parsing), which saves about 1.5 s a run.
 
 dbt keeps process-wide state (its flags, the adapter registry, the event manager), so one run at a time
-per process: `run_dbt` holds a lock.
+per process: `run_dbt` holds a lock. dbt also writes its artifacts in the work folder in place, not
+atomically, so a second process on the same folder (two Dagster code servers starting, a load beside
+`dagster dev`, test workers) could read a half-written `manifest.json` (seen: one cut at byte 341,622). So a
+run holds the folder's file lock too, and hands back the artifacts the caller names, read before the lock
+is let go (`DbtRun.artifacts`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 PROJECT_DIR = Path(__file__).parent
 ANALYST_MODELS_ENV = "ACCOUNTING_ETL__ANALYST_MODELS"  # read by dbt_project.yml's model-paths
@@ -111,6 +117,7 @@ class DbtRun:
     success: bool
     nodes: list[NodeResult]
     log_file: Path | None = None
+    artifacts: dict[str, bytes] = field(default_factory=dict)  # name in dbt's target folder -> content
 
     @property
     def failures(self) -> list[NodeResult]:
@@ -232,7 +239,11 @@ def _invocation(target: DbtTarget, work_dir: Path, variables: Mapping[str, Any] 
         "--no-version-check",
         "--quiet",
     ]  # fmt: skip
-    with _ONE_RUN_AT_A_TIME, tempfile.TemporaryDirectory(prefix="accounting-dbt-") as profiles_dir:
+    with (
+        _ONE_RUN_AT_A_TIME,
+        FileLock(work_dir / "dbt.lock"),
+        tempfile.TemporaryDirectory(prefix="accounting-dbt-") as profiles_dir,
+    ):
         (Path(profiles_dir) / "profiles.yml").write_text(yaml.safe_dump(target.profile()))
         common += ["--profiles-dir", profiles_dir]
         with _password_in_environment(target.password):
@@ -257,17 +268,20 @@ def run_dbt(
     work_dir: Path,
     variables: Mapping[str, Any] | None = None,
     options: Sequence[str] = (),
+    artifacts: Sequence[str] = (),
 ) -> DbtRun:
-    """Run one dbt command (`["build"]`, `["docs", "generate"]`, ...) on this project against `target`.
+    """Run one dbt command (`["build"]`, `["docs", "generate"]`, ...) on this project against `target`, and
+    read the named `artifacts` it left (`manifest.json`, ...) before another process can overwrite them.
     Raises `DbtError` when dbt cannot run at all; a model or test that fails is in the returned nodes."""
     from dbt.cli.main import dbtRunner
 
     with _invocation(target, work_dir, variables) as common:
         manifest = _parsed_manifest(target, variables, common) if command[0] == "build" else None
         outcome = dbtRunner(manifest=manifest).invoke([*command, *common, *options])
+        read = {name: (work_dir / "target" / name).read_bytes() for name in artifacts if outcome.success}
     log_file = work_dir / "logs" / "dbt.log"
     result = outcome.result
     nodes = [_node_result(r) for r in getattr(result, "results", None) or []]
     if outcome.exception is not None:
         raise DbtError(f"dbt {' '.join(command)} could not run: {outcome.exception} (dbt's log: {log_file})")
-    return DbtRun(success=bool(outcome.success), nodes=nodes, log_file=log_file)
+    return DbtRun(success=bool(outcome.success), nodes=nodes, log_file=log_file, artifacts=read)

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -173,10 +173,16 @@ def _variables(target: DbtTarget, as_of: date | None) -> dict[str, str]:
     return {"as_of": (as_of or datetime.now(UTC).date()).isoformat(), "raw_schema": target.schema}
 
 
-def run_project(command: list[str], target: DbtTarget, work_dir: Path, as_of: date | None = None) -> DbtRun:
-    """One dbt command on the project (the analysts' models included)."""
+def run_project(
+    command: list[str],
+    target: DbtTarget,
+    work_dir: Path,
+    as_of: date | None = None,
+    artifacts: Sequence[str] = (),
+) -> DbtRun:
+    """One dbt command on the project (the analysts' models included), with the named artifacts it left."""
     with _analysts_folder_for_dbt():
-        return run_dbt(command, target, work_dir, _variables(target, as_of))
+        return run_dbt(command, target, work_dir, _variables(target, as_of), artifacts=artifacts)
 
 
 def parse_models(target: DbtTarget, work_dir: Path, as_of: date | None = None) -> bool:
