@@ -3,6 +3,9 @@ load into. What tests share besides fixtures is in `support.py`."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +15,22 @@ from sandbox.panora import PanoraSandbox, Settings, Store, seed_connections
 from sandbox.rootfi import RootfiSandbox
 from sandbox.rootfi import Settings as RootfiSettings
 from tests.support import LoadedWarehouses, Warehouse, isolated_environment
+
+_COLLECTION_DATA_DIR = "_accounting_collection_dlt_data"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """What modules do as they are imported, before any fixture applies (the Dagster definitions parse the dbt
+    project into dlt's data folder), goes to a temporary folder too, never the home folder or `/var/dlt`."""
+    folder = tempfile.mkdtemp(prefix="accounting-tests-dlt-")
+    setattr(config, _COLLECTION_DATA_DIR, folder)
+    os.environ["DLT_DATA_DIR"] = folder
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = getattr(config, _COLLECTION_DATA_DIR, None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
