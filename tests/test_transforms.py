@@ -458,5 +458,5 @@ def test_processes_parsing_the_project_at_once_each_read_a_whole_manifest(tmp_pa
         )
         for _ in range(3)
     ]
-    failures = [err for p in started if (err := p.communicate(timeout=120)[1]) and p.returncode != 0]
+    failures = [err for p in started if (err := p.communicate(timeout=240)[1]) and p.returncode != 0]
     assert not failures, failures[0][-2000:]
