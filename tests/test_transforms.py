@@ -458,5 +458,6 @@ def test_processes_parsing_the_project_at_once_each_read_a_whole_manifest(tmp_pa
         )
         for _ in range(3)
     ]
-    failures = [err for p in started if (err := p.communicate(timeout=240)[1]) and p.returncode != 0]
+    errors = [process.communicate(timeout=240)[1] for process in started]
+    failures = [err or "(no message)" for process, err in zip(started, errors, strict=True) if process.returncode]
     assert not failures, failures[0][-2000:]

@@ -225,7 +225,8 @@ def _parsed_manifest(target: DbtTarget, variables: Mapping[str, Any] | None, com
 @contextmanager
 def _invocation(target: DbtTarget, work_dir: Path, variables: Mapping[str, Any] | None) -> Iterator[list[str]]:
     """dbt's arguments every command of this project takes against `target`, with its profile written and its
-    password in the environment, holding the one-run-at-a-time lock; dbt's connections are closed after."""
+    password in the environment, holding both locks (one run at a time in this process, and in the work folder
+    across processes); dbt's connections are closed after."""
     import yaml  # dbt's own dependency
 
     work_dir.mkdir(parents=True, exist_ok=True)
