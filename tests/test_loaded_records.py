@@ -4,17 +4,19 @@ drops the rows the pages repeat, and which empty lists send marker rows."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import dlt
 import numpy as np
 import pytest
+from dlt.common.configuration.container import Container
 from dlt.common.schema import Schema
 
 from sources.common.arrow_pages import builder_for
 from sources.common.pagination import without_repeats
 from sources.common.scan import ScanResult, scan_connection
-from sources.common.sync import LoadedRecords, record_hash
+from sources.common.sync import LoadedRecords, record_hash, stored_column_kinds
 from sources.panora.client import row_key
 from sources.panora.objects import OBJECTS
 
@@ -40,6 +42,26 @@ def pipeline(tmp_path) -> Iterator[dlt.Pipeline]:
     pipeline.activate()
     yield pipeline
     pipeline.deactivate()
+
+
+def test_the_scans_of_parallel_resources_read_the_destination_at_once(pipeline):
+    """dlt's pipeline is not safe to ask for a SQL client from several threads at once (its config context and
+    its live schema are shared): every read by the threads of dlt's pool must still see the stored table."""
+    misses: list[str] = []
+
+    def scan_start() -> None:
+        for _ in range(20):
+            if "payments" not in stored_column_kinds(["payments"]):
+                misses.append("column kinds")
+            if not _unchanged(LoadedRecords.read("payments", "acme", "panora"))[0]:
+                misses.append("stored rows")
+
+    threads = [threading.Thread(target=scan_start, name=f"{Container.thread_pool_prefix()}{i}") for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not misses, f"{len(misses)} reads of 240 missed the stored table: {sorted(set(misses))}"
 
 
 def _unchanged(loaded: LoadedRecords) -> list[bool]:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -270,7 +271,7 @@ def stored_column_kinds(tables: Sequence[str], guard: Guard | None = None) -> di
         f"WHERE table_schema = %s AND table_name IN ({placeholders})"
     )
     try:
-        with (guard or nullcontext)(), pipeline.sql_client() as client:
+        with (guard or nullcontext)(), _sql_client(pipeline) as client:
             with client.execute_query(sql, client.dataset_name, *tables) as cursor:
                 rows = cursor.fetchall()
     except Exception as exc:  # a destination without information_schema: this run's own values decide
@@ -293,13 +294,33 @@ def _destination_pipeline() -> Any:
     return pipeline
 
 
+# dlt's pipeline is not safe to ask for a SQL client from several threads at once, and the scans of
+# parallel resources do so: `sql_client()` enters and leaves a config-section context in the container the
+# pool's threads share (`ContainerInjectableContextMangled`), and reading `default_schema` replaces the live
+# schema's content in place, so that another thread meets it without its naming convention (an
+# AttributeError). Either way the read failed and the scan took its table as not stored, and wrote every
+# record again (seen in the suite). So the scans take turns at those two calls; the reads themselves run
+# side by side.
+_PIPELINE_ACCESS = threading.Lock()
+
+
+@contextmanager
+def _sql_client(pipeline: Any) -> Iterator[Any]:
+    """dlt's SQL client of the pipeline's destination, opened."""
+    with _PIPELINE_ACCESS:
+        client = pipeline.sql_client()
+    with client:
+        yield client
+
+
 def _holds_table(pipeline: Any, table: str, guard: Guard) -> bool:
     """Whether the destination holds `table`: dlt's schema says so, or else the destination's own catalog. The
     schema alone is not enough: read while another resource's extract updates it, it once missed a table
     loaded before (and the scan then wrote every record again)."""
     try:
-        if table in pipeline.default_schema.tables:
-            return True
+        with _PIPELINE_ACCESS:
+            if table in pipeline.default_schema.tables:
+                return True
     except Exception:  # no schema yet, or one being written
         pass
     return bool(stored_column_kinds([table], guard).get(table))
@@ -307,7 +328,7 @@ def _holds_table(pipeline: Any, table: str, guard: Guard) -> bool:
 
 def _select_chunks(pipeline: Any, table: str, columns: str, where: str, args: list[Any]) -> Iterator[list[Any]]:
     """Rows of a destination table, `READ_CHUNK` at a time (DB-API `fetchmany`, on every SQL destination)."""
-    with pipeline.sql_client() as client:
+    with _sql_client(pipeline) as client:
         name = client.make_qualified_table_name(table)
         with client.execute_query(f"SELECT {columns} FROM {name} WHERE {where}", *args) as cursor:
             yield from cursor.iter_fetch(READ_CHUNK)
@@ -319,7 +340,7 @@ def _select(
     """Rows of a destination table through dlt's SQL client, with parameters (an alias or id is never
     spliced into SQL). Plain DB-API fetches: they work on every SQL destination dlt has."""
     try:
-        with pipeline.sql_client() as client:
+        with _sql_client(pipeline) as client:
             name = client.make_qualified_table_name(table)
             with client.execute_query(f"SELECT {columns} FROM {name} WHERE {where}", *args) as cursor:
                 rows = cursor.fetchall()
