@@ -11,6 +11,7 @@ from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from pipelines.settings import ConfigurationError, duckdb_file
+from pipelines.warehouse.duckdb_merge import with_key_first_dedup
 
 # DuckDB's own default is 80% of the machine's memory, which it then keeps as cache: a load of a million
 # records grew the process by more than a GB in its merge and models steps. Bounded, DuckDB spills the
@@ -22,13 +23,14 @@ DEFAULT_DUCKDB_MEMORY_LIMIT = "256MB"
 
 def make_destination(destination: str | Destination | None = None) -> str | Destination:
     """The configured destination; DuckDB writes `accounting.duckdb` unless told otherwise, within
-    ACCOUNTING_ETL__DUCKDB_MEMORY_LIMIT."""
+    ACCOUNTING_ETL__DUCKDB_MEMORY_LIMIT. dlt's DuckDB, however given, merges with the cheaper
+    de-duplication of `duckdb_merge`."""
     if destination is None:
         destination = dlt.config.get("accounting_etl.destination") or "duckdb"
     if destination == "duckdb":
         credentials = DuckDbCredentials(duckdb_file(), global_config={"memory_limit": duckdb_memory_limit()})
-        return dlt.destinations.duckdb(credentials=credentials)
-    return destination
+        destination = dlt.destinations.duckdb(credentials=credentials)
+    return with_key_first_dedup(destination)
 
 
 def duckdb_memory_limit() -> str:
