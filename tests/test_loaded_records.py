@@ -13,7 +13,9 @@ import pytest
 from dlt.common.configuration.container import Container
 from dlt.common.schema import Schema
 
+from sources.common import sync
 from sources.common.arrow_pages import builder_for
+from sources.common.digests import id_digests
 from sources.common.pagination import without_repeats
 from sources.common.scan import ScanResult, scan_connection
 from sources.common.sync import LoadedRecords, record_hash, stored_column_kinds
@@ -78,6 +80,35 @@ def test_the_destination_is_asked_when_the_schema_misses_the_table(pipeline, mon
     loaded = LoadedRecords.read("payments", "acme", "panora")
     assert _unchanged(loaded) == [True, True, False]
     assert loaded.known
+
+
+def test_duckdb_is_read_in_slices_of_row_ids_and_every_stored_row_is_read(pipeline, monkeypatch):
+    """A connection's rows, read a slice of row ids at a time (each through a connection of its own), are all
+    read once, with gaps in the row ids (deleted rows) and another connection's rows between them; no more
+    rows than a slice holds are read in one query on one connection."""
+    more = [
+        {"id": f"pay-{n}", "connection": "acme" if n % 7 else "other", "provider": "panora", "deleted_at": None}
+        for n in range(4, 30)
+    ]
+    for row in more:
+        row["_record_hash"] = record_hash({"id": row["id"]}, frozenset())
+    pipeline.run(more, table_name="payments")
+    with pipeline.sql_client() as client:
+        client.execute_sql(f"DELETE FROM {client.make_qualified_table_name('payments')} WHERE id IN ('pay-5', 'pay-7')")
+    acme = ["pay-1", "pay-2"] + [
+        r["id"] for r in more if r["connection"] == "acme" and r["id"] not in ("pay-5", "pay-7")
+    ]
+    opened: list[int] = []
+    sql_client = sync._sql_client
+    monkeypatch.setattr(sync, "_sql_client", lambda p: opened.append(1) or sql_client(p))
+
+    for slice_rows, connections in [(4, 1 + -(-len(acme) // 4)), (len(acme), 1)]:
+        monkeypatch.setattr(sync, "SLICE_ROWS", slice_rows)
+        opened.clear()
+        loaded = LoadedRecords.read("payments", "acme", "panora")
+        assert len(loaded.ids) == len(acme)
+        assert (loaded.ids.positions(id_digests(acme)) >= 0).all()
+        assert len(opened) == connections
 
 
 def test_a_table_the_destination_lacks_is_empty_and_known(pipeline):
