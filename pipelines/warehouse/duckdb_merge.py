@@ -19,9 +19,8 @@ stays dlt's DuckDB.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from dlt.common.destination import DestinationReference
+from dlt.common.destination import Destination, DestinationReference
 from dlt.common.destination.client import FollowupJobRequest, PreparedTableSchema
 from dlt.common.schema.typing import TSortOrder
 from dlt.destinations import duckdb
@@ -72,7 +71,7 @@ class duckdb_key_first_dedup(duckdb):  # lower case, as dlt names its destinatio
         return DestinationReference.normalize_type("duckdb")
 
 
-def with_key_first_dedup(destination: Any) -> Any:
+def with_key_first_dedup(destination: str | Destination) -> str | Destination:
     """`destination` with the cheaper merge when it is dlt's DuckDB factory, else `destination` unchanged."""
     if type(destination) is duckdb:
         return duckdb_key_first_dedup(**destination.config_params)
