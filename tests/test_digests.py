@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sources.common.digests import DigestSet, SortedDigests, hash_bytes, id_digests
+from sources.common.digests import (
+    DigestSet,
+    SortedDigests,
+    hash_bytes,
+    hashes_of_halves,
+    id_digests,
+    stored_digest_sql,
+)
 
 ids = st.text(min_size=0, max_size=6)
 
@@ -67,3 +75,26 @@ def test_a_stored_hash_that_is_not_32_hex_digits_equals_no_real_hash():
     assert out[0] == bytes.fromhex(real)
     assert (out[1:] == np.array([bytes(16)], dtype="S16")).all()
     assert not (out[1:] == out[0]).any()
+
+
+stored_texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)  # what DuckDB can hold
+stored_hashes = st.one_of(
+    st.none(),
+    stored_texts,
+    st.text("0123456789abcdefABCDEF", min_size=31, max_size=33),
+    st.binary(min_size=16, max_size=16).map(bytes.hex),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(stored_texts, stored_hashes), min_size=1, max_size=20))
+def test_duckdb_digests_stored_ids_and_hashes_as_python_does(rows):
+    """The warehouse digests its stored ids and reads their hashes itself (`stored_digest_sql`): the same
+    digest as `id_digests` for any text, and `hash_bytes`' reading of any hash, valid or not."""
+    with duckdb.connect() as con:
+        con.execute("CREATE TABLE t (id VARCHAR, h VARCHAR)")
+        con.executemany("INSERT INTO t VALUES (?, ?)", rows)
+        got = con.execute(f"SELECT {stored_digest_sql('id', 'h')} FROM t ORDER BY rowid").fetchnumpy()
+    ids = [i for i, _ in rows]
+    assert np.column_stack([got["id_hi"], got["id_lo"]]).tolist() == id_digests(ids).tolist()
+    assert hashes_of_halves(got["hash_hi"], got["hash_lo"]).tolist() == hash_bytes(h for _, h in rows).tolist()

@@ -111,6 +111,29 @@ def test_duckdb_is_read_in_slices_of_row_ids_and_every_stored_row_is_read(pipeli
         assert len(opened) == connections
 
 
+def test_duckdb_digests_what_it_holds_as_a_destination_read_row_by_row_would(pipeline, monkeypatch):
+    """DuckDB hands over digests it computed; any other destination hands over the rows: both give the same
+    stored ids, hashes and deletion marks (a row marked deleted, a hash some older version wrote)."""
+    odd = [
+        {"id": "pay-\u00e9\u2603", "connection": "acme", "provider": "panora", "_record_hash": "not a hash"},
+        {"id": "pay-gone", "connection": "acme", "provider": "panora", "_record_hash": "AB" * 16},
+    ]
+    pipeline.run(odd, table_name="payments")
+    with pipeline.sql_client() as client:
+        table = client.make_qualified_table_name("payments")
+        client.execute_sql(f"UPDATE {table} SET deleted_at = now() WHERE id = 'pay-gone'")
+    by_duckdb = LoadedRecords.read("payments", "acme", "panora")
+    select_chunks = sync._select_chunks
+    monkeypatch.setattr(sync, "_select_chunks", lambda *args: select_chunks(*args[:5]))  # rows, as elsewhere
+    by_rows = LoadedRecords.read("payments", "acme", "panora")
+    assert len(by_duckdb.ids) == 4
+    for loaded in (by_duckdb, by_rows):
+        assert (loaded.ids.positions(id_digests(["pay-1", "pay-2", *(r["id"] for r in odd)])) >= 0).all()
+    assert by_duckdb.ids.pairs().tolist() == by_rows.ids.pairs().tolist()
+    assert by_duckdb.hashes.tolist() == by_rows.hashes.tolist()
+    assert by_duckdb.deleted.tolist() == by_rows.deleted.tolist() and by_duckdb.deleted.sum() == 1
+
+
 def test_a_table_the_destination_lacks_is_empty_and_known(pipeline):
     loaded = LoadedRecords.read("invoices", "acme", "panora")
     assert len(loaded.ids) == 0 and loaded.known

@@ -25,7 +25,15 @@ import dlt
 import numpy as np
 import orjson
 
-from sources.common.digests import DIGEST, DigestSet, SortedDigests, hash_bytes, id_digests
+from sources.common.digests import (
+    DIGEST,
+    DigestSet,
+    SortedDigests,
+    hash_bytes,
+    hashes_of_halves,
+    id_digests,
+    stored_digest_sql,
+)
 from sources.common.errors import RecordError
 from sources.common.extras import kind_of_stored
 
@@ -138,17 +146,14 @@ class LoadedRecords:
         los: list[np.ndarray] = []
         hashes: list[np.ndarray] = []
         deleted: list[np.ndarray] = []
-        columns = f"id, {HASH_COLUMN}, {DELETED_COLUMN} IS NOT NULL"
         where, args = cls._where(connection, provider)
         try:
             with guard():
-                for chunk in _select_chunks(pipeline, table, columns, where, args):
-                    chunk_ids, chunk_hashes, chunk_deleted = zip(*chunk, strict=True)
-                    digests = id_digests(str(i) for i in chunk_ids)
-                    his.append(digests[:, 0].copy())
-                    los.append(digests[:, 1].copy())
-                    hashes.append(hash_bytes(chunk_hashes))
-                    deleted.append(np.array(chunk_deleted, dtype=bool))
+                for chunk_hi, chunk_lo, chunk_hashes, chunk_deleted in _stored_digests(pipeline, table, where, args):
+                    his.append(chunk_hi)
+                    los.append(chunk_lo)
+                    hashes.append(chunk_hashes)
+                    deleted.append(chunk_deleted)
         except Exception as exc:  # e.g. the table is in the schema but its first load has not landed
             _cannot_read(table, exc, "every record is written as if stored, none marked deleted")
             return cls.empty(table, connection, provider, guard, known=False)
@@ -327,8 +332,32 @@ def _holds_table(pipeline: Any, table: str, guard: Guard) -> bool:
     return bool(stored_column_kinds([table], guard).get(table))
 
 
-def _select_chunks(pipeline: Any, table: str, columns: str, where: str, args: list[Any]) -> Iterator[list[Any]]:
+def _stored_digests(
+    pipeline: Any, table: str, where: str, args: list[Any]
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """The stored rows' id digests (`hi`, `lo`), content hashes (`S16`) and whether each is marked deleted, a
+    chunk at a time. DuckDB digests the ids itself (`stored_digest_sql`) and hands over columns of integers;
+    other destinations hand over the ids, digested here. Measured on a million stored payments (bare
+    process, one DuckDB file): 1.5-1.7 s against 3.0 s digested here, peaks within 10 MB of each other."""
+    deleted = f"{DELETED_COLUMN} IS NOT NULL AS deleted"
+    columns = f"id, {HASH_COLUMN}, {deleted}"
+    duckdb_columns = f"{stored_digest_sql('id', HASH_COLUMN)}, {deleted}"
+    for chunk in _select_chunks(pipeline, table, columns, where, args, duckdb_columns):
+        if isinstance(chunk, dict):  # DuckDB's columns
+            hashes = hashes_of_halves(chunk["hash_hi"], chunk["hash_lo"])
+            yield chunk["id_hi"], chunk["id_lo"], hashes, chunk["deleted"]
+            continue
+        chunk_ids, chunk_hashes, chunk_deleted = zip(*chunk, strict=True)
+        digests = id_digests(str(i) for i in chunk_ids)
+        yield digests[:, 0].copy(), digests[:, 1].copy(), hash_bytes(chunk_hashes), np.array(chunk_deleted, bool)
+
+
+def _select_chunks(
+    pipeline: Any, table: str, columns: str, where: str, args: list[Any], duckdb_columns: str | None = None
+) -> Iterator[Any]:
     """Rows of a destination table, `READ_CHUNK` at a time (DB-API `fetchmany`, on every SQL destination).
+    On DuckDB, `duckdb_columns` (when given) are selected instead, and each query's rows come as one dict of
+    numpy arrays (DuckDB's `fetchnumpy`: no Python object per row).
 
     On DuckDB, more rows than `SLICE_ROWS` are read in slices of row ids holding about that many each, every
     slice through a connection of its own: DuckDB keeps the blocks a query read until its database is closed
@@ -337,21 +366,31 @@ def _select_chunks(pipeline: Any, table: str, columns: str, where: str, args: li
     in one query, 94 MB in ten slices). A re-sync of 1.2M records peaked at 358-377 MB so (four runs),
     against 388-397 MB in one query (three runs, alternated with those). The caller holds the warehouse's
     guard throughout, so no write comes between two slices."""
+    as_columns = False
+
+    def fetched(cursor: Any) -> Iterator[Any]:
+        if as_columns:
+            yield cursor.native_cursor.fetchnumpy()
+        else:
+            yield from cursor.iter_fetch(READ_CHUNK)
+
     with _sql_client(pipeline) as client:
         name = client.make_qualified_table_name(table)
         bounds = None
         if "duckdb" in type(client).__module__:
             bounds = client.execute_sql(f"SELECT count(*), min(rowid), max(rowid) FROM {name} WHERE {where}", *args)[0]
+            if duckdb_columns is not None:
+                columns, as_columns = duckdb_columns, True
         if bounds is None or bounds[0] <= SLICE_ROWS:  # one query, on this connection
             with client.execute_query(f"SELECT {columns} FROM {name} WHERE {where}", *args) as cursor:
-                yield from cursor.iter_fetch(READ_CHUNK)
+                yield from fetched(cursor)
             return
     rows, first, last = bounds
     step = (last - first) // -(-rows // SLICE_ROWS) + 1  # about SLICE_ROWS of the rows asked for a slice
     sliced = f"SELECT {columns} FROM {name} WHERE {where} AND rowid >= %s AND rowid < %s"
     for start in range(first, last + 1, step):
         with _sql_client(pipeline) as client, client.execute_query(sliced, *args, start, start + step) as cursor:
-            yield from cursor.iter_fetch(READ_CHUNK)
+            yield from fetched(cursor)
 
 
 def _select(
