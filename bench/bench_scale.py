@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,8 @@ class Bench:
         self.tokens = tokens
         self.workdir = workdir
         self.count = 0
+        # every load's models age to one date: a re-sync after midnight would otherwise build them again
+        self.as_of = datetime.now(UTC).date().isoformat()
 
     def folder(self, name: str) -> Path:
         self.count += 1
@@ -198,7 +201,7 @@ class Bench:
 
     def load(self, alias: str, warehouse: Path, name: str, models: bool = True) -> Run:
         folder = self.folder(f"{name}-{alias}")
-        command = [CLI, "load", "--pipelines-dir", str(warehouse / "pipelines")]
+        command = [CLI, "load", "--pipelines-dir", str(warehouse / "pipelines"), "--as-of", self.as_of]
         command += [] if models else ["--no-transform"]
         seconds, peak, cpu, _ = measure(command, self.load_env(alias, warehouse), folder)
         row = last_run(warehouse / "accounting.duckdb")

@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="load only: do not build the dbt models after it (a warehouse the jobs do not build them on, or "
         "an orchestrator that builds them once after many loads)",
     )
+    load.add_argument(
+        "--as-of",
+        type=date.fromisoformat,
+        help="age receivables in the models built after the load to this date (default: the day the load starts, UTC)",
+    )
 
     sandbox = sub.add_parser(
         "sandbox",
@@ -304,6 +309,7 @@ def _load(args: argparse.Namespace) -> int:
         pipelines_dir=args.pipelines_dir,
         full_refresh=args.full_refresh,
         transform=not args.no_transform,
+        as_of=args.as_of,
     )
     for summary in summaries:
         print(summary.render())

@@ -90,7 +90,7 @@ def run_load(
         pipeline_name, pipelines_dir: where dlt keeps this pipeline's local state.
         source_options: more arguments of the provider's source (max_attempts, backoff_base, timeout, ...).
         transform: rebuild the reconciliation models after the load (`transforms/`).
-        as_of: the date the models age receivables to (default today).
+        as_of: the date the models age receivables to (default: the day the load starts, UTC).
         full_refresh: an incremental source scans every record, not only the changes since the last load
             (a source whose scans are always complete ignores it).
 
@@ -178,6 +178,9 @@ def _run(
         provider=provider_name,
         started_at=datetime.now(UTC),
     )
+    # one date for the whole run: the models parsed ahead and the models built age to the same day, even when
+    # the load crosses midnight (else the parse is for a day the build does not use)
+    as_of = as_of or summary.started_at.date()
     # dlt's steps one by one instead of `pipeline.run`, so that only what touches the warehouse waits for
     # other loads into it (`pipelines/warehouse.py`): fetching and normalizing run side by side
     guard = writer_guard(pipeline)

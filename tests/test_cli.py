@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import date
 
 import duckdb
 import pytest
@@ -134,3 +135,14 @@ def test_sandbox_command_serves_and_prints_the_settings_to_use(case):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_load_hands_its_as_of_date_to_the_models(monkeypatch):
+    """`load --as-of` reaches the load's models build (the load itself is `run_loads`, tested elsewhere)."""
+    from pipelines import load
+
+    given: dict = {}
+    monkeypatch.setattr(load, "run_loads", lambda *args, **kwargs: given.update(kwargs) or [])
+    assert main(["load", "--as-of", "2030-06-30", "--no-transform"]) == 0
+    assert given["as_of"] == date(2030, 6, 30) and given["transform"] is False
+    assert main(["load"]) == 0 and given["as_of"] is None  # the day the load starts, decided by the load

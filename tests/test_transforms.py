@@ -11,9 +11,10 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -434,6 +435,46 @@ def test_a_load_parses_the_models_while_the_warehouse_loads(warehouse, monkeypat
     calls.clear()
     again = warehouse.load(transform=True)
     assert again.models_up_to_date and calls == []
+
+
+def test_a_load_that_crosses_midnight_parses_and_builds_the_models_for_the_day_it_started(warehouse, monkeypatch):
+    """The models parsed ahead and the models built age to one date: the day the load started (UTC), however
+    late the build comes; or the date the load is given."""
+    from dbt.cli.main import dbtRunner
+
+    from transforms import dbt_runner, run
+
+    class LateClock(datetime):
+        """Every reading of the models' clock a day after the one before: midnight falls between any two."""
+
+        readings = 0
+
+        @classmethod
+        def now(cls, tz: Any = None) -> datetime:
+            cls.readings += 1
+            return datetime(2031, 1, 1, 12, tzinfo=UTC) + timedelta(days=cls.readings)
+
+    monkeypatch.setattr(run, "datetime", LateClock)
+    monkeypatch.setattr(dbt_runner, "_MANIFESTS", {})  # nothing parsed yet in this process
+    as_of_by_command: list[tuple[str, str]] = []
+    invoke = dbtRunner.invoke
+
+    def recorded(self, args, **kwargs):
+        as_of_by_command.append((args[0], json.loads(args[args.index("--vars") + 1])["as_of"]))
+        return invoke(self, args, **kwargs)
+
+    monkeypatch.setattr(dbtRunner, "invoke", recorded)
+    summary = warehouse.load(transform=True)
+    assert summary.models and not summary.models_error
+    started = summary.started_at.date().isoformat()
+    assert as_of_by_command == [("parse", started), ("build", started)]
+    assert warehouse.scalar(f"SELECT as_of FROM {MODEL_RUN}") == summary.started_at.date()
+
+    as_of_by_command.clear()
+    given = warehouse.load(transform=True, as_of=date(2030, 6, 30))  # a date given: the models rebuilt for it
+    assert given.models and as_of_by_command[-1] == ("build", "2030-06-30")
+    assert {as_of for _, as_of in as_of_by_command} == {"2030-06-30"}
+    assert warehouse.scalar(f"SELECT as_of FROM {MODEL_RUN}") == date(2030, 6, 30)
 
 
 PARSE_AND_READ_MANIFESTS = """
