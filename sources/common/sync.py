@@ -367,13 +367,6 @@ def _select_chunks(
     against 388-397 MB in one query (three runs, alternated with those). The caller holds the warehouse's
     guard throughout, so no write comes between two slices."""
     as_columns = False
-
-    def fetched(cursor: Any) -> Iterator[Any]:
-        if as_columns:
-            yield cursor.native_cursor.fetchnumpy()
-        else:
-            yield from cursor.iter_fetch(READ_CHUNK)
-
     with _sql_client(pipeline) as client:
         name = client.make_qualified_table_name(table)
         bounds = None
@@ -383,14 +376,22 @@ def _select_chunks(
                 columns, as_columns = duckdb_columns, True
         if bounds is None or bounds[0] <= SLICE_ROWS:  # one query, on this connection
             with client.execute_query(f"SELECT {columns} FROM {name} WHERE {where}", *args) as cursor:
-                yield from fetched(cursor)
+                yield from _fetched(cursor, as_columns)
             return
     rows, first, last = bounds
     step = (last - first) // -(-rows // SLICE_ROWS) + 1  # about SLICE_ROWS of the rows asked for a slice
     sliced = f"SELECT {columns} FROM {name} WHERE {where} AND rowid >= %s AND rowid < %s"
     for start in range(first, last + 1, step):
         with _sql_client(pipeline) as client, client.execute_query(sliced, *args, start, start + step) as cursor:
-            yield from fetched(cursor)
+            yield from _fetched(cursor, as_columns)
+
+
+def _fetched(cursor: Any, as_columns: bool) -> Iterator[Any]:
+    """A query's rows `READ_CHUNK` at a time, or (DuckDB, `as_columns`) all of them as one dict of numpy arrays."""
+    if as_columns:
+        yield cursor.native_cursor.fetchnumpy()
+    else:
+        yield from cursor.iter_fetch(READ_CHUNK)
 
 
 def _select(
