@@ -17,7 +17,7 @@ from pipelines.warehouse.duckdb_merge import with_key_first_dedup
 # records grew the process by more than a GB in its merge and models steps. Bounded, DuckDB spills the
 # rest to its temporary directory beside the file, at a price: measured (bench/bench_scale.py) with dlt's own
 # merge, the load step of 1.2M records took 25 s instead of 15 s (22.8 s and an 890 MB peak at 512MB); the
-# merge of `duckdb_merge` spills far less (the step is 15-17 s within 256MB).
+# merge of `duckdb_merge` spills far less (the step took 12-17 s within 256MB in the runs the README records).
 # ACCOUNTING_ETL__DUCKDB_MEMORY_LIMIT sets another bound (any DuckDB size, e.g. `2GB`).
 DEFAULT_DUCKDB_MEMORY_LIMIT = "256MB"
 # dlt's connections only copy packages into tables and read rows back whose order nothing uses (every
