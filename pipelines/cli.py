@@ -11,7 +11,7 @@ from datetime import date
 
 from pipelines.logs import setup_logging
 from pipelines.registry import NAMES, providers
-from pipelines.settings import ConfigurationError
+from pipelines.settings import ConfigurationError, bad_setting
 from pipelines.warehouse.locks import AlreadyRunning
 from sources.common.secrets import SECRETS
 
@@ -26,8 +26,13 @@ def load_settings_help() -> str:
         f"  {'ACCOUNTING_ETL__DATASET_NAME':<34} dataset/schema name (default accounting_raw)",
         f"  {'DESTINATION__DUCKDB__CREDENTIALS':<34} DuckDB file (default accounting.duckdb)",
         "Every configured provider is loaded unless --provider says otherwise; aliases are unique across providers.",
-        "exit status: 0 loaded, 1 a connection's scan failed (the rest loaded) or the models failed to build,",
-        "2 bad settings, 3 load failed, 4 another load of the same pipeline is running",
+        "State: dlt's state (Rootfi's incremental positions) is kept in the warehouse itself and read from it on",
+        "every load; dlt's local pipeline folder is scratch, emptied first (default: one per warehouse under dlt's",
+        "data folder, DLT_DATA_DIR: ~/.dlt, or /var/dlt as root). Locks live beside a DuckDB file (.<file>.etl/).",
+        "exit status: 0 loaded, 1 a connection's scan failed (the rest loaded), nothing answered at a provider's",
+        "base URL, or the models failed to build, 2 bad settings (also: a provider refused the credentials of",
+        "every connection), 3 load failed, 4 another load of the same pipeline into the same warehouse is",
+        "running, or another process holds the DuckDB file open for writing",
     ]
     return "\n".join(lines)
 
@@ -39,8 +44,15 @@ PUSH_HELP = """CSV columns (header row; external_id and connection required):
 Invoice CSV columns (external_id, connection required; external ids unique across payments and invoices):
   external_id, connection, number, type, contact_id, issue_date, due_date, currency, exchange_rate,
   total_amount, sub_total, total_tax_amount (minor units), memo, tracking_categories, line_items (JSON array)
-exit status: 0 every payment created (or nothing to do), 1 some rejected, failed or unknown, or CSV rows not
-queued, 2 bad settings or an unreadable CSV, 3 push failed, 4 another push into the same warehouse is running"""
+Bank files: a payments CSV may name the invoice by invoice_number instead of invoice_id (resolved among the
+  connection's loaded invoices), and the amount as amount in major units of the row's currency (125.00 EUR
+  = 12500) instead of total_amount; an invoices CSV may give amount too. Never rounded, never guessed.
+--dry-run writes only its plan (push_plan): it queues nothing, sends nothing, writes no ledger row.
+--cancel EXTERNAL_ID[,...] takes queued rows back that cannot have reached the provider (no ledger entry,
+  or rejected), recording `cancelled`; a row that may have reached it is refused, naming its state.
+exit status: 0 every payment created (a dry run: every row would be; or nothing to do), 1 some rejected,
+failed or unknown (or would be rejected), CSV rows not queued, or a cancel refused, 2 bad settings or an
+unreadable CSV, 3 push failed, 4 another push into the same warehouse is running"""
 
 
 DATABASE_HELP = "DuckDB file (default: DESTINATION__DUCKDB__CREDENTIALS or accounting.duckdb)"
@@ -81,7 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--page-size", type=int, help="rows per request (overrides SOURCES__<PROVIDER>__PAGE_SIZE)")
     load.add_argument("--destination", help="dlt destination name (overrides ACCOUNTING_ETL__DESTINATION)")
     load.add_argument("--dataset", help="dataset name (overrides ACCOUNTING_ETL__DATASET_NAME)")
-    load.add_argument("--pipelines-dir", help="where dlt keeps local pipeline state (default ~/.dlt/pipelines)")
+    load.add_argument(
+        "--pipelines-dir",
+        help="dlt's scratch folder (default: one per warehouse under dlt's data folder); the state is the "
+        "warehouse's own",
+    )
     load.add_argument(
         "--no-transform",
         action="store_true",
@@ -156,7 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     push.add_argument("--from-csv", help="queue the payments of this CSV first (columns: see below)")
     push.add_argument("--invoices-csv", help="queue the invoices of this CSV first (columns: see below)")
-    push.add_argument("--dry-run", action="store_true", help="validate and record the plan; send nothing")
+    push.add_argument(
+        "--dry-run", action="store_true", help="validate and record the plan; queue, send and confirm nothing"
+    )
+    push.add_argument("--cancel", metavar="EXTERNAL_ID[,...]", help="take these queued rows back (see below)")
     push.add_argument("--concurrency", type=int, default=4, help="payments sent at once (default 4)")
     push.add_argument(
         "--resend-unknown-after",
@@ -206,6 +225,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"accounting-etl {args.command}: {exc}", file=sys.stderr)
         return 4
     except Exception as exc:
+        setting = bad_setting(exc)
+        if setting is not None:
+            logging.getLogger("accounting_etl").debug("%s failed", args.command, exc_info=True)
+            print(f"accounting-etl {args.command}: {SECRETS.redact(setting)}", file=sys.stderr)
+            return 2
         # push's input errors (an unreadable CSV) are ValueErrors; elsewhere one is a failure of the job
         bad_input = isinstance(exc, ConfigurationError) or (args.command == "push" and isinstance(exc, ValueError))
         logging.getLogger("accounting_etl").debug("%s failed", args.command, exc_info=True)
@@ -245,7 +269,14 @@ def _transform(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from pipelines.push import PushSettings, SendRules, run_push
+    from pipelines.push import PushSettings, SendRules, cancel_queued, run_push
+
+    if args.cancel:
+        if args.dry_run or args.from_csv or args.invoices_csv:
+            raise ConfigurationError("--cancel goes alone: not with --dry-run, --from-csv or --invoices-csv")
+        cancelled = cancel_queued(_split(args.cancel) or [], args.database)
+        print(cancelled.render())
+        return 0 if cancelled.ok else 1
 
     result = run_push(
         PushSettings(
@@ -311,8 +342,15 @@ def _load(args: argparse.Namespace) -> int:
         transform=not args.no_transform,
         as_of=args.as_of,
     )
+    verbose = logging.getLogger("accounting_etl").isEnabledFor(logging.DEBUG)
     for summary in summaries:
+        if summary.problem:  # one line that says what to fix; the run's detail under -v
+            print(f"accounting-etl load: {SECRETS.redact(summary.problem)}", file=sys.stderr)
+            if not verbose:
+                continue
         print(summary.render())
+    if any(s.problem_exit == 2 for s in summaries):
+        return 2
     return 0 if all(s.status == "ok" and not s.models_error for s in summaries) else 1
 
 

@@ -12,6 +12,10 @@ Settings come from dlt's config and secrets (environment variables work): each p
 `SOURCES__<PROVIDER>__...` (`accounting-etl load --help` lists them), ACCOUNTING_ETL__DESTINATION (default
 duckdb), ACCOUNTING_ETL__DATASET_NAME (default accounting_raw), DESTINATION__DUCKDB__CREDENTIALS (default
 accounting.duckdb), or any other dlt destination's settings.
+
+A load fetches and normalizes while reading the warehouse as it is (a snapshot on DuckDB), beside readers and
+other loads, then writes in one writer's turn (`pipelines/warehouse/identity.py`): the load step, the push
+tables, the models and the run's summary, which on DuckDB become visible together.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -39,9 +44,10 @@ from pipelines.push.ledger import ensure_tables
 from pipelines.registry import check_distinct_aliases, configured_providers, provider
 from pipelines.settings import ConfigurationError
 from pipelines.summary import LoadSummary
-from pipelines.warehouse.access import models_work_dir, pipeline_models, writer_guard
+from pipelines.warehouse.access import open_session_database
 from pipelines.warehouse.destination import file_format, make_destination, refuse_catalog_collision
-from pipelines.warehouse.locks import file_lock
+from pipelines.warehouse.identity import Warehouse, WriteSession
+from pipelines.warehouse.locks import AlreadyRunning
 from sources.common.http import RequestStats
 from sources.common.scan import ScanLog
 from sources.common.secrets import SECRETS
@@ -87,7 +93,9 @@ def run_load(
             account, as the provider's accounts setting takes it).
         destination: a dlt destination (name or object); default from config, else DuckDB.
         dataset_name: the dataset (schema) to load into; default `accounting_raw`.
-        pipeline_name, pipelines_dir: where dlt keeps this pipeline's local state.
+        pipeline_name: the dlt pipeline, whose state (Rootfi's positions) the warehouse keeps under this name.
+        pipelines_dir: dlt's scratch folder (default: one per warehouse under dlt's data folder), emptied of
+            this pipeline's files before the load: the state is always the warehouse's own.
         source_options: more arguments of the provider's source (max_attempts, backoff_base, timeout, ...).
         transform: rebuild the reconciliation models after the load (`transforms/`).
         as_of: the date the models age receivables to (default: the day the load starts, UTC).
@@ -114,15 +122,16 @@ def run_load(
     dataset_name = settings.dataset_name(dataset_name)
     destination = make_destination(destination)
     refuse_catalog_collision(destination, dataset_name)
-    pipeline = dlt.pipeline(
-        pipeline_name=pipeline_name,
-        destination=destination,
-        dataset_name=dataset_name,
-        pipelines_dir=pipelines_dir,
-    )
-    lock_file = Path(pipeline.working_dir).parent / f"{pipeline_name}.lock"
-    with file_lock(lock_file, f"a load of pipeline {pipeline_name!r}"):
-        return _run(pipeline, provider_name, resources, api_key, selected, kwargs, transform, as_of)
+    warehouse = Warehouse.of(destination, dataset_name)
+    with warehouse.job_lock(
+        f"load-{pipeline_name}", f"a load of pipeline {pipeline_name!r} into {warehouse.describe()}"
+    ):
+        folder = Path(pipelines_dir) if pipelines_dir else warehouse.scratch_dir()
+        # dlt's local folder is scratch: the state (Rootfi's positions) comes from the warehouse being loaded,
+        # never from a folder that outlived it (a deleted DuckDB file, another warehouse loaded before)
+        shutil.rmtree(folder / pipeline_name, ignore_errors=True)
+        return _run(warehouse, folder, pipeline_name, provider_name, resources, api_key, selected, kwargs,
+                    transform, as_of)  # fmt: skip
 
 
 def run_loads(
@@ -161,7 +170,9 @@ def run_loads(
 
 
 def _run(
-    pipeline: dlt.Pipeline,
+    warehouse: Warehouse,
+    folder: Path,
+    pipeline_name: str,
     provider_name: str,
     resources: list[str],
     api_key: str,
@@ -174,98 +185,136 @@ def _run(
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     summary = LoadSummary(
         run_id=str(uuid.uuid4()),
-        pipeline_name=pipeline.pipeline_name,
+        pipeline_name=pipeline_name,
         provider=provider_name,
         started_at=datetime.now(UTC),
     )
     # one date for the whole run: the models parsed ahead and the models built age to the same day, even when
     # the load crosses midnight (else the parse is for a day the build does not use)
     as_of = as_of or summary.started_at.date()
-    # dlt's steps one by one instead of `pipeline.run`, so that only what touches the warehouse waits for
-    # other loads into it (`pipelines/warehouse.py`): fetching and normalizing run side by side
-    guard = writer_guard(pipeline)
-    fmt = file_format(pipeline)
     stats, scans = RequestStats(), ScanLog()
+    failure: Exception | None = None
+    started = time.monotonic()
+
+    def pipeline_on(destination: Any) -> dlt.Pipeline:
+        return dlt.pipeline(pipeline_name=pipeline_name, destination=destination, dataset_name=warehouse.dataset,
+                            pipelines_dir=str(folder))  # fmt: skip
+
+    # Fetching and normalizing read the warehouse as it is (its state, what is stored) and write nothing to it,
+    # so they run beside other loads and readers; the writing is one writer's turn after them (`writing`).
     try:
-        with guard():
+        with warehouse.reading() as read_destination:
+            pipeline = pipeline_on(read_destination)
             pipeline.sync_destination()
-            if pipeline.has_pending_data:
-                # an earlier run stopped after extracting: its package holds only complete, valid records,
-                # so it is loaded first; the scan below then starts from what the warehouse really holds
-                log.info("finishing the load an earlier run left pending")
-                pipeline.normalize()
-                if pipeline.list_normalized_load_packages():
-                    summary.load_ids.extend(pipeline.load().loads_ids)
-        source = provider(provider_name).make_source(
-            api_key, selected, stats=stats, scan_log=scans, destination_guard=guard, **kwargs
-        )
-        log.info(
-            "loading %s %s for %d connection(s) into %s",
-            provider_name,
-            ", ".join(resources),
-            len(selected),
-            pipeline.destination.destination_name,
-        )
-        started = time.monotonic()
-        fix_mmap_threshold()
-        with live(lambda: load_table(provider_name, scans, stats, started)), fewer_collections():
-            pipeline.extract(source.with_resources(*resources), loader_file_format=fmt)
-        extracted = time.monotonic()
-        pipeline.normalize()
-        normalized = time.monotonic()
-        with guard(), _models_parsed_meanwhile(pipeline, as_of, transform and any(scans.rows_per_table().values())):
-            waited = time.monotonic()
-            info = pipeline.load()
-            summary.load_ids.extend(info.loads_ids)
+            fmt = file_format(pipeline)
+            source = provider(provider_name).make_source(api_key, selected, stats=stats, scan_log=scans, **kwargs)
+            log.info("loading %s %s for %d connection(s) into %s", provider_name, ", ".join(resources),
+                     len(selected), warehouse.describe())  # fmt: skip
+            started = time.monotonic()
+            fix_mmap_threshold()
+            with live(lambda: load_table(provider_name, scans, stats, started)), fewer_collections():
+                pipeline.extract(source.with_resources(*resources), loader_file_format=fmt)
+            extracted = time.monotonic()
+            pipeline.normalize()
+            normalized = time.monotonic()
             summary.step_seconds = {
                 "extract": round(extracted - started, 3),
                 "normalize": round(normalized - extracted, 3),
-                "load": round(time.monotonic() - waited, 3),
             }
-            if waited - normalized >= 0.5:
-                summary.step_seconds["waited for the warehouse"] = round(waited - normalized, 3)
-            summary.rows_per_table = scans.rows_per_table()
-            summary.status = "partial" if scans.failed else "ok"
-            with pipeline.sql_client() as client:
-                if "duckdb" in type(client).__module__:
-                    ensure_tables(client.native_connection, pipeline.dataset_name)  # the push queue and ledger
-            if transform:
-                _transform(pipeline, summary, as_of)
-            _finish(summary, stats, scans)
-            _record(pipeline, summary)
+    except AlreadyRunning:
+        raise  # the warehouse is held: nothing to record in it either
     except Exception as exc:
-        summary.status = "failed"
-        summary.error = SECRETS.describe(exc, limit=2000)
+        failure = exc
+    turn: dict[str, float] = {}
+    with warehouse.writing(f"a load of {provider_name} ({pipeline_name})", timings=turn) as session:
+        pipeline = pipeline_on(session.destination())
+        if failure is None:
+            try:
+                wanted = transform and any(scans.rows_per_table().values())
+                with _models_parsed_meanwhile(session, warehouse, as_of, wanted):
+                    loading = time.monotonic()
+                    info = pipeline.load()
+                    summary.load_ids.extend(info.loads_ids)
+                    summary.step_seconds["load"] = round(time.monotonic() - loading, 3)
+                summary.rows_per_table = scans.rows_per_table()
+                summary.status = "partial" if scans.failed else "ok"
+                if warehouse.kind == "duckdb":
+                    with session.connect() as con:
+                        ensure_tables(con, warehouse.dataset)  # the push queue and ledger
+                if transform:
+                    _transform(session, warehouse, summary, as_of)
+            except Exception as exc:
+                failure = exc
+        if failure is not None:
+            summary.status = "failed"
+            summary.error = SECRETS.describe(failure, limit=2000)
         _finish(summary, stats, scans)
-        with guard():
-            _record(pipeline, summary)
-        raise
+        _diagnose(summary, kwargs.get("base_url") or provider(provider_name).base_url())
+        _record(pipeline, summary)
+    steps = {"waited for the warehouse": "wait", "warehouse copy": "copy", "warehouse swap": "publish"}
+    for step, key in steps.items():
+        if turn.get(key, 0.0) >= 0.05:
+            summary.step_seconds[step] = turn[key]
+    if failure is not None:
+        raise failure
     return summary
 
 
 @contextmanager
-def _models_parsed_meanwhile(pipeline: dlt.Pipeline, as_of: date | None, wanted: bool) -> Iterator[None]:
+def _models_parsed_meanwhile(session: WriteSession, warehouse: Warehouse, as_of: date, wanted: bool) -> Iterator[None]:
     """While the warehouse loads (work that waits on the destination, not on Python), dbt is imported and
-    parses the project in a thread, so that the models' build after the load starts at once. Measured here
-    (`bench/bench_scale.py`): the models' step of a first load of 120k records 8.4 -> 4.1 s, the load step
-    2.8 -> 4.7 s (the parse takes a core), 1.2 s less in all. Only when rows were written: a load that wrote
-    none usually leaves the models up to date, and then nothing needs parsing. Waits for the thread before
-    going on; a parse that fails only costs its time (the build parses again and says why)."""
+    parses the project in a thread, so that the models' build after the load starts at once (the parse takes a
+    core the load step leaves idle). Only when rows were written: a load that wrote none usually leaves the
+    models up to date, and then nothing needs parsing. Waits for the thread before going on; a parse that fails
+    only costs its time (the build parses again and says why)."""
     if not wanted:
         yield
         return
     try:
-        target, _ = pipeline_models(pipeline)
+        target = session.dbt_target()
     except Exception:  # no dbt target for this destination: the models step reports it
         yield
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dbt-parse") as ahead:
-        parsed = ahead.submit(parse_models, target, models_work_dir(target), as_of)
+        parsed = ahead.submit(parse_models, target, warehouse.models_work_dir(), as_of)
         try:
             yield
         finally:
             if parsed.exception() is not None:
                 log.debug("parsing the models ahead failed", exc_info=parsed.exception())
+
+
+def _diagnose(summary: LoadSummary, base_url: str) -> None:
+    """Scans that failed for a setting to fix say which (`SOURCES__PANORA__API_KEY`, ...); when every scan of
+    the run failed so, the summary's `problem` is the one line that says it (a configuration error when the
+    provider refused the credentials of every connection)."""
+    source_provider = provider(summary.provider)
+    settings_of = {
+        "api_key": source_provider.setting("api_key"),
+        "account": source_provider.setting(source_provider.accounts_setting),
+        "unreachable": source_provider.setting("base_url"),
+    }
+    failed = summary.failed_scans
+    for scan in failed:
+        if scan.cause in settings_of and scan.error and "(check " not in scan.error:
+            which = f" ({scan.connection})" if scan.cause == "account" else ""
+            scan.error += f" (check {settings_of[scan.cause]}{which})"
+    if not summary.scans or len(failed) < len(summary.scans):
+        return
+    causes = {scan.cause for scan in failed}
+    said = (failed[0].error or "").split(" failed: ", 1)[-1].split(" (check ")[0]
+    if causes <= {"api_key", "account"}:
+        checks = " and ".join(settings_of[c] for c in sorted(causes))
+        summary.problem = (
+            f"{source_provider.title} refused the credentials of every connection ({said}): check {checks}"
+        )
+        summary.problem_exit = 2
+    elif causes == {"unreachable"}:
+        summary.problem = (
+            f"nothing answers at {base_url} for {source_provider.title}: check {settings_of['unreachable']} and "
+            "that the server is running"
+        )
+        summary.problem_exit = 1
 
 
 def _finish(summary: LoadSummary, stats: RequestStats, scans: ScanLog) -> None:
@@ -274,16 +323,17 @@ def _finish(summary: LoadSummary, stats: RequestStats, scans: ScanLog) -> None:
     summary.scans = scans.results
 
 
-def _transform(pipeline: dlt.Pipeline, summary: LoadSummary, as_of: date | None) -> None:
+def _transform(session: WriteSession, warehouse: Warehouse, summary: LoadSummary, as_of: date | None) -> None:
     """Build the models after a load (`dbt build`); a model or test that fails is reported, it does not undo
     a good load."""
     try:
-        target, open_database = pipeline_models(pipeline)
-        result = build_models(open_database, target, models_work_dir(target), as_of=as_of, only_if_changed=True)
+        result = build_models(open_session_database(session), session.dbt_target(), warehouse.models_work_dir(),
+                              as_of=as_of, only_if_changed=True)  # fmt: skip
     except Exception as exc:
         summary.models_error = f"models failed: {SECRETS.redact(str(exc))[:500]}"
     else:
         summary.models = result.rows
+        summary.models_schema = result.models_schema
         summary.models_skipped = result.skipped
         summary.models_up_to_date = result.up_to_date
         summary.step_seconds["transform"] = result.seconds

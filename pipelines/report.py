@@ -20,7 +20,7 @@ from pipelines import settings
 from pipelines.settings import check_identifier
 from pipelines.warehouse.access import read_warehouse
 
-STATUSES = ("settled", "partially_paid", "overpaid", "unpaid", "balance_mismatch")
+STATUSES = ("settled", "partially_paid", "overpaid", "unpaid", "awaiting_sync", "balance_mismatch")
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 
 
@@ -45,6 +45,14 @@ EXCEPTIONS = (
         "The balance the accounting system reports differs from invoiced minus applied payments.",
         "*",
         "connection, currency, abs(expected_balance - coalesce(reported_balance, 0)) DESC, invoice_id",
+    ),
+    ExceptionList(
+        "awaiting_sync",
+        "Awaiting the provider's sync",
+        "Not errors: these balances differ only by payments this tool pushed, which the provider has not yet "
+        "reflected (its next sync does). What each waits for is named.",
+        "*",
+        "connection, currency, invoice_id",
     ),
     ExceptionList(
         "overpaid_invoices",

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+from typing import Any
 
 import dlt
+from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
 
 from sources.common.errors import ConfigurationError
 from transforms.dbt_runner import MODELS_SCHEMA_SUFFIX
 
-__all__ = ["ConfigurationError", "check_identifier", "dataset_name", "duckdb_file"]
+__all__ = ["ConfigurationError", "bad_setting", "check_identifier", "dataset_name", "duckdb_file"]
 
 # Not `accounting`: DuckDB 2.0 names the catalog of `accounting.duckdb` "accounting", and a schema of
 # the same name makes every `accounting.<table>` reference ambiguous (a Binder Error, even for dlt).
@@ -49,3 +53,37 @@ def models_schema(dataset: str | None = None) -> str:
 def duckdb_file(override: str | None = None) -> str:
     """DESTINATION__DUCKDB__CREDENTIALS, else `accounting.duckdb` in the working directory."""
     return override or dlt.config.get("destination.duckdb.credentials") or DEFAULT_DUCKDB_FILE
+
+
+_SECRET_WORDS = ("key", "token", "secret", "password", "credentials", "connections", "accounts")
+
+
+def bad_setting(exc: BaseException) -> str | None:
+    """What is wrong with a setting that dlt could not read as its type (a JSON typo in
+    SOURCES__PANORA__CONNECTIONS, a page size that is no number), naming its environment variable; None when
+    `exc` (or what caused it) is no such error. A secret's value is never repeated."""
+    seen: set[int] = set()
+    found: BaseException | None = exc
+    while found is not None and not isinstance(found, ConfigValueCannotBeCoercedException) and id(found) not in seen:
+        seen.add(id(found))
+        found = found.__cause__ or found.__context__
+    if not isinstance(found, ConfigValueCannotBeCoercedException):
+        return None
+    name = str(found.field_name)
+    if "." in name:
+        variable = name.upper().replace(".", "__")
+    else:  # a source's argument: the variable set for it
+        candidates = sorted(k for k in os.environ if k.upper().endswith(f"__{name.upper()}"))
+        variable = candidates[0] if candidates else name.upper()
+    hint = getattr(found.hint, "__name__", str(found.hint))
+    wanted = {"dict": "a JSON object", "list": "a JSON list", "int": "a whole number", "float": "a number",
+              "bool": "true or false"}.get(hint, hint)  # fmt: skip
+    value: Any = found.field_value
+    why = ""
+    if isinstance(value, str) and wanted.startswith("a JSON"):
+        try:
+            json.loads(value)
+        except ValueError as error:
+            why = f" ({error})"  # where the JSON breaks, not what it holds
+    shown = "" if any(w in variable.lower() for w in _SECRET_WORDS) else f" {str(value)[:60]!r}"
+    return f"the setting {variable}{shown} is not {wanted}{why}"

@@ -44,6 +44,10 @@ class LoadSummary:
     models_skipped: str | None = None  # not built, and rightly so (e.g. a resource not loaded yet)
     models_up_to_date: bool = False  # left as they were: nothing they read changed
     models_error: str | None = None  # the models failed to build
+    models_schema: str | None = None  # where the models are (`<dataset>_reconciliation`)
+    # every scan failed for one thing to fix: the line that says what (`problem_exit`: 2 a setting, 1 a server)
+    problem: str | None = None
+    problem_exit: int = 0
     error: str | None = None
 
     @property
@@ -115,7 +119,7 @@ class LoadSummary:
             lines.extend(f"    {t:<{width}}  {n:>9,}" for t, n in sorted(self.rows_per_table.items()))
         if self.models:
             done = "up to date, nothing they read changed" if self.models_up_to_date else "rebuilt"
-            lines.append(f"  reconciliation models {done}: {len(self.models)} (schema reconciliation)")
+            lines.append(f"  reconciliation models {done}: {len(self.models)} (schema {self.models_schema})")
         if self.models_skipped:
             lines.append(f"  reconciliation models not built: {self.models_skipped}")
         if self.models_error:

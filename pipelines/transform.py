@@ -9,26 +9,27 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pipelines.warehouse.access import configured_target, models_warehouse, models_work_dir
+from pipelines.warehouse.access import configured_target, docs_target, models_warehouse
 from transforms.run import TransformResult, build_models, run_project
 
 
 def transform_database(
     database: str | None = None, dataset: str | None = None, as_of: date | None = None
 ) -> TransformResult:
-    with models_warehouse(database, dataset) as (target, open_database):
-        return build_models(open_database, target, models_work_dir(target), as_of=as_of)
+    with models_warehouse(database, dataset) as (warehouse, target, open_database):
+        return build_models(open_database, target, warehouse.models_work_dir(), as_of=as_of)
 
 
 def write_docs(out_dir: str | Path, database: str | None = None, dataset: str | None = None) -> Path:
     """`dbt docs generate` against the warehouse: the models, their columns and tests, and the lineage from
     the loaded tables, as one self-contained page (`index.html`, dbt's static site) beside dbt's
-    `manifest.json` and `catalog.json`. Returns the page."""
+    `manifest.json` and `catalog.json`. Returns the page. Reads a snapshot of the warehouse: writes nothing."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {"static_index.html": "index.html", "manifest.json": "manifest.json", "catalog.json": "catalog.json"}
-    with models_warehouse(database, dataset) as (target, _):
-        run = run_project(["docs", "generate", "--static"], target, models_work_dir(target), artifacts=[*written])
+    with docs_target(database, dataset) as (warehouse, target):
+        work_dir = warehouse.models_work_dir().with_name(warehouse.models_work_dir().name + "-docs")
+        run = run_project(["docs", "generate", "--static"], target, work_dir, artifacts=[*written])
     if not run.success:
         raise RuntimeError(f"dbt docs generate failed (dbt's log: {run.log_file})")
     for artifact, name in written.items():
@@ -39,8 +40,8 @@ def write_docs(out_dir: str | Path, database: str | None = None, dataset: str | 
 def project_manifest(database: str | None = None, dataset: str | None = None) -> dict[str, Any]:
     """dbt's manifest of the project as it builds in the configured warehouse (`dbt parse`; nothing is
     opened): what Dagster's dbt assets are made from."""
-    target = configured_target(database, dataset)
-    run = run_project(["parse"], target, models_work_dir(target), artifacts=["manifest.json"])
+    warehouse, target = configured_target(database, dataset)
+    run = run_project(["parse"], target, warehouse.models_work_dir(), artifacts=["manifest.json"])
     if not run.success:
         raise RuntimeError(f"dbt parse failed (dbt's log: {run.log_file})")
     return json.loads(run.artifacts["manifest.json"])

@@ -278,8 +278,20 @@ def created_in_api(sandbox: PanoraSandbox, external_id: str, kind: str = "paymen
     )
 
 
+def work_copy(warehouse: Warehouse) -> Path:
+    """The copy a writer of the warehouse works on (`pipelines/warehouse/duckdb_file.py`)."""
+    return warehouse.path.parent / f".{warehouse.path.name}.etl" / "work" / warehouse.path.name
+
+
 def ledger(warehouse: Warehouse) -> dict[str, tuple]:
     rows = warehouse.query(f"SELECT external_id, status, record_id, error FROM {DATASET}.push_log")
+    return {r[0]: r[1:] for r in rows}
+
+
+def stopped_ledger(warehouse: Warehouse) -> dict[str, tuple]:
+    """The ledger in the copy a stopped push was writing: what the next writer of the warehouse takes over."""
+    with duckdb.connect(str(work_copy(warehouse)), read_only=True) as con:
+        rows = con.execute(f"SELECT external_id, status, record_id, error FROM {DATASET}.push_log").fetchall()
     return {r[0]: r[1:] for r in rows}
 
 

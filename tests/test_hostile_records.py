@@ -174,10 +174,10 @@ def test_an_unexpected_failure_fails_only_that_connections_scan(warehouse, sandb
 
     real = scan.LoadedRecords.read
 
-    def read(table, connection, provider=None, guard=None):
+    def read(table, connection, provider=None):
         if connection == "globex-jp" and table == "invoices":
             raise RuntimeError("the disk said no")
-        return real(table, connection, provider, guard)
+        return real(table, connection, provider)
 
     monkeypatch.setattr(scan.LoadedRecords, "read", staticmethod(read))
     summary = warehouse.load()

@@ -100,8 +100,10 @@ def test_every_partition_then_the_models(configured: Warehouse, instance) -> Non
         assert configured.count("invoices", "connection = ?", alias) == len(rootfi.all(alias, "invoices"))
     providers = configured.query(f"SELECT DISTINCT provider FROM {M}.accounting__invoice_settlement ORDER BY 1")
     assert providers == [("panora",), ("rootfi",)]
-    # each connection had a dlt pipeline (and state) of its own
-    pipelines = {p.name for p in (Path(configured.path).parent / "dlt-data" / "pipelines").iterdir() if p.is_dir()}
+    # each connection had a dlt pipeline (and state) of its own, in the scratch folder of its warehouse
+    scratch = Path(configured.path).parent / "dlt-data" / "pipelines" / "accounting-etl"
+    (folder,) = scratch.iterdir()  # one warehouse
+    pipelines = {p.name for p in folder.iterdir() if p.is_dir()}
     expected = {pipeline_name("panora", a) for a in store.tokens()} | {
         pipeline_name("rootfi", a) for a in rootfi.aliases
     }
@@ -168,12 +170,13 @@ def test_a_failing_partition_does_not_keep_the_others_from_landing(configured: W
 
 def test_a_second_load_of_a_running_connection_is_refused(configured: Warehouse, instance) -> None:
     name = pipeline_name("rootfi", "initech-us")
-    lock = Path(configured.path).parent / "dlt-data" / "pipelines" / f"{name}.lock"
+    path = Path(configured.path)
+    lock = path.parent / f".{path.name}.etl" / f"load-{name}.lock"  # the warehouse's, beside its file
     with file_lock(lock, "a load held by this test"):
         result = materialize(instance, "rootfi", "initech-us")
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    assert "already running" in str(failure.event_specific_data.error)
+    assert "a load held by this test (process" in str(failure.event_specific_data.error)
     assert materialize(instance, "rootfi", "initech-us").success  # and runs once the other one is done
 
 

@@ -219,14 +219,16 @@ def test_a_second_load_of_the_same_pipeline_is_refused_while_one_runs(warehouse,
 
     from pipelines.warehouse.locks import AlreadyRunning
 
-    warehouse.load(resources=["tracking_categories"])  # creates the pipeline folder
-    lock_file = warehouse.pipelines_dir / "test_panora.lock"
+    warehouse.load(resources=["tracking_categories"])
+    # the lock belongs to the warehouse, beside its file, not to dlt's pipeline folder
+    lock_file = warehouse.path.parent / f".{warehouse.path.name}.etl" / "load-test_panora.lock"
+    assert lock_file.exists()
     with open(lock_file, "a+") as held:  # another process holding it: flock locks are per open file
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         held.seek(0)
         held.truncate()
-        held.write("4242")
+        held.write("4242\ta load of pipeline 'test_panora'")
         held.flush()
-        with pytest.raises(AlreadyRunning, match=r"already running \(process 4242\)"):
+        with pytest.raises(AlreadyRunning, match=r"a load of pipeline 'test_panora' \(process 4242\) is running"):
             warehouse.load()
     assert warehouse.load().status == "ok"  # released: the next run goes ahead

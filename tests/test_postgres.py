@@ -185,7 +185,7 @@ def test_transform_and_report_work_on_postgres_as_on_duckdb(both: Warehouse, pos
 
 
 def test_push_with_its_ledger_on_postgres_creates_each_payment_once(both: Warehouse, postgres: Postgres, monkeypatch):
-    from pipelines.warehouse.access import PostgresConnection
+    from pipelines.warehouse.identity import PostgresConnection
     from sandbox.http import Fault
     from tests.support import push
 

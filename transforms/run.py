@@ -58,7 +58,7 @@ OpenDatabase = Callable[[], AbstractContextManager[Database]]
 
 
 class DuckDBDatabase:
-    """A DuckDB connection."""
+    """A DuckDB connection, or one that speaks like it (`execute(sql)` returning a cursor)."""
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
@@ -68,19 +68,6 @@ class DuckDBDatabase:
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         return self.connection.execute(sql).fetchall()
-
-
-class SqlClientDatabase:
-    """dlt's SQL client of a pipeline's destination."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def execute(self, sql: str) -> None:
-        self.client.execute_sql(sql)
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        return list(self.client.execute_sql(sql) or [])
 
 
 @dataclass

@@ -5,23 +5,42 @@ own casts are too forgiving for money (DuckDB casts '12.5' into BIGINT as 13) an
 on one bad cell. So a row with a bad cell is rejected with its row number, column and reason, and every
 other row is queued. A file-wide problem (not CSV, not UTF-8, a missing or unknown column) is one clear
 error and queues nothing. Excel's "CSV UTF-8" (a byte-order mark first) is read like any other.
+
+A file is read (`read_csv`) apart from being queued (`queue_rows`), so that a dry run checks the rows as
+they would be queued and queues nothing.
+
+Bank files as banks write them: besides the queue's own columns a file may name
+- the invoice by `invoice_number` (payments), resolved among the connection's loaded invoices that are not
+  deleted, so the queue keeps the invoice's id: a number no loaded invoice has, or that two have, is a row
+  error, and with `invoice_id` beside it the two must name the same invoice;
+- the amount as `amount` in major units of the row's `currency` (`125.00` EUR is 12500 minor units): a plain
+  decimal (`1,234.50` is a row error, never guessed at), with no more decimals than the currency has (never
+  rounded), and with `total_amount` beside it the two must agree.
 """
 
 from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from pipelines.push.ledger import QUEUES, transaction
 from sources.common.columns import INT64_MAX, INT64_MIN
+from sources.common.currencies import CurrencyError, minor_unit_exponent
 
 REQUIRED = ("external_id", "connection")
+# columns a file may have that the queue does not keep: read into the queue's own (see the module text)
+BANK_COLUMNS = {"outbound_payments": ("invoice_number", "amount"), "outbound_invoices": ("amount",)}
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
+
+# (connection, invoice number) -> the ids of the loaded, not deleted, invoices with that number
+InvoiceNumbers = Mapping[tuple[str, str], list[str]]
 _TRUE, _FALSE = {"true", "t", "yes", "y", "1"}, {"false", "f", "no", "n", "0"}
 
 
@@ -43,7 +62,8 @@ class CsvReject:
 @dataclass
 class CsvImport:
     path: str
-    queued: int = 0
+    table: str
+    rows: list[dict[str, Any]] = field(default_factory=list)  # queue values, every column of the queue
     rejects: list[CsvReject] = field(default_factory=list)
 
 
@@ -101,14 +121,29 @@ def _records(reader: Any, path: str, rejects: list[CsvReject]) -> Iterator[tuple
         yield reader.line_num, record
 
 
-def import_csv(con: Any, schema: str, path: str | Path, table: str = "outbound_payments") -> CsvImport:
-    """Queue the valid rows of a CSV (header = the queue's columns; `external_id` and `connection`
-    required). A row whose external_id is already queued replaces it. Raises `ValueError` for a file that
-    cannot be read at all."""
+def invoice_numbers(con: Any, schema: str) -> dict[tuple[str, str], list[str]]:
+    """The loaded invoices by (connection, number), deleted ones left out."""
+    present = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = 'invoices'", [schema]
+    ).fetchone()[0]
+    if not present:
+        return {}
+    found: dict[tuple[str, str], list[str]] = {}
+    rows = con.execute(
+        f"SELECT connection, number, id FROM {schema}.invoices WHERE deleted_at IS NULL AND number IS NOT NULL"
+    ).fetchall()
+    for connection, number, invoice_id in rows:
+        found.setdefault((connection, str(number)), []).append(invoice_id)
+    return found
+
+
+def read_csv(path: str | Path, table: str = "outbound_payments", numbers: InvoiceNumbers | None = None) -> CsvImport:
+    """The rows of a CSV as queue values (header = the queue's columns, or the bank columns of the module
+    text; `external_id` and `connection` required), each bad row a reject. `numbers` resolves invoice numbers
+    (`invoice_numbers`). Raises `ValueError` for a file that cannot be read at all."""
     spec = QUEUES[table]
-    allowed = [c for c in spec if c != "queued_at"]
-    result = CsvImport(str(path))
-    rows: list[dict[str, Any]] = []
+    allowed = [c for c in spec if c != "queued_at"] + list(BANK_COLUMNS.get(table, ()))
+    result = CsvImport(str(path), table)
     first_row: dict[str, int] = {}
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
@@ -123,7 +158,7 @@ def import_csv(con: Any, schema: str, path: str | Path, table: str = "outbound_p
                 raise ValueError(f"{path}: unknown columns {unknown}; the columns are {allowed}")
             for number, record in _records(reader, str(path), result.rejects):
                 external_id = (record.get("external_id") or "").strip() or None
-                row, reject = _row(record, spec, header, str(path), number, external_id)
+                row, reject = _row(record, spec, header, str(path), number, external_id, numbers or {})
                 if reject is None and external_id in first_row:
                     reject = CsvReject(
                         str(path), number, "external_id", f"repeats row {first_row[external_id]}", external_id
@@ -132,26 +167,56 @@ def import_csv(con: Any, schema: str, path: str | Path, table: str = "outbound_p
                     result.rejects.append(reject)
                     continue
                 first_row[row["external_id"]] = number
-                rows.append(row)
+                result.rows.append({c: row.get(c) for c in spec if c != "queued_at"})
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as 'CSV UTF-8'") from None
     except OSError as exc:
         raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    names = [c for c in allowed if c in header]
-    placeholders = ", ".join("?" for _ in names)
-    with transaction(con):
-        for row in rows:
-            con.execute(f"DELETE FROM {schema}.{table} WHERE external_id = ?", [row["external_id"]])
-            con.execute(
-                f"INSERT INTO {schema}.{table} ({', '.join(names)}) VALUES ({placeholders})",
-                [row.get(n) for n in names],
-            )
-    result.queued = len(rows)
     return result
 
 
+def queue_rows(con: Any, schema: str, table: str, rows: list[dict[str, Any]]) -> int:
+    """Queue rows read from a file, in one transaction; a row whose external_id is already queued replaces it.
+    Only the columns the file gave are written (the others keep the queue's defaults)."""
+    with transaction(con):
+        for row in rows:
+            names = [c for c, v in row.items() if v is not None]
+            con.execute(f"DELETE FROM {schema}.{table} WHERE external_id = ?", [row["external_id"]])
+            con.execute(
+                f"INSERT INTO {schema}.{table} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+                [row[n] for n in names],
+            )
+    return len(rows)
+
+
+def major_units(text: str, currency: Any) -> int:
+    """`amount` in major units of `currency` as integer minor units, exactly; `CellError` otherwise."""
+    value = text.strip()
+    if not _DECIMAL.fullmatch(value):
+        raise CellError(f"{value!r} is not a plain decimal amount in major units (like 1234.50: no thousands "
+                        "separators, a point for decimals)")  # fmt: skip
+    try:
+        exponent = minor_unit_exponent(currency)
+    except CurrencyError as exc:
+        raise CellError(f"needs the row's currency: {exc}") from None
+    minor = Decimal(value).scaleb(exponent)
+    if minor != minor.to_integral_value():
+        raise CellError(f"{value} has more decimals than {str(currency).strip().upper()} has ({exponent}); amounts "
+                        "are never rounded")  # fmt: skip
+    number = int(minor)
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise CellError(f"{value} is beyond the 64-bit integer range of minor units")
+    return number
+
+
 def _row(
-    record: dict[str | None, Any], spec: dict[str, str], header: list[str], path: str, number: int, external_id: Any
+    record: dict[str | None, Any],
+    spec: dict[str, str],
+    header: list[str],
+    path: str,
+    number: int,
+    external_id: Any,
+    numbers: InvoiceNumbers,
 ) -> tuple[dict[str, Any], CsvReject | None]:
     """One CSV record as queue values, or the reject that says which column is wrong."""
     if None in record:  # more cells than the header has columns
@@ -159,8 +224,17 @@ def _row(
         return {}, CsvReject(path, number, "(row)", f"{cells} cells for {len(header)} columns", external_id)
     row: dict[str, Any] = {}
     for column in header:
+        if column in spec:
+            try:
+                row[column] = read_cell(record.get(column), spec[column])
+            except CellError as exc:
+                return {}, CsvReject(path, number, column, str(exc), external_id)
+    for column in ("amount", "invoice_number"):
+        text = record.get(column)
+        if column not in header or text is None or not text.strip():
+            continue
         try:
-            row[column] = read_cell(record.get(column), spec[column])
+            _bank_column(row, column, text, numbers)
         except CellError as exc:
             return {}, CsvReject(path, number, column, str(exc), external_id)
     for column in REQUIRED:
@@ -168,3 +242,23 @@ def _row(
             return {}, CsvReject(path, number, column, "is empty", external_id)
     row["external_id"] = str(row["external_id"]).strip()
     return row, None
+
+
+def _bank_column(row: dict[str, Any], column: str, text: str, numbers: InvoiceNumbers) -> None:
+    """Read `amount` into `total_amount`, `invoice_number` into `invoice_id` (see the module text)."""
+    if column == "amount":
+        minor = major_units(text, row.get("currency"))
+        if row.get("total_amount") is not None and row["total_amount"] != minor:
+            raise CellError(f"{text.strip()} is {minor} minor units, but total_amount says {row['total_amount']}")
+        row["total_amount"] = minor
+        return
+    wanted = text.strip()
+    ids = numbers.get((str(row.get("connection") or "").strip(), wanted), [])
+    if not ids:
+        raise CellError(f"no loaded invoice of {row.get('connection')} is numbered {wanted!r} (load first?)")
+    if len(ids) > 1:
+        raise CellError(f"{len(ids)} loaded invoices of {row.get('connection')} are numbered {wanted!r}; "
+                        "name the one meant by invoice_id")  # fmt: skip
+    if row.get("invoice_id") is not None and row["invoice_id"] != ids[0]:
+        raise CellError(f"invoice {wanted!r} is {ids[0]}, but invoice_id says {row['invoice_id']}")
+    row["invoice_id"] = ids[0]

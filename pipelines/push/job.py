@@ -6,6 +6,10 @@ One run: queue the rows of the given CSV files (`csv_import.py`); settle what an
 confirm what a load has since brought in; check every queued row against the loaded data (`plan.py`) and
 record the plan (`push_plan`); then hand each provider its rows (`engine.py`, which holds the exactly-once
 rules, through the provider's writer). One provider failing never stops another's rows.
+
+The run is one writer's turn on the warehouse (`pipelines/warehouse/identity.py`), durable: should it stop
+half-way, the next writer keeps its ledger rows. A dry run checks the queued rows and the files' rows as they
+would be queued, and writes only its plan: it queues nothing, confirms nothing and writes no ledger row.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,12 +25,12 @@ from typing import Any
 
 from pipelines import settings
 from pipelines.progress import PushCounts, live, push_table
-from pipelines.push.csv_import import CsvReject, import_csv
+from pipelines.push.csv_import import CsvImport, CsvReject, invoice_numbers, queue_rows, read_csv
 from pipelines.push.engine import Engine, Lane, SendRules
-from pipelines.push.ledger import FINAL, Ledger, ensure_tables
+from pipelines.push.ledger import FINAL, LEDGER_TABLES, Ledger, ensure_tables
 from pipelines.push.plan import KINDS, Kind, loaded_invoices
 from pipelines.registry import check_distinct_aliases, providers
-from pipelines.warehouse.access import push_connection
+from pipelines.warehouse.identity import Warehouse
 from sources.common.errors import ConfigurationError
 from sources.common.http import RequestStats, RetryPolicy
 from sources.common.provider import Provider
@@ -74,8 +78,9 @@ class PushSummary:
 
     @property
     def ok(self) -> bool:
-        """Every row created (or nothing to do), every CSV row queued, no provider failing part-way."""
-        bad = {k for k in self.outcomes if k not in ("created", "confirmed", "would create")}
+        """Every row created (or, in a dry run, every row would be; or nothing to do), every CSV row queued, no
+        provider failing part-way."""
+        bad = {k for k, n in self.outcomes.items() if n and k not in ("created", "confirmed", "would create")}
         return not bad and not self.import_rejects and not self.errors
 
     def render(self) -> str:
@@ -124,18 +129,32 @@ def run_push(options: PushSettings | None = None) -> PushSummary:
     accounts = {alias: account for _, provider_accounts, _ in chosen for alias, account in provider_accounts.items()}
     summary = PushSummary(run_id=run_id, dry_run=options.dry_run)
     stats = RequestStats()
-    with push_connection(options.database, options.dataset) as con:
+    warehouse = Warehouse.of(database=options.database, dataset=options.dataset)
+    kept = [f"{raw}.{table}" for table in LEDGER_TABLES]
+    what = "a push dry run" if options.dry_run else "a push"
+    with (
+        warehouse.job_lock("push", f"{what} into {warehouse.describe()}"),
+        warehouse.writing(what, durable=not options.dry_run, keep=kept) as session,
+        session.connect() as con,
+    ):
         try:
             ensure_tables(con, raw)
-            _queue_csv_files(con, raw, options, summary)
+            files = _read_csv_files(con, raw, options, summary)
+            if not options.dry_run:
+                for imported in files:
+                    queue_rows(con, raw, imported.table, imported.rows)
+                    log.info("queued %d row(s) of %s into %s", len(imported.rows), imported.path, imported.table)
+            _record_not_queued(con, raw, summary, options.dry_run)
             counts = PushCounts()
             ledger = Ledger(con, raw, run_id, observer=counts.recorded)
-            _confirm(con, raw, ledger)
+            if not options.dry_run:
+                _confirm(con, raw, ledger)
             entries = ledger.entries()
-            todo = _open_rows(con, raw, entries)
+            todo = _open_rows(con, raw, entries, files if options.dry_run else [])
             sendable = _plan(con, raw, todo, accounts, owner, summary, options.dry_run)
             if options.dry_run:
-                summary.outcomes = {"would create": len(sendable), "would reject": len(todo) - len(sendable)}
+                would = {"would create": len(sendable), "would reject": len(todo) - len(sendable)}
+                summary.outcomes = {k: v for k, v in would.items() if v}
                 return summary
             for item in summary.plan:
                 if item["action"] == "reject":
@@ -171,35 +190,54 @@ def run_push(options: PushSettings | None = None) -> PushSummary:
             summary.seconds = round(time.monotonic() - started, 3)
 
 
-def _queue_csv_files(con: Any, raw: str, options: PushSettings, summary: PushSummary) -> None:
-    """Queue the rows of the given CSV files; the rows that cannot be queued are kept in the run's plan, never
-    in the ledger (a bad row must not overwrite what the ledger says of an external id created before)."""
+def _read_csv_files(con: Any, raw: str, options: PushSettings, summary: PushSummary) -> list[CsvImport]:
+    """The rows of the given CSV files as they would be queued; the rows that cannot be are kept in the run's
+    plan, never in the ledger (a bad row must not overwrite what the ledger says of an external id created
+    before)."""
+    files = []
+    numbers = None
     for path, table in ((options.from_csv, "outbound_payments"), (options.invoices_csv, "outbound_invoices")):
         if path:
-            imported = import_csv(con, raw, path, table=table)
-            log.info("queued %d row(s) of %s into %s", imported.queued, path, table)
+            numbers = invoice_numbers(con, raw) if numbers is None else numbers
+            imported = read_csv(path, table=table, numbers=numbers)
             for reject in imported.rejects:
                 log.warning("not queued: %s", reject)
             summary.import_rejects.extend(imported.rejects)
+            files.append(imported)
+    return files
+
+
+def _record_not_queued(con: Any, raw: str, summary: PushSummary, dry_run: bool) -> None:
     if summary.import_rejects:
         now = datetime.now(UTC)
         con.executemany(
             f"INSERT INTO {raw}.push_plan VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [[summary.run_id, r.external_id, None, "not queued", str(r), options.dry_run, now]
+            [[summary.run_id, r.external_id, None, "not queued", str(r), dry_run, now]
              for r in summary.import_rejects],
         )  # fmt: skip
 
 
-def _open_rows(con: Any, raw: str, entries: Mapping[str, Mapping[str, Any]]) -> list[tuple[Kind, dict[str, Any]]]:
-    """The queued rows the ledger does not show as created, oldest first."""
+def _open_rows(
+    con: Any, raw: str, entries: Mapping[str, Mapping[str, Any]], files: Sequence[CsvImport] = ()
+) -> list[tuple[Kind, dict[str, Any]]]:
+    """The queued rows the ledger does not show as created, oldest first; then the rows of `files` (a dry run's,
+    not queued), each in place of a queued row of the same external id, as queueing them would do."""
     todo = []
+    replaced = {row["external_id"] for imported in files for row in imported.rows}
     for kind in KINDS:
         cursor = con.execute(f"SELECT * FROM {raw}.{kind.queue} ORDER BY queued_at, external_id")
         names = [d[0] for d in cursor.description]
         for values in cursor.fetchall():
             row = dict(zip(names, values, strict=True))
+            if row["external_id"] in replaced:
+                continue
             if entries.get(row["external_id"], {}).get("status") not in FINAL:
                 todo.append((kind, row))
+    queues = {kind.queue: kind for kind in KINDS}
+    for imported in files:
+        for row in imported.rows:
+            if entries.get(row["external_id"], {}).get("status") not in FINAL:
+                todo.append((queues[imported.table], dict(row)))
     return todo
 
 

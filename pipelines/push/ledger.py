@@ -19,7 +19,8 @@ from sources.common.secrets import SECRETS
 # statuses of push_log: pending (intent written, outcome not yet), created, confirmed (seen in a later
 # load), rejected (validation or a 4xx: final until the row changes), failed (retry budget used: the next
 # run tries again), unknown (the request may have taken effect: resolved by a lookup before any resend),
-# submitted (in a write job, `remote_job`, that has not ended: followed up, never resent)
+# submitted (in a write job, `remote_job`, that has not ended: followed up, never resent), cancelled (taken out
+# of the queue by `push --cancel` before it could reach the provider)
 FINAL = ("created", "confirmed")
 
 OUTBOUND_COLUMNS = {
@@ -56,6 +57,8 @@ INVOICE_COLUMNS = {
     "queued_at": "TIMESTAMP WITH TIME ZONE DEFAULT current_timestamp",
 }
 QUEUES = {"outbound_payments": OUTBOUND_COLUMNS, "outbound_invoices": INVOICE_COLUMNS}
+# what push writes that must survive a stop half-way: the queues and the ledger (`Warehouse.writing`'s `keep`)
+LEDGER_TABLES = (*QUEUES, "push_log", "push_attempts", "push_plan")
 # A queued date is a calendar day, not an instant: as TIMESTAMP WITH TIME ZONE, '2026-11-20' written on a
 # machine east of UTC was the 19th in UTC and went out as the 19th. Queues made before were TIMESTAMP WITH
 # TIME ZONE and are converted in place, in the zone of the machine running push (where they were written).

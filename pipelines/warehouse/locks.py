@@ -1,10 +1,9 @@
 """The two locks every job uses: an operating-system file lock and a PostgreSQL advisory lock.
 
-- `file_lock`: one run at a time per pipeline (load) or warehouse (push), and one writer at a time per DuckDB
-  file. It is `fcntl.flock`, released by the kernel when the holder ends, however it ends, so a killed run
-  never leaves a stale lock. Written here rather than with `filelock`: that library waits by polling, while a
-  load waiting for the warehouse should sleep in the kernel until the lock is free; and the holder's process
-  id is written into the file, for the message of whoever is refused.
+- `file_lock`: one load at a time per pipeline and warehouse, one push at a time per warehouse, and one writer
+  at a time per DuckDB file. It is `fcntl.flock`, released by the kernel when the holder ends, however it ends,
+  so a killed run never leaves a stale lock. Written here rather than with `filelock`: the holder writes who it
+  is (process id and what it does) into the file, so that whoever is refused or waits can say whom it met.
 - `advisory_lock`: the same in a PostgreSQL server, so it works across machines; it lives in the session and
   ends with it.
 """
@@ -29,33 +28,59 @@ class AlreadyRunning(RuntimeError):
 
 
 @contextmanager
-def file_lock(path: str | Path, what: str, wait: bool = False) -> Iterator[None]:
-    """Hold an exclusive lock on `path` for `what`: wait for it (logged when it is held elsewhere), or refuse
-    at once with `AlreadyRunning`."""
+def file_lock(
+    path: str | Path,
+    what: str,
+    wait: bool = False,
+    wait_seconds: float | None = None,
+    resource: str | None = None,
+) -> Iterator[None]:
+    """Hold an exclusive lock on `path` for `what`: refuse at once with `AlreadyRunning` when another holds it,
+    or (`wait`) wait for it, up to `wait_seconds` (None: as long as it takes), saying once whom it waits for.
+    The holder's process id and `what` are written into the file, for the message of whoever meets it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(handle):
+            holder = _holder(handle)
             if not wait:
-                handle.seek(0)
-                holder = handle.read().strip() or "unknown"
-                raise AlreadyRunning(
-                    f"{what} is already running (process {holder}); not starting a second one"
-                ) from None
-            started = time.monotonic()
-            log.info("waiting for %s", what)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            log.info("holding %s after %.1fs of waiting", what, time.monotonic() - started)
+                raise AlreadyRunning(f"{holder} is running; not starting {what} beside it") from None
+            log.info("%s waits for %s to finish%s", what, holder, f" with {resource}" if resource else "")
+            deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
+            while not _try_lock(handle):
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise AlreadyRunning(
+                        f"{_holder(handle)} has held {resource or path} for more than {wait_seconds:.0f}s; "
+                        f"{what} gave up waiting"
+                    ) from None
+                time.sleep(0.2)
         handle.seek(0)
         handle.truncate()
-        handle.write(str(os.getpid()))
+        handle.write(f"{os.getpid()}\t{what}")
         handle.flush()
         try:
             yield
         finally:
+            handle.seek(0)
+            handle.truncate()
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _try_lock(handle: Any) -> bool:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _holder(handle: Any) -> str:
+    """Who holds the lock, as its file says: `<what> (process <pid>)`."""
+    handle.seek(0)
+    pid, _, what = handle.read().strip().partition("\t")
+    if not pid:
+        return "another run"
+    return f"{what or 'another run'} (process {pid})"
 
 
 def lock_key(name: str) -> int:

@@ -27,6 +27,23 @@ class ApiError(Exception):
         super().__init__(f"{where} failed{tries}: {code}: {message}")
 
 
+class CredentialsRefused(ApiError):
+    """The server refused the credentials the request carried: `credential` is `api_key` or `account` (the
+    linked account's token). Final: no retry can help, and the fix is a setting."""
+
+    def __init__(self, method: str, target: str, status: int | None, message: str, credential: str) -> None:
+        self.credential = credential
+        super().__init__(method, target, status, message)
+
+
+class Unreachable(ApiError):
+    """Nothing answered at the API's root (`base_url`): no connection could be opened, try after try."""
+
+    def __init__(self, method: str, target: str, base_url: str, detail: str, attempts: int) -> None:
+        self.base_url = base_url
+        super().__init__(method, target, None, f"nothing answers at {base_url} ({detail})", attempts)
+
+
 class OutcomeUnknown(ApiError):
     """A non-idempotent request (POST) may or may not have taken effect: the request left, no clear
     answer came back. Never treat this as a failure that can simply be sent again."""
@@ -44,3 +61,15 @@ class RecordError(ValueError):
         self.message = message
         self.record_id = record_id  # set by an adapter that knew the record's id before the bad field
         super().__init__(f"field {field!r}: {message}")
+
+
+class StoredRecordsUnreadable(Exception):
+    """What the warehouse holds of a table could not be read back: the scan that needed it fails, rather than
+    take every record for new or mark stored ones deleted on a guess."""
+
+    def __init__(self, table: str, cause: Exception) -> None:
+        self.table = table
+        detail = SECRETS.redact(f"{type(cause).__name__}: {cause}")[:300]
+        super().__init__(
+            f"cannot read back what the warehouse holds of {table} ({detail}); the scan stops and marks nothing deleted"
+        )

@@ -14,7 +14,11 @@ and what a hostile answer is refused. Its rules:
 - An answer larger than `max_body_bytes` is refused while it streams in (never read whole into memory),
   and a body nested deeper than the JSON parser goes ends the request: neither is retried.
 - Other 4xx are final: `ApiError` with the server's message.
-- A provider can name 5xx answers that are final (`permanent_error`), e.g. Panora's 500 for a bad key.
+- A provider can name 5xx answers that are final (`permanent_error`), e.g. Panora's 500 for a bad key, and
+  the answers that refuse its credentials (`refused_credential`): `CredentialsRefused`, final, saying which.
+- Nothing answering at the API's root (every try refused or timed out on connecting) is `Unreachable`, naming
+  the root; the client's later requests to it fail at once for a minute, so that a wrong base URL costs one
+  request's retries, not every request's.
 - A non-idempotent request (POST) is only resent when it certainly never reached the server (the
   connection could not be opened, or a 429). Any other doubt raises `OutcomeUnknown`.
 
@@ -43,7 +47,7 @@ import httpx
 import orjson
 
 from sources.common.budget import HitLog, RateBudget, SqliteHitLog, WaitTooLong, key_digest, shared_log
-from sources.common.errors import ApiError, OutcomeUnknown
+from sources.common.errors import ApiError, CredentialsRefused, OutcomeUnknown, Unreachable
 from sources.common.secrets import SECRETS, mask_bytes
 
 log = logging.getLogger("accounting_etl.http")
@@ -51,6 +55,8 @@ log = logging.getLogger("accounting_etl.http")
 # Failures that mean the request never left this machine: safe to resend even for a POST.
 NOT_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 MESSAGE_CHARS = 500  # the most of a server's error message an error carries
+UNREACHABLE_SECONDS = 60.0  # how long a root that never answered is given up on, for this process's requests
+_UNREACHABLE: dict[str, tuple[float, str]] = {}  # base URL -> (when it was given up on, why)
 
 
 @dataclass(frozen=True)
@@ -200,6 +206,8 @@ class ApiClient:
             paced only by what the server's headers and 429s say, in this process alone.
         stats: counters to add to; one is made when not given.
         permanent_error: tells whether a 5xx answer is final (retrying cannot help).
+        refused_credential: tells whether an answer refuses the request's credentials, and which
+            (`api_key` or `account`), else None.
         transport: an httpx transport, for tests that need one precise fault.
         secret_headers: names of the headers whose values are credentials (here or per request): they are
             registered as secrets and masked in every answer before it is read.
@@ -215,6 +223,7 @@ class ApiClient:
         permanent_error: Callable[[httpx.Response], bool] | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        refused_credential: Callable[[httpx.Response], str | None] | None = None,
         rng: random.Random | None = None,
         secret_headers: Collection[str] = (),
     ) -> None:
@@ -222,6 +231,8 @@ class ApiClient:
         self.budget = budget or RateBudget(SqliteHitLog(":memory:"), lambda route: route, 2**31, 60.0)
         self.stats = stats or RequestStats()
         self.permanent_error = permanent_error or (lambda response: False)
+        self.refused_credential = refused_credential or (lambda response: None)
+        self.base_url = str(base_url)
         self.sleep = sleep
         self.rng = rng or random.Random()
         self.secret_headers = frozenset(name.lower() for name in secret_headers)
@@ -297,6 +308,10 @@ class ApiClient:
         route = f"{method} {path}"  # what a rate budget is keyed by (servers count per route handler)
         attempts = 0
         throttles = 0
+        connect_failures = 0
+        given_up = _UNREACHABLE.get(self.base_url)
+        if given_up is not None and time.monotonic() - given_up[0] < UNREACHABLE_SECONDS:
+            raise Unreachable(method, target, self.base_url, given_up[1], 0)
         while True:
             attempts += 1
             try:
@@ -318,6 +333,7 @@ class ApiClient:
                 raise ApiError(method, target, exc.status, str(exc), attempts) from None
             except NOT_SENT_ERRORS as exc:
                 problem = f"connection failed ({type(exc).__name__})"
+                connect_failures += 1
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 problem = f"{type(exc).__name__}: {exc or 'no detail'}"
                 if not idempotent:
@@ -325,6 +341,9 @@ class ApiClient:
             else:
                 self.stats.add(bytes_received=len(response.content))
                 status = response.status_code
+                refused = None if 200 <= status < 300 or status == 429 else self.refused_credential(response)
+                if refused is not None:
+                    raise CredentialsRefused(method, target, status, server_message(response), refused)
                 if status == 429:
                     throttles += 1
                     wait = retry_after_seconds(response.headers)
@@ -363,10 +382,16 @@ class ApiClient:
                 else:
                     raise ApiError(method, target, status, server_message(response), attempts)
             if attempts >= self.policy.max_attempts:
+                if connect_failures == attempts:
+                    detail = f"{problem}, {attempts} tries"
+                    _UNREACHABLE[self.base_url] = (time.monotonic(), detail)
+                    raise Unreachable(method, target, self.base_url, detail, attempts)
                 raise ApiError(method, target, status, f"gave up: {problem}", attempts)
             delay = self.policy.backoff(attempts, self.rng)
             self.stats.add(retries=1)
-            log.warning(
+            # a server that is not there yet is said once, at the end, with its address (`Unreachable`)
+            log.log(
+                logging.DEBUG if connect_failures == attempts else logging.WARNING,
                 "%s %s: %s (try %d of %d), retrying in %.2fs",
                 method,
                 target,
@@ -419,6 +444,7 @@ class ProviderClient:
             budget=budget,
             stats=stats,
             permanent_error=self.is_permanent_error,
+            refused_credential=self.refused_credential,
             transport=transport,
             secret_headers=self.secret_headers,
         )
@@ -431,6 +457,12 @@ class ProviderClient:
     def is_permanent_error(response: httpx.Response) -> bool:
         """Whether a 5xx answer is final (retrying cannot help); none is, unless the provider says so."""
         return False
+
+    @staticmethod
+    def refused_credential(response: httpx.Response) -> str | None:
+        """Which credential an answer refuses (`api_key` or `account`), or None: by default a 401 or a 403
+        refuses the API key; a provider that says it otherwise overrides this."""
+        return "api_key" if response.status_code in (401, 403) else None
 
     def close(self) -> None:
         self.http.close()

@@ -29,12 +29,19 @@ import pyarrow.compute as pc
 
 from sources.common.arrow_pages import ArrowPageBuilder, builder_for
 from sources.common.columns import json_text
-from sources.common.errors import ApiError, PaginationError, RecordError
+from sources.common.errors import (
+    ApiError,
+    CredentialsRefused,
+    PaginationError,
+    RecordError,
+    StoredRecordsUnreadable,
+    Unreachable,
+)
 from sources.common.extras import JSON, ColumnKinds
 from sources.common.pagination import without_repeats
 from sources.common.records import ObjectSpec
 from sources.common.secrets import SECRETS
-from sources.common.sync import HASH_COLUMN, Guard, LoadedRecords, record_hash, stored_column_kinds
+from sources.common.sync import HASH_COLUMN, LoadedRecords, record_hash, stored_column_kinds
 from sources.common.tables import EMPTY_LIST_MARKER, TIMESTAMP, ResourceTables, TableSpec
 
 log = logging.getLogger("accounting_etl.scan")
@@ -77,6 +84,9 @@ class ScanResult:
     rejected: int = 0
     pages: int = 0
     error: str | None = None
+    # why a failed scan failed, when it is something to fix in the settings: `api_key` or `account` (the
+    # provider refused that credential), `unreachable` (nothing answered at the base URL)
+    cause: str | None = None
     seconds: float = 0.0
     rows: dict[str, int] = field(default_factory=dict)  # rows written per table (marker rows not counted)
     # the latest `position_of` among the records that loaded (written or unchanged), not rejected ones
@@ -170,7 +180,6 @@ def scan_account(
     scan_log: ScanLog,
     tables: ResourceTables,
     complete: bool = True,
-    guard: Guard | None = None,
     position_of: PositionOf | None = None,
     row_key: RowKey | None = None,
 ) -> Generator[Any, None, ScanResult]:
@@ -186,11 +195,14 @@ def scan_account(
             result,
             tables,
             complete=complete,
-            guard=guard,
             position_of=position_of,
             row_key=row_key,
         )
-    except (ApiError, PaginationError) as exc:
+    except CredentialsRefused as exc:  # said once for the whole run by the job, naming the setting
+        _failed(result, str(exc), exc.credential)
+    except Unreachable as exc:
+        _failed(result, str(exc), "unreachable")
+    except (ApiError, PaginationError, StoredRecordsUnreadable) as exc:
         _failed(result, str(exc))
     except Exception as exc:  # a fault no rule above foresaw: this account's scan fails, the others go on
         log.exception("%s [%s]: unexpected error", spec.resource, connection)
@@ -198,10 +210,17 @@ def scan_account(
     return result
 
 
-def _failed(result: ScanResult, error: str) -> None:
+def _failed(result: ScanResult, error: str, cause: str | None = None) -> None:
     result.status = "failed"
     result.error = SECRETS.redact(error)[:2000]
-    log.error("%s [%s]: scan failed, nothing marked deleted: %s", result.resource, result.connection, result.error)
+    result.cause = cause
+    log.log(
+        logging.INFO if cause else logging.ERROR,
+        "%s [%s]: scan failed, nothing marked deleted: %s",
+        result.resource,
+        result.connection,
+        result.error,
+    )
 
 
 def scan_connection(
@@ -211,14 +230,13 @@ def scan_connection(
     result: ScanResult,
     tables: ResourceTables | None = None,
     complete: bool = True,
-    guard: Guard | None = None,
     position_of: PositionOf | None = None,
     row_key: RowKey | None = None,
 ) -> Iterator[Any]:
     """Yield tagged arrow tables for one connection's records of one kind; fills `result`. Pass the same
     `tables` to every scan of one resource. `complete`: the pages list every live record (a full scan),
     so a stored record they do not hold is marked deleted; an incremental scan (changes only) marks none.
-    `guard` is held around each read of the destination. `position_of` reads a record's position for
+    `position_of` reads a record's position for
     `result.position`. `row_key`: the pages come as sent, rows repeated (the provider's key of a row as
     sent), and the scan drops the repeats (`pagination.without_repeats`), remembering the stored records
     seen by their seen bit instead of a set of its own."""
@@ -226,10 +244,10 @@ def scan_connection(
     started = time.monotonic()
     last_progress = started
     if not tables.seeded:
-        for table, kinds in stored_column_kinds([t.name for t in spec.tables], guard).items():
+        for table, kinds in stored_column_kinds([t.name for t in spec.tables]).items():
             tables.kinds.seed(table, kinds)
         tables.seeded = True
-    loaded = LoadedRecords.read(spec.parent.name, connection, spec.provider, guard)
+    loaded = LoadedRecords.read(spec.parent.name, connection, spec.provider)
     fast = builder_for(spec)
     batches = _Batches(tables)
     try:

@@ -5,9 +5,11 @@ stops appearing. So a load compares each record's content hash with the hash sto
 (`_record_hash`), writes only what changed, and after a COMPLETE scan of a connection re-writes the rows
 that were not seen with `deleted_at` set (the row is kept, never physically lost).
 
-The destination is read through dlt's own dataset interface of the running pipeline, so this works for
-any destination dlt can read back, and stays correct when local pipeline state is lost: the warehouse
-is the truth, not a cache of it.
+The destination is read through dlt's own SQL client of the running pipeline, so this works for any
+destination dlt can read back, and stays correct when local pipeline state is lost: the warehouse is the
+truth, not a cache of it. The job hands the pipeline a destination that does not change while the scans read
+it (a snapshot of a DuckDB file). A read that fails is never taken for "nothing stored": it raises
+`StoredRecordsUnreadable`, and that scan fails, writing nothing it could not compare and marking nothing.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,13 +36,10 @@ from sources.common.digests import (
     id_digests,
     stored_digest_sql,
 )
-from sources.common.errors import RecordError
+from sources.common.errors import RecordError, StoredRecordsUnreadable
 from sources.common.extras import kind_of_stored
 
 log = logging.getLogger("accounting_etl.sync")
-
-# Held around each read of the destination (see `pipelines/warehouse.py`); none by default.
-Guard = Callable[[], AbstractContextManager[Any]]
 
 HASH_COLUMN = "_record_hash"
 DELETED_COLUMN = "deleted_at"
@@ -98,67 +97,48 @@ class LoadedRecords:
         deleted: np.ndarray,
         pipeline: Any = None,
         provider: str | None = None,
-        guard: Guard | None = None,
     ) -> None:
         self.table = table
         self.connection = connection
         self.provider = provider
-        self.guard = guard or nullcontext
         self.ids = ids  # the stored ids' digests
         self.hashes = hashes  # the content hash of each, as 16 bytes
         self.deleted = deleted  # whether each is stored with `deleted_at`
         self.seen = np.zeros(len(ids), dtype=bool)  # whether this scan listed it
         self._new_ids = DigestSet()  # the ids this scan listed that are not stored (`add_new`)
-        # False when the stored rows could not be read: every record is then taken as stored (its child
-        # rows cleared when its lists are empty) and written
-        self.known = True
         self._pipeline = pipeline
 
     @classmethod
-    def empty(
-        cls,
-        table: str,
-        connection: str,
-        provider: str | None = None,
-        guard: Guard | None = None,
-        known: bool = True,
-    ) -> LoadedRecords:
-        """Nothing stored; `known=False`: what is stored could not be read."""
+    def empty(cls, table: str, connection: str, provider: str | None = None) -> LoadedRecords:
+        """Nothing stored."""
         nothing = SortedDigests(np.array([], dtype=np.uint64), np.array([], dtype=np.uint64))
         hashes = np.array([], dtype=DIGEST)
-        loaded = cls(table, connection, nothing, hashes, np.array([], dtype=bool), provider=provider, guard=guard)
-        loaded.known = known
-        return loaded
+        return cls(table, connection, nothing, hashes, np.array([], dtype=bool), provider=provider)
 
     @classmethod
-    def read(
-        cls, table: str, connection: str, provider: str | None = None, guard: Guard | None = None
-    ) -> LoadedRecords:
-        """Read from the running pipeline's destination; empty when there is none or the table is new.
-        With `provider`, only that provider's rows (providers share the tables). `guard` is held around
-        every read of the destination (a single-writer warehouse is read in turn with other loads). The rows
-        are read in chunks, so that only the compact arrays grow with the table."""
-        guard = guard or nullcontext
+    def read(cls, table: str, connection: str, provider: str | None = None) -> LoadedRecords:
+        """Read from the running pipeline's destination; empty when there is none or the table is not there
+        yet. With `provider`, only that provider's rows (providers share the tables). The rows are read in
+        chunks, so that only the compact arrays grow with the table. Raises `StoredRecordsUnreadable` when the
+        destination cannot be read."""
         pipeline = _destination_pipeline()
-        if pipeline is None or not _holds_table(pipeline, table, guard):
-            return cls.empty(table, connection, provider, guard)
+        if pipeline is None or not _holds_table(pipeline, table):
+            return cls.empty(table, connection, provider)
         his: list[np.ndarray] = []
         los: list[np.ndarray] = []
         hashes: list[np.ndarray] = []
         deleted: list[np.ndarray] = []
         where, args = cls._where(connection, provider)
         try:
-            with guard():
-                for chunk_hi, chunk_lo, chunk_hashes, chunk_deleted in _stored_digests(pipeline, table, where, args):
-                    his.append(chunk_hi)
-                    los.append(chunk_lo)
-                    hashes.append(chunk_hashes)
-                    deleted.append(chunk_deleted)
-        except Exception as exc:  # e.g. the table is in the schema but its first load has not landed
-            _cannot_read(table, exc, "every record is written as if stored, none marked deleted")
-            return cls.empty(table, connection, provider, guard, known=False)
+            for chunk_hi, chunk_lo, chunk_hashes, chunk_deleted in _stored_digests(pipeline, table, where, args):
+                his.append(chunk_hi)
+                los.append(chunk_lo)
+                hashes.append(chunk_hashes)
+                deleted.append(chunk_deleted)
+        except Exception as exc:
+            raise StoredRecordsUnreadable(table, exc) from exc
         if not his:
-            return cls.empty(table, connection, provider, guard)
+            return cls.empty(table, connection, provider)
         # Sorted by digest; an id stored twice (which merge never writes) counts once. One column at a time,
         # each list freed as its array is made: the peak stays near the arrays' own size.
         ids, first = SortedDigests.of_columns(_joined(his), _joined(los))
@@ -170,7 +150,6 @@ class LoadedRecords:
             _joined(deleted)[first],
             pipeline,
             provider,
-            guard,
         )
 
     @staticmethod
@@ -209,7 +188,7 @@ class LoadedRecords:
         """For each record (its id and content hash): whether it must be written (new, changed, or back after
         having been marked deleted), and whether it is stored already. Marks every one seen."""
         if not ids or not len(self.ids):
-            return np.ones(len(ids), dtype=bool), np.full(len(ids), not self.known, dtype=bool)
+            return np.ones(len(ids), dtype=bool), np.zeros(len(ids), dtype=bool)
         at = self.ids.positions(id_digests(ids))
         stored = at >= 0
         self.seen[at[stored]] = True
@@ -229,23 +208,20 @@ class LoadedRecords:
         ids: list[str] = []
         owner, args = self._where(self.connection, self.provider)
         try:
-            with self.guard():
-                for chunk in _select_chunks(self._pipeline, self.table, "id", owner, args):
-                    chunk_ids = [str(row[0]) for row in chunk]
-                    hits = missing.positions(id_digests(chunk_ids)) >= 0
-                    ids.extend(i for i, hit in zip(chunk_ids, hits, strict=True) if hit)
-        except Exception as exc:  # nothing is marked deleted rather than a guess
-            log.warning("cannot read back %s's ids (%s): nothing marked deleted", self.table, type(exc).__name__)
-            return
+            for chunk in _select_chunks(self._pipeline, self.table, "id", owner, args):
+                chunk_ids = [str(row[0]) for row in chunk]
+                hits = missing.positions(id_digests(chunk_ids)) >= 0
+                ids.extend(i for i, hit in zip(chunk_ids, hits, strict=True) if hit)
+        except Exception as exc:  # nothing is marked deleted rather than a guess, and the scan fails
+            raise StoredRecordsUnreadable(self.table, exc) from exc
         stamp = now or datetime.now(UTC)
         ordered = sorted(set(ids))
         for start in range(0, len(ordered), ID_BATCH):
             batch = ordered[start : start + ID_BATCH]
             where = f"{owner} AND id IN ({', '.join(['%s'] * len(batch))})"
-            with self.guard():
-                rows = _select(self._pipeline, self.table, "*", where, [*args, *batch], with_names=True)
+            rows = _select(self._pipeline, self.table, "*", where, [*args, *batch], with_names=True)
             out: list[dict[str, Any]] = []
-            for row in rows or []:
+            for row in rows:
                 row = {k: v for k, v in row.items() if not k.startswith("_dlt_")}
                 row[DELETED_COLUMN] = stamp
                 out.append(row)
@@ -265,7 +241,7 @@ READ_CHUNK = 10_000  # stored rows fetched at a time
 SLICE_ROWS = 100_000  # stored rows DuckDB reads through one connection (`_select_chunks`)
 
 
-def stored_column_kinds(tables: Sequence[str], guard: Guard | None = None) -> dict[str, dict[str, str]]:
+def stored_column_kinds(tables: Sequence[str]) -> dict[str, dict[str, str]]:
     """table -> column -> kind (`sources/common/extras.py`) of the columns the warehouse holds for `tables`,
     whoever loaded them (another provider's pipeline fills the same tables); empty when it holds none."""
     pipeline = _destination_pipeline()
@@ -277,7 +253,7 @@ def stored_column_kinds(tables: Sequence[str], guard: Guard | None = None) -> di
         f"WHERE table_schema = %s AND table_name IN ({placeholders})"
     )
     try:
-        with (guard or nullcontext)(), _sql_client(pipeline) as client:
+        with _sql_client(pipeline) as client:
             with client.execute_query(sql, client.dataset_name, *tables) as cursor:
                 rows = cursor.fetchall()
     except Exception as exc:  # a destination without information_schema: this run's own values decide
@@ -319,17 +295,15 @@ def _sql_client(pipeline: Any) -> Iterator[Any]:
         yield client
 
 
-def _holds_table(pipeline: Any, table: str, guard: Guard) -> bool:
-    """Whether the destination holds `table`: dlt's schema says so, or else the destination's own catalog. The
-    schema alone is not enough: read while another resource's extract updates it, it once missed a table
-    loaded before (and the scan then wrote every record again)."""
+def _holds_table(pipeline: Any, table: str) -> bool:
+    """Whether the destination holds `table`, by its own catalog (dlt's schema names tables this run's
+    extract declares before any is loaded). A catalog that cannot be read raises `StoredRecordsUnreadable`."""
+    sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = %s"
     try:
-        with _PIPELINE_ACCESS:
-            if table in pipeline.default_schema.tables:
-                return True
-    except Exception:  # no schema yet, or one being written
-        pass
-    return bool(stored_column_kinds([table], guard).get(table))
+        with _sql_client(pipeline) as client, client.execute_query(sql, client.dataset_name, table) as cursor:
+            return bool(cursor.fetchone()[0])
+    except Exception as exc:
+        raise StoredRecordsUnreadable(table, exc) from exc
 
 
 def _stored_digests(
@@ -364,8 +338,8 @@ def _select_chunks(
     (dlt closes it with its last connection), so one query over the ids and hashes of a million stored rows
     grew the process by about 70 MB (in a bare process reading those of a million payments: a peak of 133 MB
     in one query, 94 MB in ten slices). A re-sync of 1.2M records peaked at 358-377 MB so (four runs),
-    against 388-397 MB in one query (three runs, alternated with those). The caller holds the warehouse's
-    guard throughout, so no write comes between two slices."""
+    against 388-397 MB in one query (three runs, alternated with those). The job hands the pipeline
+    a destination that does not change while it reads (a snapshot), so no write comes between two slices."""
     as_columns = False
     with _sql_client(pipeline) as client:
         name = client.make_qualified_table_name(table)
@@ -396,7 +370,7 @@ def _fetched(cursor: Any, as_columns: bool) -> Iterator[Any]:
 
 def _select(
     pipeline: Any, table: str, columns: str, where: str, args: list[Any], with_names: bool = False
-) -> list[Any] | None:
+) -> list[Any]:
     """Rows of a destination table through dlt's SQL client, with parameters (an alias or id is never
     spliced into SQL). Plain DB-API fetches: they work on every SQL destination dlt has."""
     try:
@@ -409,9 +383,4 @@ def _select(
                 names = [d[0] for d in cursor.description]
                 return [dict(zip(names, row, strict=True)) for row in rows]
     except Exception as exc:
-        _cannot_read(table, exc, "these rows are not marked deleted this time")
-        return None
-
-
-def _cannot_read(table: str, exc: Exception, consequence: str) -> None:
-    log.info("cannot read back %s (%s: %s): %s", table, type(exc).__name__, str(exc)[:200], consequence)
+        raise StoredRecordsUnreadable(table, exc) from exc

@@ -29,7 +29,6 @@ from sources.common.prefetch import DEFAULT_LOOKAHEAD, fetch_ahead
 from sources.common.provider import Provider, Setting
 from sources.common.records import ObjectSpec
 from sources.common.scan import ScanLog, scan_account
-from sources.common.sync import Guard
 from sources.common.tables import ResourceTables
 from sources.panora.client import PanoraClient, row_key
 from sources.panora.objects import OBJECTS
@@ -73,7 +72,6 @@ def panora_source(
     stats: RequestStats | None = None,
     scan_log: ScanLog | None = None,
     transport: httpx.BaseTransport | None = None,
-    destination_guard: Guard | None = None,
 ) -> Sequence[DltResource]:
     """Panora payments, invoices and tracking categories over all configured connections.
 
@@ -96,7 +94,6 @@ def panora_source(
         stats: request counters to fill (for the run summary).
         scan_log: per-scan results to fill (complete or failed, counts).
         transport: an httpx transport (tests).
-        destination_guard: held around each read of the destination (the job's one-writer lock).
 
     Returns:
         The resources `payments`, `invoices` and `tracking_categories`.
@@ -129,9 +126,7 @@ def panora_source(
         try:
             for alias, pages in fetch_ahead(scans, lookahead):
                 try:
-                    yield from scan_account(
-                        spec, alias, pages, scan_log, tables, guard=destination_guard, row_key=row_key
-                    )
+                    yield from scan_account(spec, alias, pages, scan_log, tables, row_key=row_key)
                 finally:
                     pages.close()
         finally:

@@ -51,6 +51,20 @@ class PanoraClient(ProviderClient):
         return is_permanent_error(response)
 
     @staticmethod
+    def refused_credential(response: httpx.Response) -> str | None:
+        """Panora refuses a missing key with 401, and an unknown key or connection token with a 500 whose
+        message says which (`../shared/API_NOTES.md`)."""
+        if response.status_code in (401, 403):
+            return "api_key"
+        if response.status_code >= 500:
+            message = server_message(response).lower()
+            if "api key not found" in message:
+                return "api_key"
+            if "connection not found" in message or "connection token" in message:
+                return "account"
+        return None
+
+    @staticmethod
     def _headers(connection_token: str) -> dict[str, str]:
         if not connection_token:
             raise ValueError("refusing to call Panora without a connection token")

@@ -32,7 +32,6 @@ from sources.common.prefetch import DEFAULT_LOOKAHEAD, fetch_ahead
 from sources.common.provider import Provider, Setting
 from sources.common.records import ObjectSpec
 from sources.common.scan import PositionOf, ScanLog, scan_account
-from sources.common.sync import Guard
 from sources.common.tables import ResourceTables
 from sources.rootfi.client import RootfiClient, iso_utc, row_key, updated_at
 from sources.rootfi.objects import OBJECTS
@@ -109,7 +108,6 @@ def rootfi_source(
     stats: RequestStats | None = None,
     scan_log: ScanLog | None = None,
     transport: httpx.BaseTransport | None = None,
-    destination_guard: Guard | None = None,
 ) -> Sequence[DltResource]:
     """Rootfi invoices, invoice payments and tracking categories over all configured companies.
 
@@ -128,7 +126,6 @@ def rootfi_source(
             company's position (keep it at most `overlap_seconds`, so no change can fall behind it).
         full_refresh: scan every record again, not only the changes.
         stats, scan_log, transport: request counters, per-scan results and an httpx transport (tests).
-        destination_guard: held around each read of the destination (the job's one-writer lock).
 
     Returns:
         The resources `payments`, `invoices` and `tracking_categories`.
@@ -180,7 +177,6 @@ def rootfi_source(
                         scan_log,
                         tables,
                         complete=since is None,
-                        guard=destination_guard,
                         position_of=_positions_up_to(datetime.now(UTC) + skew),
                         row_key=row_key,
                     )
