@@ -20,11 +20,11 @@ What is defined:
 - `push` (a job): `accounting-etl push`.
 
 Each partition runs `pipelines.load.run_load` for its connection(s), in a dlt pipeline of its own
-(`accounting_<provider>_<alias>`, or one per group, so two partitions never share dlt state) with the load job's file
-lock (a second load of the same connection while one runs fails with a clear message). It does not go
-through `DagsterDltResource.run`, which drops the pipeline's local state and pending packages before
-every run: the load finishes a pending package first, and the push keeps its progress in the warehouse
-ledger, never in dlt's local state, so nothing here can drop it.
+(`accounting_<provider>_<alias>`, or one per group, so two partitions never share dlt state) with the load job's
+lock, which belongs to the warehouse (a second load of the same connection into it while one runs fails with a
+clear message). It does not go through `DagsterDltResource.run`: the load job keeps dlt's state in the warehouse
+and empties dlt's local folder itself before every run, and the push keeps its progress in the warehouse ledger,
+never in dlt's local state. Partitions fetch side by side; their writes take turns (`pipelines/warehouse/`).
 """
 
 import hashlib

@@ -14,6 +14,7 @@ from dlt.sources import DltResource
 from sources.common.scan import ScanResult
 
 TEXT_ERROR: dict[str, Any] = {"error": {"data_type": "text", "nullable": True}}
+SCAN_COLUMNS: dict[str, Any] = {**TEXT_ERROR, "cause": {"data_type": "text", "nullable": True}}
 # columns that can be NULL in a run, typed so that they exist from the first run on
 RUN_COLUMNS: dict[str, Any] = {
     **TEXT_ERROR,
@@ -98,7 +99,7 @@ class LoadSummary:
         return [
             dlt.resource([self.run_row()], name="load_runs", write_disposition="append", columns=RUN_COLUMNS),
             dlt.resource(tables, name="load_run_tables", write_disposition="append"),
-            dlt.resource(scans, name="load_run_scans", write_disposition="append", columns=TEXT_ERROR),
+            dlt.resource(scans, name="load_run_scans", write_disposition="append", columns=SCAN_COLUMNS),
         ]
 
     def render(self) -> str:

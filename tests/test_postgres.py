@@ -167,7 +167,9 @@ def test_transform_and_report_work_on_postgres_as_on_duckdb(both: Warehouse, pos
     monkeypatch.setenv("ACCOUNTING_ETL__DATASET_NAME", postgres.dataset)
     pg_models = transform_database(as_of=as_of)
     pg_report = write_report(None, tmp_path / "postgres")
-    assert pg_models.rows == duck_models.rows and all(pg_models.rows.values())
+    assert pg_models.rows == duck_models.rows
+    empty_without_push = {"accounting__awaiting_sync", "int_accounting__pushed_payments"}
+    assert all(rows for name, rows in pg_models.rows.items() if name not in empty_without_push)
     # dbt's tests (grains, accepted values, relationships, integrity) pass on both
     assert pg_models.tests_passed == duck_models.tests_passed >= 40
     assert not pg_models.failures and not duck_models.failures

@@ -14,10 +14,13 @@ a user's own writes through `pipelines.warehouse.writing`:
 
 1. take the file's writer lock (`.<file>.etl/writer.lock` beside it, an OS lock the kernel releases when its
    holder ends, however it ends): one writer at a time;
-2. open the file read-only and keep it open to the end: DuckDB then refuses every other process's read-write
+2. take a shared lock on the file and keep it to the end: DuckDB then refuses every other process's read-write
    open at once, with its own "Could not set lock" error, so nothing outside the rule can commit into the file
-   while its copy is made and worked on (readers are not affected). Nothing committed outside the rule is
-   therefore ever lost: it is either in the file before the copy, or refused where it was tried;
+   while its copy is made and worked on (readers, who take shared locks too, are not affected). Nothing
+   committed outside the rule is therefore ever lost: it is either in the file before the copy, or refused where
+   it was tried. The lock is an open file description lock (Linux), which DuckDB's own record locks conflict
+   with: a record lock of this process's own would be let go by the first close of any descriptor of the file
+   in this process (POSIX's rule), the copy's among them;
 3. copy the file (with the WAL a crashed writer left) to `.<file>.etl/work/<file>`, and note what it was copied
    from (`work.json`);
 4. the writer works on the copy (dlt, dbt, the ledger: plain DuckDB connections to the copy's path);
@@ -139,15 +142,21 @@ def _held_in_this_process(path: Path) -> bool:
         return False
     fd = os.open(path, os.O_RDWR)
     try:
-        # struct flock: l_type, l_whence, l_start, l_len, l_pid
-        request = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
-        try:
-            fcntl.fcntl(fd, ofd_setlk, request)
-        except OSError:
-            return True
-        return False
+        return not _ofd_lock(fd, fcntl.F_WRLCK)
     finally:
         os.close(fd)  # the open file description lock ends with its descriptor
+
+
+def _ofd_lock(fd: int, kind: int) -> bool:
+    """Take an open file description lock of `kind` (F_RDLCK, F_WRLCK) on the whole file, without waiting;
+    False when a conflicting lock (DuckDB's included) is held."""
+    # struct flock: l_type, l_whence, l_start, l_len, l_pid (0 for these locks), padded to its C size
+    request = struct.pack("hhqqi4x", kind, os.SEEK_SET, 0, 0, 0)
+    try:
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, request)  # type: ignore[attr-defined]
+    except OSError:
+        return False
+    return True
 
 
 def _pid_alive(pid: int) -> bool:
@@ -285,11 +294,32 @@ class DuckDBFile:
         if not self.path.exists():
             yield
             return
-        hold = self._open_read_only(self.path, busy_seconds)
+        if getattr(fcntl, "F_OFD_SETLK", None) is None:  # no such locks here: DuckDB's own, less strictly kept
+            hold = self._open_read_only(self.path, busy_seconds)
+            try:
+                yield
+            finally:
+                hold.close()
+            return
+        fd = os.open(self.path, os.O_RDONLY)
         try:
+            deadline = time.monotonic() + busy_seconds
+            said = False
+            while not _ofd_lock(fd, fcntl.F_RDLCK):
+                if time.monotonic() >= deadline or not said:
+                    try:  # DuckDB's own message names the process that holds the file
+                        duckdb.connect(str(self.path), read_only=True).close()
+                        message = f"the warehouse {self.path} is held for writing by another process"
+                    except duckdb.IOException as exc:
+                        message = self._busy_message(exc)
+                    if time.monotonic() >= deadline:
+                        raise WarehouseBusy(message)
+                    log.warning("%s; waiting up to %.0fs", message, busy_seconds)
+                    said = True
+                time.sleep(0.25)
             yield
         finally:
-            hold.close()
+            os.close(fd)  # and with it the lock
 
     def _read_manifest(self) -> dict[str, Any] | None:
         try:

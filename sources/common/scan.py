@@ -215,7 +215,7 @@ def _failed(result: ScanResult, error: str, cause: str | None = None) -> None:
     result.error = SECRETS.redact(error)[:2000]
     result.cause = cause
     log.log(
-        logging.INFO if cause else logging.ERROR,
+        logging.DEBUG if cause else logging.ERROR,  # a setting to fix: the job says it once, for every scan
         "%s [%s]: scan failed, nothing marked deleted: %s",
         result.resource,
         result.connection,
