@@ -79,8 +79,8 @@ def closing_summary(database: str, summaries: list[LoadSummary], report: Path, c
         "",
         "Try next:",
         f"  .venv/bin/accounting-etl status --database {here}",
-        f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{here}', read_only=True)"
-        f".sql('FROM {DEFAULT_DATASET}.payments LIMIT 5'))\"",
+        f"  .venv/bin/python -c \"import duckdb; duckdb.connect('{here}', read_only=True)"
+        f".sql('FROM {DEFAULT_DATASET}.payments').show()\"",
         f"  .venv/bin/accounting-etl transform --database {here} --as-of 2026-12-31",
         f"  .venv/bin/accounting-etl docs --database {here}    # the models' documentation and lineage (dbt)",
         '  .venv/bin/pip install -e ".[notebooks]" && .venv/bin/jupyter lab notebooks/',
