@@ -233,7 +233,13 @@ def _run(
                 wanted = transform and any(scans.rows_per_table().values())
                 with _models_parsed_meanwhile(session, warehouse, as_of, wanted):
                     loading = time.monotonic()
-                    info = pipeline.load()
+                    try:
+                        info = pipeline.load()
+                    except Exception:
+                        # a package loaded part-way: thrown away whole (the next run fetches it again), so that
+                        # the warehouse never holds some of its tables' rows without the others
+                        session.discard()
+                        raise
                     summary.load_ids.extend(info.loads_ids)
                     summary.step_seconds["load"] = round(time.monotonic() - loading, 3)
                 summary.rows_per_table = scans.rows_per_table()
@@ -347,7 +353,7 @@ def _record(pipeline: dlt.Pipeline, summary: LoadSummary) -> None:
     """Store the run's summary; a failure here is reported, never allowed to hide the run's own outcome."""
     if pipeline.has_pending_data:
         # the load itself did not finish: running now would retry that package, not record the summary
-        log.warning("run summary not stored: the load left a pending package (the next run finishes it)")
+        log.warning("run summary not stored: the load did not finish (the next run fetches its data again)")
         return
     try:
         pipeline.run(summary.resources(), loader_file_format=file_format(pipeline))

@@ -163,6 +163,14 @@ def test_cancel_takes_back_what_cannot_have_been_sent_and_refuses_the_rest(loade
     assert states["never-sent"][0] == states["rejected"][0] == "cancelled" and states["created"][0] == "created"
     assert push(loaded).outcomes == {}  # nothing left to send, nothing sent twice
     assert created_in_api(sandbox, "never-sent") == created_in_api(sandbox, "rejected") == 0
+    # a cancelled row back in the queue as it was (a stopped writer's rows carried over) stays cancelled; queued
+    # anew after the cancel, it is a new intent and is sent
+    queue(loaded, [{**base, "external_id": "never-sent", "connection": rows[0][0], "invoice_id": rows[0][1],
+                    "currency": rows[0][2], "total_amount": 100, "queued_at": "2000-01-01T00:00:00Z"}])  # fmt: skip
+    assert push(loaded).outcomes == {}
+    with duckdb.connect(str(loaded.path)) as con:
+        con.execute(f"UPDATE {DATASET}.outbound_payments SET queued_at = now() WHERE external_id = 'never-sent'")
+    assert push(loaded).outcomes == {"created": 1}
 
 
 def test_the_cancel_command_says_what_it_refused(loaded, sandbox, tmp_path):

@@ -6,6 +6,7 @@ a read-back of stored records that fails fails its scan."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -134,45 +135,66 @@ def test_outside_writes_are_refused_while_a_writer_works_and_kept_otherwise(tmp_
         con.execute("CREATE TABLE t (x INTEGER)")
     insert = "import duckdb, sys\nwith duckdb.connect(sys.argv[1]) as c: c.execute('INSERT INTO t VALUES (2)')"
     file = DuckDBFile(path)
-    with file.writing("a test writer") as copy:
+    with file.writing("a test writer") as turn:
         outside = subprocess.run([sys.executable, "-c", insert, str(path)], capture_output=True, text=True)
         assert outside.returncode != 0 and "Could not set lock" in outside.stderr  # refused where it was tried
-        with duckdb.connect(str(copy)) as con:
+        with duckdb.connect(str(turn.path)) as con:
             con.execute("INSERT INTO t VALUES (1)")
     assert subprocess.run([sys.executable, "-c", insert, str(path)]).returncode == 0  # no writer: in the file
-    with file.writing("another writer") as copy, duckdb.connect(str(copy)) as con:
+    with file.writing("another writer") as turn, duckdb.connect(str(turn.path)) as con:
         con.execute("INSERT INTO t VALUES (3)")
+    with file.writing("a writer that changes its mind") as turn, duckdb.connect(str(turn.path)) as con:
+        con.execute("INSERT INTO t VALUES (4)")
+        turn.discard()
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT list(x ORDER BY x) FROM t").fetchone()[0] == [1, 2, 3]
 
 
-def test_a_durable_writer_stopped_half_way_is_taken_over_or_carried_over(tmp_path):
-    """Rows a durable writer committed survive its stop: taken over whole when the file did not change since,
-    carried over by key into a fresh copy when it did (an outside write came between)."""
+def test_a_durable_writer_stopped_half_way_is_taken_over_or_carried_over_once(tmp_path):
+    """Rows a durable writer committed survive its stop: taken over whole when the file did not change since;
+    carried over into a fresh copy when it did (an outside write came between), by key or by whole rows, once,
+    also when the writer that carries them is stopped in turn."""
     path = tmp_path / "w.duckdb"
     with duckdb.connect(str(path)) as con:
         con.execute("CREATE SCHEMA s")
         con.execute("CREATE TABLE s.ledger (id VARCHAR PRIMARY KEY, status VARCHAR)")
+        con.execute("CREATE TABLE s.attempts (id VARCHAR, n INTEGER)")  # no key: carried by whole rows
         con.execute("CREATE TABLE s.other (x INTEGER)")
     stop = """
 import duckdb, os, signal, sys
 from pipelines.warehouse.duckdb_file import DuckDBFile
-with DuckDBFile(sys.argv[1]).writing("a stopped push", durable=True, keep=["s.ledger"]) as copy:
-    with duckdb.connect(str(copy)) as con:
+with DuckDBFile(sys.argv[1]).writing("a stopped push", durable=True, keep=["s.ledger", "s.attempts"]) as turn:
+    with duckdb.connect(str(turn.path)) as con:
         con.execute("INSERT INTO s.ledger VALUES ('{0}', 'pending')".format(sys.argv[2]))
+        con.execute("INSERT INTO s.attempts VALUES ('{0}', 1)".format(sys.argv[2]))
     os.kill(os.getpid(), signal.SIGKILL)
+"""
+    next_writer = """
+import sys
+from pipelines.warehouse.duckdb_file import DuckDBFile
+with DuckDBFile(sys.argv[1]).writing("the next writer"):
+    pass
 """
     assert subprocess.run([sys.executable, "-c", stop, str(path), "a"]).returncode == -signal.SIGKILL
     file = DuckDBFile(path)
-    with file.writing("the next writer") as copy, duckdb.connect(str(copy)) as con:
+    with file.writing("the next writer") as turn, duckdb.connect(str(turn.path)) as con:
         assert con.execute("SELECT * FROM s.ledger").fetchall() == [("a", "pending")]  # taken over
     assert subprocess.run([sys.executable, "-c", stop, str(path), "b"]).returncode == -signal.SIGKILL
     with duckdb.connect(str(path)) as con:  # an outside write after the stop: the file changed
         con.execute("INSERT INTO s.other VALUES (7)")
-    with file.writing("the next writer") as copy, duckdb.connect(str(copy)) as con:
+    # the writer that carries them is stopped after carrying, before its copy is in place: done again, once
+    carrying = subprocess.run(
+        [sys.executable, "-c", next_writer, str(path)], env={**os.environ, KILL_AT_ENV: "carried"}
+    )
+    assert carrying.returncode == -signal.SIGKILL
+    assert list(file.home.glob("stopped-*/copy"))  # what the stopped push wrote is kept aside meanwhile
+    with file.writing("the next writer") as turn, duckdb.connect(str(turn.path)) as con:
         assert con.execute("SELECT * FROM s.ledger ORDER BY id").fetchall() == [("a", "pending"), ("b", "pending")]
+        assert con.execute("SELECT * FROM s.attempts ORDER BY id").fetchall() == [("a", 1), ("b", 1)]
         assert con.execute("SELECT * FROM s.other").fetchall() == [(7,)]
-    assert list(file.home.glob("stopped-*.duckdb"))  # the stopped copy is kept beside, named in the log
+    with file.writing("one more writer") as turn, duckdb.connect(str(turn.path)) as con:
+        assert con.execute("SELECT count(*) FROM s.attempts").fetchone() == (2,)  # never carried twice
+    assert not list(file.home.glob("stopped-*"))  # carried and in place: the stopped copy is gone
 
 
 def test_a_read_back_that_fails_fails_its_scan_and_marks_nothing(warehouse, sandbox, monkeypatch):

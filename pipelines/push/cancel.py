@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pipelines import settings
-from pipelines.push.ledger import LEDGER_TABLES, Ledger, ensure_tables, transaction
+from pipelines.push.ledger import Ledger, ensure_tables, kept_tables, transaction
 from pipelines.push.plan import KINDS
 from pipelines.warehouse.identity import Warehouse
 
@@ -44,7 +44,7 @@ def cancel_queued(
     raw = settings.dataset_name(dataset)
     warehouse = Warehouse.of(database=database, dataset=raw)
     summary = CancelSummary()
-    kept = [f"{raw}.{table}" for table in LEDGER_TABLES]
+    kept = kept_tables(raw)
     with (
         warehouse.job_lock("push", f"a push cancel in {warehouse.describe()}"),
         warehouse.writing("a push cancel", durable=True, keep=kept) as session,

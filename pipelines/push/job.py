@@ -27,7 +27,7 @@ from pipelines import settings
 from pipelines.progress import PushCounts, live, push_table
 from pipelines.push.csv_import import CsvImport, CsvReject, invoice_numbers, queue_rows, read_csv
 from pipelines.push.engine import Engine, Lane, SendRules
-from pipelines.push.ledger import FINAL, LEDGER_TABLES, Ledger, ensure_tables
+from pipelines.push.ledger import FINAL, Ledger, ensure_tables, kept_tables
 from pipelines.push.plan import KINDS, Kind, loaded_invoices
 from pipelines.registry import check_distinct_aliases, providers
 from pipelines.warehouse.identity import Warehouse
@@ -130,7 +130,7 @@ def run_push(options: PushSettings | None = None) -> PushSummary:
     summary = PushSummary(run_id=run_id, dry_run=options.dry_run)
     stats = RequestStats()
     warehouse = Warehouse.of(database=options.database, dataset=options.dataset)
-    kept = [f"{raw}.{table}" for table in LEDGER_TABLES]
+    kept = kept_tables(raw)
     what = "a push dry run" if options.dry_run else "a push"
     with (
         warehouse.job_lock("push", f"{what} into {warehouse.describe()}"),
@@ -231,7 +231,7 @@ def _open_rows(
             row = dict(zip(names, values, strict=True))
             if row["external_id"] in replaced:
                 continue
-            if entries.get(row["external_id"], {}).get("status") not in FINAL:
+            if _open(entries.get(row["external_id"], {}), row):
                 todo.append((kind, row))
     queues = {kind.queue: kind for kind in KINDS}
     for imported in files:
@@ -239,6 +239,18 @@ def _open_rows(
             if entries.get(row["external_id"], {}).get("status") not in FINAL:
                 todo.append((queues[imported.table], dict(row)))
     return todo
+
+
+def _open(entry: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
+    """Whether a queued row is still to be sent: not created, and not cancelled (unless queued again after the
+    cancel: a new intent)."""
+    status = entry.get("status")
+    if status in FINAL:
+        return False
+    if status == "cancelled":
+        queued, cancelled = row.get("queued_at"), entry.get("updated_at")
+        return queued is not None and cancelled is not None and queued > cancelled
+    return True
 
 
 def _plan(

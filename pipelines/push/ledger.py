@@ -57,8 +57,17 @@ INVOICE_COLUMNS = {
     "queued_at": "TIMESTAMP WITH TIME ZONE DEFAULT current_timestamp",
 }
 QUEUES = {"outbound_payments": OUTBOUND_COLUMNS, "outbound_invoices": INVOICE_COLUMNS}
-# what push writes that must survive a stop half-way: the queues and the ledger (`Warehouse.writing`'s `keep`)
-LEDGER_TABLES = (*QUEUES, "push_log", "push_attempts", "push_plan")
+LEDGER_TABLES = ("push_log", "push_attempts", "push_plan")
+
+
+def kept_tables(schema: str) -> list[tuple[str, str | None]]:
+    """What push writes that must survive a stop half-way (`Warehouse.writing`'s `keep`): the ledger whole, and
+    the queue rows the ledger speaks of (a payment that may be in flight stays queued, so that it is followed
+    up); other queue rows are not carried back, so a row deleted meanwhile is not queued again."""
+    spoken_of = f'external_id IN (SELECT external_id FROM stopped."{schema}".push_log)'
+    return [(f"{schema}.{table}", None) for table in LEDGER_TABLES] + [
+        (f"{schema}.{queue}", spoken_of) for queue in QUEUES
+    ]
 # A queued date is a calendar day, not an instant: as TIMESTAMP WITH TIME ZONE, '2026-11-20' written on a
 # machine east of UTC was the 19th in UTC and went out as the 19th. Queues made before were TIMESTAMP WITH
 # TIME ZONE and are converted in place, in the zone of the machine running push (where they were written).

@@ -40,7 +40,7 @@ from pipelines.warehouse.destination import (
     duckdb_memory_limit,
     make_destination,
 )
-from pipelines.warehouse.duckdb_file import DuckDBFile
+from pipelines.warehouse.duckdb_file import WRITER_WAIT_SECONDS, DuckDBFile, Keep, Turn
 from pipelines.warehouse.duckdb_merge import with_key_first_dedup
 from pipelines.warehouse.locks import advisory_lock, file_lock
 from transforms.dbt_runner import DbtTarget
@@ -117,7 +117,9 @@ class Warehouse:
             with file_lock(self.file.lock_path(name), what):
                 yield
         elif self.kind == "postgres":
-            with advisory_lock(self._url(), f"{name}:{self.location}:{self.dataset}", what, wait=False):
+            # advisory locks belong to the database they are taken in: the dataset names the rest, whatever the
+            # host is called in the URL (localhost, an address, a pooler)
+            with advisory_lock(self._url(), f"{name}:{self.dataset}", what, wait=False):
                 yield
         else:
             with file_lock(self.scratch_dir().parent / f"{self.key}.{name}.lock", what):
@@ -139,19 +141,20 @@ class Warehouse:
 
     @contextmanager
     def writing(
-        self, what: str, durable: bool = False, keep: Sequence[str] = (), timings: dict[str, float] | None = None
+        self, what: str, durable: bool = False, keep: Sequence[Keep] = (), timings: dict[str, float] | None = None
     ) -> Iterator[WriteSession]:
         """The writer's turn for `what`: everything written through the session lands together when the block
         ends (DuckDB), or as it is written, with other writers of the dataset kept out meanwhile (PostgreSQL).
         `durable` and `keep` (tables `schema.table`): writes that must survive a stop half-way; `timings`: the
         seconds the turn spent waiting, copying and putting the copy in place (`duckdb_file`)."""
         if self.kind == "duckdb":
-            with self.file.writing(what, durable=durable, keep=keep, timings=timings) as path:
-                yield WriteSession(self, path)
+            with self.file.writing(what, durable=durable, keep=keep, timings=timings) as turn:
+                yield WriteSession(self, turn.path, turn)
             return
         guard: Any = nullcontext()
         if self.kind == "postgres":
-            guard = advisory_lock(self._url(), f"write:{self.location}:{self.dataset}", f"the writer's turn: {what}")
+            guard = advisory_lock(self._url(), f"write:{self.dataset}", f"the writer's turn: {what}",
+                                  wait_seconds=WRITER_WAIT_SECONDS)  # fmt: skip
         with guard:
             yield WriteSession(self, None)
 
@@ -160,13 +163,18 @@ class Warehouse:
         """A function running one query on the warehouse as it is now, returning (column names, rows); holds
         a connection only for the block (a DuckDB file read-only)."""
         if self.kind == "duckdb":
-            with duckdb.connect(self.location, read_only=True) as con:
+            # through a snapshot, a path of its own: DuckDB hands out the instance it holds for a path, and one
+            # this process holds for the file itself may be of a version a writer has since replaced
+            with self.file.snapshot() as snapshot:
+                if snapshot is None:
+                    raise FileNotFoundError(f"no warehouse at {self.location}: load first")
+                with duckdb.connect(str(snapshot), read_only=True) as con:
 
-                def run(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-                    cursor = con.execute(sql)
-                    return [d[0] for d in cursor.description], cursor.fetchall()
+                    def run(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+                        cursor = con.execute(sql)
+                        return [d[0] for d in cursor.description], cursor.fetchall()
 
-                yield run
+                    yield run
             return
         pipeline = dlt.pipeline(pipeline_name="accounting_reader", destination=self.destination,
                                 dataset_name=self.dataset, pipelines_dir=str(self.scratch_dir()))  # fmt: skip
@@ -189,6 +197,13 @@ class WriteSession:
 
     warehouse: Warehouse
     path: Path | None  # the DuckDB copy
+    turn: Turn | None = None
+
+    def discard(self) -> None:
+        """Throw away what this turn wrote (on DuckDB; a load whose load step failed), unless it holds writes
+        that must not be lost. On PostgreSQL what was written stays written."""
+        if self.turn is not None:
+            self.turn.discard()
 
     def destination(self) -> Any:
         """A dlt destination writing here."""

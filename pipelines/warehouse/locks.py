@@ -90,21 +90,30 @@ def lock_key(name: str) -> int:
 
 
 @contextmanager
-def advisory_lock(url: str, name: str, what: str, wait: bool = True) -> Iterator[Any]:
-    """Hold the session advisory lock `name` on the server at `url` (waiting for it, or refusing with
-    `AlreadyRunning`); yields the psycopg2 connection that holds it (autocommit)."""
+def advisory_lock(
+    url: str, name: str, what: str, wait: bool = True, wait_seconds: float | None = None
+) -> Iterator[Any]:
+    """Hold the session advisory lock `name` on the server at `url`: wait for it (up to `wait_seconds`, None:
+    as long as it takes), or refuse at once with `AlreadyRunning`; yields the psycopg2 connection that holds it
+    (autocommit). Advisory locks belong to the database they are taken in."""
     import psycopg2
 
     connection = psycopg2.connect(url)
     try:
         connection.autocommit = True
+        deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
+        said = False
         with connection.cursor() as cursor:
-            if wait:
-                cursor.execute("SELECT pg_advisory_lock(%s)", (lock_key(name),))
-            else:
+            while True:
                 cursor.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(name),))
-                if not cursor.fetchone()[0]:
-                    raise AlreadyRunning(f"{what} is already running")
+                if cursor.fetchone()[0]:
+                    break
+                if not wait or (deadline is not None and time.monotonic() >= deadline):
+                    raise AlreadyRunning(f"{what}: another run holds the lock {name!r}; not starting beside it")
+                if not said:
+                    log.info("%s waits for another run holding %r", what, name)
+                    said = True
+                time.sleep(0.2)
         yield connection
     finally:
         connection.close()  # ends the session, and with it the lock
