@@ -27,6 +27,12 @@ Per record:
 5. Anything no rule foresaw (an API failing a lookup, an answer of no known shape) ends only the records it
    touched, in a state the next run resolves: `unknown` where a request may have gone out, `failed` where
    none did; a `submitted` record stays submitted, a created one created.
+6. What a server says is checked before it is believed (`_doubt`): a record an answer, a job or a lookup
+   gives for a row is that row's only when it carries no other external id, its content (invoice, amount,
+   currency; an invoice's number) is what the row sent, no other row has it, and it was not in the warehouse
+   before this row was first sent. An answer that fails the check leaves the row `unknown`, and it is looked
+   up; a record found by a lookup that carries the row's external id but differs from it is never taken and
+   never sent past: it stays `unknown` for a person.
 """
 
 from __future__ import annotations
@@ -34,10 +40,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipelines.push.ledger import FINAL, Ledger, may_resend
@@ -49,6 +56,8 @@ log = logging.getLogger("accounting_etl.push")
 
 Row = dict[str, Any]
 OPEN = ("pending", "unknown", "submitted")
+CLOCK_MARGIN = timedelta(minutes=5)  # a record's creation time, by the server's clock, may precede ours a little
+COMPARED = {"payment": ("invoice_id", "total_amount", "currency"), "invoice": ("number", "total_amount", "currency")}
 
 
 @dataclass(frozen=True)
@@ -77,13 +86,16 @@ class Engine:
         rules: SendRules,
         concurrency: int = 4,
         on_event: Callable[[str, str], None] | None = None,
+        loaded: Container[str] = frozenset(),
     ) -> None:
         self.ledger = ledger
         self.entries = entries
         self.rules = rules
         self.concurrency = max(1, concurrency)
         self.on_event = on_event or (lambda name, external_id: None)  # test hooks: intent, answered, ...
-        self.claimed = {e["record_id"] for e in entries.values() if e.get("record_id")}
+        # record id -> the external id of the row that has it
+        self.claimed: dict[str, str] = {e["record_id"]: x for x, e in entries.items() if e.get("record_id")}
+        self.loaded = loaded  # the records the warehouse held when this run began (`in` asks)
         self.sent_at: dict[str, datetime] = {}  # this run's sends
         self.lock = threading.Lock()
         self.errors: list[str] = []  # what stopped records part-way (masked)
@@ -164,9 +176,29 @@ class Engine:
     def _created(self, kind: str, row: Row, created: Created, phase: str, http_status: int | None = None) -> None:
         with self.lock:
             if created.record_id:
-                self.claimed.add(created.record_id)
+                self.claimed[created.record_id] = row["external_id"]
         self._record(kind, row, "created", phase, record_id=created.record_id, remote_id=created.remote_id,
                      provider_id=created.provider_id, http_status=http_status)  # fmt: skip
+
+    def _doubt(self, kind: str, row: Row, created: Created, locked: bool = False) -> str | None:
+        """Why `created` cannot be taken for `row`'s record (see the module text, rule 6), or None. `locked`:
+        the caller holds the engine's lock."""
+        external_id = row["external_id"]
+        if created.external_id is not None and created.external_id != external_id:
+            return f"it carries the external id {created.external_id!r}"
+        if created.record_id:
+            with nullcontext() if locked else self.lock:
+                owner = self.claimed.get(created.record_id)
+            if owner is not None and owner != external_id:
+                return f"record {created.record_id} is {owner}'s"
+        differs = differences(kind, row, created.content or {})
+        if differs:
+            return "its " + ", ".join(differs)
+        if created.record_id in self.loaded and created.external_id != external_id:
+            first = self._first_attempt([row])
+            if created.created_at is None or created.created_at < first - CLOCK_MARGIN:
+                return f"record {created.record_id} was in the warehouse before this row was sent"
+        return None
 
     def _send(self, lane: Lane, kind: str, alias: str, rows: list[Row]) -> None:
         writer, rules = lane.writer, self.rules
@@ -202,8 +234,12 @@ class Engine:
                     rows = self._follow(lane, kind, alias, answer.job_id, rows, answer)
                     failure = ""
                 else:
-                    self._answered(kind, rows, answer)
-                    return
+                    doubted = self._answered(kind, rows, answer)
+                    if not doubted:
+                        return
+                    # an answer that describes another record: whether this one was created, a lookup tells
+                    rows = self._resolve(lane, kind, alias, doubted, "resolve", sent_at=datetime.now(UTC))
+                    failure = ": the answer described another record"
             if not rows:
                 return
             if send == rules.sends_per_record:
@@ -213,17 +249,26 @@ class Engine:
                 return
             time.sleep(writer.backoff(send))
 
-    def _answered(self, kind: str, rows: list[Row], created: Mapping[str, Created]) -> None:
+    def _answered(self, kind: str, rows: list[Row], created: Mapping[str, Created]) -> list[Row]:
         """The answer names what was created: each row is `created`, or `unknown` when the answer leaves it
-        out (the next run looks it up)."""
+        out (the next run looks it up). Returns the rows whose answer describes a record that is not theirs
+        (`unknown`, to be looked up now)."""
         self.on_event("answered", rows[0]["external_id"])
+        doubted = []
         for row in rows:
             record = created.get(row["external_id"])
-            if record is not None:
+            if record is None:
+                self._record(kind, row, "unknown", "outcome", error="the answer does not name this record")
+                continue
+            doubt = self._doubt(kind, row, record)
+            if doubt is None:
                 self._created(kind, row, record, "outcome", 201)
             else:
-                self._record(kind, row, "unknown", "outcome", error="the answer does not name this record")
+                self._record(kind, row, "unknown", "outcome", http_status=201,
+                             error=f"the answer describes another record ({doubt}): looked up")  # fmt: skip
+                doubted.append(row)
         self.on_event("recorded", rows[0]["external_id"])
+        return doubted
 
     def _first_attempt(self, rows: Iterable[Row]) -> datetime:
         """The earliest send of these rows (now if none is known): a lookup reads changes from there on."""
@@ -231,12 +276,24 @@ class Engine:
                 for r in rows]  # fmt: skip
         return min((t for t in sent if t is not None), default=datetime.now(UTC))
 
-    def _find(self, lane: Lane, kind: str, alias: str, row: Row) -> Created | None:
-        with self.lock:  # finding and claiming are one step: two rows never take one record
-            found = lane.writer.find(kind, lane.accounts[alias], row, self.claimed)
-            if found is not None and found.record_id:
-                self.claimed.add(found.record_id)
-            return found
+    def _find(self, lane: Lane, kind: str, alias: str, row: Row) -> tuple[Created | None, str | None]:
+        """The record a lookup finds for `row`, claimed for it: (record, None). When the one found carries the
+        row's external id but cannot be its (`_doubt`): (None, why), and the row is never sent past it; any
+        other doubtful record is as good as none: (None, None). Finding and claiming are one step: two rows
+        never take one record."""
+        not_before = self._first_attempt([row]) - CLOCK_MARGIN
+        with self.lock:
+            taken = _Taken(set(self.claimed), self.loaded)
+        found = lane.writer.find(kind, lane.accounts[alias], row, taken, not_before)  # type: ignore[arg-type]
+        if found is None:
+            return None, None
+        with self.lock:
+            doubt = self._doubt(kind, row, found, locked=True)
+            if doubt is None and found.record_id:
+                self.claimed[found.record_id] = row["external_id"]
+        if doubt is None:
+            return found, None
+        return None, doubt if found.external_id == row["external_id"] else None
 
     def _resolve(
         self, lane: Lane, kind: str, alias: str, rows: list[Row], phase: str, sent_at: datetime | None = None
@@ -245,10 +302,14 @@ class Engine:
         lane.writer.refresh(kind, lane.accounts[alias], self._first_attempt(rows))
         again = []
         for row in rows:
-            found = self._find(lane, kind, alias, row)
+            found, doubt = self._find(lane, kind, alias, row)
             last_sent = sent_at or self.entries.get(row["external_id"], {}).get("last_attempt_at")
             if found is not None:
                 self._created(kind, row, found, phase)
+            elif doubt is not None:
+                # a record carrying this row's external id exists but is not what was sent: never sent past it
+                self._record(kind, row, "unknown", phase,
+                             error=f"a record with this external id exists, but {doubt}: needs a person")  # fmt: skip
             elif may_resend(last_sent, self.rules.resend_unknown_after):
                 again.append(row)
             else:
@@ -276,11 +337,20 @@ class Engine:
                 for row in rows:  # still in the job: followed by the next run, never resent
                     self._record(kind, row, "submitted", "follow", remote_job=job_id or None, error=error)
                 return []
-        if any(row["external_id"] not in job.created for row in rows):  # the records say which were created
+        answered = {}
+        for row in rows:  # what the job says was created, where it is this row's (`_doubt`)
+            record = job.created.get(row["external_id"])
+            doubt = None if record is None else self._doubt(kind, row, record)
+            if doubt is not None:
+                log.warning("job %s names a record for %s that is not its (%s): looked up", job_id,
+                            row["external_id"], doubt)  # fmt: skip
+            elif record is not None:
+                answered[row["external_id"]] = record
+        if any(row["external_id"] not in answered for row in rows):  # the records say which were created
             lane.writer.refresh(kind, lane.accounts[alias], self._first_attempt(rows))
         again = []
         for row in rows:
-            created = job.created.get(row["external_id"]) or self._find(lane, kind, alias, row)
+            created = answered.get(row["external_id"]) or self._find(lane, kind, alias, row)[0]
             if created is not None:
                 self._created(kind, row, created, "outcome")
             elif job.failed:
@@ -297,3 +367,36 @@ class Engine:
                 self._record(kind, row, "rejected", "outcome", error=reason)
         self.on_event("recorded", rows[0]["external_id"])
         return again
+
+
+def differences(kind: str, row: Mapping[str, Any], content: Mapping[str, Any]) -> list[str]:
+    """How a record's content (in the queue's terms) differs from the row that was sent: `name value (sent
+    value)` for each compared field both have."""
+    out = []
+    for name in COMPARED[kind]:
+        sent, got = row.get(name), content.get(name)
+        if sent is None or got is None:
+            continue
+        if name == "currency":
+            sent, got = str(sent).upper(), str(got).upper()
+        elif name == "total_amount":
+            try:
+                sent, got = int(sent), int(got)
+            except (TypeError, ValueError):
+                pass
+        else:
+            sent, got = str(sent), str(got)
+        if sent != got:
+            out.append(f"{name} {got!r} (sent {sent!r})")
+    return out
+
+
+class _Taken:
+    """The records a lookup must not take by content: claimed by a row, or in the warehouse before the run."""
+
+    def __init__(self, claimed: set[str], loaded: Container[str]) -> None:
+        self.claimed = claimed
+        self.loaded = loaded
+
+    def __contains__(self, record_id: object) -> bool:
+        return record_id in self.claimed or record_id in self.loaded

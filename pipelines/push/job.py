@@ -26,7 +26,7 @@ from typing import Any
 from pipelines import settings
 from pipelines.progress import PushCounts, live, push_table
 from pipelines.push.csv_import import CsvImport, CsvReject, invoice_numbers, queue_rows, read_csv
-from pipelines.push.engine import Engine, Lane, SendRules
+from pipelines.push.engine import COMPARED, Engine, Lane, SendRules, differences
 from pipelines.push.ledger import FINAL, Ledger, ensure_tables, kept_tables
 from pipelines.push.plan import KINDS, Kind, loaded_invoices
 from pipelines.registry import check_distinct_aliases, providers
@@ -163,7 +163,8 @@ def run_push(options: PushSettings | None = None) -> PushSummary:
                         ledger.record(item["external_id"], item["connection"] or "", "rejected", phase="validation",
                                       kind=item["kind"], error=item["reason"])  # fmt: skip
             counts.provider_of = {row["external_id"]: owner[row["connection"]].name for _, row in sendable}
-            engine = Engine(ledger, entries, options.rules, options.concurrency, options.on_event)
+            engine = Engine(ledger, entries, options.rules, options.concurrency, options.on_event,
+                            loaded=LoadedIds(ledger, raw))  # fmt: skip
             writer_options = WriterOptions(policy=options.policy, stats=stats, page_size=options.lookup_page_size,
                                            batch_size=options.batch_size)  # fmt: skip
             sending = time.monotonic()
@@ -291,8 +292,28 @@ def _plan(
     return sendable
 
 
+class LoadedIds:
+    """Whether a record id is among the loaded payments or invoices (`in`), asked of the warehouse one id at a
+    time (a warehouse may hold millions; push asks of the few records servers name)."""
+
+    def __init__(self, ledger: Ledger, raw: str) -> None:
+        self.ledger = ledger
+        self.tables = [k.loaded_table for k in KINDS if ledger.has_table(k.loaded_table)]
+        self.known: dict[str, bool] = {}
+
+    def __contains__(self, record_id: object) -> bool:
+        if not isinstance(record_id, str) or not self.tables:
+            return False
+        if record_id not in self.known:
+            self.known[record_id] = any(self.ledger.holds(table, record_id) for table in self.tables)
+        return self.known[record_id]
+
+
 def _confirm(con: Any, raw: str, ledger: Ledger) -> None:
-    """`created` records that a later load brought into `payments` / `invoices` become `confirmed`."""
+    """`created` records that a later load brought into `payments` / `invoices` become `confirmed`, when the
+    loaded record is what was sent (amount, currency, invoice; an invoice's number): one that differs is
+    `unknown`, with what differs, for a person (the id alone proves nothing: an answer may have named another
+    record)."""
     for kind in KINDS:
         present = con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
@@ -300,10 +321,29 @@ def _confirm(con: Any, raw: str, ledger: Ledger) -> None:
         ).fetchone()[0]
         if not present:
             continue
-        rows = con.execute(
-            f"SELECT l.external_id, l.connection FROM {raw}.push_log l JOIN {raw}.{kind.loaded_table} r "
-            f"ON r.id = l.record_id WHERE l.status = 'created' AND l.kind = ?",
+        columns = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            [raw, kind.loaded_table]).fetchall()}  # fmt: skip
+        compared = [c for c in COMPARED[kind.name] if c in columns]
+        loaded = ", ".join(f"r.{c} AS loaded_{c}" for c in compared)
+        cursor = con.execute(
+            # the ledger's columns last: a dict of the row keeps them over the queue's (gone when cancelled)
+            f"SELECT q.*, {loaded}, l.external_id, l.connection, l.record_id FROM {raw}.push_log l "
+            f"JOIN {raw}.{kind.loaded_table} r ON r.id = l.record_id "
+            f"LEFT JOIN {raw}.{kind.queue} q ON q.external_id = l.external_id "
+            "WHERE l.status = 'created' AND l.kind = ?",
             [kind.name],
-        ).fetchall()
-        for external_id, connection in rows:
-            ledger.record(external_id, connection, "confirmed", phase="confirm", kind=kind.name)
+        )
+        names = [d[0] for d in cursor.description]
+        for values in cursor.fetchall():
+            found = dict(zip(names, values, strict=False))
+            content = {c: found[f"loaded_{c}"] for c in compared}
+            if kind.name == "payment" and content.get("total_amount") is None and "total_amount" in content:
+                content["total_amount"] = 0  # Panora leaves a zero amount out
+            differs = differences(kind.name, found, content) if found.get("total_amount") is not None else []
+            if differs:
+                ledger.record(found["external_id"], found["connection"], "unknown", phase="confirm", kind=kind.name,
+                              error=f"the loaded record {found['record_id']} is not what was sent: its "
+                              f"{', '.join(differs)}; check it in the accounting system")  # fmt: skip
+            else:
+                ledger.record(found["external_id"], found["connection"], "confirmed", phase="confirm", kind=kind.name)

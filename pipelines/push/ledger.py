@@ -68,6 +68,8 @@ def kept_tables(schema: str) -> list[tuple[str, str | None]]:
     return [(f"{schema}.{table}", None) for table in LEDGER_TABLES] + [
         (f"{schema}.{queue}", spoken_of) for queue in QUEUES
     ]
+
+
 # A queued date is a calendar day, not an instant: as TIMESTAMP WITH TIME ZONE, '2026-11-20' written on a
 # machine east of UTC was the 19th in UTC and went out as the 19th. Queues made before were TIMESTAMP WITH
 # TIME ZONE and are converted in place, in the zone of the machine running push (where they were written).
@@ -150,6 +152,23 @@ class Ledger:
                 f"SELECT status FROM {self.schema}.push_log WHERE external_id = ?", [external_id]
             ).fetchone()
         return row[0] if row else None
+
+    def has_table(self, table: str) -> bool:
+        with self.lock:
+            return bool(
+                self.con.execute(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                    [self.schema, table],
+                ).fetchone()[0]
+            )
+
+    def holds(self, table: str, record_id: str) -> bool:
+        """Whether the loaded `table` holds a record of this id."""
+        with self.lock:
+            return (
+                self.con.execute(f"SELECT count(*) FROM {self.schema}.{table} WHERE id = ?", [record_id]).fetchone()[0]
+                > 0
+            )
 
     def entries(self) -> dict[str, dict[str, Any]]:
         with self.lock:

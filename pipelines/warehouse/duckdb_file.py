@@ -407,7 +407,8 @@ class DuckDBFile:
                 )
                 if unchanged:
                     log.warning(
-                        "taking over the copy of %s that a stopped writer left (%s): it holds writes that must not be lost",
+                        "taking over the copy of %s that a stopped writer left (%s): it holds writes that must "
+                        "not be lost",
                         self.path,
                         leftover.get("what", "writer"),
                     )
@@ -488,7 +489,10 @@ class DuckDBFile:
             try:
                 schema = CARRIED_TABLE.split(".")[0]
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-                con.execute(f"CREATE TABLE IF NOT EXISTS {CARRIED_TABLE} (name VARCHAR PRIMARY KEY, carried_at TIMESTAMP WITH TIME ZONE)")
+                con.execute(
+                    f"CREATE TABLE IF NOT EXISTS {CARRIED_TABLE} (name VARCHAR PRIMARY KEY, "
+                    "carried_at TIMESTAMP WITH TIME ZONE)"
+                )
                 if con.execute(f"SELECT count(*) FROM {CARRIED_TABLE} WHERE name = ?", [name]).fetchone()[0]:
                     con.execute("ROLLBACK")
                     return

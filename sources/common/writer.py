@@ -41,11 +41,17 @@ class WriterOptions:
 @dataclass(frozen=True)
 class Created:
     """A record the API holds: the key it gets in the loaded tables, its id in the accounting system, and the
-    provider's own id where that is another."""
+    provider's own id where that is another; and what the engine checks before it believes the record is a
+    row's (`pipelines/push/engine.py`): the external id the record itself carries, where the provider keeps one;
+    its content in the queue's terms (`invoice_id`, `total_amount` in minor units, `currency`; `number` of an
+    invoice), as far as the writer can read it back; and when it was created."""
 
     record_id: str | None
     remote_id: str | None = None
     provider_id: str | None = None
+    external_id: str | None = None
+    content: Mapping[str, Any] | None = field(default=None, compare=False)
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -83,9 +89,13 @@ class Writer(Protocol):
         """Read what the API lists of `kind` in `account` now (records changed since `since` at least)."""
         ...
 
-    def find(self, kind: str, account: str, row: Row, claimed: set[str]) -> Created | None:
-        """The record the API holds for a pushed row, from what `refresh` read; never one in `claimed` (the
-        records other rows are known to have created)."""
+    def find(
+        self, kind: str, account: str, row: Row, claimed: set[str], not_before: datetime | None = None
+    ) -> Created | None:
+        """The record the API holds for a pushed row, from what `refresh` read: the one carrying the row's
+        external id, else (a record carrying none) one of the same content created at or after `not_before` (the
+        row's first send, less a margin for clocks) and not in `claimed` (records other rows are known to have,
+        or that were there before). Never a record carrying another external id."""
         ...
 
     def backoff(self, send: int) -> float:

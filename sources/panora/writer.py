@@ -3,6 +3,10 @@ the `external_id` push puts into its `field_mappings`, else by its content.
 
 Panora's POST has no idempotency key and answers with the created record. Its list endpoints are in
 insertion order, so the record index of a connection is read once and then continued from its last row.
+
+What an answer or a listed record says is handed to the engine as it is (`Created`: the external id it
+carries, its content in the queue's terms, when it was created), which checks it against the row before it
+believes it: a 201 that describes another record is not this row's.
 """
 
 from __future__ import annotations
@@ -76,6 +80,13 @@ def _same_invoice(record: dict[str, Any], body: dict[str, Any]) -> bool:
     )
 
 
+def _not_before(record: dict[str, Any], moment: datetime | None) -> bool:
+    """Whether a record may have been created by a send at or after `moment` (by its `created_at`; a record
+    that does not say may)."""
+    created = _moment(record.get("created_at"))
+    return moment is None or created is None or created >= moment
+
+
 BODIES: dict[str, Callable[[Row], dict[str, Any]]] = {"payment": payment_body, "invoice": invoice_body}
 SAME_CONTENT = {"payment": _same_payment, "invoice": _same_invoice}
 
@@ -107,9 +118,44 @@ class RecordIndex:
                         self.by_external_id[str(mappings[EXTERNAL_ID_FIELD])] = record
 
 
-def _created(record: dict[str, Any]) -> Created:
+def _external_id(record: dict[str, Any]) -> str | None:
+    mappings = record.get("field_mappings")
+    if isinstance(mappings, dict) and mappings.get(EXTERNAL_ID_FIELD) is not None:
+        return str(mappings[EXTERNAL_ID_FIELD])
+    return None
+
+
+def _moment(value: Any) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _content(kind: str, record: dict[str, Any]) -> dict[str, Any]:
+    """A record in the queue's terms: what push can compare with the row it sent."""
+    currency = record.get("currency")
+    content: dict[str, Any] = {
+        "total_amount": record.get("total_amount", 0),  # Panora leaves a zero amount out
+        "currency": str(currency).upper() if currency is not None else None,
+    }
+    if kind == "payment":
+        content["invoice_id"] = record.get("invoice_id")
+    elif record.get("number") is not None:
+        content["number"] = record.get("number")
+    return content
+
+
+def _created(kind: str, record: dict[str, Any]) -> Created:
     remote_id = record.get("remote_id")
-    return Created(record_id=record["id"], remote_id=None if remote_id is None else str(remote_id))
+    return Created(
+        record_id=record["id"],
+        remote_id=None if remote_id is None else str(remote_id),
+        external_id=_external_id(record),
+        content=_content(kind, record),
+        created_at=_moment(record.get("created_at")),
+    )
 
 
 class PanoraWriter:
@@ -133,7 +179,7 @@ class PanoraWriter:
             # a 2xx without the created record: it was created, but which record is it?
             raise OutcomeUnknown("POST", ENDPOINTS[resource], 201,
                                  f"the answer holds no created record ({type(created).__name__})")  # fmt: skip
-        return {row["external_id"]: _created(created)}
+        return {row["external_id"]: _created(kind, created)}
 
     def job(self, account: str, job_id: str) -> Job:
         raise ApiError("GET", job_id, 404, "Panora creates records at once; it runs no write jobs")
@@ -148,14 +194,17 @@ class PanoraWriter:
     def refresh(self, kind: str, account: str, since: datetime) -> None:
         self._index(kind, account).refresh()  # the whole list: Panora filters nothing by time
 
-    def find(self, kind: str, account: str, row: Row, claimed: set[str]) -> Created | None:
+    def find(
+        self, kind: str, account: str, row: Row, claimed: set[str], not_before: datetime | None = None
+    ) -> Created | None:
         index = self._index(kind, account)
         found = index.by_external_id.get(row["external_id"])
-        if found is None:
+        if found is None:  # by content: only a record that carries no external id and could be this row's
             body = BODIES[kind](row)
             same = SAME_CONTENT[kind]
-            found = next((r for r in index.records if r["id"] not in claimed and same(r, body)), None)
-        return None if found is None else _created(found)
+            found = next((r for r in index.records if r["id"] not in claimed and _external_id(r) is None
+                          and _not_before(r, not_before) and same(r, body)), None)  # fmt: skip
+        return None if found is None else _created(kind, found)
 
     def backoff(self, send: int) -> float:
         return self.client.http.policy.backoff(send, self.client.http.rng)

@@ -48,15 +48,45 @@ def payment_body(row: Row, company_id: str) -> dict[str, Any]:
     return body
 
 
+def _minor_units(amount: Any, currency: Any) -> int | None:
+    """A Rootfi amount (major units) in minor units, or None when it does not read as one."""
+    try:
+        minor = Decimal(str(amount)).scaleb(minor_unit_exponent(currency))
+    except (ArithmeticError, ValueError):
+        return None
+    return int(minor) if minor == minor.to_integral_value() else None
+
+
 def _created(record: Mapping[str, Any], company_id: str) -> Created:
+    """A created or listed payment: its keys, and what the engine checks against the row (the external id it
+    carries as `document_number`, its invoice, amount and currency in the queue's terms)."""
     company = record.get("rootfi_company_id") or company_id
     platform_id = record.get("platform_id")
     rootfi_id = record.get("rootfi_id")
+    currency = record.get("currency_id")
+    invoice = record.get("invoice_id")
+    content = {
+        "invoice_id": None if invoice is None else record_key(company, invoice),
+        "total_amount": None if record.get("amount") is None else _minor_units(record.get("amount"), currency),
+        "currency": None if currency is None else str(currency).upper(),
+    }
+    document = record.get("document_number")
     return Created(
         record_id=record_key(company, platform_id) if platform_id is not None else None,
         remote_id=None if platform_id is None else str(platform_id),
         provider_id=None if rootfi_id is None else str(rootfi_id),
+        external_id=None if document is None else str(document),
+        content={k: v for k, v in content.items() if v is not None},
+        created_at=_stamp(record.get("rootfi_created_at")) or updated_at(record),
     )
+
+
+def _stamp(value: Any) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def read_job(job: Mapping[str, Any], company_id: str) -> Job:
@@ -156,7 +186,10 @@ class RootfiWriter:
     def refresh(self, kind: str, account: str, since: datetime) -> None:
         self._lookup(account).refresh(since)
 
-    def find(self, kind: str, account: str, row: Row, claimed: set[str]) -> Created | None:
+    def find(
+        self, kind: str, account: str, row: Row, claimed: set[str], not_before: datetime | None = None
+    ) -> Created | None:
+        # by `document_number` only: every payment push sends carries it, so content is never needed
         record = self._lookup(account).by_document.get(row["external_id"])
         return None if record is None else _created(record, account)
 
