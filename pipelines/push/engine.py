@@ -350,9 +350,14 @@ class Engine:
             lane.writer.refresh(kind, lane.accounts[alias], self._first_attempt(rows))
         again = []
         for row in rows:
-            created = answered.get(row["external_id"]) or self._find(lane, kind, alias, row)[0]
+            created, doubt = answered.get(row["external_id"]), None
+            if created is None:
+                created, doubt = self._find(lane, kind, alias, row)
             if created is not None:
                 self._created(kind, row, created, "outcome")
+            elif doubt is not None:  # a record with this row's external id that is not what was sent
+                self._record(kind, row, "unknown", "outcome",
+                             error=f"a record with this external id exists, but {doubt}: needs a person")  # fmt: skip
             elif job.failed:
                 reason = job.failures.get(row["external_id"]) or job.unnamed_reason or job.error or ""
                 self._record(kind, row, "failed", "outcome", error=f"job {job_id} FAILED: {reason}")

@@ -49,7 +49,13 @@ def payment_body(row: Row, company_id: str) -> dict[str, Any]:
 
 
 def _minor_units(amount: Any, currency: Any) -> int | None:
-    """A Rootfi amount (major units) in minor units, or None when it does not read as one."""
+    """A Rootfi amount (major units) in minor units, or None when it does not read as one exactly: a JSON
+    number parsed as a double keeps about 15 digits, so a larger one says nothing exact (compared, it would
+    make every such payment look like another's)."""
+    if isinstance(amount, bool) or not isinstance(amount, int | float | str | Decimal):
+        return None
+    if isinstance(amount, float) and abs(amount) >= 1e15:
+        return None
     try:
         minor = Decimal(str(amount)).scaleb(minor_unit_exponent(currency))
     except (ArithmeticError, ValueError):
