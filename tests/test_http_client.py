@@ -155,7 +155,7 @@ def test_a_worker_killed_inside_the_budget_leaves_no_lock_behind(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sqlite3, sys, time\n"
         f"con = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
-        "con.execute('BEGIN IMMEDIATE'); con.execute(\"INSERT INTO hits VALUES ('GET /x', 1e12)\")\n"
+        "con.execute('BEGIN IMMEDIATE'); con.execute(\"INSERT INTO hits (key, at) VALUES ('GET /x', 1e12)\")\n"
         "print('holding', flush=True); time.sleep(600)\n"
     )], stdout=subprocess.PIPE, text=True)  # fmt: skip
     assert holder.stdout.readline().strip() == "holding"
