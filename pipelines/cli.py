@@ -193,12 +193,19 @@ def build_parser() -> argparse.ArgumentParser:
         "written, rejected, marked deleted, 429s) with what failed and why, the age of its data, and the push "
         "ledger by state with the rows that need a person (rejected, failed, unknown). Read from the "
         "warehouse (DuckDB file or the configured destination), so it says the same whichever machine ran the "
-        "loads. Exit status 0 when every connection's last load completed (and is fresh enough), 1 when one "
-        "failed, is older than --max-age or was never loaded, 2 for bad settings.",
+        "loads. Exit status 0 when every connection's last load completed (and is fresh enough) and no push "
+        "needs a person, 1 when a connection failed, is older than --max-age or was never loaded, or the push "
+        "ledger holds rows that are rejected, failed, unknown, or pending/submitted for longer than --stuck-after, "
+        "2 for bad settings.",
     )
     status.add_argument("--database", help=DATABASE_HELP)
     status.add_argument("--dataset", help="dataset of the loaded tables (default accounting_raw)")
     status.add_argument("--max-age", help="data older than this is stale (exit 1): e.g. 90m, 6h, 2d")
+    status.add_argument(
+        "--stuck-after",
+        help="a push row pending or submitted for longer needs a person (exit 1); default "
+        "ACCOUNTING_ETL__PUSH_STUCK_AFTER, else 1h",
+    )
     status.add_argument("--json", action="store_true", help="JSON for scripts and monitors instead of tables")
 
     demo = sub.add_parser(
@@ -299,9 +306,10 @@ def _status(args: argparse.Namespace) -> int:
 
     try:
         max_age = parse_age(args.max_age) if args.max_age else None
+        stuck_after = parse_age(args.stuck_after) if args.stuck_after else None
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
-    report = read_status(args.database, args.dataset, max_age)
+    report = read_status(args.database, args.dataset, max_age, stuck_after)
     if args.json:
         print(report.as_json())
     else:

@@ -10,21 +10,22 @@ import logging
 import sys
 from typing import Any
 
-from sources.common.secrets import SECRETS
+from sources.common.secrets import SECRETS, printable
 
 
 class SecretMask(logging.Filter):
-    """Replaces every registered secret in a log record's final message."""
+    """Replaces every registered secret in a log record's final message, and shows escaped what a terminal
+    would act on (escape sequences a server's text may carry)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = SECRETS.redact(message)
+        redacted = printable(SECRETS.redact(message), keep_newlines=True)
         if redacted != message:
             record.msg, record.args = redacted, ()
         if record.exc_info and record.exc_info[1] is not None:
             # a traceback is formatted from the exception itself: format it now, masked
             text = logging.Formatter().formatException(record.exc_info)
-            record.exc_info, record.exc_text = None, SECRETS.redact(text)
+            record.exc_info, record.exc_text = None, printable(SECRETS.redact(text), keep_newlines=True)
         return True
 
 

@@ -8,9 +8,12 @@ the rendered page against the models.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
-from collections.abc import Sequence
+import os
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -214,14 +217,31 @@ def spreadsheet_safe(value: Any) -> Any:
     return value
 
 
+def _replace(path: Path, write: Callable[[Any], None]) -> None:
+    """Write `path` as a new file beside it, renamed over it: a link at `path` (planted, or left by an earlier
+    run) is replaced, never followed to write somewhere else."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
+            write(out)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
 def _write_csv(path: Path, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
     """One exception list as CSV: a header row, then the rows, each cell `spreadsheet_safe`."""
     cell = spreadsheet_safe
 
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    def write(handle: Any) -> None:
         writer = csv.writer(handle)
         writer.writerow([cell(c) for c in columns])
         writer.writerows([cell(v) for v in row] for row in rows)
+
+    _replace(path, write)
 
 
 def write_report(
@@ -321,5 +341,5 @@ models built {built_at:%Y-%m-%d %H:%M} UTC. Amounts in each currency's own units
 </body></html>
 """
     index = out / "index.html"
-    index.write_text(page, encoding="utf-8")
+    _replace(index, lambda handle: handle.write(page))
     return Report(index, csv_files, headline)

@@ -16,12 +16,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import dlt
+
 from pipelines import settings
 from pipelines.registry import configured_providers
 from pipelines.warehouse.access import read_warehouse
-from sources.common.secrets import SECRETS
+from sources.common.secrets import SECRETS, printable
 
 NEEDS_A_PERSON = ("rejected", "failed", "unknown")  # ledger states no later run settles on its own
+IN_FLIGHT = ("pending", "submitted")  # states a run settles, unless they have lasted: then a person looks
+STUCK_AFTER_SECONDS = 3600.0  # ACCOUNTING_ETL__PUSH_STUCK_AFTER: how long a pending/submitted row may last
 _AGE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*", re.IGNORECASE)
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -62,10 +66,21 @@ class StatusReport:
     connections: list[ConnectionStatus] = field(default_factory=list)
     push_by_status: dict[str, int] = field(default_factory=dict)
     push_attention: list[dict[str, Any]] = field(default_factory=list)
+    stuck_after_seconds: float = STUCK_AFTER_SECONDS
+
+    @property
+    def loads_ok(self) -> bool:
+        return bool(self.connections) and not any(c.needs_attention for c in self.connections)
+
+    @property
+    def push_ok(self) -> bool:
+        """No ledger row needs a person: none rejected, failed or unknown, none pending or submitted for longer
+        than `stuck_after_seconds`."""
+        return not self.push_attention
 
     @property
     def ok(self) -> bool:
-        return bool(self.connections) and not any(c.needs_attention for c in self.connections)
+        return self.loads_ok and self.push_ok
 
     def as_json(self) -> str:
         def plain(value: Any) -> Any:
@@ -80,7 +95,9 @@ class StatusReport:
                 for c in self.connections
             ],
             "push": {
+                "ok": self.push_ok,
                 "by_status": self.push_by_status,
+                "stuck_after_seconds": self.stuck_after_seconds,
                 "needs_a_person": [{k: plain(v) for k, v in row.items()} for row in self.push_attention],
             },
         }
@@ -110,15 +127,23 @@ GROUP BY provider, connection, resource"""
 
 
 def read_status(
-    database: str | None = None, dataset: str | None = None, max_age_seconds: float | None = None
+    database: str | None = None,
+    dataset: str | None = None,
+    max_age_seconds: float | None = None,
+    stuck_after_seconds: float | None = None,
 ) -> StatusReport:
     """The state of every connection the warehouse has loaded (or the settings name) and of the push
-    ledger; `max_age_seconds` marks connections whose data is older as stale."""
+    ledger; `max_age_seconds` marks connections whose data is older as stale; `stuck_after_seconds` (default
+    ACCOUNTING_ETL__PUSH_STUCK_AFTER, else an hour) how long a pending or submitted push may last before a
+    person looks."""
     raw = settings.dataset_name(dataset)
     if database is not None and not Path(database).exists():
         raise settings.ConfigurationError(f"no warehouse at {database}: load first, or name the DuckDB file")
     now = datetime.now(UTC)
-    report = StatusReport(now, max_age_seconds)
+    if stuck_after_seconds is None:
+        configured = dlt.config.get("accounting_etl.push_stuck_after")
+        stuck_after_seconds = parse_age(str(configured)) if configured else STUCK_AFTER_SECONDS
+    report = StatusReport(now, max_age_seconds, stuck_after_seconds=stuck_after_seconds)
     found: dict[tuple[str, str], ConnectionStatus] = {}
     with read_warehouse(database, dataset) as query:
         tables = {r[0] for r in query(
@@ -137,7 +162,7 @@ def read_status(
                     rejected=int(rejected or 0),
                     deleted=int(deleted or 0),
                     throttled=int(throttled or 0),
-                    error=SECRETS.redact(error)[:500] if error else None,
+                    error=printable(SECRETS.redact(error))[:500] if error else None,
                 )
             oldest: dict[tuple[str, str], datetime] = {}
             for provider, alias, _, finished in query(LAST_COMPLETE.format(raw=raw))[1]:
@@ -150,11 +175,25 @@ def read_status(
         if "push_log" in tables:
             report.push_by_status = dict(query(f"SELECT status, count(*) FROM {raw}.push_log GROUP BY status")[1])
             states = ", ".join(f"'{s}'" for s in NEEDS_A_PERSON)
+            in_flight = ", ".join(f"'{s}'" for s in IN_FLIGHT)
+            stuck_before = datetime.fromtimestamp(now.timestamp() - report.stuck_after_seconds, UTC).isoformat()
             names, rows = query(
                 f"SELECT external_id, kind, connection, status, error, attempts, updated_at FROM {raw}.push_log "
-                f"WHERE status IN ({states}) ORDER BY updated_at DESC, external_id"
+                f"WHERE status IN ({states}) OR (status IN ({in_flight}) AND (updated_at IS NULL OR updated_at < "
+                f"CAST('{stuck_before}' AS TIMESTAMP WITH TIME ZONE))) ORDER BY updated_at DESC, external_id"
             )
-            report.push_attention = [dict(zip(names, row, strict=True)) for row in rows]
+            report.push_attention = [
+                {
+                    **dict(zip(names, row, strict=True)),
+                    "error": printable(SECRETS.redact(str(row[4])))[:500] if row[4] else None,
+                }
+                for row in rows
+            ]
+            for row in report.push_attention:
+                if row["status"] in IN_FLIGHT:
+                    row["error"] = (f"{row['status']} since {row['updated_at']}: longer than "
+                                    f"{_age(report.stuck_after_seconds)}; the next push follows it up") + (
+                        f" ({row['error']})" if row.get("error") else "")  # fmt: skip
     for provider in configured_providers():
         for alias in provider.accounts():
             found.setdefault((provider.name, alias), ConnectionStatus(provider.name, alias))

@@ -137,7 +137,13 @@ def _count_rows(db: Database, models_schema: str) -> dict[str, int]:
         "SELECT table_name FROM information_schema.tables WHERE table_schema = "
         f"{_literal(models_schema)} ORDER BY table_name"
     )
-    return {name: db.query(f"SELECT count(*) FROM {models_schema}.{name}")[0][0] for (name,) in tables}
+    # names found in the schema are quoted, never spliced: a table named with SQL in it stays a name
+    return {name: db.query(f"SELECT count(*) FROM {_identifier(models_schema)}.{_identifier(name)}")[0][0]
+            for (name,) in tables}  # fmt: skip
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 @contextmanager

@@ -296,5 +296,24 @@ class PostgresConnection:
         cursor.executemany(self._placeholders(sql), rows)
         return cursor
 
+    def bulk_queue(self, schema: str, table: str, columns: list[str], rows: list[list[Any]]) -> None:
+        """Replace-or-insert many queue rows at once, through a temporary table filled in pages (psycopg2's
+        `execute_values`), in one transaction."""
+        from psycopg2.extras import execute_values
+
+        names = ", ".join(columns)
+        cursor = self._connection.cursor()
+        cursor.execute("BEGIN")
+        try:
+            cursor.execute(f"CREATE TEMP TABLE staged_rows ON COMMIT DROP AS SELECT {names} FROM {schema}.{table} "
+                           "WITH NO DATA")  # fmt: skip
+            execute_values(cursor, f"INSERT INTO staged_rows ({names}) VALUES %s", rows, page_size=1000)
+            cursor.execute(f"DELETE FROM {schema}.{table} WHERE external_id IN (SELECT external_id FROM staged_rows)")
+            cursor.execute(f"INSERT INTO {schema}.{table} ({names}) SELECT {names} FROM staged_rows")
+            cursor.execute("COMMIT")
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+
     def close(self) -> None:
         self._connection.close()

@@ -4,7 +4,7 @@ server said is masked (`sources/common/secrets.py`), since some servers echo the
 
 from __future__ import annotations
 
-from sources.common.secrets import SECRETS
+from sources.common.secrets import SECRETS, printable
 
 
 class ConfigurationError(ValueError):
@@ -15,9 +15,9 @@ class ApiError(Exception):
     """A request failed for good: a 4xx, a permanent 5xx, or a retry budget used up."""
 
     def __init__(self, method: str, target: str, status: int | None, message: str, attempts: int = 1) -> None:
-        message = SECRETS.redact(message)
+        message = printable(SECRETS.redact(message))  # a server's words: masked, and nothing a terminal runs
         self.method = method
-        self.target = SECRETS.redact(target)
+        self.target = printable(SECRETS.redact(target))
         self.status = status
         self.message = message
         self.attempts = attempts
@@ -69,7 +69,7 @@ class StoredRecordsUnreadable(Exception):
 
     def __init__(self, table: str, cause: Exception) -> None:
         self.table = table
-        detail = SECRETS.redact(f"{type(cause).__name__}: {cause}")[:300]
+        detail = printable(SECRETS.redact(f"{type(cause).__name__}: {cause}"))[:300]
         super().__init__(
             f"cannot read back what the warehouse holds of {table} ({detail}); the scan stops and marks nothing deleted"
         )

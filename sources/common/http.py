@@ -48,7 +48,7 @@ import orjson
 
 from sources.common.budget import HitLog, RateBudget, SqliteHitLog, WaitTooLong, key_digest, shared_log
 from sources.common.errors import ApiError, CredentialsRefused, OutcomeUnknown, Unreachable
-from sources.common.secrets import SECRETS, mask_bytes
+from sources.common.secrets import SECRETS, mask_bytes, printable
 
 log = logging.getLogger("accounting_etl.http")
 
@@ -165,6 +165,19 @@ def decode_json(content: bytes) -> Any:
             raise fast_error from None
 
 
+def _masked_after_parsing(body: Any, raw: bytes, secrets: tuple[str, ...]) -> Any:
+    """A body whose raw bytes hold JSON escapes (`\\u0073...`) may spell a secret no mask of the bytes saw:
+    written out again without escapes, masked, and read back. Only such bodies pay for it."""
+    if not raw or b"\\u" not in raw or not secrets:
+        return body if raw else None
+    try:
+        plain = orjson.dumps(body)
+    except (TypeError, orjson.JSONEncodeError):  # a value orjson cannot write (a huge integer): left as read
+        return body
+    masked = mask_bytes(plain, secrets)
+    return body if masked == plain else orjson.loads(masked)
+
+
 def server_message(response: httpx.Response) -> str:
     """The `message` of an error body, else the start of the body; never more than `MESSAGE_CHARS`."""
     try:
@@ -176,7 +189,7 @@ def server_message(response: httpx.Response) -> str:
             text = json.dumps(body)
     except Exception:  # not JSON, nested too deeply to read or to print: the body's start is the message
         text = response.content[:MESSAGE_CHARS].decode("utf-8", "replace") or response.reason_phrase
-    return text[:MESSAGE_CHARS]
+    return printable(text[:MESSAGE_CHARS])
 
 
 def encode_json(value: Any) -> bytes:
@@ -366,7 +379,7 @@ class ApiClient:
                     continue
                 if 200 <= status < 300:
                     try:
-                        return decode_json(response.content) if response.content else None
+                        return _masked_after_parsing(decode_json(response.content), response.content, secrets)
                     except _Refused as exc:
                         if not idempotent:
                             raise OutcomeUnknown(method, target, status, str(exc), attempts) from None

@@ -40,7 +40,7 @@ from sources.common.errors import (
 from sources.common.extras import JSON, ColumnKinds
 from sources.common.pagination import without_repeats
 from sources.common.records import ObjectSpec
-from sources.common.secrets import SECRETS
+from sources.common.secrets import SECRETS, printable
 from sources.common.sync import HASH_COLUMN, LoadedRecords, record_hash, stored_column_kinds
 from sources.common.tables import EMPTY_LIST_MARKER, TIMESTAMP, ResourceTables, TableSpec
 
@@ -212,7 +212,7 @@ def scan_account(
 
 def _failed(result: ScanResult, error: str, cause: str | None = None) -> None:
     result.status = "failed"
-    result.error = SECRETS.redact(error)[:2000]
+    result.error = printable(SECRETS.redact(error))[:2000]
     result.cause = cause
     log.log(
         logging.DEBUG if cause else logging.ERROR,  # a setting to fix: the job says it once, for every scan

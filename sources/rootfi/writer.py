@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from sources.common.currencies import minor_unit_exponent
+from sources.common.secrets import SECRETS, printable
 from sources.common.writer import Created, Job, Row, WriterOptions, calendar_day
 from sources.rootfi.client import RootfiClient, updated_at
 from sources.rootfi.objects import platform_ref, record_key
@@ -113,7 +114,7 @@ def read_job(job: Mapping[str, Any], company_id: str) -> Job:
         elif result.get("status") != "success":
             echoed = next((v for v in (result.get("request"), result.get("data")) if isinstance(v, dict)), {})
             document = result.get("document_number") or echoed.get("document_number") or ""
-            reason = str(result.get("error") or "failed in the job")
+            reason = printable(SECRETS.redact(str(result.get("error") or "failed in the job")))[:500]
             if document:
                 failures[str(document)] = reason
             else:
@@ -121,7 +122,7 @@ def read_job(job: Mapping[str, Any], company_id: str) -> Job:
     status = job.get("status")
     return Job(
         job_id=str(job.get("sync_id") or job.get("upload_job_id") or ""),
-        label=f"job {job.get('upload_job_id')} {status}",
+        label=printable(SECRETS.redact(f"job {job.get('upload_job_id')} {status}"))[:200],
         ended=status in JOB_ENDED,
         failed=status == "FAILED",
         created=created,
@@ -129,7 +130,7 @@ def read_job(job: Mapping[str, Any], company_id: str) -> Job:
         unnamed_reason=next(iter(unnamed)) if len(unnamed) == 1 else None,
         reasons=tuple(sorted({*failures.values(), *unnamed})),
         failed_count=job.get("failed", "some"),
-        error=None if job.get("error") is None else str(job.get("error")),
+        error=None if job.get("error") is None else printable(SECRETS.redact(str(job.get("error"))))[:500],
     )
 
 

@@ -1,0 +1,174 @@
+"""Text from servers and warehouses treated as untrusted: terminal escape sequences in a server's error never
+reach a terminal as they came; a table named with SQL in the models schema stays a name; a secret echoed
+escaped, encoded or in another case is masked; and the smaller things around them (`status` and the push
+ledger, CSV cells, report files)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import pytest
+
+from pipelines.push.csv_import import read_csv
+from pipelines.push.ledger import ensure_tables
+from sandbox.panora import Fault
+from sources.common.secrets import SecretRegistry, mask_bytes, printable
+from tests.support import DATASET, M, cli_env
+
+HOSTILE = (
+    "\x1b[2J\x1b[H\x1b[32mall connections loaded and fresh\x1b[0m \x1b[8mhidden\x1b[28m "
+    "\x1b]8;;http://evil.example/\x07click\x1b]8;;\x07 \u202egnp.exe"
+)
+
+
+def test_a_servers_escape_sequences_reach_neither_the_log_nor_status(tmp_path, sandbox):
+    sandbox.inject(Fault("body", status=400, method="GET", path="/accounting/payments", times=1000,
+                         body=json.dumps({"statusCode": 400, "message": HOSTILE})))  # fmt: skip
+    env = cli_env(sandbox, tmp_path / "w.duckdb", tmp_path)
+    load = subprocess.run([sys.executable, "-m", "pipelines", "load", "--no-transform"], env=env,
+                          capture_output=True, text=True, timeout=240)  # fmt: skip
+    assert load.returncode == 1
+    for output in (load.stdout, load.stderr):
+        assert "\x1b" not in output and "\x07" not in output and "\u202e" not in output
+    assert "\\x1b[32mall connections loaded and fresh" in load.stdout  # shown, escaped, for a person to read
+    for args in (["status", "--database", str(tmp_path / "w.duckdb")], ["status", "--json", "--database",
+                                                                       str(tmp_path / "w.duckdb")]):  # fmt: skip
+        status = subprocess.run([sys.executable, "-m", "pipelines", *args], env=env, capture_output=True,
+                                text=True, timeout=120)  # fmt: skip
+        assert status.returncode == 1
+        assert "\x1b" not in status.stdout and "\u202e" not in status.stdout
+
+
+def test_printable_leaves_plain_text_and_escapes_what_a_terminal_runs():
+    assert printable("Invoice 42: 100.00 EUR, naïve café") == "Invoice 42: 100.00 EUR, naïve café"
+    assert printable("a\x1b[2Jb\x07c\u202ed\nline") == "a\\x1b[2Jb\\x07c\\u202ed\\x0aline"
+    assert printable("one\ntwo", keep_newlines=True) == "one\ntwo"
+
+
+def test_a_table_named_with_sql_in_the_models_schema_runs_no_sql(tmp_path, loaded_warehouses):
+    from pipelines.transform import transform_database
+
+    path = tmp_path / "w.duckdb"
+    path.write_bytes(loaded_warehouses.database("panora").read_bytes())
+    hostile = f"x; CREATE TABLE {DATASET}.pwned (a INTEGER); --"
+    with duckdb.connect(str(path)) as con:
+        con.execute(f'CREATE TABLE {M}."{hostile}" (a INTEGER)')
+    result = transform_database(str(path))
+    assert result.rows[hostile] == 0 and not result.error
+    with duckdb.connect(str(path), read_only=True) as con:
+        found = con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [DATASET])
+        tables = {r[0] for r in found.fetchall()}
+    assert "pwned" not in tables
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        "sk_live_abc/def+ghi",  # as sent
+        "SK_LIVE_ABC/DEF+GHI",  # another case
+        "sk_live_abc\\/def+ghi",  # JSON-escaped slash
+        "".join(f"\\u{ord(c):04x}" for c in "sk_live_abc/def+ghi"),  # every character \\u-escaped
+        "sk_live_abc%2Fdef%2Bghi",  # percent-encoded
+        "sk_live_abc%2fdef%2bghi",
+    ],
+)
+def test_a_secret_echoed_escaped_encoded_or_in_another_case_is_masked(echo):
+    import httpx
+
+    from sources.common.http import ApiClient
+
+    secret = "sk_live_abc/def+ghi"
+    body = ('{"error": "bad key ' + echo + '", "record": {"note": "' + echo + '"}}').encode()
+    client = ApiClient("http://api.test", {"x-api-key": secret}, secret_headers=["x-api-key"],
+                       transport=httpx.MockTransport(lambda request: httpx.Response(200, content=body)))  # fmt: skip
+    answer = client.request_json("GET", "/x")
+    assert secret.lower() not in json.dumps(answer).lower()
+    assert answer["record"]["note"] == "***"
+    assert mask_bytes(echo.encode(), [secret]) == b"***" or "\\u" in echo
+
+
+def test_a_secret_too_short_to_mask_is_said(caplog):
+    registry = SecretRegistry()
+    with caplog.at_level("WARNING", "accounting_etl.secrets"):
+        registry.add(["abc"])
+    assert "not masked" in caplog.text and "abc" not in caplog.text
+    assert registry.redact("abc") == "abc"
+
+
+def test_status_exits_1_for_push_rows_that_need_a_person_and_says_so_in_json(tmp_path, loaded_warehouses):
+    from pipelines.cli import main
+
+    path = tmp_path / "w.duckdb"
+    path.write_bytes(loaded_warehouses.database("panora").read_bytes())
+    now = datetime.now(UTC)
+    with duckdb.connect(str(path)) as con:
+        ensure_tables(con, DATASET)
+        for external_id, status, age in (("old-pending", "pending", timedelta(days=30)),
+                                         ("fresh-pending", "pending", timedelta(seconds=5)),
+                                         ("done", "confirmed", timedelta(days=3))):  # fmt: skip
+            con.execute(
+                f"INSERT INTO {DATASET}.push_log (external_id, kind, connection, status, attempts, updated_at) "
+                "VALUES (?, 'payment', 'acme-eu', ?, 1, ?)",
+                [external_id, status, now - age],
+            )
+    assert main(["status", "--json", "--database", str(path)]) == 1  # a pending push a month old
+    assert main(["status", "--json", "--stuck-after", "60d", "--database", str(path)]) == 0
+    with duckdb.connect(str(path)) as con:
+        con.execute(f"DELETE FROM {DATASET}.push_log WHERE external_id = 'old-pending'")
+        con.execute(
+            f"INSERT INTO {DATASET}.push_log (external_id, kind, connection, status, attempts, updated_at, error) "
+            "VALUES ('gone-wrong', 'payment', 'acme-eu', 'failed', 3, now(), 'not created after 3 sends')"
+        )
+    from pipelines.status import read_status
+
+    report = read_status(str(path))
+    assert not report.push_ok and [r["external_id"] for r in report.push_attention] == ["gone-wrong"]
+    assert json.loads(report.as_json())["push"]["ok"] is False
+    with duckdb.connect(str(path)) as con:
+        con.execute(f"DELETE FROM {DATASET}.push_log WHERE external_id = 'gone-wrong'")
+    report = read_status(str(path))
+    assert report.push_ok and json.loads(report.as_json())["push"]["ok"] is True
+
+
+def test_a_long_cell_or_a_nul_is_that_rows_error_and_15000_rows_queue_at_once(tmp_path):
+    path = tmp_path / "bank.csv"
+    path.write_text(
+        "external_id,connection,currency,total_amount,type\n"
+        f"long,acme-eu,EUR,100,{'x' * 200_000}\n"
+        "nul,acme-eu,EUR,100,a\x00b\n"
+        "fine,acme-eu,EUR,100,Bank transfer\n"
+    )
+    read = read_csv(path)
+    assert [r["external_id"] for r in read.rows] == ["fine"]
+    assert {(r.external_id, r.column) for r in read.rejects} == {("long", "type"), ("nul", "type")}
+    many = tmp_path / "many.csv"
+    many.write_text("external_id,connection,currency,total_amount,transaction_date\n" + "".join(
+        f"bulk-{n},acme-eu,EUR,{n + 1},2026-11-20\n" for n in range(15_000)))  # fmt: skip
+    from pipelines.push.csv_import import queue_rows
+
+    with duckdb.connect(str(tmp_path / "q.duckdb")) as con:
+        ensure_tables(con, DATASET)
+        started = datetime.now(UTC)
+        assert queue_rows(con, DATASET, "outbound_payments", read_csv(many).rows) == 15_000
+        took = (datetime.now(UTC) - started).total_seconds()
+        assert con.execute(f"SELECT count(*), sum(total_amount) FROM {DATASET}.outbound_payments").fetchone() == (
+            15_000, 15_000 * 15_001 // 2)  # fmt: skip
+    print(f"15,000 rows queued in {took:.2f}s")
+
+
+def test_the_report_replaces_a_link_where_it_writes_never_writes_through_it(tmp_path, loaded_warehouses):
+    from pipelines.report import write_report
+
+    out = tmp_path / "report"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (out / "index.html").symlink_to(victim)
+    (out / "balance_mismatches.csv").symlink_to(victim)
+    write_report(loaded_warehouses.database("panora"), out)
+    assert victim.read_text() == "keep me"
+    assert not (out / "index.html").is_symlink() and "<html" in (out / "index.html").read_text()
