@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sandbox.panora import Fault
 from sources.common import budget as budget_module
 from sources.common.budget import (
     MAX_LIMIT_FACTOR,
@@ -186,3 +187,39 @@ def test_the_postgres_log_reconnects_after_its_connection_is_lost_and_takes_big_
     assert log.take(key, 5, 60.0) == 0.0  # connected again
     log.learn(key, 3_000_000_000, 3_000_000_000, 60.0)  # beyond INTEGER, and kept in one row
     assert 0 < log.take(key, 5, 60.0) <= 60.0
+
+
+def test_a_load_under_hostile_rate_headers_completes_with_a_small_budget(warehouse, sandbox, tmp_path, monkeypatch):
+    """Over HTTP: every answer says the limit is 10^12 and none remain (before: a MemoryError on every later
+    request), then three million (before: three million rows)."""
+    budget_file = tmp_path / "hostile-budget.sqlite"
+    monkeypatch.setenv("SOURCES__RATE_BUDGET", str(budget_file))
+    monkeypatch.setattr(budget_module, "_LOGS", {})
+    headers = {"X-RateLimit-Limit": "1e12", "X-RateLimit-Remaining": "0"}
+    sandbox.inject(Fault("headers", method="GET", path="/accounting/", times=3, headers=headers))
+    sandbox.inject(Fault("headers", method="GET", path="/accounting/", times=3,
+                         headers={"X-RateLimit-Limit": "3000000", "X-RateLimit-Remaining": "0"}))  # fmt: skip
+    summary = warehouse.load(source_options={"max_wait_seconds": 300})
+    assert summary.status == "ok"
+    assert warehouse.count("payments") == sum(sandbox.store.count(a, "payments") for a in sandbox.accounts())
+    assert _rows(budget_file) < 500
+
+
+@pytest.mark.skipif(
+    not os.environ.get("ACCOUNTING_TEST_POSTGRES"), reason="no PostgreSQL server given: set ACCOUNTING_TEST_POSTGRES"
+)
+def test_a_201_with_a_limit_beyond_integer_on_a_postgres_budget_is_still_created(
+    warehouse, loaded_warehouses, sandbox, monkeypatch
+):
+    from tests.support import ledger, open_invoices, push, queue
+
+    loaded = loaded_warehouses.copy_into(warehouse, "panora")
+    monkeypatch.setenv("SOURCES__RATE_BUDGET", os.environ["ACCOUNTING_TEST_POSTGRES"])
+    monkeypatch.setattr(budget_module, "_LOGS", {})
+    (connection, invoice_id, currency, _), *_ = open_invoices(loaded, 1)
+    queue(loaded, [{"external_id": "big-limit", "connection": connection, "invoice_id": invoice_id,
+                    "currency": currency, "total_amount": 100, "transaction_date": "2026-11-20"}])  # fmt: skip
+    sandbox.inject(Fault("headers", method="POST", path="/accounting/payments", times=1,
+                         headers={"X-RateLimit-Limit": "3e9", "X-RateLimit-Remaining": "0"}))  # fmt: skip
+    assert push(loaded).outcomes == {"created": 1}
+    assert ledger(loaded)["big-limit"][0] == "created"
