@@ -30,9 +30,9 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sandbox.panora import ConnectionSpec, PanoraSandbox, Settings, Store, seed_connections
-from sources.common.arrow_pages import ArrowPageBuilder, builder_for
-from sources.common.extras import ColumnKinds
-from sources.common.sync import record_hash
+from sources.common.reading.undeclared import ColumnKinds
+from sources.common.stored.changes import record_hash
+from sources.common.tables.arrow_path import ArrowPageBuilder, builder_for
 from sources.panora.objects import OBJECTS
 
 PAGE_SIZE = 1000

@@ -48,7 +48,7 @@ from pipelines.warehouse.access import open_session_database
 from pipelines.warehouse.destination import file_format, make_destination, refuse_catalog_collision
 from pipelines.warehouse.identity import Warehouse, WriteSession
 from pipelines.warehouse.locks import AlreadyRunning
-from sources.common.http import RequestStats
+from sources.common.http.client import RequestStats
 from sources.common.scan import ScanLog
 from sources.common.secrets import SECRETS
 from transforms.run import build_models, parse_models

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.logs import console, is_terminal
-from sources.common.http import RequestStats
+from sources.common.http.client import RequestStats
 from sources.common.scan import ScanLog
 
 

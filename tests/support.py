@@ -27,8 +27,8 @@ from pipelines.settings import DEFAULT_DATASET
 from pipelines.summary import LoadSummary
 from sandbox.panora import PanoraSandbox
 from sandbox.rootfi import RootfiSandbox
-from sources.common.budget import RateBudget, SqliteHitLog
-from sources.common.http import RetryPolicy
+from sources.common.http.budget import RateBudget, SqliteHitLog
+from sources.common.http.client import RetryPolicy
 
 DATASET = DEFAULT_DATASET
 

@@ -7,9 +7,9 @@ import pytest
 
 from sandbox.panora import ConnectionSpec, seed_connections
 from sandbox.panora.server import drop_zero_money
-from sources.common.arrow_pages import builder_for
 from sources.common.scan import ScanResult, _reference_tables
-from sources.common.sync import record_hash
+from sources.common.stored.changes import record_hash
+from sources.common.tables.arrow_path import builder_for
 from sources.panora.objects import OBJECTS
 
 PAYMENT, INVOICE, TRACKING_CATEGORY = OBJECTS["payments"], OBJECTS["invoices"], OBJECTS["tracking_categories"]
@@ -143,10 +143,10 @@ def test_only_a_stored_record_sends_the_marker_rows_that_clear_its_children(monk
     rows that cannot be read fail the scan instead: tests/test_readers.py)."""
     import numpy as np
 
-    from sources.common.digests import SortedDigests, hash_bytes, id_digests
     from sources.common.scan import scan_connection
-    from sources.common.sync import LoadedRecords
-    from sources.common.tables import EMPTY_LIST_MARKER
+    from sources.common.stored.changes import LoadedRecords
+    from sources.common.stored.digests import SortedDigests, hash_bytes, id_digests
+    from sources.common.tables.declared import EMPTY_LIST_MARKER
 
     records = [{"id": f"inv-new-{n}"} for n in range(5)] + [{"id": "inv-stored"}]
     stored_ids, _ = SortedDigests.of(id_digests(["inv-stored"]))

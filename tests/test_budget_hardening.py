@@ -17,8 +17,7 @@ import httpx
 import pytest
 
 from sandbox.panora import Fault
-from sources.common import budget as budget_module
-from sources.common.budget import (
+from sources.common.http.budget import (
     MAX_LIMIT_FACTOR,
     STALE_SECONDS,
     RateBudget,
@@ -27,7 +26,8 @@ from sources.common.budget import (
     default_budget_file,
     shared_log,
 )
-from sources.common.http import ApiClient
+from sources.common.http.client import ApiClient
+from sources.common.http.client import budget as budget_module
 from tests.support import FakeClock, fake_budget
 
 
@@ -138,7 +138,7 @@ def test_two_users_on_one_host_keep_budgets_of_their_own():
 def _two_users(shared_tmp: Path) -> None:
     script = (
         "import sys; sys.path[:0] = [sys.argv[1], *sys.argv[3:]]; import tempfile; tempfile.tempdir = sys.argv[2]\n"
-        "from sources.common.budget import default_budget_file, shared_log\n"
+        "from sources.common.http.budget import default_budget_file, shared_log\n"
         "log = shared_log(str(default_budget_file())); print(type(log).__name__, log.take('GET /x', 5, 60.0))\n"
     )
     root = Path(__file__).resolve().parents[1]
@@ -175,7 +175,7 @@ def _two_users(shared_tmp: Path) -> None:
 def test_the_postgres_log_reconnects_after_its_connection_is_lost_and_takes_big_numbers():
     import psycopg2
 
-    from sources.common.budget import PostgresHitLog
+    from sources.common.http.budget import PostgresHitLog
 
     url = os.environ["ACCOUNTING_TEST_POSTGRES"]
     log = PostgresHitLog(url)

@@ -28,7 +28,7 @@ from sandbox.panora import ConnectionSpec, PanoraSandbox, Settings, Store, seed_
 from sandbox.rootfi import CompanySpec, RootfiSandbox, seed_companies
 from sandbox.rootfi import Settings as RootfiSettings
 from sandbox.rootfi import Store as RootfiStore
-from sources.common import columns as c
+from sources.common.reading import values as c
 from sources.panora.objects import OBJECTS as PANORA_OBJECTS
 from tests.support import DATA_TABLES, DATASET, FAST_RETRIES
 

@@ -10,7 +10,7 @@ import pytest
 
 from sandbox.http import Fault
 from sources.common.errors import ApiError
-from sources.common.http import ApiClient, RetryPolicy, decode_json, retry_after_seconds
+from sources.common.http.client import ApiClient, RetryPolicy, decode_json, retry_after_seconds
 from tests.support import DATASET, FakeClock, fake_budget, ok, scripted
 
 

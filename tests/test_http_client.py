@@ -10,9 +10,9 @@ import time
 import httpx
 import pytest
 
-from sources.common.budget import SqliteHitLog, WaitTooLong
 from sources.common.errors import ApiError, OutcomeUnknown
-from sources.common.http import ApiClient, RetryPolicy
+from sources.common.http.budget import SqliteHitLog, WaitTooLong
+from sources.common.http.client import ApiClient, RetryPolicy
 from tests.support import FakeClock, fake_budget, ok, scripted
 
 SECRET = "sk_test_0123456789abcdef"

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from sources.common.prefetch import AHEAD_WHILE_READ, AHEAD_WHILE_WAITING, fetch_ahead, prefetch
+from sources.common.http.prefetch import AHEAD_WHILE_READ, AHEAD_WHILE_WAITING, fetch_ahead, prefetch
 
 
 class Counted:

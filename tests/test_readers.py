@@ -198,7 +198,7 @@ with DuckDBFile(sys.argv[1]).writing("the next writer"):
 
 
 def test_a_read_back_that_fails_fails_its_scan_and_marks_nothing(warehouse, sandbox, monkeypatch):
-    from sources.common import sync
+    from sources.common.stored import changes as sync
 
     assert warehouse.load().status == "ok"
     sandbox.store.delete("acme-eu", "payments", sandbox.store.all("acme-eu", "payments")[0]["id"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from sources.common.columns import currency_exponent, major_to_minor
 from sources.common.errors import RecordError
+from sources.common.reading.values import currency_exponent, major_to_minor
 from sources.rootfi.objects import OBJECTS, platform_ref, record_key
 from tests.support import Warehouse
 

@@ -79,7 +79,7 @@ def test_a_table_named_with_sql_in_the_models_schema_runs_no_sql(tmp_path, loade
 def test_a_secret_echoed_escaped_encoded_or_in_another_case_is_masked(echo):
     import httpx
 
-    from sources.common.http import ApiClient
+    from sources.common.http.client import ApiClient
 
     secret = "sk_live_abc/def+ghi"
     body = ('{"error": "bad key ' + echo + '", "record": {"note": "' + echo + '"}}').encode()

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.push.ledger import QUEUES, transaction
-from sources.common.columns import INT64_MAX, INT64_MIN
 from sources.common.currencies import CurrencyError, minor_unit_exponent
+from sources.common.reading.values import INT64_MAX, INT64_MIN
 
 REQUIRED = ("external_id", "connection")
 MAX_CELL = 100_000  # characters: a longer cell is that row's error (the csv module would refuse the whole file)

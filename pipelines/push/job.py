@@ -32,7 +32,7 @@ from pipelines.push.plan import KINDS, Kind, loaded_invoices
 from pipelines.registry import check_distinct_aliases, providers
 from pipelines.warehouse.identity import Warehouse
 from sources.common.errors import ConfigurationError
-from sources.common.http import RequestStats, RetryPolicy
+from sources.common.http.client import RequestStats, RetryPolicy
 from sources.common.provider import Provider
 from sources.common.secrets import SECRETS
 from sources.common.writer import WriterOptions

@@ -7,7 +7,7 @@ but not seen are written back with `deleted_at`. A scan that fails part-way keep
 marks nothing deleted.
 
 What a record can do is bounded here: every value either loads or is rejected by record and field (the
-readers check what the warehouse can hold; `sources/common/extras.py` names and types the fields no spec
+readers check what the warehouse can hold; `sources/common/reading/undeclared.py` names and types the fields no spec
 declares; a page whose tables still cannot be built is taken apart record by record to find the one that
 cannot). Whatever still goes wrong fails this one scan (`scan_account`), never another connection's.
 """
@@ -27,8 +27,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sources.common.arrow_pages import ArrowPageBuilder, builder_for
-from sources.common.columns import json_text
 from sources.common.errors import (
     ApiError,
     CredentialsRefused,
@@ -37,12 +35,14 @@ from sources.common.errors import (
     StoredRecordsUnreadable,
     Unreachable,
 )
-from sources.common.extras import JSON, ColumnKinds
-from sources.common.pagination import without_repeats
-from sources.common.records import ObjectSpec
+from sources.common.http.pagination import without_repeats
+from sources.common.reading.specs import ObjectSpec
+from sources.common.reading.undeclared import JSON, ColumnKinds
+from sources.common.reading.values import json_text
 from sources.common.secrets import SECRETS, printable
-from sources.common.sync import HASH_COLUMN, LoadedRecords, record_hash, stored_column_kinds
-from sources.common.tables import EMPTY_LIST_MARKER, TIMESTAMP, ResourceTables, TableSpec
+from sources.common.stored.changes import LoadedRecords, record_hash, stored_column_kinds
+from sources.common.tables.arrow_path import ArrowPageBuilder, builder_for
+from sources.common.tables.declared import EMPTY_LIST_MARKER, HASH_COLUMN, TIMESTAMP, ResourceTables, TableSpec
 
 log = logging.getLogger("accounting_etl.scan")
 

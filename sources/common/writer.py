@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from sources.common.http import RequestStats, RetryPolicy
+from sources.common.http.client import RequestStats, RetryPolicy
 
 Row = Mapping[str, Any]
 

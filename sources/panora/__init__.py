@@ -11,7 +11,7 @@ Tables (all with a `connection` column holding the alias, never the token):
 Configuration (dlt config/secrets, so `SOURCES__PANORA__...` environment variables work):
     api_key (secret), connections (secret: alias -> connection token), base_url, page_size,
     max_attempts, backoff_base, timeout, max_wait_seconds, max_body_bytes, rate_limit, rate_window_seconds,
-    remote_data; SOURCES__RATE_BUDGET: where every worker's rate budget is kept (sources/common/budget.py).
+    remote_data; SOURCES__RATE_BUDGET: where every worker's rate budget is kept (sources/common/http/budget.py).
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ import dlt
 import httpx
 from dlt.sources import DltResource
 
-from sources.common.http import RequestStats, RetryPolicy
-from sources.common.prefetch import DEFAULT_LOOKAHEAD, fetch_ahead
+from sources.common.http.client import RequestStats, RetryPolicy
+from sources.common.http.prefetch import DEFAULT_LOOKAHEAD, fetch_ahead
 from sources.common.provider import Provider, Setting
-from sources.common.records import ObjectSpec
+from sources.common.reading.specs import ObjectSpec
 from sources.common.scan import ScanLog, scan_account
-from sources.common.tables import ResourceTables
+from sources.common.tables.declared import ResourceTables
 from sources.panora.client import PanoraClient, row_key
 from sources.panora.objects import OBJECTS
 from sources.panora.settings import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 
 from sources.common.errors import ApiError
-from sources.common.http import ProviderClient, server_message
-from sources.common.pagination import follow_cursor
+from sources.common.http.client import ProviderClient, server_message
+from sources.common.http.pagination import follow_cursor
 from sources.panora.settings import (
     API_KEY_HEADER,
     CONNECTION_TOKEN_HEADER,

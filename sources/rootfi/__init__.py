@@ -1,5 +1,5 @@
 """Rootfi unified accounting API as a dlt source: invoices (with line items), invoice payments and
-tracking categories for one or many companies, into the same tables as Panora (`sources/common/model.py`,
+tracking categories for one or many companies, into the same tables as Panora (`sources/common/unified_model.py`,
 `provider = 'rootfi'`; how Rootfi's records are adapted: `sources/rootfi/objects.py`).
 
 Incremental: each company's scan asks only for records changed since the last loaded `rootfi_updated_at`
@@ -12,7 +12,7 @@ deleted a stored record the API no longer lists at all. A company's position mov
 Configuration (dlt config/secrets, so `SOURCES__ROOTFI__...` environment variables work):
     api_key (secret), companies (alias -> Rootfi company id), base_url, page_size, max_attempts,
     backoff_base, timeout, max_wait_seconds, max_body_bytes, rate_limit, rate_window_seconds, overlap_seconds,
-    clock_skew_seconds; SOURCES__RATE_BUDGET: where every worker's rate budget is kept (sources/common/budget.py).
+    clock_skew_seconds; SOURCES__RATE_BUDGET: where every worker's rate budget is kept (sources/common/http/budget.py).
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ import dlt
 import httpx
 from dlt.sources import DltResource
 
-from sources.common.http import RequestStats, RetryPolicy
-from sources.common.prefetch import DEFAULT_LOOKAHEAD, fetch_ahead
+from sources.common.http.client import RequestStats, RetryPolicy
+from sources.common.http.prefetch import DEFAULT_LOOKAHEAD, fetch_ahead
 from sources.common.provider import Provider, Setting
-from sources.common.records import ObjectSpec
+from sources.common.reading.specs import ObjectSpec
 from sources.common.scan import PositionOf, ScanLog, scan_account
-from sources.common.tables import ResourceTables
+from sources.common.tables.declared import ResourceTables
 from sources.rootfi.client import RootfiClient, iso_utc, row_key, updated_at
 from sources.rootfi.objects import OBJECTS
 from sources.rootfi.settings import (

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sources.common.errors import ApiError, OutcomeUnknown
-from sources.common.http import ProviderClient
-from sources.common.pagination import follow_cursor
+from sources.common.http.client import ProviderClient
+from sources.common.http.pagination import follow_cursor
 from sources.rootfi.settings import API_KEY_HEADER, ENDPOINTS, RATE_LIMIT, RATE_WINDOW_SECONDS, SYNC_STATUS
 
 

@@ -1,6 +1,6 @@
 """Rootfi's invoices, invoice payments and tracking categories, adapted into the unified model.
 
-Each Rootfi record is rewritten into the unified vocabulary (`sources/common/model.py`) before it is
+Each Rootfi record is rewritten into the unified vocabulary (`sources/common/unified_model.py`) before it is
 normalized, so both providers fill the same tables and columns with the same meaning:
 
 - Keys. Rootfi records refer to each other by the accounting platform's id (a payment's `invoice_id` is
@@ -28,10 +28,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sources.common import columns as c
 from sources.common.errors import RecordError
-from sources.common.model import unified_objects
-from sources.common.sync import DELETED_COLUMN
+from sources.common.reading import values as c
+from sources.common.tables.declared import DELETED_COLUMN
+from sources.common.unified_model import unified_objects
 from sources.rootfi.settings import PROVIDER, VOLATILE_FIELDS
 
 # Rootfi field -> unified field, the same on every object kind

@@ -23,10 +23,9 @@ from dataclasses import replace
 
 import pyarrow as pa
 
-from sources.common import columns as c
-from sources.common.records import Adapter, Field, IdListChild, ObjectChild, ObjectSpec
-from sources.common.sync import DELETED_COLUMN, HASH_COLUMN
-from sources.common.tables import DECIMAL, TIMESTAMP, TableSpec
+from sources.common.reading import values as c
+from sources.common.reading.specs import Adapter, Field, IdListChild, ObjectChild, ObjectSpec
+from sources.common.tables.declared import DECIMAL, DELETED_COLUMN, HASH_COLUMN, TIMESTAMP, TableSpec
 
 S, I64, I32 = pa.string(), pa.int64(), pa.int32()
 

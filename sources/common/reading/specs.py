@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from sources.common.columns import NUL, id_list, required_id, text
 from sources.common.errors import RecordError
-from sources.common.extras import column_name
-from sources.common.tables import TableSpec
+from sources.common.reading.undeclared import column_name
+from sources.common.reading.values import NUL, id_list, required_id, text
+from sources.common.tables.declared import TableSpec
 
 Reader = Callable[[Any, str], Any]
-# A provider's record -> the same record in the unified vocabulary (`sources/common/model.py`), or
+# A provider's record -> the same record in the unified vocabulary (`sources/common/unified_model.py`), or
 # `RecordError` naming the provider's field (with the record's id when it got that far).
 Adapter = Callable[[dict[str, Any]], dict[str, Any]]
 

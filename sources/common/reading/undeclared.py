@@ -27,8 +27,8 @@ from typing import Any
 import pyarrow as pa
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
-from sources.common import columns as c
 from sources.common.errors import RecordError
+from sources.common.reading import values as c
 
 DLT_PREFIX = "_dlt"
 

@@ -27,7 +27,9 @@ import dlt
 import numpy as np
 import orjson
 
-from sources.common.digests import (
+from sources.common.errors import RecordError, StoredRecordsUnreadable
+from sources.common.reading.undeclared import kind_of_stored
+from sources.common.stored.digests import (
     DIGEST,
     DigestSet,
     SortedDigests,
@@ -36,13 +38,10 @@ from sources.common.digests import (
     id_digests,
     stored_digest_sql,
 )
-from sources.common.errors import RecordError, StoredRecordsUnreadable
-from sources.common.extras import kind_of_stored
+from sources.common.tables.declared import DELETED_COLUMN, HASH_COLUMN
 
 log = logging.getLogger("accounting_etl.sync")
 
-HASH_COLUMN = "_record_hash"
-DELETED_COLUMN = "deleted_at"
 # Bump when normalization changes what a stored row looks like, so that every row is written again.
 NORMALIZER_VERSION = "1"
 _HASH_PERSONALIZATION = f"accounting-v{NORMALIZER_VERSION}".encode()[:16]
@@ -83,7 +82,7 @@ def record_hash(record: dict[str, Any], volatile: frozenset[str], nested: tuple[
 
 class LoadedRecords:
     """Ids, content hashes and deletion marks of one connection's rows in one destination table, kept as
-    digests in flat arrays (`sources/common/digests.py`): 34 bytes a stored record, whatever its size.
+    digests in flat arrays (`sources/common/stored/digests.py`): 34 bytes a stored record, whatever its size.
 
     `compare` tells which of a page's records need writing and remembers which stored records this scan saw;
     after a complete scan, `tombstones` gives the stored live rows it did not see, with `deleted_at` set."""
@@ -242,7 +241,7 @@ SLICE_ROWS = 100_000  # stored rows DuckDB reads through one connection (`_selec
 
 
 def stored_column_kinds(tables: Sequence[str]) -> dict[str, dict[str, str]]:
-    """table -> column -> kind (`sources/common/extras.py`) of the columns the warehouse holds for `tables`,
+    """table -> column -> kind (`sources/common/reading/undeclared.py`) of the columns the warehouse holds for `tables`,
     whoever loaded them (another provider's pipeline fills the same tables); empty when it holds none."""
     pipeline = _destination_pipeline()
     if pipeline is None or not tables:

@@ -46,8 +46,8 @@ import dlt
 import httpx
 import orjson
 
-from sources.common.budget import HitLog, RateBudget, SqliteHitLog, WaitTooLong, key_digest, shared_log
 from sources.common.errors import ApiError, CredentialsRefused, OutcomeUnknown, Unreachable
+from sources.common.http.budget import HitLog, RateBudget, SqliteHitLog, WaitTooLong, key_digest, shared_log
 from sources.common.secrets import SECRETS, mask_bytes, printable
 
 log = logging.getLogger("accounting_etl.http")
@@ -215,7 +215,7 @@ class ApiClient:
         base_url: the API's root, e.g. `https://api.panora.dev`.
         headers: sent with every request (credentials go here, never into URLs).
         policy: retry, timeout and size settings.
-        budget: the rate budget requests draw on (`sources/common/budget.py`); without one, requests are
+        budget: the rate budget requests draw on (`sources/common/http/budget.py`); without one, requests are
             paced only by what the server's headers and 429s say, in this process alone.
         stats: counters to add to; one is made when not given.
         permanent_error: tells whether a 5xx answer is final (retrying cannot help).

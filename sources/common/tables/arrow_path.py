@@ -19,12 +19,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sources.common import columns as c
 from sources.common.errors import RecordError
-from sources.common.extras import ColumnKinds, column_name
-from sources.common.records import Field, IdListChild, ObjectChild, ObjectSpec, first_present
-from sources.common.sync import HASH_COLUMN
-from sources.common.tables import EMPTY_LIST_MARKER, TIMESTAMP, TableSpec
+from sources.common.reading import values as c
+from sources.common.reading.specs import Field, IdListChild, ObjectChild, ObjectSpec, first_present
+from sources.common.reading.undeclared import ColumnKinds, column_name
+from sources.common.tables.declared import EMPTY_LIST_MARKER, HASH_COLUMN, TIMESTAMP, TableSpec
 
 # How each reader's input arrives in the struct, and how the column is finished.
 _RAW = {

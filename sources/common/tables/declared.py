@@ -5,7 +5,7 @@ The sources yield arrow tables instead of dicts: dlt's JSON normalizer is the sl
 tables are built here, with plain foreign keys, instead of by dlt's nested-table machinery.
 
 A `TableSpec` declares a table's typed columns and keys; fields no spec declares are kept as extra
-columns (`sources/common/extras.py` names and types them), so a new field upstream becomes a new column.
+columns (`sources/common/reading/undeclared.py` names and types them), so a new field upstream becomes a new column.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import dlt
 import pyarrow as pa
 
-from sources.common.extras import ColumnKinds
+from sources.common.reading.undeclared import ColumnKinds
 
 
 class _JsonHintNotice(logging.Filter):
@@ -34,6 +34,10 @@ logging.getLogger("dlt").addFilter(_JsonHintNotice())
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 DECIMAL = pa.decimal128(38, 12)
 EMPTY_LIST_MARKER = "_empty_list_marker"
+# Every parent table carries the content hash of the record it was built from, and the time a complete scan
+# found it gone (the record is kept, marked).
+HASH_COLUMN = "_record_hash"
+DELETED_COLUMN = "deleted_at"
 # A marker row's key columns: never a real position, and the row itself is never stored.
 MARKER_POSITIONS = {"line_index": -1, "position": -1}
 
