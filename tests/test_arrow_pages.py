@@ -143,9 +143,9 @@ def test_only_a_stored_record_sends_the_marker_rows_that_clear_its_children(monk
     rows that cannot be read fail the scan instead: tests/test_readers.py)."""
     import numpy as np
 
+    from sources.common.digests import SortedDigests, hash_bytes, id_digests
     from sources.common.scan import scan_connection
     from sources.common.stored.changes import LoadedRecords
-    from sources.common.stored.digests import SortedDigests, hash_bytes, id_digests
     from sources.common.tables.declared import EMPTY_LIST_MARKER
 
     records = [{"id": f"inv-new-{n}"} for n in range(5)] + [{"id": "inv-stored"}]

@@ -1,4 +1,4 @@
-"""The compact id sets behave as Python sets of the ids would (`sources/common/stored/digests.py`)."""
+"""The compact id sets behave as Python sets of the ids would (`sources/common/digests.py`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sources.common.stored.digests import (
+from sources.common.digests import (
     DigestSet,
     SortedDigests,
     hash_bytes,

@@ -13,11 +13,11 @@ import pytest
 from dlt.common.configuration.container import Container
 from dlt.common.schema import Schema
 
+from sources.common.digests import id_digests
 from sources.common.http.pagination import without_repeats
 from sources.common.scan import ScanResult, scan_connection
 from sources.common.stored import changes as sync
 from sources.common.stored.changes import LoadedRecords, record_hash, stored_column_kinds
-from sources.common.stored.digests import id_digests
 from sources.common.tables.arrow_path import builder_for
 from sources.panora.client import row_key
 from sources.panora.objects import OBJECTS

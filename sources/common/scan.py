@@ -36,13 +36,13 @@ from sources.common.errors import (
     Unreachable,
 )
 from sources.common.http.pagination import without_repeats
-from sources.common.reading.specs import ObjectSpec
 from sources.common.reading.undeclared import JSON, ColumnKinds
 from sources.common.reading.values import json_text
 from sources.common.secrets import SECRETS, printable
 from sources.common.stored.changes import LoadedRecords, record_hash, stored_column_kinds
 from sources.common.tables.arrow_path import ArrowPageBuilder, builder_for
 from sources.common.tables.declared import EMPTY_LIST_MARKER, HASH_COLUMN, TIMESTAMP, ResourceTables, TableSpec
+from sources.common.tables.object_specs import ObjectSpec
 
 log = logging.getLogger("accounting_etl.scan")
 

@@ -24,8 +24,8 @@ from dataclasses import replace
 import pyarrow as pa
 
 from sources.common.reading import values as c
-from sources.common.reading.specs import Adapter, Field, IdListChild, ObjectChild, ObjectSpec
 from sources.common.tables.declared import DECIMAL, DELETED_COLUMN, HASH_COLUMN, TIMESTAMP, TableSpec
+from sources.common.tables.object_specs import Adapter, Field, IdListChild, ObjectChild, ObjectSpec
 
 S, I64, I32 = pa.string(), pa.int64(), pa.int32()
 

@@ -27,9 +27,9 @@ from dlt.sources import DltResource
 from sources.common.http.client import RequestStats, RetryPolicy
 from sources.common.http.prefetch import DEFAULT_LOOKAHEAD, fetch_ahead
 from sources.common.provider import Provider, Setting
-from sources.common.reading.specs import ObjectSpec
 from sources.common.scan import ScanLog, scan_account
 from sources.common.tables.declared import ResourceTables
+from sources.common.tables.object_specs import ObjectSpec
 from sources.panora.client import PanoraClient, row_key
 from sources.panora.objects import OBJECTS
 from sources.panora.settings import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE

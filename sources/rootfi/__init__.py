@@ -30,9 +30,9 @@ from dlt.sources import DltResource
 from sources.common.http.client import RequestStats, RetryPolicy
 from sources.common.http.prefetch import DEFAULT_LOOKAHEAD, fetch_ahead
 from sources.common.provider import Provider, Setting
-from sources.common.reading.specs import ObjectSpec
 from sources.common.scan import PositionOf, ScanLog, scan_account
 from sources.common.tables.declared import ResourceTables
+from sources.common.tables.object_specs import ObjectSpec
 from sources.rootfi.client import RootfiClient, iso_utc, row_key, updated_at
 from sources.rootfi.objects import OBJECTS
 from sources.rootfi.settings import (

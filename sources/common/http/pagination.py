@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from sources.common.digests import DigestSet, id_digests
 from sources.common.errors import PaginationError
-from sources.common.stored.digests import DigestSet, id_digests
 
 Fetch = Callable[[str | None], tuple[list[Any], str | None]]
 
@@ -40,7 +40,7 @@ def follow_cursor(
     """Every page from `cursor` (None: the first page) until the server gives no next cursor, without the
     rows seen before in this scan (`seen_keys`: taken as seen already), unless `drop_repeats` is False.
     Rows without a key pass through (the normalizer reports them). The keys seen are kept as digests
-    (`sources/common/stored/digests.py`), so a scan of millions of rows holds megabytes, not a set of strings."""
+    (`sources/common/digests.py`), so a scan of millions of rows holds megabytes, not a set of strings."""
     seen = DigestSet(id_digests(seen_keys)) if drop_repeats else None
     seen_cursors: set[str] = set()
     number = 0

@@ -1,2 +1,2 @@
-"""Reading one record: the declarative specs of what fields fill which columns (`specs`), the typed readers of
-one field (`values`) and the fields no spec declares (`undeclared`)."""
+"""Reading one field of one record: the typed readers (`values`) and the fields no spec declares
+(`undeclared`: the column each becomes and the one type it keeps)."""

@@ -1,2 +1,2 @@
-"""Comparing with what is stored: compact id and content digests (`digests`) and change detection and deletion
-marking against the warehouse (`changes`)."""
+"""Comparing with what is stored: change detection and deletion marking against the records the warehouse
+already holds (`changes`)."""

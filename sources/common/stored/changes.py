@@ -27,9 +27,7 @@ import dlt
 import numpy as np
 import orjson
 
-from sources.common.errors import RecordError, StoredRecordsUnreadable
-from sources.common.reading.undeclared import kind_of_stored
-from sources.common.stored.digests import (
+from sources.common.digests import (
     DIGEST,
     DigestSet,
     SortedDigests,
@@ -38,6 +36,8 @@ from sources.common.stored.digests import (
     id_digests,
     stored_digest_sql,
 )
+from sources.common.errors import RecordError, StoredRecordsUnreadable
+from sources.common.reading.undeclared import kind_of_stored
 from sources.common.tables.declared import DELETED_COLUMN, HASH_COLUMN
 
 log = logging.getLogger("accounting_etl.sync")
@@ -82,7 +82,7 @@ def record_hash(record: dict[str, Any], volatile: frozenset[str], nested: tuple[
 
 class LoadedRecords:
     """Ids, content hashes and deletion marks of one connection's rows in one destination table, kept as
-    digests in flat arrays (`sources/common/stored/digests.py`): 34 bytes a stored record, whatever its size.
+    digests in flat arrays (`sources/common/digests.py`): 34 bytes a stored record, whatever its size.
 
     `compare` tells which of a page's records need writing and remembers which stored records this scan saw;
     after a complete scan, `tombstones` gives the stored live rows it did not see, with `deleted_at` set."""

@@ -21,9 +21,9 @@ import pyarrow.compute as pc
 
 from sources.common.errors import RecordError
 from sources.common.reading import values as c
-from sources.common.reading.specs import Field, IdListChild, ObjectChild, ObjectSpec, first_present
 from sources.common.reading.undeclared import ColumnKinds, column_name
 from sources.common.tables.declared import EMPTY_LIST_MARKER, HASH_COLUMN, TIMESTAMP, TableSpec
+from sources.common.tables.object_specs import Field, IdListChild, ObjectChild, ObjectSpec, first_present
 
 # How each reader's input arrives in the struct, and how the column is finished.
 _RAW = {
