@@ -11,20 +11,22 @@ from datetime import date
 
 from pipelines.logs import setup_logging
 from pipelines.registry import NAMES, providers
-from pipelines.settings import ConfigurationError, bad_setting
+from pipelines.settings import JOB_SETTINGS, ConfigurationError, bad_setting
 from pipelines.warehouse.locks import AlreadyRunning
 from sources.common.secrets import SECRETS
+from sources.common.settings import SHARED as SHARED_SOURCE_SETTINGS
 
 
 def load_settings_help() -> str:
-    """The load command's epilog: every registered provider's settings, then the warehouse's."""
+    """The load command's epilog: every registered provider's settings, then the shared and the jobs' ones
+    (all generated from their declarations: the providers' specs and `pipelines.settings.JOB_SETTINGS`)."""
     lines = ["settings (dlt config/secrets; environment variables shown):"]
     for provider in providers():
-        lines += [f"  {provider.setting(s.key):<34} {s.help}" for s in provider.settings]
+        lines += [f"  {provider.setting(s.key):<34} {s.help}{' (secret)' if s.secret else ''} [{s.shown_default()}]"
+                  for s in provider.settings]  # fmt: skip
+    lines += [f"  {'SOURCES__' + s.key.upper():<34} {s.help}" for s in SHARED_SOURCE_SETTINGS]
+    lines += [f"  {s.variable:<34} {s.help} [{s.default}]" for s in JOB_SETTINGS]
     lines += [
-        f"  {'ACCOUNTING_ETL__DESTINATION':<34} any dlt destination (default duckdb)",
-        f"  {'ACCOUNTING_ETL__DATASET_NAME':<34} dataset/schema name (default accounting_raw)",
-        f"  {'DESTINATION__DUCKDB__CREDENTIALS':<34} DuckDB file (default accounting.duckdb)",
         "Every configured provider is loaded unless --provider says otherwise; aliases are unique across providers.",
         "State: dlt's state (Rootfi's incremental positions) is kept in the warehouse itself and read from it on",
         "every load; dlt's local pipeline folder is scratch, emptied first (default: one per warehouse under dlt's",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import dlt
@@ -13,12 +14,64 @@ from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedExcept
 from sources.common.errors import ConfigurationError
 from transforms.dbt_runner import MODELS_SCHEMA_SUFFIX
 
-__all__ = ["ConfigurationError", "bad_setting", "check_identifier", "dataset_name", "duckdb_file"]
+__all__ = ["JOB_SETTINGS", "ConfigurationError", "bad_setting", "check_identifier", "dataset_name", "duckdb_file"]
 
 # Not `accounting`: DuckDB 2.0 names the catalog of `accounting.duckdb` "accounting", and a schema of
 # the same name makes every `accounting.<table>` reference ambiguous (a Binder Error, even for dlt).
 DEFAULT_DATASET = "accounting_raw"
 DEFAULT_DUCKDB_FILE = "accounting.duckdb"
+DEFAULT_DUCKDB_MEMORY_LIMIT = "256MB"  # DuckDB's own default, 80% of the machine, let a load grow to ~1.9 GB
+DEFAULT_BUSY_SECONDS = 30.0
+DEFAULT_STUCK_AFTER_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class JobSetting:
+    """One setting of the jobs (not of a provider), as `--help` and the docs list it."""
+
+    variable: str
+    help: str
+    default: str
+
+
+# Every setting the jobs read, in one list: `load --help` and the docs' settings table are generated from it
+# (the providers' settings come from their specs, `sources/common/settings.py`).
+JOB_SETTINGS = (
+    JobSetting("ACCOUNTING_ETL__DESTINATION", "any dlt destination name (duckdb, postgres, motherduck, ...)", "duckdb"),
+    JobSetting(
+        "DESTINATION__DUCKDB__CREDENTIALS", "the DuckDB file", f"{DEFAULT_DUCKDB_FILE} in the working directory"
+    ),
+    JobSetting(
+        "ACCOUNTING_ETL__DATASET_NAME",
+        "dataset (schema) the tables go to: lowercase letters, digits and _, at most 63 characters; the models "
+        "go to <dataset>_reconciliation",
+        DEFAULT_DATASET,
+    ),
+    JobSetting(
+        "ACCOUNTING_ETL__ANALYST_MODELS",
+        "a folder of your own dbt models (an absolute path), built with the project's",
+        "transforms/analyst_models/",
+    ),
+    JobSetting(
+        "ACCOUNTING_ETL__DUCKDB_MEMORY_LIMIT",
+        "the most memory DuckDB keeps while loading and building the models (it spills the rest to disk)",
+        DEFAULT_DUCKDB_MEMORY_LIMIT,
+    ),
+    JobSetting(
+        "ACCOUNTING_ETL__WAREHOUSE_BUSY_SECONDS",
+        "how long a job waits for a process holding the DuckDB file open for writing outside the jobs (exit 4)",
+        f"{DEFAULT_BUSY_SECONDS:g}",
+    ),
+    JobSetting(
+        "ACCOUNTING_ETL__PUSH_STUCK_AFTER",
+        "how long a pending or submitted push row may last before `status` lists it as needing a person",
+        "1h",
+    ),
+    JobSetting(
+        "ACCOUNTING_ETL__CONNECTIONS_PER_PARTITION", "Dagster: how many connections one partition loads together", "1"
+    ),
+    JobSetting("ACCOUNTING_ETL__LOAD_SCHEDULE", "Dagster: the loads' cron schedule (UTC)", "0 */6 * * *"),
+)
 
 
 # What every warehouse takes unquoted and dlt's naming leaves as it is: the jobs splice these names into SQL

@@ -25,7 +25,8 @@ from sources.common.secrets import SECRETS, printable
 
 NEEDS_A_PERSON = ("rejected", "failed", "unknown")  # ledger states no later run settles on its own
 IN_FLIGHT = ("pending", "submitted")  # states a run settles, unless they have lasted: then a person looks
-STUCK_AFTER_SECONDS = 3600.0  # ACCOUNTING_ETL__PUSH_STUCK_AFTER: how long a pending/submitted row may last
+# ACCOUNTING_ETL__PUSH_STUCK_AFTER: how long a pending/submitted row may last
+STUCK_AFTER_SECONDS = settings.DEFAULT_STUCK_AFTER_SECONDS
 _AGE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*", re.IGNORECASE)
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 

@@ -10,21 +10,16 @@ import dlt
 from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from pipelines.settings import ConfigurationError, duckdb_file
+from pipelines.settings import DEFAULT_DUCKDB_MEMORY_LIMIT, ConfigurationError, duckdb_file
 from pipelines.warehouse.duckdb_merge import with_key_first_dedup
 
-# DuckDB's own default is 80% of the machine's memory, which it then keeps as cache: a load of a million
-# records grew the process by more than a GB in its merge and models steps. Bounded, DuckDB spills the
-# rest to its temporary directory beside the file, at a price: measured (bench/bench_scale.py) with dlt's own
-# merge, the load step of 1.2M records took 25 s instead of 15 s (22.8 s and an 890 MB peak at 512MB); the
-# merge of `duckdb_merge` spills far less (the step took 12-17 s within 256MB in the runs the README records).
-# ACCOUNTING_ETL__DUCKDB_MEMORY_LIMIT sets another bound (any DuckDB size, e.g. `2GB`).
-DEFAULT_DUCKDB_MEMORY_LIMIT = "256MB"
-# dlt's connections only copy packages into tables and read rows back whose order nothing uses (every
-# query that shows rows orders them). Without the insertion order kept, DuckDB copies a package's parquet
-# files into the staging tables in parallel: replaying the package of a first load of 1.2M records (two runs
-# each), the copies took 4.7-5.0 s instead of 9.0-9.1 s, with the merges and a checkpoint 11.0-11.6 s
-# instead of 14.8-14.9 s.
+# DuckDB's own memory default is 80% of the machine, which it then keeps as cache: a load of a million
+# records grew by more than a GB in its merge and models. Bounded (DEFAULT_DUCKDB_MEMORY_LIMIT, or
+# ACCOUNTING_ETL__DUCKDB_MEMORY_LIMIT), DuckDB spills the rest beside the file; the key-first merge of
+# `duckdb_merge` is what keeps that spill small (figures: bench/README.md).
+# dlt's connections only copy packages into tables and read rows back whose order nothing uses (every query
+# that shows rows orders them), so the insertion order is not kept: DuckDB then copies a package's parquet
+# files into the staging tables in parallel.
 LOAD_DUCKDB_SETTINGS = {"preserve_insertion_order": False}
 
 

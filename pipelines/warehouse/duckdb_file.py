@@ -61,6 +61,7 @@ from typing import Any
 
 import duckdb
 
+from pipelines.settings import DEFAULT_BUSY_SECONDS
 from pipelines.warehouse.locks import AlreadyRunning, file_lock
 
 log = logging.getLogger("accounting_etl.warehouse")
@@ -69,7 +70,7 @@ log = logging.getLogger("accounting_etl.warehouse")
 # analyst's read-write connection) before it gives up with exit status 4: an INSERT takes milliseconds; a tool
 # that keeps a read-write connection open (DBeaver in its default mode) keeps it until it is closed.
 # ACCOUNTING_ETL__WAREHOUSE_BUSY_SECONDS sets another.
-BUSY_SECONDS = 30.0
+BUSY_SECONDS = DEFAULT_BUSY_SECONDS
 # How long a writer waits for another writer of this rule (a load, a push) to finish.
 WRITER_WAIT_SECONDS = 3600.0
 # A test seam: `ACCOUNTING_ETL__TEST_KILL_AT=<point>` makes the process kill itself at that point of the

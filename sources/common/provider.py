@@ -12,15 +12,8 @@ from typing import Any
 import dlt
 
 from sources.common.errors import ConfigurationError
+from sources.common.settings import Described, SourceSettings, described
 from sources.common.writer import Writer, WriterOptions
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One documented setting of a provider (`SOURCES__<NAME>__<KEY>`), for the command line's help."""
-
-    key: str
-    help: str
 
 
 @dataclass(frozen=True)
@@ -29,10 +22,9 @@ class Provider:
     title: str  # as people write it, for messages
     resources: tuple[str, ...]  # the resources its source yields (payments, invoices, tracking_categories)
     accounts_setting: str  # the setting that maps aliases to the provider's accounts
-    accounts_example: str
     accounts_are_secret: bool  # connection tokens are credentials; company ids are not
-    default_base_url: str
-    settings: tuple[Setting, ...]
+    # its settings (`sources/<name>/settings.py`): what its source takes, what `--help` and the docs list
+    settings_spec: type[SourceSettings]
     # (api_key, accounts, *, full_refresh, **source options) -> the dlt source over those accounts
     make_source: Callable[..., Any]
     check_accounts: Callable[[Any], dict[str, str]]  # the configured value -> alias -> account, or ValueError
@@ -43,10 +35,28 @@ class Provider:
     def setting(self, key: str) -> str:
         return f"SOURCES__{self.name.upper()}__{key.upper()}"
 
+    @property
+    def settings(self) -> tuple[Described, ...]:
+        """Every setting of this provider, its own first, as its spec documents them."""
+        return tuple(described(self.settings_spec))
+
+    def _described(self, key: str) -> Described:
+        return next(s for s in self.settings if s.key == key)
+
+    @property
+    def default_base_url(self) -> str:
+        return str(self._described("base_url").default)
+
+    def missing(self, key: str) -> ConfigurationError:
+        """The error for a required setting that is not set: the variable to set, and what it is."""
+        return ConfigurationError(
+            f"{self.title} setting missing: set {self.setting(key)} ({self._described(key).help})"
+        )
+
     def api_key(self, override: str | None = None) -> str:
         api_key = override or dlt.secrets.get(f"sources.{self.name}.api_key")
         if not api_key:
-            raise ConfigurationError(f"no {self.title} API key: set {self.setting('api_key')}")
+            raise self.missing("api_key")
         return str(api_key)
 
     def base_url(self, override: str | None = None) -> str:
@@ -58,10 +68,7 @@ class Provider:
         if override is None:
             override = (dlt.secrets if self.accounts_are_secret else dlt.config).get(key, dict)
         if not override:
-            raise ConfigurationError(
-                f"no {self.title} {self.accounts_setting} configured: set "
-                f"{self.setting(self.accounts_setting)} to {self.accounts_example}"
-            )
+            raise self.missing(self.accounts_setting)
         try:
             accounts = self.check_accounts(dict(override))
         except ValueError as exc:

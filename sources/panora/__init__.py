@@ -8,10 +8,8 @@ Tables (all with a `connection` column holding the alias, never the token):
     invoices__line_items__tracking_categories                    `invoice_id`, `line_index`, `position`, ...
     rejected_records                                             records that could not be read, and why
 
-Configuration (dlt config/secrets, so `SOURCES__PANORA__...` environment variables work):
-    api_key (secret), connections (secret: alias -> connection token), base_url, page_size,
-    max_attempts, backoff_base, timeout, max_wait_seconds, max_body_bytes, rate_limit, rate_window_seconds,
-    remote_data; SOURCES__RATE_BUDGET: where every worker's rate budget is kept (sources/common/http/budget.py).
+Configuration: `PanoraSettings` (`sources/panora/settings.py`), read through dlt's config and secrets, so
+`SOURCES__PANORA__...` environment variables work.
 """
 
 from __future__ import annotations
@@ -26,13 +24,14 @@ from dlt.sources import DltResource
 
 from sources.common.http.client import RequestStats, RetryPolicy
 from sources.common.http.prefetch import DEFAULT_LOOKAHEAD, fetch_ahead
-from sources.common.provider import Provider, Setting
+from sources.common.provider import Provider
 from sources.common.scan import ScanLog, scan_account
+from sources.common.settings import retry_policy
 from sources.common.tables.declared import ResourceTables
 from sources.common.tables.object_specs import ObjectSpec
 from sources.panora.client import PanoraClient, row_key
 from sources.panora.objects import OBJECTS
-from sources.panora.settings import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE
+from sources.panora.settings import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE, PanoraSettings
 from sources.panora.writer import PanoraWriter
 
 __all__ = ["PROVIDER", "RESOURCES", "panora_source"]
@@ -54,7 +53,7 @@ def check_connections(connections: Any) -> dict[str, str]:
     return dict(connections)
 
 
-@dlt.source(name="panora", max_table_nesting=0)
+@dlt.source(name="panora", max_table_nesting=0, spec=PanoraSettings)
 def panora_source(
     api_key: str = dlt.secrets.value,
     connections: dict[str, str] = dlt.secrets.value,
@@ -75,22 +74,9 @@ def panora_source(
 ) -> Sequence[DltResource]:
     """Panora payments, invoices and tracking categories over all configured connections.
 
+    The settings are `PanoraSettings`' fields (each documented there); the rest is what a job hands in.
+
     Args:
-        api_key: the project's Panora API key (`x-api-key`).
-        connections: alias -> connection token, one per linked accounting account.
-        base_url: the Panora API root.
-        page_size: rows per list request.
-        max_attempts: tries per request on 5xx, timeouts, dropped connections and broken bodies.
-        backoff_base: seconds of the first retry backoff (doubles each try, with jitter).
-        timeout: seconds per request try.
-        max_wait_seconds: the longest wait a server may ask for (`Retry-After`, a rate-limit reset); a
-            longer one fails the scan instead of holding the run.
-        max_body_bytes: the largest answer read; a larger one fails the scan.
-        rate_limit, rate_window_seconds: the server's rate limit, where it differs from the documented one
-            (the server's `X-RateLimit-Limit` corrects the limit as answers come in).
-        lookahead: how many connections' scans are fetched ahead while one is read (the rate budget paces
-            them all).
-        remote_data: also load each record's raw provider JSON (`remote_data`).
         stats: request counters to fill (for the run summary).
         scan_log: per-scan results to fill (complete or failed, counts).
         transport: an httpx transport (tests).
@@ -99,13 +85,7 @@ def panora_source(
         The resources `payments`, `invoices` and `tracking_categories`.
     """
     connections = check_connections(connections)
-    policy = RetryPolicy(
-        max_attempts=max_attempts,
-        backoff_base=backoff_base,
-        timeout=timeout,
-        max_wait_seconds=max_wait_seconds,
-        max_body_bytes=max_body_bytes,
-    )
+    policy = retry_policy(max_attempts, backoff_base, timeout, max_wait_seconds, max_body_bytes)
     stats = stats if stats is not None else RequestStats()
     scan_log = scan_log if scan_log is not None else ScanLog()
 
@@ -149,19 +129,8 @@ PROVIDER = Provider(
     title="Panora",
     resources=RESOURCES,
     accounts_setting="connections",
-    accounts_example='{"<alias>": "<connection token>", ...}',
     accounts_are_secret=True,
-    default_base_url=DEFAULT_BASE_URL,
-    settings=(
-        Setting("api_key", "Panora API key (secret)"),
-        Setting("connections", 'alias -> connection token, JSON: {"acme-eu": "<token>"} (secret)'),
-        Setting("base_url", f"API root (default {DEFAULT_BASE_URL})"),
-        Setting("page_size", f"rows per request (default {DEFAULT_PAGE_SIZE})"),
-        Setting(
-            "max_attempts",
-            f"tries per request on 5xx/timeouts/dropped connections (default {RetryPolicy.max_attempts})",
-        ),
-    ),
+    settings_spec=PanoraSettings,
     make_source=_source,
     check_accounts=check_connections,
     pushes=frozenset({"payment", "invoice"}),

@@ -1,4 +1,10 @@
-"""Constants of the Panora unified accounting API, as the running server behaves (shared API_NOTES)."""
+"""Panora's settings, and the constants of its API as the running server behaves (shared API_NOTES)."""
+
+from typing import Annotated
+
+from dlt.common.configuration import configspec
+
+from sources.common.settings import SecretSentinel, SourceSettings, setting
 
 DEFAULT_BASE_URL = "https://api.panora.dev"
 # The server has no documented maximum. Against the sandbox, 250 to 5000 rows per page loaded 150k records
@@ -30,3 +36,16 @@ PERMANENT_SERVER_ERRORS = ("API Key not found", "Connection not found", "connect
 VOLATILE_FIELDS = frozenset({"modified_at"})
 
 PROVIDER = "panora"
+
+
+@configspec
+class PanoraSettings(SourceSettings):
+    """Panora's settings (`SOURCES__PANORA__<KEY>`): its credentials and accounts, then the shared ones."""
+
+    api_key: Annotated[str, SecretSentinel] = setting(None, "Panora API key", secret=True, required=True)
+    connections: Annotated[dict[str, str], SecretSentinel] = setting(
+        None, 'linked accounts: alias -> connection token, e.g. {"acme-eu": "<token>"}', secret=True, required=True
+    )
+    base_url: str = setting(DEFAULT_BASE_URL, "API root (self-hosted Panora: its root, e.g. http://localhost:3000)")
+    page_size: int = setting(DEFAULT_PAGE_SIZE, "rows per list request")
+    remote_data: bool = setting(False, "also load each record's raw provider JSON (remote_data)")

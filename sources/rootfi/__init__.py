@@ -9,10 +9,8 @@ deleted a stored record the API no longer lists at all. A company's position mov
 `rootfi_updated_at` of a record that loaded (never a rejected one's, never one later than now plus
 `clock_skew_seconds`), compared as instants.
 
-Configuration (dlt config/secrets, so `SOURCES__ROOTFI__...` environment variables work):
-    api_key (secret), companies (alias -> Rootfi company id), base_url, page_size, max_attempts,
-    backoff_base, timeout, max_wait_seconds, max_body_bytes, rate_limit, rate_window_seconds, overlap_seconds,
-    clock_skew_seconds; SOURCES__RATE_BUDGET: where every worker's rate budget is kept (sources/common/http/budget.py).
+Configuration: `RootfiSettings` (`sources/rootfi/settings.py`), read through dlt's config and secrets, so
+`SOURCES__ROOTFI__...` environment variables work.
 """
 
 from __future__ import annotations
@@ -29,8 +27,9 @@ from dlt.sources import DltResource
 
 from sources.common.http.client import RequestStats, RetryPolicy
 from sources.common.http.prefetch import DEFAULT_LOOKAHEAD, fetch_ahead
-from sources.common.provider import Provider, Setting
+from sources.common.provider import Provider
 from sources.common.scan import PositionOf, ScanLog, scan_account
+from sources.common.settings import retry_policy
 from sources.common.tables.declared import ResourceTables
 from sources.common.tables.object_specs import ObjectSpec
 from sources.rootfi.client import RootfiClient, iso_utc, row_key, updated_at
@@ -40,6 +39,7 @@ from sources.rootfi.settings import (
     DEFAULT_CLOCK_SKEW_SECONDS,
     DEFAULT_OVERLAP_SECONDS,
     DEFAULT_PAGE_SIZE,
+    RootfiSettings,
 )
 from sources.rootfi.writer import RootfiWriter
 
@@ -88,7 +88,7 @@ def _stored_position(text: Any, alias: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-@dlt.source(name="rootfi", max_table_nesting=0)
+@dlt.source(name="rootfi", max_table_nesting=0, spec=RootfiSettings)
 def rootfi_source(
     api_key: str = dlt.secrets.value,
     companies: dict[str, Any] = dlt.config.value,
@@ -111,33 +111,19 @@ def rootfi_source(
 ) -> Sequence[DltResource]:
     """Rootfi invoices, invoice payments and tracking categories over all configured companies.
 
+    The settings are `RootfiSettings`' fields (each documented there); the rest is what a job hands in.
+
     Args:
-        api_key: the Rootfi API key (`api_key` header).
-        companies: alias -> Rootfi company id; the alias is the `connection` of every row.
-        base_url: the Rootfi API root (`.../v3`).
-        page_size: rows per list request.
-        max_attempts, backoff_base, timeout, max_wait_seconds, max_body_bytes: the shared retry policy
-            (as for Panora).
-        rate_limit, rate_window_seconds: the server's rate limit per API key, where it differs from the
-            documented one (the server's `X-RateLimit-Limit` corrects the limit as answers come in).
-        lookahead: how many companies' scans are fetched ahead while one is read (they share the key's budget).
-        overlap_seconds: how far before the last loaded change the next incremental scan starts.
-        clock_skew_seconds: how far past now a record's `rootfi_updated_at` may lie and still move the
-            company's position (keep it at most `overlap_seconds`, so no change can fall behind it).
         full_refresh: scan every record again, not only the changes.
-        stats, scan_log, transport: request counters, per-scan results and an httpx transport (tests).
+        stats: request counters to fill (for the run summary).
+        scan_log: per-scan results to fill (complete or failed, counts).
+        transport: an httpx transport (tests).
 
     Returns:
         The resources `payments`, `invoices` and `tracking_categories`.
     """
     companies = check_companies(companies)
-    policy = RetryPolicy(
-        max_attempts=max_attempts,
-        backoff_base=backoff_base,
-        timeout=timeout,
-        max_wait_seconds=max_wait_seconds,
-        max_body_bytes=max_body_bytes,
-    )
+    policy = retry_policy(max_attempts, backoff_base, timeout, max_wait_seconds, max_body_bytes)
     stats = stats if stats is not None else RequestStats()
     scan_log = scan_log if scan_log is not None else ScanLog()
     overlap = timedelta(seconds=overlap_seconds)
@@ -203,19 +189,8 @@ PROVIDER = Provider(
     title="Rootfi",
     resources=RESOURCES,
     accounts_setting="companies",
-    accounts_example='{"<alias>": <company id>, ...}',
     accounts_are_secret=False,
-    default_base_url=DEFAULT_BASE_URL,
-    settings=(
-        Setting("api_key", "Rootfi API key (secret)"),
-        Setting("companies", 'alias -> Rootfi company id, JSON: {"acme-uk": 4101}'),
-        Setting("base_url", f"API root (default {DEFAULT_BASE_URL})"),
-        Setting("page_size", f"rows per request (default {DEFAULT_PAGE_SIZE})"),
-        Setting(
-            "overlap_seconds",
-            f"how far before the last loaded change an incremental scan starts ({DEFAULT_OVERLAP_SECONDS:g})",
-        ),
-    ),
+    settings_spec=RootfiSettings,
     make_source=_source,
     check_accounts=check_companies,
     pushes=frozenset({"payment"}),

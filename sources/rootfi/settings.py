@@ -1,4 +1,10 @@
-"""Constants of the Rootfi unified accounting API (shared API_NOTES, Rootfi section)."""
+"""Rootfi's settings, and the constants of its API (shared API_NOTES, Rootfi section)."""
+
+from typing import Annotated, Any
+
+from dlt.common.configuration import configspec
+
+from sources.common.settings import SecretSentinel, SourceSettings, setting
 
 DEFAULT_BASE_URL = "https://api.rootfi.dev/v3"
 DEFAULT_PAGE_SIZE = 500
@@ -30,3 +36,22 @@ JOB_ENDED = ("SUCCESS", "FAILED")
 PROVIDER = "rootfi"
 # `rootfi_updated_at` (loaded as `modified_at`) moves on every platform sync, changed or not
 VOLATILE_FIELDS = frozenset({"modified_at"})
+
+
+@configspec
+class RootfiSettings(SourceSettings):
+    """Rootfi's settings (`SOURCES__ROOTFI__<KEY>`): its credentials and companies, then the shared ones."""
+
+    api_key: Annotated[str, SecretSentinel] = setting(None, "Rootfi API key", secret=True, required=True)
+    companies: dict[str, Any] = setting(
+        None, 'linked companies: alias -> Rootfi company id, e.g. {"northwind-uk": 4101}', required=True
+    )
+    base_url: str = setting(DEFAULT_BASE_URL, "API root")
+    page_size: int = setting(DEFAULT_PAGE_SIZE, "rows per list request")
+    overlap_seconds: float = setting(
+        DEFAULT_OVERLAP_SECONDS, "an incremental scan starts this long before the last loaded change"
+    )
+    clock_skew_seconds: float = setting(
+        DEFAULT_CLOCK_SKEW_SECONDS,
+        "a record stamped later than now plus this never moves a company's position (keep it at most the overlap)",
+    )
