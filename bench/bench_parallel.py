@@ -2,7 +2,7 @@
 
 The Panora sandbox (rate limit off) holds `--connections` accounts of `--payments` payments each. A worker
 is a process that takes the next connection and loads its payments in that connection's own dlt pipeline,
-as the Dagster partitions do; the writes take turns (`pipelines/warehouse.py`), the fetching overlaps.
+as the Dagster partitions do; the writes take turns (`pipelines/warehouse/identity.py`), the fetching overlaps.
 Each variant loads into a fresh DuckDB file or a fresh PostgreSQL dataset; all variants run in one go,
 `--repeat` times each, and the medians are compared with 1 worker in the same run.
 

@@ -257,6 +257,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from pipelines.demo import run_demo
 
+    _tune_process_for_loads()
     summary = run_demo(args.database, report_dir=args.report)
     return 0 if summary.status == "ok" else 1
 
@@ -337,9 +338,20 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune_process_for_loads() -> None:
+    """Process-wide tuning that a load gains from (the allocator's threshold, the collector), applied here
+    because it is the program's to apply: a library call leaves its caller's process as it was."""
+    from pipelines.gc_tuning import collect_less
+    from pipelines.malloc_tuning import fix_mmap_threshold
+
+    fix_mmap_threshold()
+    collect_less()  # after the load's imports, which are then frozen out of the collector's walks
+
+
 def _load(args: argparse.Namespace) -> int:
     from pipelines.load import run_loads
 
+    _tune_process_for_loads()
     summaries = run_loads(
         _split(args.provider),
         only_connections=_split(args.connections),

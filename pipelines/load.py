@@ -37,8 +37,7 @@ import dlt
 from dlt.common.destination import Destination
 
 from pipelines import registry, settings
-from pipelines.gc_tuning import fewer_collections
-from pipelines.malloc_tuning import fix_mmap_threshold
+from pipelines.models.build import build_models, parse_models
 from pipelines.progress import live, load_table
 from pipelines.push.ledger import ensure_tables
 from pipelines.registry import check_distinct_aliases, configured_providers, provider
@@ -51,7 +50,6 @@ from pipelines.warehouse.locks import AlreadyRunning
 from sources.common.http.client import RequestStats
 from sources.common.scan import ScanLog
 from sources.common.secrets import SECRETS
-from transforms.run import build_models, parse_models
 
 log = logging.getLogger("accounting_etl.load")
 
@@ -89,8 +87,11 @@ def run_load(
         provider_name: a registered provider (`pipelines/registry.py`).
         resources: which of `payments`, `invoices`, `tracking_categories` (default: all).
         only_connections: load only these aliases of the provider's configured accounts.
-        api_key, connections, base_url, page_size: override the configured values (`connections`: alias ->
-            account, as the provider's accounts setting takes it).
+        api_key: overrides the configured API key.
+        connections: override the configured accounts: alias -> account, as the provider's accounts setting
+            takes it.
+        base_url: overrides the configured API root.
+        page_size: overrides the configured rows per list request.
         destination: a dlt destination (name or object); default from config, else DuckDB.
         dataset_name: the dataset (schema) to load into; default `accounting_raw`.
         pipeline_name: the dlt pipeline, whose state (Rootfi's positions) the warehouse keeps under this name.
@@ -211,8 +212,7 @@ def _run(
             log.info("loading %s %s for %d connection(s) into %s", provider_name, ", ".join(resources),
                      len(selected), warehouse.describe())  # fmt: skip
             started = time.monotonic()
-            fix_mmap_threshold()
-            with live(lambda: load_table(provider_name, scans, stats, started)), fewer_collections():
+            with live(lambda: load_table(provider_name, scans, stats, started)):
                 pipeline.extract(source.with_resources(*resources), loader_file_format=fmt)
             extracted = time.monotonic()
             pipeline.normalize()

@@ -1,12 +1,15 @@
-"""The C allocator's threshold for giving memory back, fixed for the length of a load.
+"""The C allocator's threshold for giving memory back, fixed for a process that runs loads.
 
 glibc serves a large allocation (numpy's arrays of digests, hashes and positions) with `mmap` and hands it
 back to the system when it is freed; but each time such a block is freed it raises that threshold, up to
 32 MB, so that later blocks of that size come from the heap instead, where freed space stays part of the
-process. A scan that merges growing digest arrays then keeps every size it ever freed: measured here, the
-re-sync of a million payments rose from 315 MB to 440 MB during the scan this way, and stayed flat with the
-threshold fixed (peaks of 405-451 MB in three runs before, 360-376 MB after; the same figure with
-`MALLOC_MMAP_THRESHOLD_` in the environment).
+process. A scan that merges growing digest arrays then keeps every size it ever freed, and its peak grows
+with the account; with the threshold fixed it stays flat (`bench/bench_scale.py`'s peak ratios). Setting
+`MALLOC_MMAP_THRESHOLD_` in the environment does the same, and is then left as it is.
+
+The setting is process-wide and cannot be undone, so it is the program's decision: the command line applies
+it before a load (`pipelines/cli.py`); `run_load` called from a notebook or a Dagster worker does not touch
+the caller's allocator. A worker that does nothing but loads may call `fix_mmap_threshold()` at its start.
 
 DuckDB and pyarrow have allocators of their own; this touches what goes through `malloc`. Written by hand
 because Python offers no binding for `mallopt`: ctypes calls it where the C library is glibc, and elsewhere

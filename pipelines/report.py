@@ -251,7 +251,7 @@ def write_report(
     max_rows: int = 200,
 ) -> Report:
     """Write `index.html` and one CSV per exception list into `out_dir`; returns where they are. Reads the
-    DuckDB file `database`, or (None) the configured warehouse (`pipelines/warehouse.py`)."""
+    DuckDB file `database`, or (None) the configured warehouse (`pipelines/warehouse/`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     m = check_identifier(models_schema, "models schema") if models_schema else settings.models_schema()

@@ -11,8 +11,8 @@ from typing import Any
 import dlt
 from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
 
+from pipelines.models.dbt_runner import MODELS_SCHEMA_SUFFIX
 from sources.common.errors import ConfigurationError
-from transforms.dbt_runner import MODELS_SCHEMA_SUFFIX
 
 __all__ = ["JOB_SETTINGS", "ConfigurationError", "bad_setting", "check_identifier", "dataset_name", "duckdb_file"]
 

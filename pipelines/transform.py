@@ -9,8 +9,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from pipelines.models.build import TransformResult, build_models, run_project
 from pipelines.warehouse.access import configured_target, docs_target, models_warehouse
-from transforms.run import TransformResult, build_models, run_project
 
 
 def transform_database(

@@ -11,9 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pipelines.models.build import DuckDBDatabase, OpenDatabase
+from pipelines.models.dbt_runner import DbtTarget
 from pipelines.warehouse.identity import Warehouse, WriteSession
-from transforms.dbt_runner import DbtTarget
-from transforms.run import DuckDBDatabase, OpenDatabase
 
 # (column names, rows) of one query
 Query = Any

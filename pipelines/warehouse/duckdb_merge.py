@@ -8,8 +8,7 @@ row with the lowest `rowid` of each key, found by grouping two narrow columns, t
 Which duplicate survives was arbitrary in dlt's query too (`ORDER BY (SELECT NULL)`); with a `dedup_sort`
 column, or rows declared de-duplicated, dlt's own query runs.
 
-Measured with `bench/bench_merge.py` (a million payment-shaped rows): dlt's load step took 19.4 s with its own
-merge and 7.8 s with this one into an empty table, 4.3 and 2.0 s for a tenth of them changed later.
+`bench/bench_merge.py` compares the two on the same package (figures in bench/README.md).
 
 dlt has no hook for its merge SQL, so this subclasses its DuckDB factory, client and merge job, and overrides
 only the one query; everything else (state, config sections, capabilities, the destination's name and type)

@@ -35,6 +35,7 @@ from dlt.common.pipeline import get_dlt_pipelines_dir
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from pipelines import settings
+from pipelines.models.dbt_runner import DbtTarget
 from pipelines.warehouse.destination import (
     LOAD_DUCKDB_SETTINGS,
     duckdb_memory_limit,
@@ -43,7 +44,6 @@ from pipelines.warehouse.destination import (
 from pipelines.warehouse.duckdb_file import WRITER_WAIT_SECONDS, DuckDBFile, Keep, Turn
 from pipelines.warehouse.duckdb_merge import with_key_first_dedup
 from pipelines.warehouse.locks import advisory_lock, file_lock
-from transforms.dbt_runner import DbtTarget
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """The two locks every job uses: an operating-system file lock and a PostgreSQL advisory lock.
 
-- `file_lock`: one load at a time per pipeline and warehouse, one push at a time per warehouse, and one writer
-  at a time per DuckDB file. It is `fcntl.flock`, released by the kernel when the holder ends, however it ends,
-  so a killed run never leaves a stale lock. Written here rather than with `filelock`: the holder writes who it
-  is (process id and what it does) into the file, so that whoever is refused or waits can say whom it met.
+- `file_lock`: one load at a time per pipeline and warehouse, one push at a time per warehouse, one writer
+  at a time per DuckDB file, and one dbt run at a time per work folder (`pipelines/models/dbt_runner.py`).
+  It is `fcntl.flock`, released by the kernel when the holder ends, however it ends, so a killed run never
+  leaves a stale lock. Written here rather than with `filelock`: the holder writes who it is (process id and
+  what it does) into the file, so that whoever is refused or waits can say whom it met.
 - `advisory_lock`: the same in a PostgreSQL server, so it works across machines; it lives in the session and
   ends with it.
 """

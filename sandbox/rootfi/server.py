@@ -1,4 +1,4 @@
-"""A Rootfi-compatible HTTP server on 127.0.0.1 (see the Rootfi section of shared API_NOTES).
+"""A Rootfi-compatible HTTP server on 127.0.0.1 (as Rootfi's documentation and code describe it).
 
 Reproduced: the `api_key` header; `GET /accounting/{invoices,invoice_payments,tracking_categories}` with
 `limit`, an opaque base64 `next` cursor, `rootfi_company_id[eq]`, `rootfi_updated_at[gte]`,

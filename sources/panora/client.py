@@ -53,7 +53,7 @@ class PanoraClient(ProviderClient):
     @staticmethod
     def refused_credential(response: httpx.Response) -> str | None:
         """Panora refuses a missing key with 401, and an unknown key or connection token with a 500 whose
-        message says which (`../shared/API_NOTES.md`)."""
+        message says which."""
         if response.status_code in (401, 403):
             return "api_key"
         if response.status_code >= 500:

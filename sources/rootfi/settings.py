@@ -1,4 +1,4 @@
-"""Rootfi's settings, and the constants of its API (shared API_NOTES, Rootfi section)."""
+"""Rootfi's settings, and the constants of its API as its documentation and code give them."""
 
 from typing import Annotated, Any
 
@@ -16,7 +16,7 @@ ENDPOINTS = {
 }
 SYNC_STATUS = "/core/syncs/{sync_id}"
 
-# 100 requests a minute per API key, across routes (API_NOTES; its burst of 200 is not relied on)
+# 100 requests a minute per API key, across routes (its burst of 200 is not relied on)
 RATE_LIMIT = 100
 RATE_WINDOW_SECONDS = 60.0
 

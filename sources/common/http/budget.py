@@ -2,7 +2,7 @@
 
 The servers keep a sliding log per key: each request is a hit that expires `window` seconds after it was made,
 a refused request is a hit too, and a request is refused while the key holds `limit` hits (Panora: per route
-handler and client IP; Rootfi: per API key; see API_NOTES). Every process on one machine (or behind one NAT)
+handler and client IP; Rootfi: per API key). Every process on one machine (or behind one NAT)
 draws on the same keys, so each keeps the log too, in a store they all reach:
 
 - `SqliteHitLog`: a small SQLite file in a per-user folder of the system's temporary folder

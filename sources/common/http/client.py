@@ -47,7 +47,9 @@ import httpx
 import orjson
 
 from sources.common.errors import ApiError, CredentialsRefused, OutcomeUnknown, Unreachable
+from sources.common.http import outcomes
 from sources.common.http.budget import HitLog, RateBudget, SqliteHitLog, WaitTooLong, key_digest, shared_log
+from sources.common.http.outcomes import Decision, Verdict
 from sources.common.secrets import SECRETS, mask_bytes, printable
 
 log = logging.getLogger("accounting_etl.http")
@@ -300,6 +302,41 @@ class ApiClient:
         content = mask_bytes(b"".join(chunks), secrets)
         return httpx.Response(response.status_code, headers=response.headers, content=content, request=request)
 
+    def _try(
+        self, request: httpx.Request, secrets: tuple[str, ...], route: str, idempotent: bool
+    ) -> tuple[Decision, httpx.Response | None, Any]:
+        """One try: what it came to (`outcomes`), the answer if one came, and its decoded body when it is OK."""
+        response: httpx.Response | None = None
+        try:
+            try:
+                response = self._read(request, secrets)
+            finally:  # every slot is given back, answered or not
+                self.budget.release(route, response.headers if response is not None else None)
+        except _Refused as exc:
+            return outcomes.unreadable(str(exc), idempotent, exc.status), None, None
+        except NOT_SENT_ERRORS as exc:
+            return outcomes.not_sent(f"connection failed ({type(exc).__name__})"), None, None
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            return outcomes.no_answer(f"{type(exc).__name__}: {exc or 'no detail'}", idempotent), None, None
+        self.stats.add(bytes_received=len(response.content))
+        status = response.status_code
+        refused = None if 200 <= status < 300 or status == 429 else self.refused_credential(response)
+        if refused is not None:
+            method, target = request.method, request.url.raw_path.decode("ascii", "replace")
+            raise CredentialsRefused(method, target, status, server_message(response), refused)
+        message = "" if 200 <= status < 300 else server_message(response)
+        decision = outcomes.answer(
+            status, message, idempotent, permanent=status >= 500 and self.permanent_error(response)
+        )
+        if decision.verdict is not Verdict.OK:
+            return decision, response, None
+        try:
+            return decision, response, _masked_after_parsing(decode_json(response.content), response.content, secrets)
+        except _Refused as exc:
+            return outcomes.unreadable(str(exc), idempotent, status), response, None
+        except ValueError as exc:  # also a truncated body the server did not announce
+            return outcomes.broken_body(f"invalid JSON body ({exc})", idempotent, status), response, None
+
     def request_json(
         self,
         method: str,
@@ -332,68 +369,36 @@ class ApiClient:
             except WaitTooLong as exc:
                 raise ApiError(method, target, None, f"not sent: {exc}", attempts) from None
             self.stats.add(requests=1, paced_seconds=waited)
-            problem: str
-            status: int | None = None
-            response: httpx.Response | None = None
-            try:
-                try:
-                    response = self._read(request, secrets)
-                finally:  # every slot is given back, answered or not
-                    self.budget.release(route, response.headers if response is not None else None)
-            except _Refused as exc:
-                if not idempotent:
-                    raise OutcomeUnknown(method, target, exc.status, str(exc), attempts) from None
-                raise ApiError(method, target, exc.status, str(exc), attempts) from None
-            except NOT_SENT_ERRORS as exc:
-                problem = f"connection failed ({type(exc).__name__})"
-                connect_failures += 1
-            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                problem = f"{type(exc).__name__}: {exc or 'no detail'}"
-                if not idempotent:
-                    raise OutcomeUnknown(method, target, None, f"no answer ({problem})", attempts) from exc
-            else:
-                self.stats.add(bytes_received=len(response.content))
-                status = response.status_code
-                refused = None if 200 <= status < 300 or status == 429 else self.refused_credential(response)
-                if refused is not None:
-                    raise CredentialsRefused(method, target, status, server_message(response), refused)
-                if status == 429:
-                    throttles += 1
-                    wait = retry_after_seconds(response.headers)
-                    if wait is not None and wait > self.policy.max_wait_seconds:
-                        raise ApiError(
-                            method,
-                            target,
-                            status,
-                            f"the server asks to wait {wait:.0f}s before the next request, longer than "
-                            f"max_wait_seconds={self.policy.max_wait_seconds:.0f}: {server_message(response)}",
-                            attempts,
-                        )
-                    wait = wait or self.policy.backoff(throttles, self.rng)
-                    self.budget.throttled(route, wait)
-                    self.stats.add(throttled=1)
-                    if throttles > self.policy.max_throttle_waits:
-                        raise ApiError(method, target, status, server_message(response), attempts)
-                    log.info("%s %s: 429, waiting %.1fs as the server asks", method, target, wait)
-                    attempts -= 1  # a 429 is not a failed try; it has its own budget
-                    continue
-                if 200 <= status < 300:
-                    try:
-                        return _masked_after_parsing(decode_json(response.content), response.content, secrets)
-                    except _Refused as exc:
-                        if not idempotent:
-                            raise OutcomeUnknown(method, target, status, str(exc), attempts) from None
-                        raise ApiError(method, target, status, str(exc), attempts) from None
-                    except ValueError as exc:  # also a truncated body the server did not announce
-                        problem = f"invalid JSON body ({exc})"
-                        if not idempotent:
-                            raise OutcomeUnknown(method, target, status, problem, attempts) from exc
-                elif status >= 500 and not self.permanent_error(response):
-                    problem = f"HTTP {status}: {server_message(response)}"
-                    if not idempotent:
-                        raise OutcomeUnknown(method, target, status, server_message(response), attempts)
-                else:
-                    raise ApiError(method, target, status, server_message(response), attempts)
+            decision, response, body = self._try(request, secrets, route, idempotent)
+            if decision.verdict is Verdict.OK:
+                return body
+            if decision.verdict is Verdict.UNKNOWN:
+                raise OutcomeUnknown(method, target, decision.status, decision.problem, attempts)
+            if decision.verdict is Verdict.FINAL:
+                raise ApiError(method, target, decision.status, decision.problem, attempts)
+            if decision.verdict is Verdict.THROTTLED:
+                assert response is not None
+                throttles += 1
+                wait = retry_after_seconds(response.headers)
+                if wait is not None and wait > self.policy.max_wait_seconds:
+                    raise ApiError(
+                        method,
+                        target,
+                        decision.status,
+                        f"the server asks to wait {wait:.0f}s before the next request, longer than "
+                        f"max_wait_seconds={self.policy.max_wait_seconds:.0f}: {decision.problem}",
+                        attempts,
+                    )
+                wait = wait or self.policy.backoff(throttles, self.rng)
+                self.budget.throttled(route, wait)
+                self.stats.add(throttled=1)
+                if throttles > self.policy.max_throttle_waits:
+                    raise ApiError(method, target, decision.status, decision.problem, attempts)
+                log.info("%s %s: 429, waiting %.1fs as the server asks", method, target, wait)
+                attempts -= 1  # a 429 is not a failed try; it has its own budget
+                continue
+            problem, status = decision.problem, decision.status
+            connect_failures += not decision.sent
             if attempts >= self.policy.max_attempts:
                 if connect_failures == attempts:
                     detail = f"{problem}, {attempts} tries"

@@ -310,8 +310,8 @@ def _stored_digests(
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """The stored rows' id digests (`hi`, `lo`), content hashes (`S16`) and whether each is marked deleted, a
     chunk at a time. DuckDB digests the ids itself (`stored_digest_sql`) and hands over columns of integers;
-    other destinations hand over the ids, digested here. Measured on a million stored payments (bare
-    process, one DuckDB file): 1.5-1.7 s against 3.0 s digested here, peaks within 10 MB of each other."""
+    other destinations hand over the ids, digested here. DuckDB computes the same digest (the first 16 bytes
+    of SHA-256), so no id crosses into Python as a string: that is what a re-sync's read-back costs."""
     deleted = f"{DELETED_COLUMN} IS NOT NULL AS deleted"
     columns = f"id, {HASH_COLUMN}, {deleted}"
     duckdb_columns = f"{stored_digest_sql('id', HASH_COLUMN)}, {deleted}"
@@ -334,11 +334,10 @@ def _select_chunks(
 
     On DuckDB, more rows than `SLICE_ROWS` are read in slices of row ids holding about that many each, every
     slice through a connection of its own: DuckDB keeps the blocks a query read until its database is closed
-    (dlt closes it with its last connection), so one query over the ids and hashes of a million stored rows
-    grew the process by about 70 MB (in a bare process reading those of a million payments: a peak of 133 MB
-    in one query, 94 MB in ten slices). A re-sync of 1.2M records peaked at 358-377 MB so (four runs),
-    against 388-397 MB in one query (three runs, alternated with those). The job hands the pipeline
-    a destination that does not change while it reads (a snapshot), so no write comes between two slices."""
+    (dlt closes it with its last connection), so one query over the ids and hashes of a large table would grow
+    the process with the table; slices keep a re-sync's peak flat in the account's size (bench/README.md,
+    `bench_scale.py`). The job hands the pipeline a destination that does not change while it reads (a
+    snapshot), so no write comes between two slices."""
     as_columns = False
     with _sql_client(pipeline) as client:
         name = client.make_qualified_table_name(table)

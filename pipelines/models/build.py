@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from transforms.dbt_runner import (
+from pipelines.models.dbt_runner import (
     ANALYST_MODELS_ENV,
     DbtRun,
     DbtTarget,

@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+import transforms
+from pipelines.warehouse.locks import file_lock
 
-PROJECT_DIR = Path(__file__).parent
+PROJECT_DIR = Path(transforms.__file__).parent  # the dbt project: transforms/ holds nothing else
 ANALYST_MODELS_ENV = "ACCOUNTING_ETL__ANALYST_MODELS"  # read by dbt_project.yml's model-paths
 PROJECT_FILES = ("*.sql", "*.yml", "*.csv", "*.md")
 LEFT_BY_DBT = {"target", "logs", "dbt_packages"}
@@ -242,7 +243,7 @@ def _invocation(target: DbtTarget, work_dir: Path, variables: Mapping[str, Any] 
     ]  # fmt: skip
     with (
         _ONE_RUN_AT_A_TIME,
-        FileLock(work_dir / "dbt.lock"),
+        file_lock(work_dir / "dbt.lock", "a dbt run", wait=True),
         tempfile.TemporaryDirectory(prefix="accounting-dbt-") as profiles_dir,
     ):
         (Path(profiles_dir) / "profiles.yml").write_text(yaml.safe_dump(target.profile()))
