@@ -9,7 +9,9 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 
+from pipelines.exit_codes import ExitCode
 from pipelines.logs import setup_logging
+from pipelines.push.csv_import import CsvFileError
 from pipelines.registry import NAMES, providers
 from pipelines.settings import JOB_SETTINGS, ConfigurationError, bad_setting
 from pipelines.warehouse.locks import AlreadyRunning
@@ -232,26 +234,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except AlreadyRunning as exc:
         print(f"accounting-etl {args.command}: {exc}", file=sys.stderr)
-        return 4
+        return ExitCode.BUSY
     except Exception as exc:
         setting = bad_setting(exc)
         if setting is not None:
             logging.getLogger("accounting_etl").debug("%s failed", args.command, exc_info=True)
             print(f"accounting-etl {args.command}: {SECRETS.redact(setting)}", file=sys.stderr)
-            return 2
-        # push's input errors (an unreadable CSV) are ValueErrors; elsewhere one is a failure of the job
-        bad_input = isinstance(exc, ConfigurationError) or (args.command == "push" and isinstance(exc, ValueError))
+            return ExitCode.BAD_INPUT
+        bad_input = isinstance(exc, ConfigurationError | CsvFileError)
         logging.getLogger("accounting_etl").debug("%s failed", args.command, exc_info=True)
         message = SECRETS.redact(str(exc))[:2000]
         print(f"accounting-etl {args.command}{':' if bad_input else ' failed:'} {message}", file=sys.stderr)
-        return 2 if bad_input else 3
+        return ExitCode.BAD_INPUT if bad_input else ExitCode.FAILED
 
 
 def _sandbox(args: argparse.Namespace) -> int:
     from pipelines.sandbox import serve
 
     serve(args.provider, args.port, args.rate_limit or None, args.seed, args.scale, args.delay)
-    return 0
+    return ExitCode.OK
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -259,7 +260,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     _tune_process_for_loads()
     summary = run_demo(args.database, report_dir=args.report)
-    return 0 if summary.status == "ok" else 1
+    return ExitCode.OK if summary.status == "ok" else ExitCode.NEEDS_A_LOOK
 
 
 def _transform(args: argparse.Namespace) -> int:
@@ -268,14 +269,14 @@ def _transform(args: argparse.Namespace) -> int:
     result = transform_database(args.database, args.dataset, args.as_of)
     if result.skipped:
         print(f"accounting-etl transform: nothing built: {result.skipped}", file=sys.stderr)
-        return 2
+        return ExitCode.BAD_INPUT
     print(f"models in schema {result.models_schema} (as of {result.as_of}, {result.seconds:.1f}s):")
     for name, rows in result.rows.items():
         print(f"  {name:<40} {rows:>9,}")
     if result.error:
         print(f"accounting-etl transform: {SECRETS.redact(result.error)}", file=sys.stderr)
-        return 1
-    return 0
+        return ExitCode.NEEDS_A_LOOK
+    return ExitCode.OK
 
 
 def _push(args: argparse.Namespace) -> int:
@@ -286,7 +287,7 @@ def _push(args: argparse.Namespace) -> int:
             raise ConfigurationError("--cancel goes alone: not with --dry-run, --from-csv or --invoices-csv")
         cancelled = cancel_queued(_split(args.cancel) or [], args.database)
         print(cancelled.render())
-        return 0 if cancelled.ok else 1
+        return ExitCode.OK if cancelled.ok else ExitCode.NEEDS_A_LOOK
 
     result = run_push(
         PushSettings(
@@ -299,7 +300,7 @@ def _push(args: argparse.Namespace) -> int:
         )
     )
     print(result.render())
-    return 0 if result.ok else 1
+    return ExitCode.OK if result.ok else ExitCode.NEEDS_A_LOOK
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -318,14 +319,14 @@ def _status(args: argparse.Namespace) -> int:
     else:
         # a terminal's own width; a pipe or a file gets room enough not to cut the columns
         render(report, Console() if sys.stdout.isatty() else Console(width=160))
-    return 0 if report.ok else 1
+    return ExitCode.OK if report.ok else ExitCode.NEEDS_A_LOOK
 
 
 def _docs(args: argparse.Namespace) -> int:
     from pipelines.transform import write_docs
 
     print(f"docs: {write_docs(args.out, args.database, args.dataset).resolve()}")
-    return 0
+    return ExitCode.OK
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -335,7 +336,7 @@ def _report(args: argparse.Namespace) -> int:
     print(f"report: {written.path.resolve()}")
     for path in written.csv_files:
         print(f"  {path}")
-    return 0
+    return ExitCode.OK
 
 
 def _tune_process_for_loads() -> None:
@@ -371,9 +372,9 @@ def _load(args: argparse.Namespace) -> int:
             if not verbose:
                 continue
         print(summary.render())
-    if any(s.problem_exit == 2 for s in summaries):
-        return 2
-    return 0 if all(s.status == "ok" and not s.models_error for s in summaries) else 1
+    if any(s.problem_exit == ExitCode.BAD_INPUT for s in summaries):
+        return ExitCode.BAD_INPUT
+    return ExitCode.OK if all(s.status == "ok" and not s.models_error for s in summaries) else ExitCode.NEEDS_A_LOOK
 
 
 COMMANDS = {

@@ -37,6 +37,7 @@ import dlt
 from dlt.common.destination import Destination
 
 from pipelines import registry, settings
+from pipelines.exit_codes import ExitCode
 from pipelines.models.build import build_models, parse_models
 from pipelines.progress import live, load_table
 from pipelines.push.ledger import ensure_tables
@@ -314,13 +315,13 @@ def _diagnose(summary: LoadSummary, base_url: str) -> None:
         summary.problem = (
             f"{source_provider.title} refused the credentials of every connection ({said}): check {checks}"
         )
-        summary.problem_exit = 2
+        summary.problem_exit = ExitCode.BAD_INPUT
     elif causes == {"unreachable"}:
         summary.problem = (
             f"nothing answers at {base_url} for {source_provider.title}: check {settings_of['unreachable']} and "
             "that the server is running"
         )
-        summary.problem_exit = 1
+        summary.problem_exit = ExitCode.NEEDS_A_LOOK
 
 
 def _finish(summary: LoadSummary, stats: RequestStats, scans: ScanLog) -> None:

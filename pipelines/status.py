@@ -19,12 +19,20 @@ from typing import Any
 import dlt
 
 from pipelines import settings
+from pipelines.push.ledger import PushStatus
 from pipelines.registry import configured_providers
 from pipelines.warehouse.access import read_warehouse
 from sources.common.secrets import SECRETS, printable
 
-NEEDS_A_PERSON = ("rejected", "failed", "unknown")  # ledger states no later run settles on its own
-IN_FLIGHT = ("pending", "submitted")  # states a run settles, unless they have lasted: then a person looks
+NEEDS_A_PERSON = (
+    PushStatus.REJECTED,
+    PushStatus.FAILED,
+    PushStatus.UNKNOWN,
+)  # ledger states no later run settles on its own
+IN_FLIGHT = (
+    PushStatus.PENDING,
+    PushStatus.SUBMITTED,
+)  # states a run settles, unless they have lasted: then a person looks
 # ACCOUNTING_ETL__PUSH_STUCK_AFTER: how long a pending/submitted row may last
 STUCK_AFTER_SECONDS = settings.DEFAULT_STUCK_AFTER_SECONDS
 _AGE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*", re.IGNORECASE)

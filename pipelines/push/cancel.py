@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pipelines import settings
-from pipelines.push.ledger import Ledger, ensure_tables, kept_tables, transaction
+from pipelines.push.ledger import Ledger, PushStatus, ensure_tables, kept_tables, transaction
 from pipelines.push.plan import KINDS
 from pipelines.warehouse.identity import Warehouse
 
-CANCELLABLE = (None, "rejected")  # ledger statuses of rows that cannot have been created
+CANCELLABLE = (None, PushStatus.REJECTED)  # ledger statuses of rows that cannot have been created
 
 
 @dataclass
@@ -65,7 +65,9 @@ def cancel_queued(
             ]
             if not queued:
                 summary.refused[external_id] = (
-                    "already cancelled" if status == "cancelled" else f"not queued (ledger: {status or 'no entry'})"
+                    "already cancelled"
+                    if status == PushStatus.CANCELLED
+                    else f"not queued (ledger: {status or 'no entry'})"
                 )
                 continue
             if status not in CANCELLABLE:
@@ -77,6 +79,6 @@ def cancel_queued(
             kind, (connection,) = queued[0]
             with transaction(con):
                 con.execute(f"DELETE FROM {raw}.{kind.queue} WHERE external_id = ?", [external_id])
-            ledger.record(external_id, connection or "", "cancelled", phase="cancel", kind=kind.name)
+            ledger.record(external_id, connection or "", PushStatus.CANCELLED, phase="cancel", kind=kind.name)
             summary.cancelled.append(external_id)
     return summary

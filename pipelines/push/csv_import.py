@@ -45,6 +45,11 @@ InvoiceNumbers = Mapping[tuple[str, str], list[str]]
 _TRUE, _FALSE = {"true", "t", "yes", "y", "1"}, {"false", "f", "no", "n", "0"}
 
 
+class CsvFileError(Exception):
+    """A CSV file that cannot be read at all (not UTF-8, not CSV, missing or unknown columns): the command's
+    input is wrong (exit 2). A bad row is no error: it is a `CsvReject`, and the other rows are queued."""
+
+
 @dataclass(frozen=True)
 class CsvReject:
     """One row that was not queued: where it is (row 1 is the header, as a spreadsheet shows it), the
@@ -118,7 +123,7 @@ def _records(reader: Any, path: str, rejects: list[CsvReject]) -> Iterator[tuple
             return
         except csv.Error as exc:
             if reader.line_num == before:  # the parser did not move: nothing more can be read
-                raise ValueError(f"{path}, row {before + 1}: not readable as CSV ({exc})") from None
+                raise CsvFileError(f"{path}, row {before + 1}: not readable as CSV ({exc})") from None
             rejects.append(CsvReject(path, reader.line_num, "(row)", f"not readable as CSV ({exc})"))
             continue
         yield reader.line_num, record
@@ -159,10 +164,10 @@ def read_csv(path: str | Path, table: str = "outbound_payments", numbers: Invoic
             reader.fieldnames = header
             missing = sorted(set(REQUIRED) - set(header))
             if missing:
-                raise ValueError(f"{path}: the CSV needs the columns {missing}; its header is {header}")
+                raise CsvFileError(f"{path}: the CSV needs the columns {missing}; its header is {header}")
             unknown = sorted(set(header) - set(allowed), key=str)
             if unknown:
-                raise ValueError(f"{path}: unknown columns {unknown}; the columns are {allowed}")
+                raise CsvFileError(f"{path}: unknown columns {unknown}; the columns are {allowed}")
             for number, record in _records(reader, str(path), result.rejects):
                 external_id = (record.get("external_id") or "").strip() or None
                 row, reject = _row(record, spec, header, str(path), number, external_id, numbers or {})
@@ -176,9 +181,9 @@ def read_csv(path: str | Path, table: str = "outbound_payments", numbers: Invoic
                 first_row[row["external_id"]] = number
                 result.rows.append({c: row.get(c) for c in spec if c != "queued_at"})
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as 'CSV UTF-8'") from None
+        raise CsvFileError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as 'CSV UTF-8'") from None
     except OSError as exc:
-        raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        raise CsvFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     finally:
         csv.field_size_limit(limit)
     return result

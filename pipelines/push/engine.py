@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipelines.push.ledger import FINAL, Ledger, may_resend
+from pipelines.push.ledger import FINAL, Ledger, PushStatus, may_resend
 from sources.common.errors import ApiError, OutcomeUnknown
 from sources.common.secrets import SECRETS
 from sources.common.writer import Created, Job, Writer
@@ -55,7 +55,7 @@ from sources.common.writer import Created, Job, Writer
 log = logging.getLogger("accounting_etl.push")
 
 Row = dict[str, Any]
-OPEN = ("pending", "unknown", "submitted")
+OPEN = (PushStatus.PENDING, PushStatus.UNKNOWN, PushStatus.SUBMITTED)
 CLOCK_MARGIN = timedelta(minutes=5)  # a record's creation time, by the server's clock, may precede ours a little
 COMPARED = {"payment": ("invoice_id", "total_amount", "currency"), "invoice": ("number", "total_amount", "currency")}
 
@@ -108,7 +108,7 @@ class Engine:
         fresh: list[tuple[str, Row]] = []
         for kind, row in rows:
             entry = self.entries.get(row["external_id"], {})
-            if entry.get("status") == "submitted" and entry.get("remote_job"):
+            if entry.get("status") == PushStatus.SUBMITTED and entry.get("remote_job"):
                 jobs.setdefault((kind, row["connection"], entry["remote_job"]), []).append(row)
             elif entry.get("status") in OPEN:
                 to_find.setdefault((kind, row["connection"]), []).append(row)
@@ -160,11 +160,17 @@ class Engine:
             log.error("push of %s [%s] stopped: %s", ids, alias, message)
             for row in rows:
                 status = self.ledger.status(row["external_id"])
-                if status in FINAL or status == "submitted":
+                if status in FINAL or status == PushStatus.SUBMITTED:
                     continue
-                sent = status in ("pending", "unknown")
+                sent = status in (PushStatus.PENDING, PushStatus.UNKNOWN)
                 follow_up = "looked up before any resend" if sent else "tried again by the next push"
-                self._record(kind, row, "unknown" if sent else "failed", "error", error=f"{message} ({follow_up})")
+                self._record(
+                    kind,
+                    row,
+                    PushStatus.UNKNOWN if sent else PushStatus.FAILED,
+                    "error",
+                    error=f"{message} ({follow_up})",
+                )
             with self.lock:
                 self.errors.append(f"{ids} [{alias}]: {message}")
             return []
@@ -177,7 +183,7 @@ class Engine:
         with self.lock:
             if created.record_id:
                 self.claimed[created.record_id] = row["external_id"]
-        self._record(kind, row, "created", phase, record_id=created.record_id, remote_id=created.remote_id,
+        self._record(kind, row, PushStatus.CREATED, phase, record_id=created.record_id, remote_id=created.remote_id,
                      provider_id=created.provider_id, http_status=http_status)  # fmt: skip
 
     def _doubt(self, kind: str, row: Row, created: Created, locked: bool = False) -> str | None:
@@ -204,7 +210,7 @@ class Engine:
         writer, rules = lane.writer, self.rules
         for send in range(1, rules.sends_per_record + 1):
             for row in rows:
-                self._record(kind, row, "pending", "intent", attempt=True)
+                self._record(kind, row, PushStatus.PENDING, "intent", attempt=True)
                 self.on_event("intent", row["external_id"])
             sent_at = datetime.now(UTC)
             with self.lock:
@@ -214,7 +220,7 @@ class Engine:
                 answer = writer.send(kind, lane.accounts[alias], rows)
             except OutcomeUnknown as exc:
                 for row in rows:
-                    self._record(kind, row, "unknown", "outcome", http_status=exc.status, error=exc.message)
+                    self._record(kind, row, PushStatus.UNKNOWN, "outcome", http_status=exc.status, error=exc.message)
                 if writer.runs_in_background or exc.status is None:
                     time.sleep(rules.settle_seconds)  # the request may still be running on the server
                 rows = self._resolve(lane, kind, alias, rows, "resolve", sent_at=datetime.now(UTC))
@@ -222,13 +228,14 @@ class Engine:
             except ApiError as exc:
                 final = exc.status is not None and 400 <= exc.status < 500
                 for row in rows:
-                    self._record(kind, row, "rejected" if final else "failed", "outcome", http_status=exc.status,
+                    status = PushStatus.REJECTED if final else PushStatus.FAILED
+                    self._record(kind, row, status, "outcome", http_status=exc.status,
                                  error=exc.message)  # fmt: skip
                 return
             else:
                 if isinstance(answer, Job):
                     for row in rows:
-                        self._record(kind, row, "submitted", "submitted", http_status=200,
+                        self._record(kind, row, PushStatus.SUBMITTED, "submitted", http_status=200,
                                      remote_job=answer.job_id or None, error=answer.label)  # fmt: skip
                         self.on_event("submitted", row["external_id"])
                     rows = self._follow(lane, kind, alias, answer.job_id, rows, answer)
@@ -244,7 +251,7 @@ class Engine:
                 return
             if send == rules.sends_per_record:
                 for row in rows:
-                    self._record(kind, row, "failed", "resolve",
+                    self._record(kind, row, PushStatus.FAILED, "resolve",
                                  error=f"not created after {send} sends (looked up each time){failure}")  # fmt: skip
                 return
             time.sleep(writer.backoff(send))
@@ -258,13 +265,13 @@ class Engine:
         for row in rows:
             record = created.get(row["external_id"])
             if record is None:
-                self._record(kind, row, "unknown", "outcome", error="the answer does not name this record")
+                self._record(kind, row, PushStatus.UNKNOWN, "outcome", error="the answer does not name this record")
                 continue
             doubt = self._doubt(kind, row, record)
             if doubt is None:
                 self._created(kind, row, record, "outcome", 201)
             else:
-                self._record(kind, row, "unknown", "outcome", http_status=201,
+                self._record(kind, row, PushStatus.UNKNOWN, "outcome", http_status=201,
                              error=f"the answer describes another record ({doubt}): looked up")  # fmt: skip
                 doubted.append(row)
         self.on_event("recorded", rows[0]["external_id"])
@@ -308,14 +315,13 @@ class Engine:
                 self._created(kind, row, found, phase)
             elif doubt is not None:
                 # a record carrying this row's external id exists but is not what was sent: never sent past it
-                self._record(kind, row, "unknown", phase,
+                self._record(kind, row, PushStatus.UNKNOWN, phase,
                              error=f"a record with this external id exists, but {doubt}: needs a person")  # fmt: skip
             elif may_resend(last_sent, self.rules.resend_unknown_after):
                 again.append(row)
             else:
-                self._record(
-                    kind, row, "unknown", phase, error="not found yet; sent again only after resend_unknown_after"
-                )
+                error = "not found yet; sent again only after resend_unknown_after"
+                self._record(kind, row, PushStatus.UNKNOWN, phase, error=error)
         return again
 
     def _follow(self, lane: Lane, kind: str, alias: str, job_id: str, rows: list[Row], answer: Job | None) -> list[Row]:
@@ -335,7 +341,7 @@ class Engine:
                     return self._resolve(lane, kind, alias, rows, "resolve")
                 error = f"the job's state could not be read ({exc}); the next push follows it"
                 for row in rows:  # still in the job: followed by the next run, never resent
-                    self._record(kind, row, "submitted", "follow", remote_job=job_id or None, error=error)
+                    self._record(kind, row, PushStatus.SUBMITTED, "follow", remote_job=job_id or None, error=error)
                 return []
         answered = {}
         for row in rows:  # what the job says was created, where it is this row's (`_doubt`)
@@ -356,11 +362,11 @@ class Engine:
             if created is not None:
                 self._created(kind, row, created, "outcome")
             elif doubt is not None:  # a record with this row's external id that is not what was sent
-                self._record(kind, row, "unknown", "outcome",
+                self._record(kind, row, PushStatus.UNKNOWN, "outcome",
                              error=f"a record with this external id exists, but {doubt}: needs a person")  # fmt: skip
             elif job.failed:
                 reason = job.failures.get(row["external_id"]) or job.unnamed_reason or job.error or ""
-                self._record(kind, row, "failed", "outcome", error=f"job {job_id} FAILED: {reason}")
+                self._record(kind, row, PushStatus.FAILED, "outcome", error=f"job {job_id} FAILED: {reason}")
                 again.append(row)
             else:
                 reason = job.failures.get(row["external_id"]) or job.unnamed_reason
@@ -369,7 +375,7 @@ class Engine:
                     reason = (
                         f"failed inside job {job_id} ({job.failed_count} failed; {lane.title}'s reasons: {reasons})"
                     )
-                self._record(kind, row, "rejected", "outcome", error=reason)
+                self._record(kind, row, PushStatus.REJECTED, "outcome", error=reason)
         self.on_event("recorded", rows[0]["external_id"])
         return again
 

@@ -27,7 +27,7 @@ from pipelines import settings
 from pipelines.progress import PushCounts, live, push_table
 from pipelines.push.csv_import import CsvImport, CsvReject, invoice_numbers, queue_rows, read_csv
 from pipelines.push.engine import COMPARED, Engine, Lane, SendRules, differences
-from pipelines.push.ledger import FINAL, Ledger, ensure_tables, kept_tables
+from pipelines.push.ledger import FINAL, Ledger, PushStatus, ensure_tables, kept_tables
 from pipelines.push.plan import KINDS, Kind, loaded_invoices
 from pipelines.registry import check_distinct_aliases, providers
 from pipelines.warehouse.identity import Warehouse
@@ -80,7 +80,7 @@ class PushSummary:
     def ok(self) -> bool:
         """Every row created (or, in a dry run, every row would be; or nothing to do), every CSV row queued, no
         provider failing part-way."""
-        bad = {k for k, n in self.outcomes.items() if n and k not in ("created", "confirmed", "would create")}
+        bad = {k for k, n in self.outcomes.items() if n and k not in (*FINAL, "would create")}
         return not bad and not self.import_rejects and not self.errors
 
     def render(self) -> str:
@@ -159,9 +159,9 @@ def run_push(options: PushSettings | None = None) -> PushSummary:
             for item in summary.plan:
                 if item["action"] == "reject":
                     previous = entries.get(item["external_id"], {})
-                    if previous.get("status") != "rejected" or previous.get("error") != item["reason"]:
-                        ledger.record(item["external_id"], item["connection"] or "", "rejected", phase="validation",
-                                      kind=item["kind"], error=item["reason"])  # fmt: skip
+                    if previous.get("status") != PushStatus.REJECTED or previous.get("error") != item["reason"]:
+                        ledger.record(item["external_id"], item["connection"] or "", PushStatus.REJECTED,
+                                      phase="validation", kind=item["kind"], error=item["reason"])  # fmt: skip
             counts.provider_of = {row["external_id"]: owner[row["connection"]].name for _, row in sendable}
             engine = Engine(ledger, entries, options.rules, options.concurrency, options.on_event,
                             loaded=LoadedIds(ledger, raw))  # fmt: skip
@@ -248,7 +248,7 @@ def _open(entry: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
     status = entry.get("status")
     if status in FINAL:
         return False
-    if status == "cancelled":
+    if status == PushStatus.CANCELLED:
         queued, cancelled = row.get("queued_at"), entry.get("updated_at")
         return queued is not None and cancelled is not None and queued > cancelled
     return True
@@ -342,8 +342,10 @@ def _confirm(con: Any, raw: str, ledger: Ledger) -> None:
                 content["total_amount"] = 0  # Panora leaves a zero amount out
             differs = differences(kind.name, found, content) if found.get("total_amount") is not None else []
             if differs:
-                ledger.record(found["external_id"], found["connection"], "unknown", phase="confirm", kind=kind.name,
-                              error=f"the loaded record {found['record_id']} is not what was sent: its "
+                ledger.record(found["external_id"], found["connection"], PushStatus.UNKNOWN, phase="confirm",
+                              kind=kind.name, error=f"the loaded record {found['record_id']} is not what was sent: its "
                               f"{', '.join(differs)}; check it in the accounting system")  # fmt: skip
             else:
-                ledger.record(found["external_id"], found["connection"], "confirmed", phase="confirm", kind=kind.name)
+                ledger.record(
+                    found["external_id"], found["connection"], PushStatus.CONFIRMED, phase="confirm", kind=kind.name
+                )

@@ -8,6 +8,7 @@ an intent must be on disk before its request leaves, or a crash could not be tol
 
 from __future__ import annotations
 
+import enum
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,12 +17,21 @@ from typing import Any
 
 from sources.common.secrets import SECRETS
 
-# statuses of push_log: pending (intent written, outcome not yet), created, confirmed (seen in a later
-# load), rejected (validation or a 4xx: final until the row changes), failed (retry budget used: the next
-# run tries again), unknown (the request may have taken effect: resolved by a lookup before any resend),
-# submitted (in a write job, `remote_job`, that has not ended: followed up, never resent), cancelled (taken out
-# of the queue by `push --cancel` before it could reach the provider)
-FINAL = ("created", "confirmed")
+
+class PushStatus(enum.StrEnum):
+    """A row's state in `push_log` (stored as its value)."""
+
+    PENDING = "pending"  # the intent is written, the request may be on its way: never sent again blindly
+    SUBMITTED = "submitted"  # in a write job (`remote_job`) that has not ended: followed up, never resent
+    CREATED = "created"  # the provider answered with the record, checked against what was sent
+    CONFIRMED = "confirmed"  # the record was seen, with the content sent, in a later load
+    REJECTED = "rejected"  # validation or a 4xx: final until the row changes
+    FAILED = "failed"  # the retry budget is used up before anything was created: the next run tries again
+    UNKNOWN = "unknown"  # the request may have taken effect: resolved by a lookup before any resend
+    CANCELLED = "cancelled"  # taken out of the queue by `push --cancel` before it could reach the provider
+
+
+FINAL = (PushStatus.CREATED, PushStatus.CONFIRMED)
 
 OUTBOUND_COLUMNS = {
     "external_id": "VARCHAR PRIMARY KEY",
@@ -180,7 +190,7 @@ class Ledger:
         self,
         external_id: str,
         connection: str,
-        status: str,
+        status: PushStatus,
         *,
         phase: str,
         kind: str = "payment",
@@ -195,6 +205,7 @@ class Ledger:
         """Upsert the ledger row and append the attempt's event, in one committed transaction. The error is
         masked (`sources/common/secrets.py`): it may quote a server that echoed a credential."""
         now = datetime.now(UTC)
+        status = PushStatus(status).value  # a plain string for the drivers, and a status this enum knows
         error = None if error is None else SECRETS.redact(error)
         s = self.schema
         with self.lock, transaction(self.con):
