@@ -48,6 +48,7 @@ from pipelines.warehouse.access import open_session_database
 from pipelines.warehouse.destination import file_format, make_destination, refuse_catalog_collision
 from pipelines.warehouse.identity import Warehouse, WriteSession
 from pipelines.warehouse.locks import AlreadyRunning
+from pipelines.warehouse.stored import WarehouseRecords
 from sources.common.http.client import RequestStats
 from sources.common.scan import ScanLog
 from sources.common.secrets import SECRETS
@@ -209,7 +210,9 @@ def _run(
             pipeline = pipeline_on(read_destination)
             pipeline.sync_destination()
             fmt = file_format(pipeline)
-            source = provider(provider_name).make_source(api_key, selected, stats=stats, scan_log=scans, **kwargs)
+            stored = WarehouseRecords(pipeline, duckdb=warehouse.kind == "duckdb")
+            source = provider(provider_name).make_source(api_key, selected, stats=stats, scan_log=scans,
+                                                         stored=stored, **kwargs)  # fmt: skip
             log.info("loading %s %s for %d connection(s) into %s", provider_name, ", ".join(resources),
                      len(selected), warehouse.describe())  # fmt: skip
             started = time.monotonic()
@@ -236,6 +239,8 @@ def _run(
                     loading = time.monotonic()
                     try:
                         info = pipeline.load()
+                        # the deletions the complete scans found, in this turn
+                        stored.apply(pipeline, info.loads_ids[-1] if info.loads_ids else None)
                     except Exception:
                         # a package loaded part-way: thrown away whole (the next run fetches it again), so that
                         # the warehouse never holds some of its tables' rows without the others

@@ -44,6 +44,7 @@ REQUIRED_RAW_TABLES = (
     "payments__tracking_categories",
     "tracking_categories",
 )
+RECORD_TABLES = ("invoices", "payments", "tracking_categories")  # the ones with `deleted_at`
 
 
 class Database(Protocol):
@@ -106,12 +107,16 @@ def missing_raw_tables(db: Database, raw: str) -> list[str]:
 
 def inputs_fingerprint(db: Database, raw_schema: str, as_of: date) -> str | None:
     """What the models are built from, as one digest: the as-of date, the project's files, and each raw
-    table's row count and latest load id (every write, deletion marks included, comes with a new load id).
-    None when it cannot be read (a table loaded without `_dlt_load_id`): the models are then always built."""
+    table's row count and latest load id (every write comes with a new load id), and how many of a record
+    table's rows are marked deleted (the load marks deletions by an update after its load step, which may load
+    no package). None when it cannot be read (a table loaded without `_dlt_load_id`): the models are then
+    always built."""
     parts = []
     for table in REQUIRED_RAW_TABLES:
         parts.append(f"(SELECT count(*) FROM {raw_schema}.{table})")
         parts.append(f"(SELECT max(_dlt_load_id) FROM {raw_schema}.{table})")
+        if table in RECORD_TABLES:
+            parts.append(f"(SELECT count(deleted_at) FROM {raw_schema}.{table})")
     try:
         state = db.query("SELECT " + ", ".join(parts))[0]
     except Exception as exc:

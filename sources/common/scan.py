@@ -36,10 +36,11 @@ from sources.common.errors import (
     Unreachable,
 )
 from sources.common.http.pagination import without_repeats
-from sources.common.reading.undeclared import JSON, ColumnKinds
+from sources.common.reading.undeclared import ColumnKinds
 from sources.common.reading.values import json_text
 from sources.common.secrets import SECRETS, printable
-from sources.common.stored.changes import LoadedRecords, record_hash, stored_column_kinds
+from sources.common.stored.changes import LoadedRecords, record_hash
+from sources.common.stored.records import NOTHING_STORED, StoredRecords
 from sources.common.tables.arrow_path import ArrowPageBuilder, builder_for
 from sources.common.tables.declared import EMPTY_LIST_MARKER, HASH_COLUMN, TIMESTAMP, ResourceTables, TableSpec
 from sources.common.tables.object_specs import ObjectSpec
@@ -182,6 +183,7 @@ def scan_account(
     complete: bool = True,
     position_of: PositionOf | None = None,
     row_key: RowKey | None = None,
+    stored: StoredRecords = NOTHING_STORED,
 ) -> Generator[Any, None, ScanResult]:
     """`scan_connection` for one of a resource's accounts, recorded in `scan_log`: a scan that fails for good
     (an API or paging error, or anything unexpected) is marked failed and logged, marks nothing deleted, and
@@ -197,6 +199,7 @@ def scan_account(
             complete=complete,
             position_of=position_of,
             row_key=row_key,
+            stored=stored,
         )
     except CredentialsRefused as exc:  # said once for the whole run by the job, naming the setting
         _failed(result, str(exc), exc.credential)
@@ -232,6 +235,7 @@ def scan_connection(
     complete: bool = True,
     position_of: PositionOf | None = None,
     row_key: RowKey | None = None,
+    stored: StoredRecords = NOTHING_STORED,
 ) -> Iterator[Any]:
     """Yield tagged arrow tables for one connection's records of one kind; fills `result`. Pass the same
     `tables` to every scan of one resource. `complete`: the pages list every live record (a full scan),
@@ -239,15 +243,16 @@ def scan_connection(
     `position_of` reads a record's position for
     `result.position`. `row_key`: the pages come as sent, rows repeated (the provider's key of a row as
     sent), and the scan drops the repeats (`pagination.without_repeats`), remembering the stored records
-    seen by their seen bit instead of a set of its own."""
+    seen by their seen bit instead of a set of its own. `stored`: what the warehouse holds (the job's), which a
+    complete scan hands the records it no longer saw, to be marked deleted after the load step."""
     tables = tables or ResourceTables()
     started = time.monotonic()
     last_progress = started
     if not tables.seeded:
-        for table, kinds in stored_column_kinds([t.name for t in spec.tables]).items():
+        for table, kinds in stored.column_kinds([t.name for t in spec.tables]).items():
             tables.kinds.seed(table, kinds)
         tables.seeded = True
-    loaded = LoadedRecords.read(spec.parent.name, connection, spec.provider)
+    loaded = LoadedRecords.read(stored, spec.parent.name, connection, spec.provider)
     fast = builder_for(spec)
     batches = _Batches(tables)
     try:
@@ -268,14 +273,12 @@ def scan_connection(
     except Exception:
         yield from batches.flush()  # a scan that fails part-way keeps what it read
         raise
-    if complete:
-        for batch in loaded.tombstones():
-            tombstones = _stored_json_as_text(batch, spec.parent, tables.kinds)
-            result.deleted += len(tombstones)
-            result.count(spec.parent.name, len(tombstones))
-            table, extra_json = spec.parent.build(tombstones, tables.kinds)
-            yield from batches.add(spec.parent, table, extra_json)
+    gone = loaded.missing() if complete else None
     yield from batches.flush()
+    if gone is not None and gone.ids:
+        stored.mark_deleted(gone)  # the job marks them after its load step, in the same writer's turn
+        result.deleted += len(gone.ids)
+        result.count(spec.parent.name, len(gone.ids))
     result.status = "complete"
     result.seconds = round(time.monotonic() - started, 3)
     log.info(
@@ -290,17 +293,6 @@ def scan_connection(
         result.rejected,
         result.seconds,
     )
-
-
-def _stored_json_as_text(rows: list[dict[str, Any]], spec: TableSpec, kinds: ColumnKinds) -> list[dict[str, Any]]:
-    """Rows read back from the warehouse, with JSON columns as JSON text again (PostgreSQL gives objects)."""
-    extra = kinds.table(spec.name)
-    for row in rows:
-        for column, value in row.items():
-            if value is not None and not isinstance(value, str):
-                if column in spec.json_columns or extra.get(column) == JSON:
-                    row[column] = json_text(value, column)
-    return rows
 
 
 def _page_tables(

@@ -116,7 +116,7 @@ SHARED = (
 )
 
 # Arguments a source takes that are no setting: what the job hands it.
-RUNTIME_ARGUMENTS = frozenset({"stats", "scan_log", "transport", "full_refresh"})
+RUNTIME_ARGUMENTS = frozenset({"stats", "scan_log", "transport", "full_refresh", "stored"})
 
 
 def unresolved_arguments(source: Callable[..., Any], spec: type[BaseConfiguration]) -> list[str]:

@@ -27,6 +27,7 @@ from sources.common.http.prefetch import DEFAULT_LOOKAHEAD, fetch_ahead
 from sources.common.provider import Provider
 from sources.common.scan import ScanLog, scan_account
 from sources.common.settings import retry_policy
+from sources.common.stored.records import NOTHING_STORED, StoredRecords
 from sources.common.tables.declared import ResourceTables
 from sources.common.tables.object_specs import ObjectSpec
 from sources.panora.client import PanoraClient, row_key
@@ -71,6 +72,7 @@ def panora_source(
     stats: RequestStats | None = None,
     scan_log: ScanLog | None = None,
     transport: httpx.BaseTransport | None = None,
+    stored: StoredRecords = NOTHING_STORED,
 ) -> Sequence[DltResource]:
     """Panora payments, invoices and tracking categories over all configured connections.
 
@@ -80,6 +82,8 @@ def panora_source(
         stats: request counters to fill (for the run summary).
         scan_log: per-scan results to fill (complete or failed, counts).
         transport: an httpx transport (tests).
+        stored: what the warehouse already holds (the job's: `pipelines/warehouse/stored.py`); the deletions a
+            complete scan finds are handed to it.
 
     Returns:
         The resources `payments`, `invoices` and `tracking_categories`.
@@ -106,7 +110,7 @@ def panora_source(
         try:
             for alias, pages in fetch_ahead(scans, lookahead):
                 try:
-                    yield from scan_account(spec, alias, pages, scan_log, tables, row_key=row_key)
+                    yield from scan_account(spec, alias, pages, scan_log, tables, row_key=row_key, stored=stored)
                 finally:
                     pages.close()
         finally:

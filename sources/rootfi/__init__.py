@@ -30,6 +30,7 @@ from sources.common.http.prefetch import DEFAULT_LOOKAHEAD, fetch_ahead
 from sources.common.provider import Provider
 from sources.common.scan import PositionOf, ScanLog, scan_account
 from sources.common.settings import retry_policy
+from sources.common.stored.records import NOTHING_STORED, StoredRecords
 from sources.common.tables.declared import ResourceTables
 from sources.common.tables.object_specs import ObjectSpec
 from sources.rootfi.client import RootfiClient, iso_utc, row_key, updated_at
@@ -108,6 +109,7 @@ def rootfi_source(
     stats: RequestStats | None = None,
     scan_log: ScanLog | None = None,
     transport: httpx.BaseTransport | None = None,
+    stored: StoredRecords = NOTHING_STORED,
 ) -> Sequence[DltResource]:
     """Rootfi invoices, invoice payments and tracking categories over all configured companies.
 
@@ -118,6 +120,8 @@ def rootfi_source(
         stats: request counters to fill (for the run summary).
         scan_log: per-scan results to fill (complete or failed, counts).
         transport: an httpx transport (tests).
+        stored: what the warehouse already holds (the job's: `pipelines/warehouse/stored.py`); the deletions a
+            complete scan finds are handed to it.
 
     Returns:
         The resources `payments`, `invoices` and `tracking_categories`.
@@ -165,6 +169,7 @@ def rootfi_source(
                         complete=since is None,
                         position_of=_positions_up_to(datetime.now(UTC) + skew),
                         row_key=row_key,
+                        stored=stored,
                     )
                 finally:
                     pages.close()
