@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint docs bench clean
+.PHONY: demo test test-unit lint docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ demo: $(VENV)/.installed
 # on 2 cores, against 10.3 in one process
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# the fast loop: tests/unit only (in-process: no sandbox server, process, dbt or database server), well under a
+# minute on 2 cores; `pytest -m unit` selects the same tests (tests/integration/ is the rest)
+test-unit: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q -n 2 tests/unit
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

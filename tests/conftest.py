@@ -1,5 +1,8 @@
 """Fixtures: real Panora and Rootfi sandboxes on 127.0.0.1 per test, and a warehouse (a real DuckDB file) to
-load into. What tests share besides fixtures is in `support.py`."""
+load into. What tests share besides fixtures is in `support.py`. The tests are in two folders, each test
+marked by its folder: `unit/` (in-process and quick, no server or process; `pytest tests/unit` or
+`pytest -m unit`) and `integration/` (what needs the sandboxes, processes, dbt, notebooks, PostgreSQL or
+Chromium)."""
 
 from __future__ import annotations
 
@@ -25,6 +28,23 @@ def pytest_configure(config: pytest.Config) -> None:
     folder = tempfile.mkdtemp(prefix="accounting-tests-dlt-")
     setattr(config, _COLLECTION_DATA_DIR, folder)
     os.environ["DLT_DATA_DIR"] = folder
+
+
+_KINDS = ("unit", "integration")  # the folders under tests/, and the markers of their tests (pyproject.toml)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test by its folder: `tests/unit/` (in-process, quick) or `tests/integration/` (sandbox
+    servers, processes, dbt, notebooks, PostgreSQL, Chromium), so `-m unit` is the same fast loop as
+    `pytest tests/unit`."""
+    root = Path(__file__).parent
+    for item in items:
+        try:
+            kind = item.path.relative_to(root).parts[0]
+        except ValueError:
+            continue
+        if kind in _KINDS:
+            item.add_marker(getattr(pytest.mark, kind))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

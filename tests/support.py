@@ -31,6 +31,7 @@ from sources.common.http.budget import RateBudget, SqliteHitLog
 from sources.common.http.client import RetryPolicy
 
 DATASET = DEFAULT_DATASET
+ROOT = Path(__file__).resolve().parents[1]  # the repository (tests/unit and tests/integration are one deeper)
 
 # The one retry policy of fast tests: the schedule's shape is the real one, only shorter. Push tests cut the
 # timeout further (their faults hold a request for a second), see PUSH_RETRIES.
@@ -324,7 +325,7 @@ def kill_when(command: Sequence[str], env: dict[str, str], reached: Callable[[],
 def run_workers(script: str, arguments: Sequence[dict[str, Any]], env: dict[str, str]) -> list[dict[str, Any]]:
     """Run `python -c script <json>` once per argument set, all at once; each must exit 0 and print a JSON
     object as its last line (returned in order)."""
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     processes = []
     for args in arguments:
         command = [sys.executable, "-c", script, json.dumps(args)]

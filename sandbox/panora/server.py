@@ -1,4 +1,5 @@
-"""A Panora-compatible HTTP server on 127.0.0.1, with the real server's behaviour (as read from its code and measured against it).
+"""A Panora-compatible HTTP server on 127.0.0.1, with the real server's behaviour (as read from its code and
+measured against it).
 
 What it reproduces: the `{previous_cursor, next_cursor, data}` envelope (`prev_cursor` switchable), a raw
 UUID `next_cursor` while it expects base64 cursors back (400 otherwise), every page after the first

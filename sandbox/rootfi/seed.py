@@ -1,4 +1,5 @@
-"""Seeded accounting data for the Rootfi sandbox, stored the way Rootfi serves it (as its documentation and code describe it).
+"""Seeded accounting data for the Rootfi sandbox, stored the way Rootfi serves it (as its documentation and
+code describe it).
 
 Money is in the currency's MAJOR units as JSON numbers (100.5), unlike Panora; records carry `rootfi_id`
 (an integer, unique across companies), `rootfi_company_id`, `platform_id` (the accounting platform's id,

@@ -34,16 +34,21 @@ log = logging.getLogger("accounting_etl.secrets")
 
 def _variants(secret: str) -> set[str]:
     """How a server may write a secret back: as it is, JSON-escaped (with `/` escaped or not, non-ASCII as
-    `\\uXXXX`), percent-encoded. Case is dealt with by matching without it."""
-    escaped = json.dumps(secret)[1:-1]
-    return {
-        secret,
-        escaped,
-        escaped.replace("/", "\\/"),
-        json.dumps(secret, ensure_ascii=False)[1:-1],
-        quote(secret, safe=""),
-        quote_plus(secret, safe=""),
-    }
+    `\\uXXXX`), percent-encoded. Case is dealt with by matching without it; raw bytes are matched without
+    regard to ASCII case only, so the secret's wholly upper- and lowercase forms are variants too (a letter
+    beyond ASCII changes its bytes with its case)."""
+    out: set[str] = set()
+    for form in {secret, secret.upper(), secret.lower()}:
+        escaped = json.dumps(form)[1:-1]
+        out |= {
+            form,
+            escaped,
+            escaped.replace("/", "\\/"),
+            json.dumps(form, ensure_ascii=False)[1:-1],
+            quote(form, safe=""),
+            quote_plus(form, safe=""),
+        }
+    return out
 
 
 class _Masker:
@@ -54,7 +59,7 @@ class _Masker:
     def __init__(self, secrets: Iterable[str]) -> None:
         forms = sorted({w for s in secrets if s for w in _variants(s)}, key=len, reverse=True)
         self.lowered = [w.lower() for w in forms]
-        self.lowered_bytes = [w.encode() for w in self.lowered]
+        self.lowered_bytes = [w.encode().lower() for w in forms]  # bytes lower only ASCII letters
         self.pattern = re.compile("|".join(map(re.escape, forms)), re.IGNORECASE) if forms else None
         self.bytes_pattern = (
             re.compile(b"|".join(re.escape(w.encode()) for w in forms), re.IGNORECASE) if forms else None

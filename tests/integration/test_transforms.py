@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -19,12 +18,11 @@ from typing import Any
 import duckdb
 import pytest
 
+from pipelines.models.build import DuckDBDatabase, TransformResult, build_models, inputs_fingerprint
+from pipelines.models.dbt_runner import DbtTarget
 from pipelines.settings import ConfigurationError
 from pipelines.transform import transform_database, write_docs
-from sources.common.currencies import currency_table
-from pipelines.models.dbt_runner import DbtTarget
 from tests.support import ROOT
-from pipelines.models.build import DuckDBDatabase, TransformResult, build_models, inputs_fingerprint
 
 AS_OF = date(2026, 11, 21)
 SETTLEMENT = "accounting_raw_reconciliation.accounting__invoice_settlement"
@@ -281,8 +279,6 @@ def test_the_exception_lists_of_the_report_are_models(models):
     assert rows(models, "SELECT invoice_id FROM accounting__absent_amounts ORDER BY invoice_id") == [("I7",), ("I8",)]
 
 
-
-
 def test_a_build_in_another_file_of_the_same_name_builds_that_files_data(built, tmp_path):
     """One process reuses dbt's parse for files named alike (the relations are named by the file's stem): each
     build still reads and writes its own file."""
@@ -434,7 +430,8 @@ def test_a_load_that_crosses_midnight_parses_and_builds_the_models_for_the_day_i
     late the build comes; or the date the load is given."""
     from dbt.cli.main import dbtRunner
 
-    from pipelines.models import build as run, dbt_runner
+    from pipelines.models import build as run
+    from pipelines.models import dbt_runner
 
     class LateClock(datetime):
         """Every reading of the models' clock a day after the one before: midnight falls between any two."""

@@ -6,7 +6,7 @@ converts the page into a typed struct array in C++, timestamps and decimals are 
 child tables come from list offsets (`list_flatten`, `list_parent_indices`). It is about twice as fast
 per record. It does not judge bad values: any value it cannot take as it is (a wrong type, a missing id, a
 date arrow cannot parse, a null inside a list) makes it give up on the page (`None`), and the page goes
-the reference way, which then reports exactly what is wrong. `tests/test_arrow_pages.py` checks that both
+the reference way, which then reports exactly what is wrong. `tests/unit/test_arrow_path.py` checks that both
 ways give identical tables.
 """
 

@@ -106,7 +106,7 @@ def panora_fields(kind: str) -> list[tuple[str, str, st.SearchStrategy]]:
     return out
 
 
-# Rootfi's own field names, by what they hold (shared API_NOTES, Rootfi section)
+# Rootfi's own field names, by what they hold (as Rootfi documents them)
 ROOTFI_AMOUNTS = st.one_of(
     st.sampled_from(["1e999999", "1.001", 0.001, 12.3456, "7e-9", "ten", "-", 1e300]),
     BEYOND_INT64,

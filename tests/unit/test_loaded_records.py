@@ -13,11 +13,12 @@ import pytest
 from dlt.common.configuration.container import Container
 from dlt.common.schema import Schema
 
+from pipelines.warehouse import stored as sync
+from pipelines.warehouse.stored import WarehouseRecords
 from sources.common.digests import id_digests
 from sources.common.http.pagination import without_repeats
 from sources.common.scan import ScanResult, scan_connection
-from sources.common.stored import changes as sync
-from sources.common.stored.changes import LoadedRecords, record_hash, stored_column_kinds
+from sources.common.stored.changes import LoadedRecords, record_hash
 from sources.common.tables.arrow_path import builder_for
 from sources.panora.client import row_key
 from sources.panora.objects import OBJECTS
@@ -53,9 +54,9 @@ def test_the_scans_of_parallel_resources_read_the_destination_at_once(pipeline):
 
     def scan_start() -> None:
         for _ in range(20):
-            if "payments" not in stored_column_kinds(["payments"]):
+            if "payments" not in _stored().column_kinds(["payments"]):
                 misses.append("column kinds")
-            if not _unchanged(LoadedRecords.read("payments", "acme", "panora"))[0]:
+            if not _unchanged(LoadedRecords.read(_stored(), "payments", "acme", "panora"))[0]:
                 misses.append("stored rows")
 
     threads = [threading.Thread(target=scan_start, name=f"{Container.thread_pool_prefix()}{i}") for i in range(6)]
@@ -66,18 +67,23 @@ def test_the_scans_of_parallel_resources_read_the_destination_at_once(pipeline):
     assert not misses, f"{len(misses)} reads of 240 missed the stored table: {sorted(set(misses))}"
 
 
+def _stored() -> WarehouseRecords:
+    """What the warehouse of the current pipeline holds, as the load job hands it to the scans."""
+    return WarehouseRecords(dlt.current.pipeline(), duckdb=True)
+
+
 def _unchanged(loaded: LoadedRecords) -> list[bool]:
     written, stored = loaded.compare(["pay-1", "pay-2", "pay-3"], [r["_record_hash"] for r in STORED])
     return [bool(s) and not bool(w) for w, s in zip(written, stored, strict=True)]
 
 
 def test_the_stored_rows_are_read_when_the_schema_holds_the_table(pipeline):
-    assert _unchanged(LoadedRecords.read("payments", "acme", "panora")) == [True, True, False]
+    assert _unchanged(LoadedRecords.read(_stored(), "payments", "acme", "panora")) == [True, True, False]
 
 
 def test_the_destination_is_asked_when_the_schema_misses_the_table(pipeline, monkeypatch):
     monkeypatch.setattr(type(pipeline), "default_schema", property(lambda self: Schema(self.default_schema_name)))
-    loaded = LoadedRecords.read("payments", "acme", "panora")
+    loaded = LoadedRecords.read(_stored(), "payments", "acme", "panora")
     assert _unchanged(loaded) == [True, True, False]
 
 
@@ -106,7 +112,7 @@ def test_duckdb_is_read_in_slices_of_row_ids_and_every_stored_row_is_read(pipeli
     for slice_rows, connections in [(4, 2 + -(-len(acme) // 4)), (len(acme), 2)]:
         monkeypatch.setattr(sync, "SLICE_ROWS", slice_rows)
         opened.clear()
-        loaded = LoadedRecords.read("payments", "acme", "panora")
+        loaded = LoadedRecords.read(_stored(), "payments", "acme", "panora")
         assert len(loaded.ids) == len(acme)
         assert (loaded.ids.positions(id_digests(acme)) >= 0).all()
         assert len(opened) == connections
@@ -123,10 +129,10 @@ def test_duckdb_digests_what_it_holds_as_a_destination_read_row_by_row_would(pip
     with pipeline.sql_client() as client:
         table = client.make_qualified_table_name("payments")
         client.execute_sql(f"UPDATE {table} SET deleted_at = now() WHERE id = 'pay-gone'")
-    by_duckdb = LoadedRecords.read("payments", "acme", "panora")
+    by_duckdb = LoadedRecords.read(_stored(), "payments", "acme", "panora")
     select_chunks = sync._select_chunks
     monkeypatch.setattr(sync, "_select_chunks", lambda *args: select_chunks(*args[:5]))  # rows, as elsewhere
-    by_rows = LoadedRecords.read("payments", "acme", "panora")
+    by_rows = LoadedRecords.read(_stored(), "payments", "acme", "panora")
     assert len(by_duckdb.ids) == 4
     for loaded in (by_duckdb, by_rows):
         assert (loaded.ids.positions(id_digests(["pay-1", "pay-2", *(r["id"] for r in odd)])) >= 0).all()
@@ -136,14 +142,14 @@ def test_duckdb_digests_what_it_holds_as_a_destination_read_row_by_row_would(pip
 
 
 def test_a_table_the_destination_lacks_is_empty(pipeline):
-    loaded = LoadedRecords.read("invoices", "acme", "panora")
+    loaded = LoadedRecords.read(_stored(), "invoices", "acme", "panora")
     assert len(loaded.ids) == 0
 
 
 def test_a_scan_drops_repeated_rows_of_stored_and_new_records(pipeline):
     """The scans take the pages as sent and drop repeats themselves: a stored record by its seen bit, a new
     one by the scan's own set; within a page and across pages; rows without a key pass."""
-    loaded = LoadedRecords.read("payments", "acme", "panora")
+    loaded = LoadedRecords.read(_stored(), "payments", "acme", "panora")
     first = [{"id": "pay-1"}, {"id": "new-1"}, {"id": "pay-1"}, {"x": 1}, {"id": "new-1"}]
     assert without_repeats(first, row_key, loaded) == [{"id": "pay-1"}, {"id": "new-1"}, {"x": 1}]
     second = [{"id": "new-1"}, {"id": "pay-1"}, {"id": "pay-2"}, {"id": "new-2"}, {"x": 1}]
@@ -158,7 +164,7 @@ def test_a_repeated_bad_record_is_rejected_once(pipeline):
     pages = [[{"id": "pay-1"}, bad], [bad, {"id": "pay-2"}]]
     spec = OBJECTS["payments"]
     result = ScanResult(spec.resource, "acme")
-    list(scan_connection(spec, "acme", iter(pages), result, row_key=row_key))
+    list(scan_connection(spec, "acme", iter(pages), result, row_key=row_key, stored=_stored()))
     assert (result.records, result.rejected) == (3, 1)
 
 
@@ -186,7 +192,9 @@ def test_empty_lists_clear_the_children_of_stored_records_only(pipeline):
         {"id": "new-1", "total_amount": 7, "line_items": [line], "tracking_categories": []},
         {"id": "new-2", "total_amount": 9, "line_items": [], "tracking_categories": []},
     ]
-    tables = _tables(scan_connection(spec, "acme", iter([page]), ScanResult(spec.resource, "acme"), complete=False))
+    result = ScanResult(spec.resource, "acme")
+    scan = scan_connection(spec, "acme", iter([page]), result, complete=False, stored=_stored())
+    tables = _tables(scan)
     assert sorted(r["id"] for r in tables["payments"]) == ["new-1", "new-2", "pay-1"]
     assert _markers(tables["payments__line_items"]) == ["pay-1"]
     assert _markers(tables["payments__tracking_categories"]) == ["pay-1"]
@@ -194,7 +202,7 @@ def test_empty_lists_clear_the_children_of_stored_records_only(pipeline):
 
     first_load = [{"id": "new-3", "total_amount": 1, "line_items": [line], "tracking_categories": []}]
     result = ScanResult(spec.resource, "other-connection")
-    tables = _tables(scan_connection(spec, "nobody", iter([first_load]), result, complete=False))
+    tables = _tables(scan_connection(spec, "nobody", iter([first_load]), result, complete=False, stored=_stored()))
     assert _markers(tables["payments__line_items"]) == []
     assert _markers(tables["payments__tracking_categories"]) == ["new-3"]  # the one that makes the table
 

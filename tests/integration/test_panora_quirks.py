@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from sources.common.errors import ApiError, PaginationError
+from sources.common.errors import ApiError
 from sources.panora.client import PanoraClient
 from tests.support import DATASET
 
@@ -42,29 +42,6 @@ def test_a_server_without_the_repeated_row_loads_the_same(warehouse, sandbox):
     sandbox.settings.repeat_boundary_row = False
     warehouse.load(page_size=9, resources=["invoices"])
     assert warehouse.count("invoices") == 150
-
-
-def test_a_repeating_cursor_fails_the_scan_clearly():
-    page = {"previous_cursor": None, "next_cursor": "11111111-1111-4111-8111-111111111111", "data": [{"id": "a"}]}
-    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=page))
-    client = PanoraClient("sk_test_key", "http://panora.test", transport=transport)
-    with pytest.raises(PaginationError, match="a second time"):
-        list(client.pages("payments", "tok", page_size=50))
-
-
-def test_every_request_carries_key_and_connection_token():
-    seen = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        seen.append((request.headers.get("x-api-key"), request.headers.get("x-connection-token")))
-        return httpx.Response(200, json={"previous_cursor": None, "next_cursor": None, "data": []})
-
-    client = PanoraClient("sk_test_key", "http://panora.test", transport=httpx.MockTransport(answer))
-    list(client.pages("invoices", "token-1", page_size=50))
-    assert seen == [("sk_test_key", "token-1")]
-    with pytest.raises(ValueError, match="without a connection token"):
-        list(client.pages("invoices", "", page_size=50))
-    assert len(seen) == 1  # refused before any request left
 
 
 def test_unknown_connection_token_fails_that_connection_only(warehouse, sandbox):

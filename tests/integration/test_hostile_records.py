@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import dlt
 
-from sources.common.scan import ScanResult
+from sources.panora.objects import OBJECTS as PANORA_OBJECTS
 from tests.support import DATASET, Warehouse
 
 # (what the payment carries, the field the rejection names, words of the reason)
@@ -174,10 +174,10 @@ def test_an_unexpected_failure_fails_only_that_connections_scan(warehouse, sandb
 
     real = scan.LoadedRecords.read
 
-    def read(table, connection, provider=None):
+    def read(stored, table, connection, provider=None):
         if connection == "globex-jp" and table == "invoices":
             raise RuntimeError("the disk said no")
-        return real(table, connection, provider)
+        return real(stored, table, connection, provider)
 
     monkeypatch.setattr(scan.LoadedRecords, "read", staticmethod(read))
     summary = warehouse.load()
@@ -195,4 +195,9 @@ def test_an_unexpected_failure_fails_only_that_connections_scan(warehouse, sandb
         )
         == 1
     )
-    assert isinstance(summary.scans[0], ScanResult)
+    # every resource of every connection was scanned and is in the summary, each complete but the one
+    scans = {(s.resource, s.connection): s.status for s in summary.scans}
+    assert set(scans) == {(resource, alias) for resource in PANORA_OBJECTS for alias in sandbox.store.tokens()}
+    assert {key: status for key, status in scans.items() if status != "complete"} == {
+        ("invoices", "globex-jp"): "failed"
+    }

@@ -1,7 +1,7 @@
 """Text from servers and warehouses treated as untrusted: terminal escape sequences in a server's error never
-reach a terminal as they came; a table named with SQL in the models schema stays a name; a secret echoed
-escaped, encoded or in another case is masked; and the smaller things around them (`status` and the push
-ledger, CSV cells, report files)."""
+reach a terminal as they came; a table named with SQL in the models schema stays a name; and the smaller
+things around them (`status` and the push ledger, report files). In-process: masking and `printable` in
+`tests/unit/test_secrets.py`, CSV cells in `tests/unit/test_csv_import.py`."""
 
 from __future__ import annotations
 
@@ -11,12 +11,9 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import duckdb
-import pytest
 
-from pipelines.push.csv_import import read_csv
 from pipelines.push.ledger import ensure_tables
 from sandbox.panora import Fault
-from sources.common.secrets import SecretRegistry, mask_bytes, printable
 from tests.support import DATASET, M, cli_env
 
 HOSTILE = (
@@ -43,12 +40,6 @@ def test_a_servers_escape_sequences_reach_neither_the_log_nor_status(tmp_path, s
         assert "\x1b" not in status.stdout and "\u202e" not in status.stdout
 
 
-def test_printable_leaves_plain_text_and_escapes_what_a_terminal_runs():
-    assert printable("Invoice 42: 100.00 EUR, naïve café") == "Invoice 42: 100.00 EUR, naïve café"
-    assert printable("a\x1b[2Jb\x07c\u202ed\nline") == "a\\x1b[2Jb\\x07c\\u202ed\\x0aline"
-    assert printable("one\ntwo", keep_newlines=True) == "one\ntwo"
-
-
 def test_a_table_named_with_sql_in_the_models_schema_runs_no_sql(tmp_path, loaded_warehouses):
     from pipelines.transform import transform_database
 
@@ -63,40 +54,6 @@ def test_a_table_named_with_sql_in_the_models_schema_runs_no_sql(tmp_path, loade
         found = con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [DATASET])
         tables = {r[0] for r in found.fetchall()}
     assert "pwned" not in tables
-
-
-@pytest.mark.parametrize(
-    "echo",
-    [
-        "sk_live_abc/def+ghi",  # as sent
-        "SK_LIVE_ABC/DEF+GHI",  # another case
-        "sk_live_abc\\/def+ghi",  # JSON-escaped slash
-        "".join(f"\\u{ord(c):04x}" for c in "sk_live_abc/def+ghi"),  # every character \\u-escaped
-        "sk_live_abc%2Fdef%2Bghi",  # percent-encoded
-        "sk_live_abc%2fdef%2bghi",
-    ],
-)
-def test_a_secret_echoed_escaped_encoded_or_in_another_case_is_masked(echo):
-    import httpx
-
-    from sources.common.http.client import ApiClient
-
-    secret = "sk_live_abc/def+ghi"
-    body = ('{"error": "bad key ' + echo + '", "record": {"note": "' + echo + '"}}').encode()
-    client = ApiClient("http://api.test", {"x-api-key": secret}, secret_headers=["x-api-key"],
-                       transport=httpx.MockTransport(lambda request: httpx.Response(200, content=body)))  # fmt: skip
-    answer = client.request_json("GET", "/x")
-    assert secret.lower() not in json.dumps(answer).lower()
-    assert answer["record"]["note"] == "***"
-    assert mask_bytes(echo.encode(), [secret]) == b"***" or "\\u" in echo
-
-
-def test_a_secret_too_short_to_mask_is_said(caplog):
-    registry = SecretRegistry()
-    with caplog.at_level("WARNING", "accounting_etl.secrets"):
-        registry.add(["abc"])
-    assert "not masked" in caplog.text and "abc" not in caplog.text
-    assert registry.redact("abc") == "abc"
 
 
 def test_status_exits_1_for_push_rows_that_need_a_person_and_says_so_in_json(tmp_path, loaded_warehouses):
@@ -132,32 +89,6 @@ def test_status_exits_1_for_push_rows_that_need_a_person_and_says_so_in_json(tmp
         con.execute(f"DELETE FROM {DATASET}.push_log WHERE external_id = 'gone-wrong'")
     report = read_status(str(path))
     assert report.push_ok and json.loads(report.as_json())["push"]["ok"] is True
-
-
-def test_a_long_cell_or_a_nul_is_that_rows_error_and_15000_rows_queue_at_once(tmp_path):
-    path = tmp_path / "bank.csv"
-    path.write_text(
-        "external_id,connection,currency,total_amount,type\n"
-        f"long,acme-eu,EUR,100,{'x' * 200_000}\n"
-        "nul,acme-eu,EUR,100,a\x00b\n"
-        "fine,acme-eu,EUR,100,Bank transfer\n"
-    )
-    read = read_csv(path)
-    assert [r["external_id"] for r in read.rows] == ["fine"]
-    assert {(r.external_id, r.column) for r in read.rejects} == {("long", "type"), ("nul", "type")}
-    many = tmp_path / "many.csv"
-    many.write_text("external_id,connection,currency,total_amount,transaction_date\n" + "".join(
-        f"bulk-{n},acme-eu,EUR,{n + 1},2026-11-20\n" for n in range(15_000)))  # fmt: skip
-    from pipelines.push.csv_import import queue_rows
-
-    with duckdb.connect(str(tmp_path / "q.duckdb")) as con:
-        ensure_tables(con, DATASET)
-        started = datetime.now(UTC)
-        assert queue_rows(con, DATASET, "outbound_payments", read_csv(many).rows) == 15_000
-        took = (datetime.now(UTC) - started).total_seconds()
-        assert con.execute(f"SELECT count(*), sum(total_amount) FROM {DATASET}.outbound_payments").fetchone() == (
-            15_000, 15_000 * 15_001 // 2)  # fmt: skip
-    print(f"15,000 rows queued in {took:.2f}s")
 
 
 def test_the_report_replaces_a_link_where_it_writes_never_writes_through_it(tmp_path, loaded_warehouses):

@@ -1,45 +1,18 @@
-"""The `accounting-etl` command line as a user meets it."""
+"""The `accounting-etl` command line as a user meets it, in processes of its own: `demo` loads both sandboxes
+into a DuckDB file, `sandbox` serves a provider's API (parsing, help and settings errors in-process:
+`tests/unit/test_cli.py`)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import date
 
 import duckdb
 import pytest
 
-from pipelines.cli import build_parser, main
 from sandbox.rootfi import seed_companies
 
 M = "accounting_raw_reconciliation"  # the models of the default dataset
-
-
-@pytest.mark.parametrize("command", ["load", "sandbox", "demo"])
-def test_every_subcommand_explains_itself(command, capsys):
-    with pytest.raises(SystemExit) as exited:
-        build_parser().parse_args([command, "--help"])
-    assert exited.value.code == 0
-    text = capsys.readouterr().out
-    assert "usage: accounting-etl" in text
-    if command == "load":
-        for setting in ("SOURCES__PANORA__API_KEY", "SOURCES__PANORA__CONNECTIONS", "DESTINATION__DUCKDB__CREDENTIALS"):
-            assert setting in text
-
-
-def test_missing_settings_exit_2_with_what_to_set(capsys, monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SOURCES__PANORA__API_KEY", "sk_test_x")
-    assert main(["load"]) == 2
-    assert "SOURCES__PANORA__CONNECTIONS" in capsys.readouterr().err
-
-
-def test_unknown_resource_is_refused(capsys, monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SOURCES__PANORA__API_KEY", "sk_test_x")
-    monkeypatch.setenv("SOURCES__PANORA__CONNECTIONS", '{"a": "token-a"}')
-    assert main(["load", "--resources", "payments,bills"]) == 2
-    assert "bills" in capsys.readouterr().err
 
 
 def test_demo_loads_the_sandbox_into_a_duckdb_file(tmp_path):
@@ -69,16 +42,6 @@ def test_demo_loads_the_sandbox_into_a_duckdb_file(tmp_path):
     assert set(models) == {"panora", "rootfi"}
 
 
-def test_a_duckdb_file_named_like_the_dataset_is_refused_before_loading(capsys, monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SOURCES__PANORA__API_KEY", "sk_test_x")
-    monkeypatch.setenv("SOURCES__PANORA__CONNECTIONS", '{"a": "token-a"}')
-    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(tmp_path / "ledger.duckdb"))
-    assert main(["load", "--dataset", "ledger"]) == 2
-    assert "share a name" in capsys.readouterr().err
-    assert not (tmp_path / "ledger.duckdb").exists()
-
-
 PANORA_SANDBOX = {
     "args": ["--rate-limit", "0"],
     "key": "SOURCES__PANORA__API_KEY",
@@ -90,6 +53,8 @@ PANORA_SANDBOX = {
     ),
     "rate_limit_header": None,  # --rate-limit 0 turns it off
 }
+
+
 ROOTFI_SANDBOX = {
     "args": ["--provider", "rootfi"],
     "key": "SOURCES__ROOTFI__API_KEY",
@@ -135,14 +100,3 @@ def test_sandbox_command_serves_and_prints_the_settings_to_use(case):
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def test_load_hands_its_as_of_date_to_the_models(monkeypatch):
-    """`load --as-of` reaches the load's models build (the load itself is `run_loads`, tested elsewhere)."""
-    from pipelines import load
-
-    given: dict = {}
-    monkeypatch.setattr(load, "run_loads", lambda *args, **kwargs: given.update(kwargs) or [])
-    assert main(["load", "--as-of", "2030-06-30", "--no-transform"]) == 0
-    assert given["as_of"] == date(2030, 6, 30) and given["transform"] is False
-    assert main(["load"]) == 0 and given["as_of"] is None  # the day the load starts, decided by the load

@@ -198,7 +198,7 @@ with DuckDBFile(sys.argv[1]).writing("the next writer"):
 
 
 def test_a_read_back_that_fails_fails_its_scan_and_marks_nothing(warehouse, sandbox, monkeypatch):
-    from sources.common.stored import changes as sync
+    from pipelines.warehouse.stored import WarehouseRecords
 
     assert warehouse.load().status == "ok"
     sandbox.store.delete("acme-eu", "payments", sandbox.store.all("acme-eu", "payments")[0]["id"])
@@ -206,7 +206,7 @@ def test_a_read_back_that_fails_fails_its_scan_and_marks_nothing(warehouse, sand
     def unreadable(*args, **kwargs):
         raise StoredRecordsUnreadable("payments", OSError("the disk said no"))
 
-    monkeypatch.setattr(sync, "_stored_digests", unreadable)
+    monkeypatch.setattr(WarehouseRecords, "digests", unreadable)
     summary = warehouse.load()
     assert summary.status == "partial"
     failed = {(s.resource, s.connection) for s in summary.failed_scans}

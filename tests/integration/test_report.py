@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import csv
 import html
+import re
 import shutil
 import subprocess
+from collections import Counter
 from decimal import Decimal
 from html.parser import HTMLParser
 
 import duckdb
 import pytest
+from PIL import Image
 
-from pipelines.report import EXCEPTIONS, write_report
+from pipelines.report import EXCEPTIONS, NO_CURRENCY, write_report
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
@@ -132,13 +135,18 @@ document.body.setAttribute('data-fit', JSON.stringify({
 </script></body>"""
 
 
+# an aging chart of the written page (its currency, its content), and its bars (bucket, width, height, colour)
+CHART = re.compile(r'aria-label="Receivables aging, ([^"]+)">(.*?)</svg>')
+BAR = re.compile(r'<text [^>]*>([^<]+)</text><rect [^>]* width="(\d+)" height="(\d+)" fill="#([0-9a-f]{6})"')
+
+
 def test_the_report_fits_a_laptop_screen(report, tmp_path):
     """At 1280 px no element runs off the page (wide tables scroll inside their own box) and no header is
-    broken over lines; a screenshot at that width is taken as a person would see it."""
+    broken over lines; a screenshot at that width shows what a person would see: each currency's aging chart,
+    its bars as the models' amounts say, painted whole."""
     import json
-    import re
 
-    written, _ = report
+    written, warehouse = report
     dom = rendered_dom(written.path)  # skips without Chromium
     assert "<h1>Reconciliation report</h1>" in dom
     probe = written.path.parent / "fit-check.html"
@@ -155,5 +163,26 @@ def test_the_report_fits_a_laptop_screen(report, tmp_path):
     screenshot = tmp_path / "report-1280.png"
     subprocess.run([*common, "--window-size=1280,2400", f"--screenshot={screenshot}", written.path.as_uri()],
                    capture_output=True, timeout=120, check=True)  # fmt: skip
-    header = screenshot.read_bytes()[:24]
-    assert header[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(header[16:20], "big") == 1280
+    # what the screenshot shows: each aging chart has a bar for every bucket the models hold an amount in and
+    # none for an empty one, longer for a larger amount; and every bar is painted whole, in its bucket's colour
+    with duckdb.connect(str(warehouse.path), read_only=True) as con:
+        aging = {
+            (NO_CURRENCY if c is None else c, b): a
+            for c, b, a in con.execute(
+                f"SELECT currency, bucket, sum(open_amount) FROM {M}.accounting__receivables_aging GROUP BY ALL"
+            ).fetchall()
+        }
+    charts = {currency: BAR.findall(chart) for currency, chart in CHART.findall(written.path.read_text())}
+    assert set(charts) == {currency for currency, _ in aging}
+    declared: Counter = Counter()
+    for currency, bars in charts.items():
+        widths = {bucket: int(width) for bucket, width, _, _ in bars}
+        assert {b for b, w in widths.items() if w} == {b for (c, b), a in aging.items() if c == currency and a}
+        by_amount = sorted(widths, key=lambda bucket: aging.get((currency, bucket), 0))
+        assert [widths[b] for b in by_amount] == sorted(widths.values()), currency
+        for _, width, height, colour in bars:
+            declared[tuple(bytes.fromhex(colour))] += int(width) * int(height)
+    with Image.open(screenshot) as image:
+        assert image.size[0] == 1280
+        painted = Counter(image.convert("RGB").getdata())
+    assert {colour: painted[colour] for colour in declared} == dict(declared)

@@ -1,5 +1,5 @@
-"""The fast (columnar) page builder gives exactly the reference normalizer's tables, and gives up, leaving the
-page to the reference, on every value it cannot take as it is."""
+"""The fast (columnar) page builder (`sources/common/tables/arrow_path.py`) gives exactly the reference
+normalizer's tables, and gives up, leaving the page to the reference, on every value it cannot take as it is."""
 
 from __future__ import annotations
 
@@ -140,7 +140,7 @@ def test_only_a_stored_record_sends_the_marker_rows_that_clear_its_children(monk
     """A record new to the warehouse has no child rows to clear: its empty lists send no marker rows (a first
     load of a million records stages a million fewer rows), except one per child table and scan while the
     table has no rows, so that the table exists. A stored record whose list emptied still sends its own (stored
-    rows that cannot be read fail the scan instead: tests/test_readers.py)."""
+    rows that cannot be read fail the scan instead: tests/integration/test_readers.py)."""
     import numpy as np
 
     from sources.common.digests import SortedDigests, hash_bytes, id_digests

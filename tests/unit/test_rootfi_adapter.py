@@ -1,5 +1,6 @@
-"""Rootfi's records rewritten into the unified model: the amount conversion, the keys, and errors that name
-the record and the field; plus the shared pacing against Rootfi's rate limit over HTTP."""
+"""Rootfi's records rewritten into the unified model (`sources/rootfi/objects.py`): the amount conversion, the
+keys, and errors that name the record and the field. A load paced under Rootfi's rate limit over HTTP:
+`tests/integration/test_rootfi_load.py`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import pytest
 from sources.common.errors import RecordError
 from sources.common.reading.values import currency_exponent, major_to_minor
 from sources.rootfi.objects import OBJECTS, platform_ref, record_key
-from tests.support import Warehouse
 
 
 @pytest.mark.parametrize(
@@ -99,15 +99,3 @@ def test_an_adapter_error_names_the_record_and_the_field() -> None:
     with pytest.raises(RecordError) as caught:
         OBJECTS["invoices"].adapter(invoice)
     assert (caught.value.record_id, caught.value.field) == ("rootfi:4101:INV-1", "line_items[0].unit_amount")
-
-
-def test_a_rate_limited_rootfi_load_is_paced_and_never_meets_a_429(both: Warehouse) -> None:
-    rootfi = both.rootfi
-    rootfi.settings.rate_limit = 6
-    rootfi.settings.rate_window_seconds = 1.0
-    summary = both.load_rootfi(source_options={"page_size": 5, "rate_window_seconds": 1.0})
-    assert summary.status == "ok"
-    assert summary.requests["requests"] > 3 * 6  # several windows' budget
-    # at most one: a hit is logged before its request reaches the server, and on a loaded 2-core machine a
-    # request can arrive later than the log's margin for a 1 s window (0.1 s); a storm would be many
-    assert rootfi.stats.throttled <= 1

@@ -16,7 +16,7 @@ from pipelines.push import cancel_queued
 from pipelines.warehouse import writing
 from pipelines.warehouse.duckdb_file import DuckDBFile
 from sources.common.currencies import minor_unit_exponent
-from tests.support import DATASET, M, Warehouse, cli_env, created_in_api, ledger, open_invoices, push, queue
+from tests.support import DATASET, ROOT, M, Warehouse, cli_env, created_in_api, ledger, open_invoices, push, queue
 
 
 @pytest.fixture
@@ -26,8 +26,7 @@ def loaded(warehouse, loaded_warehouses):
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen:
-    root = Path(__file__).resolve().parents[1]
-    env = {**env, "PYTHONPATH": str(root)}
+    env = {**env, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-m", "pipelines", *args], env=env, cwd=cwd, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
 
@@ -299,28 +298,3 @@ def test_an_invoice_waiting_for_the_provider_to_reflect_a_pushed_payment_is_awai
     loaded.load(transform=True)
     settled = loaded.scalar(f"SELECT status FROM {M}.accounting__invoice_settlement WHERE invoice_id = ?", invoice_id)
     assert settled in ("partially_paid", "settled")
-
-
-def test_major_units_are_read_exactly_by_each_currency_s_exponent():
-    from pipelines.push.csv_import import CellError, major_units
-
-    assert major_units("125.00", "EUR") == 12500
-    assert major_units("125", "eur") == 12500
-    assert major_units("1500", "JPY") == 1500
-    assert major_units("1.234", "KWD") == 1234
-    assert major_units("12345678901234567.89", "USD") == 1234567890123456789  # no float on the way
-    for text, currency in (("1,234.50", "EUR"), ("1.5", "JPY"), ("1e3", "EUR"), ("12.3.4", "EUR"), ("1.00", "XAU")):
-        with pytest.raises(CellError):
-            major_units(text, currency)
-
-
-def test_an_invoices_csv_may_give_the_amount_in_major_units(tmp_path):
-    from pipelines.push.csv_import import read_csv
-
-    path = tmp_path / "invoices.csv"
-    path.write_text(
-        "external_id,connection,number,currency,amount\ni-1,acme-eu,N-1,EUR,99.95\ni-2,acme-eu,N-2,EUR,9.999\n"
-    )
-    read = read_csv(path, table="outbound_invoices")
-    assert [row["total_amount"] for row in read.rows] == [9995]
-    assert [(r.external_id, r.column) for r in read.rejects] == [("i-2", "amount")]

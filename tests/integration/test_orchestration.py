@@ -25,9 +25,7 @@ from orchestration.definitions import (
     reconciliation_models,
 )
 from pipelines.warehouse.locks import file_lock
-from tests.support import DATASET, M, Warehouse
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import DATASET, ROOT, M, Warehouse
 
 
 @pytest.fixture

@@ -1,25 +1,16 @@
-"""The analyst notebooks run from top to bottom against a freshly loaded dataset of both providers, and are
-committed without outputs."""
+"""The analyst notebooks run from top to bottom against a freshly loaded dataset of both providers (that they
+are committed without outputs: `tests/unit/test_notebooks.py`)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import duckdb
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
+from tests.support import ROOT
 
-
-def test_there_are_notebooks_and_they_are_committed_without_outputs():
-    assert {p.stem for p in NOTEBOOKS} >= {"overview", "reconciliation"}
-    for path in NOTEBOOKS:
-        notebook = nbformat.read(path, as_version=4)
-        for cell in notebook.cells:
-            if cell.cell_type == "code":
-                assert cell.outputs == [] and cell.execution_count is None, f"{path.name} has outputs"
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 @pytest.fixture
