@@ -22,7 +22,6 @@ class Provider:
     title: str  # as people write it, for messages
     resources: tuple[str, ...]  # the resources its source yields (payments, invoices, tracking_categories)
     accounts_setting: str  # the setting that maps aliases to the provider's accounts
-    accounts_are_secret: bool  # connection tokens are credentials; company ids are not
     # its settings (`sources/<name>/settings.py`): what its source takes, what `--help` and the docs list
     settings_spec: type[SourceSettings]
     # (api_key, accounts, *, full_refresh, **source options) -> the dlt source over those accounts
@@ -42,6 +41,11 @@ class Provider:
 
     def _described(self, key: str) -> Described:
         return next(s for s in self.settings if s.key == key)
+
+    @property
+    def accounts_are_secret(self) -> bool:
+        """Whether its accounts are credentials (connection tokens) or not (company ids), as its spec types them."""
+        return self._described(self.accounts_setting).secret
 
     @property
     def default_base_url(self) -> str:

@@ -4,16 +4,18 @@ A provider's spec is `SourceSettings` (the HTTP settings every source shares) pl
 the source's arguments through it (`@dlt.source(spec=...)`), so `SOURCES__<NAME>__<KEY>` environment
 variables and `.dlt/*.toml` both work. The command line's help, the docs' settings table and the error for a
 missing setting are all generated from these specs, so there is one list of settings to keep, not four.
-Each field carries its help text in its dataclass metadata (`setting(...)`).
+Each field carries its help text in its dataclass metadata (`setting(...)`); a secret is one typed
+`Annotated[..., SecretSentinel]`, which dlt then reads from secrets providers only.
 """
 
 import dataclasses
 import inspect
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any
+from typing import Any
 
 from dlt.common.configuration import configspec
 from dlt.common.configuration.specs import BaseConfiguration
+from dlt.common.configuration.specs.base_configuration import is_secret_hint
 from dlt.common.typing import SecretSentinel
 
 from sources.common.http.budget import BUDGET_SETTING
@@ -22,13 +24,12 @@ from sources.common.http.prefetch import DEFAULT_LOOKAHEAD
 
 _DEFAULTS = RetryPolicy()
 
-Secret = Annotated  # `Secret[dict[str, str], SecretSentinel]`: dlt reads it from secrets providers only
 __all__ = ["Described", "SecretSentinel", "SourceSettings", "described", "setting"]
 
 
-def setting(default: Any, help: str, *, secret: bool = False, required: bool = False) -> Any:
+def setting(default: Any, help: str, *, required: bool = False) -> Any:
     """A spec field with its help text: what a user reads in `--help`, the docs and a missing-setting error."""
-    return dataclasses.field(default=default, metadata={"help": help, "secret": secret, "required": required})
+    return dataclasses.field(default=default, metadata={"help": help, "required": required})
 
 
 @configspec
@@ -59,10 +60,6 @@ class SourceSettings(BaseConfiguration):
     lookahead: int = setting(
         DEFAULT_LOOKAHEAD, "how many accounts' scans are fetched ahead while one is read (the rate budget paces all)"
     )
-
-    def retry_policy(self) -> RetryPolicy:
-        return retry_policy(self.max_attempts, self.backoff_base, self.timeout, self.max_wait_seconds,
-                            self.max_body_bytes)  # fmt: skip
 
 
 def retry_policy(
@@ -98,8 +95,9 @@ def described(spec: type[BaseConfiguration]) -> Iterator[Described]:
     fields = [f for f in dataclasses.fields(spec) if "help" in f.metadata]
     own = [f for f in fields if f.name not in SourceSettings.__dataclass_fields__]
     shared = [f for f in fields if f.name in SourceSettings.__dataclass_fields__]
+    hints = spec.get_resolvable_fields()
     for field in own + shared:
-        yield Described(field.name, field.metadata["help"], field.default, field.metadata["secret"],
+        yield Described(field.name, field.metadata["help"], field.default, is_secret_hint(hints[field.name]),
                         field.metadata["required"])  # fmt: skip
 
 

@@ -133,7 +133,6 @@ PROVIDER = Provider(
     title="Panora",
     resources=RESOURCES,
     accounts_setting="connections",
-    accounts_are_secret=True,
     settings_spec=PanoraSettings,
     make_source=_source,
     check_accounts=check_connections,

@@ -42,9 +42,9 @@ PROVIDER = "panora"
 class PanoraSettings(SourceSettings):
     """Panora's settings (`SOURCES__PANORA__<KEY>`): its credentials and accounts, then the shared ones."""
 
-    api_key: Annotated[str, SecretSentinel] = setting(None, "Panora API key", secret=True, required=True)
+    api_key: Annotated[str, SecretSentinel] = setting(None, "Panora API key", required=True)
     connections: Annotated[dict[str, str], SecretSentinel] = setting(
-        None, 'linked accounts: alias -> connection token, e.g. {"acme-eu": "<token>"}', secret=True, required=True
+        None, 'linked accounts: alias -> connection token, e.g. {"acme-eu": "<token>"}', required=True
     )
     base_url: str = setting(DEFAULT_BASE_URL, "API root (self-hosted Panora: its root, e.g. http://localhost:3000)")
     page_size: int = setting(DEFAULT_PAGE_SIZE, "rows per list request")

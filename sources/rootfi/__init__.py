@@ -194,7 +194,6 @@ PROVIDER = Provider(
     title="Rootfi",
     resources=RESOURCES,
     accounts_setting="companies",
-    accounts_are_secret=False,
     settings_spec=RootfiSettings,
     make_source=_source,
     check_accounts=check_companies,

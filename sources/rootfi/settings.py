@@ -42,7 +42,7 @@ VOLATILE_FIELDS = frozenset({"modified_at"})
 class RootfiSettings(SourceSettings):
     """Rootfi's settings (`SOURCES__ROOTFI__<KEY>`): its credentials and companies, then the shared ones."""
 
-    api_key: Annotated[str, SecretSentinel] = setting(None, "Rootfi API key", secret=True, required=True)
+    api_key: Annotated[str, SecretSentinel] = setting(None, "Rootfi API key", required=True)
     companies: dict[str, Any] = setting(
         None, 'linked companies: alias -> Rootfi company id, e.g. {"northwind-uk": 4101}', required=True
     )

