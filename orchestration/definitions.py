@@ -40,6 +40,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_
 from dagster_dlt import DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
+from pipelines import settings
 from pipelines.load import connection_pipeline_name as pipeline_name
 from pipelines.load import run_load
 from pipelines.push import run_push
@@ -49,7 +50,7 @@ from pipelines.transform import project_manifest, transform_database
 from pipelines.warehouse.locks import AlreadyRunning
 from sources.common.provider import Provider
 
-LOAD_SCHEDULE = os.environ.get("ACCOUNTING_ETL__LOAD_SCHEDULE", "0 */6 * * *")
+LOAD_SCHEDULE = os.environ.get("ACCOUNTING_ETL__LOAD_SCHEDULE", settings.DEFAULT_LOAD_SCHEDULE)
 
 PROVIDERS = {provider.name: provider for provider in providers()}
 PARTITIONS = {

@@ -22,6 +22,8 @@ DEFAULT_DATASET = "accounting_raw"
 DEFAULT_DUCKDB_FILE = "accounting.duckdb"
 DEFAULT_DUCKDB_MEMORY_LIMIT = "256MB"  # DuckDB's own default, 80% of the machine, let a load grow to ~1.9 GB
 DEFAULT_BUSY_SECONDS = 30.0
+DEFAULT_DESTINATION = "duckdb"
+DEFAULT_LOAD_SCHEDULE = "0 */6 * * *"  # Dagster's loads, UTC
 DEFAULT_STUCK_AFTER_SECONDS = 3600.0
 
 
@@ -37,7 +39,11 @@ class JobSetting:
 # Every setting the jobs read, in one list: `load --help` and the docs' settings table are generated from it
 # (the providers' settings come from their specs, `sources/common/settings.py`).
 JOB_SETTINGS = (
-    JobSetting("ACCOUNTING_ETL__DESTINATION", "any dlt destination name (duckdb, postgres, motherduck, ...)", "duckdb"),
+    JobSetting(
+        "ACCOUNTING_ETL__DESTINATION",
+        "any dlt destination name (duckdb, postgres, motherduck, ...)",
+        DEFAULT_DESTINATION,
+    ),
     JobSetting(
         "DESTINATION__DUCKDB__CREDENTIALS", "the DuckDB file", f"{DEFAULT_DUCKDB_FILE} in the working directory"
     ),
@@ -65,12 +71,12 @@ JOB_SETTINGS = (
     JobSetting(
         "ACCOUNTING_ETL__PUSH_STUCK_AFTER",
         "how long a pending or submitted push row may last before `status` lists it as needing a person",
-        "1h",
+        f"{DEFAULT_STUCK_AFTER_SECONDS / 3600:g}h",
     ),
     JobSetting(
         "ACCOUNTING_ETL__CONNECTIONS_PER_PARTITION", "Dagster: how many connections one partition loads together", "1"
     ),
-    JobSetting("ACCOUNTING_ETL__LOAD_SCHEDULE", "Dagster: the loads' cron schedule (UTC)", "0 */6 * * *"),
+    JobSetting("ACCOUNTING_ETL__LOAD_SCHEDULE", "Dagster: the loads' cron schedule (UTC)", DEFAULT_LOAD_SCHEDULE),
 )
 
 

@@ -10,7 +10,7 @@ import dlt
 from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from pipelines.settings import DEFAULT_DUCKDB_MEMORY_LIMIT, ConfigurationError, duckdb_file
+from pipelines.settings import DEFAULT_DESTINATION, DEFAULT_DUCKDB_MEMORY_LIMIT, ConfigurationError, duckdb_file
 from pipelines.warehouse.duckdb_merge import with_key_first_dedup
 
 # DuckDB's own memory default is 80% of the machine, which it then keeps as cache: a load of a million
@@ -28,7 +28,7 @@ def make_destination(destination: str | Destination | None = None) -> str | Dest
     ACCOUNTING_ETL__DUCKDB_MEMORY_LIMIT. dlt's DuckDB, however given, merges with the cheaper
     de-duplication of `duckdb_merge`."""
     if destination is None:
-        destination = dlt.config.get("accounting_etl.destination") or "duckdb"
+        destination = dlt.config.get("accounting_etl.destination") or DEFAULT_DESTINATION
     if destination == "duckdb":
         credentials = DuckDbCredentials(
             duckdb_file(), global_config=LOAD_DUCKDB_SETTINGS | {"memory_limit": duckdb_memory_limit()}
@@ -44,7 +44,7 @@ def duckdb_memory_limit() -> str:
 
 def uses_duckdb_file(database: str | None) -> bool:
     """A DuckDB file was named, or the configured destination is DuckDB (the default)."""
-    return bool(database) or (dlt.config.get("accounting_etl.destination") or "duckdb") == "duckdb"
+    return bool(database) or (dlt.config.get("accounting_etl.destination") or DEFAULT_DESTINATION) == "duckdb"
 
 
 def file_format(pipeline: dlt.Pipeline) -> Any:

@@ -165,7 +165,8 @@ def _select_chunks(
         bounds = None
         if duckdb:
             bounds = client.execute_sql(f"SELECT count(*), min(rowid), max(rowid) FROM {name} WHERE {where}", *args)[0]
-            columns = duckdb_columns if as_columns and duckdb_columns else columns
+            if duckdb_columns is not None:
+                columns = duckdb_columns
         if bounds is None or bounds[0] <= SLICE_ROWS:  # one query, on this connection
             with client.execute_query(f"SELECT {columns} FROM {name} WHERE {where}", *args) as cursor:
                 yield from _fetched(cursor, as_columns)

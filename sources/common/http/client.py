@@ -303,7 +303,7 @@ class ApiClient:
         return httpx.Response(response.status_code, headers=response.headers, content=content, request=request)
 
     def _try(
-        self, request: httpx.Request, secrets: tuple[str, ...], route: str, idempotent: bool
+        self, request: httpx.Request, target: str, secrets: tuple[str, ...], route: str, idempotent: bool
     ) -> tuple[Decision, httpx.Response | None, Any]:
         """One try: what it came to (`outcomes`), the answer if one came, and its decoded body when it is OK."""
         response: httpx.Response | None = None
@@ -322,8 +322,7 @@ class ApiClient:
         status = response.status_code
         refused = None if 200 <= status < 300 or status == 429 else self.refused_credential(response)
         if refused is not None:
-            method, target = request.method, request.url.raw_path.decode("ascii", "replace")
-            raise CredentialsRefused(method, target, status, server_message(response), refused)
+            raise CredentialsRefused(request.method, target, status, server_message(response), refused)
         message = "" if 200 <= status < 300 else server_message(response)
         decision = outcomes.answer(
             status, message, idempotent, permanent=status >= 500 and self.permanent_error(response)
@@ -369,7 +368,7 @@ class ApiClient:
             except WaitTooLong as exc:
                 raise ApiError(method, target, None, f"not sent: {exc}", attempts) from None
             self.stats.add(requests=1, paced_seconds=waited)
-            decision, response, body = self._try(request, secrets, route, idempotent)
+            decision, response, body = self._try(request, target, secrets, route, idempotent)
             if decision.verdict is Verdict.OK:
                 return body
             if decision.verdict is Verdict.UNKNOWN:
