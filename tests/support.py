@@ -65,6 +65,17 @@ def isolated_budget(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def run_cli(env: dict[str, str], pipelines_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    """`accounting-etl load ARGS` in a process of its own, as cron runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", "load", "--pipelines-dir", str(pipelines_dir), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
 def cli_env(sandbox, database: Path, tmp_path: Path, rootfi: RootfiSandbox | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
     if rootfi is not None:

@@ -5,27 +5,15 @@ credential: `test_secret_leaks.py`."""
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.support import DATA_TABLES, M, Warehouse, cli_env, kill_when
+from tests.support import DATA_TABLES, M, Warehouse, cli_env, kill_when, run_cli
 
 PIPELINE = "accounting_panora"  # the CLI's default pipeline name
-
-
-def run_cli(env: dict[str, str], pipelines_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines", "load", "--pipelines-dir", str(pipelines_dir), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
 
 
 def package_dirs(pipelines_dir: Path, stage: str, pipeline: str = PIPELINE) -> list[Path]:

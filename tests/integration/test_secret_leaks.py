@@ -7,20 +7,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 from sandbox.http import Fault
-from tests.support import Warehouse, cli_env
-
-
-def run_cli(env: dict[str, str], pipelines_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines", "load", "--pipelines-dir", str(pipelines_dir), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+from tests.support import Warehouse, cli_env, run_cli
 
 
 def test_no_secret_in_output_tables_or_dlt_state(tmp_path, sandbox, rootfi):
