@@ -391,6 +391,15 @@ def test_a_load_that_changed_nothing_leaves_the_models_as_they_were(warehouse, s
     assert not changed.models_up_to_date
     assert warehouse.scalar(f"SELECT built_at FROM {MODEL_RUN}") > built_at
 
+    # a load whose only change is a deletion marks it with an update after its load step: the models see it
+    rebuilt_at = warehouse.scalar(f"SELECT built_at FROM {MODEL_RUN}")
+    gone = sandbox.store.all("acme-eu", "payments")[1]
+    sandbox.store.delete("acme-eu", "payments", gone["id"])
+    deleted = warehouse.load(transform=True)
+    assert warehouse.count("payments", "deleted_at IS NOT NULL") == 1
+    assert not deleted.models_up_to_date
+    assert warehouse.scalar(f"SELECT built_at FROM {MODEL_RUN}") > rebuilt_at
+
     # another as-of date gives other ages: what the models are built from differs, so the next load builds them
     with duckdb.connect(str(warehouse.path), read_only=True) as con:
         today, later = (
