@@ -65,9 +65,9 @@ REJECTED_RECORDS = TableSpec(
 )
 
 PROGRESS_EVERY_SECONDS = 5.0
-# Rows of one table gathered before they go to dlt as one item: dlt spends about 1.5 ms on every item it
-# extracts whatever its size (measured here: 1,200 pages of 1,000 rows took 2.9 s as 1,200 items, 1.2 s as
-# 120), and a page yields up to eight tables. Bounded: a scan holds at most this many rows per table.
+# Rows of one table gathered before they go to dlt as one item: dlt's cost per extracted item is fixed
+# whatever its size, so fewer, larger items are cheaper (DECISIONLOG.md, "Pages gathered into batches"), and a
+# page yields up to eight tables. Bounded: a scan holds at most this many rows per table.
 BATCH_ROWS = 20_000
 
 

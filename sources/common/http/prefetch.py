@@ -28,10 +28,8 @@ DEFAULT_LOOKAHEAD = 4
 # Pages buffered ahead: by a scan fetched ahead, and by the scan being read. A scan is a chain (page n+1 is
 # asked for once page n is read), so any pause of its fetching thread adds to the scan's time; a deeper
 # buffer keeps the chain going while the reader is slow for a moment (it shares one interpreter lock with
-# the fetching threads). Measured on the re-sync of 1.2M unchanged records (bench/bench_scale.py's account,
-# two scans side by side): 51.1 and 47.2 s with one page ahead, 47.2 and 51.4 with two, 43.4, 42.6, 41.2
-# and 44.5 with three, 46.2 and 43.7 with four. A decoded page of 1,000 records holds about 8 MB, so only
-# the scan being read gets the deeper buffer.
+# the fetching threads). Three was the fastest depth tried (DECISIONLOG.md, "Three pages fetched ahead"). A
+# decoded page holds megabytes, so only the scan being read gets the deeper buffer.
 AHEAD_WHILE_WAITING = 1
 AHEAD_WHILE_READ = 3
 
