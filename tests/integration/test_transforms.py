@@ -292,8 +292,14 @@ def test_a_build_in_another_file_of_the_same_name_builds_that_files_data(built, 
         assert copy.execute(sql).fetchone()[0] == first.execute(sql).fetchone()[0] - 2
 
 
-def test_the_docs_site_documents_every_model_and_its_lineage(built, tmp_path):
-    page = write_docs(tmp_path / "docs", str(built[0]), "raw")
+@pytest.fixture(scope="module")
+def docs_site(built, tmp_path_factory) -> Path:
+    """dbt's docs site of the hand-made data, written once for the module: its index.html."""
+    return write_docs(tmp_path_factory.mktemp("docs") / "docs", str(built[0]), "raw")
+
+
+def test_the_docs_site_documents_every_model_and_its_lineage(docs_site):
+    page = docs_site
     assert page.name == "index.html" and page.stat().st_size > 100_000  # dbt's static site, one file
     manifest = json.loads((page.parent / "manifest.json").read_text())
     settlement = manifest["nodes"]["model.accounting.accounting__invoice_settlement"]
@@ -303,6 +309,30 @@ def test_the_docs_site_documents_every_model_and_its_lineage(built, tmp_path):
     assert "source.accounting.accounting.payments" in staging["depends_on"]["nodes"]  # lineage from the loads
     catalog = json.loads((page.parent / "catalog.json").read_text())
     assert "model.accounting.accounting__reconciliation_summary" in catalog["nodes"]
+
+
+def test_every_column_of_every_model_is_described_in_the_order_of_its_table(docs_site):
+    """The yml files of the models describe each built table's columns, in its order, in words (the report
+    and the notebooks read these tables; an analyst reads the descriptions in the docs site)."""
+    manifest = json.loads((docs_site.parent / "manifest.json").read_text())
+    catalog = json.loads((docs_site.parent / "catalog.json").read_text())
+    models = {k: v for k, v in manifest["nodes"].items() if v["resource_type"] == "model"}
+    assert len(models) >= 16
+    for key, node in models.items():
+        built_columns = sorted(catalog["nodes"][key]["columns"].values(), key=lambda c: c["index"])
+        assert list(node["columns"]) == [c["name"] for c in built_columns], node["name"]
+        undescribed = [n for n, c in node["columns"].items() if not c["description"] or "{{" in c["description"]]
+        assert not undescribed, (node["name"], undescribed)
+
+
+def test_the_columns_the_report_names_are_described(docs_site):
+    from pipelines.report import EXCEPTIONS
+
+    manifest = json.loads((docs_site.parent / "manifest.json").read_text())
+    for exception in EXCEPTIONS:
+        described = manifest["nodes"][f"model.accounting.accounting__{exception.name}"]["columns"]
+        named = [c.strip() for c in exception.columns.split(",") if c.strip() != "*"]
+        assert set(named) <= set(described), exception.name
 
 
 def test_a_dataset_whose_models_schema_cannot_be_named_loads_and_says_why(warehouse):

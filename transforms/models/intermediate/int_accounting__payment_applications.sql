@@ -3,38 +3,65 @@
 -- `invoice_id` (its whole total). The same payment can carry both for the same application, so each is
 -- counted once: when a payment has invoice line items, they are the application; its `invoice_id` is
 -- used only when it has none.
-WITH line_applications AS (
-    SELECT
-        l.payment_id,
-        l.related_object_id AS invoice_id,
-        sum(coalesce(l.applied_amount, 0)) AS applied_minor,
-        'line_items' AS applied_via
-    FROM {{ source('accounting', 'payments__line_items') }} AS l
-    JOIN {{ ref('stg_accounting__payments') }} AS p ON p.payment_id = l.payment_id
-    WHERE upper(l.related_object_type) = 'INVOICE' AND l.related_object_id IS NOT NULL
-    GROUP BY l.payment_id, l.related_object_id
+with payments as (
+    select * from {{ ref('stg_accounting__payments') }}
 ),
-header_applications AS (
-    SELECT p.payment_id, p.invoice_id, p.total_minor AS applied_minor, 'invoice_id' AS applied_via
-    FROM {{ ref('stg_accounting__payments') }} AS p
-    WHERE p.invoice_id IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM line_applications AS la WHERE la.payment_id = p.payment_id)
+
+payment_line_items as (
+    select * from {{ source('accounting', 'payments__line_items') }}
 ),
-applications AS (
-    SELECT * FROM line_applications
-    UNION ALL
-    SELECT * FROM header_applications
+
+invoices as (
+    select * from {{ ref('stg_accounting__invoices') }}
+),
+
+line_applications as (
+    select
+        payment_line_items.payment_id,
+        payment_line_items.related_object_id as invoice_id,
+        sum(coalesce(payment_line_items.applied_amount, 0)) as applied_minor,
+        'line_items' as applied_via
+    from payment_line_items
+    inner join payments on payments.payment_id = payment_line_items.payment_id
+    where upper(payment_line_items.related_object_type) = 'INVOICE'
+        and payment_line_items.related_object_id is not null
+    group by payment_line_items.payment_id, payment_line_items.related_object_id
+),
+
+header_applications as (
+    select
+        payments.payment_id,
+        payments.invoice_id,
+        payments.total_minor as applied_minor,
+        'invoice_id' as applied_via
+    from payments
+    where payments.invoice_id is not null
+        and not exists (
+            select 1 from line_applications where line_applications.payment_id = payments.payment_id
+        )
+),
+
+applications as (
+    select * from line_applications
+    union all
+    select * from header_applications
+),
+
+final as (
+    select
+        applications.payment_id,
+        applications.invoice_id,
+        payments.connection,
+        applications.applied_minor,
+        applications.applied_via,
+        payments.currency as payment_currency,
+        payments.transaction_date,
+        invoices.invoice_id is not null as invoice_in_warehouse,
+        invoices.currency as invoice_currency
+    from applications
+    inner join payments on payments.payment_id = applications.payment_id
+    left join invoices
+        on invoices.invoice_id = applications.invoice_id and invoices.connection = payments.connection
 )
-SELECT
-    a.payment_id,
-    a.invoice_id,
-    p.connection,
-    a.applied_minor,
-    a.applied_via,
-    p.currency AS payment_currency,
-    p.transaction_date,
-    i.invoice_id IS NOT NULL AS invoice_in_warehouse,
-    i.currency AS invoice_currency
-FROM applications AS a
-JOIN {{ ref('stg_accounting__payments') }} AS p ON p.payment_id = a.payment_id
-LEFT JOIN {{ ref('stg_accounting__invoices') }} AS i ON i.invoice_id = a.invoice_id AND i.connection = p.connection
+
+select * from final

@@ -6,28 +6,48 @@
 {%- set ledger = adapter.get_relation(database=target.database, schema=raw, identifier='push_log') %}
 {%- set queue = adapter.get_relation(database=target.database, schema=raw, identifier='outbound_payments') %}
 {%- if ledger is not none and queue is not none %}
-SELECT
-    l.external_id,
-    q.connection,
-    q.invoice_id,
-    upper(q.currency) AS currency,
-    q.total_amount AS amount_minor,
-    l.record_id AS payment_id,
-    l.status AS ledger_status,
-    p.id IS NOT NULL AS loaded
-FROM {{ ledger }} AS l
-INNER JOIN {{ queue }} AS q ON q.external_id = l.external_id
-LEFT JOIN {{ source('accounting', 'payments') }} AS p ON p.id = l.record_id AND p.deleted_at IS NULL
-WHERE l.kind = 'payment' AND l.status IN ('created', 'confirmed') AND q.invoice_id IS NOT NULL
+with push_log as (
+    select * from {{ ledger }}
+),
+
+outbound_payments as (
+    select * from {{ queue }}
+),
+
+payments as (
+    select * from {{ source('accounting', 'payments') }}
+),
+
+final as (
+    select
+        push_log.external_id,
+        outbound_payments.connection,
+        outbound_payments.invoice_id,
+        upper(outbound_payments.currency) as currency,
+        outbound_payments.total_amount as amount_minor,
+        push_log.record_id as payment_id,
+        push_log.status as ledger_status,
+        payments.id is not null as loaded
+    from push_log
+    inner join outbound_payments on outbound_payments.external_id = push_log.external_id
+    left join payments on payments.id = push_log.record_id and payments.deleted_at is null
+    where push_log.kind = 'payment'
+        and push_log.status in ('created', 'confirmed')
+        and outbound_payments.invoice_id is not null
+)
 {%- else %}
-SELECT
-    CAST(NULL AS {{ dbt.type_string() }}) AS external_id,
-    CAST(NULL AS {{ dbt.type_string() }}) AS connection,
-    CAST(NULL AS {{ dbt.type_string() }}) AS invoice_id,
-    CAST(NULL AS {{ dbt.type_string() }}) AS currency,
-    CAST(NULL AS {{ dbt.type_bigint() }}) AS amount_minor,
-    CAST(NULL AS {{ dbt.type_string() }}) AS payment_id,
-    CAST(NULL AS {{ dbt.type_string() }}) AS ledger_status,
-    CAST(NULL AS BOOLEAN) AS loaded
-WHERE 1 = 0
+with final as (
+    select
+        cast(null as {{ dbt.type_string() }}) as external_id,
+        cast(null as {{ dbt.type_string() }}) as connection,
+        cast(null as {{ dbt.type_string() }}) as invoice_id,
+        cast(null as {{ dbt.type_string() }}) as currency,
+        cast(null as {{ dbt.type_bigint() }}) as amount_minor,
+        cast(null as {{ dbt.type_string() }}) as payment_id,
+        cast(null as {{ dbt.type_string() }}) as ledger_status,
+        cast(null as boolean) as loaded
+    where 1 = 0
+)
 {%- endif %}
+
+select * from final

@@ -1,16 +1,35 @@
 -- accounting__currency_mismatches: one row per application of a payment to an invoice in another currency
 -- (not summed into the invoice's applied amount).
-SELECT
-    a.payment_id,
-    a.invoice_id,
-    a.connection,
-    a.payment_currency,
-    a.invoice_currency,
-    a.applied_minor,
-    CAST(a.applied_minor AS DECIMAL(38, 0)) * c.minor_unit AS applied_amount_in_payment_currency,
-    a.transaction_date,
-    i.number AS invoice_number
-FROM {{ ref('int_accounting__payment_applications') }} AS a
-JOIN {{ ref('stg_accounting__invoices') }} AS i ON i.invoice_id = a.invoice_id AND i.connection = a.connection
-LEFT JOIN {{ ref('accounting__currencies') }} AS c ON c.code = a.payment_currency
-WHERE a.invoice_in_warehouse AND a.payment_currency IS DISTINCT FROM a.invoice_currency
+with applications as (
+    select * from {{ ref('int_accounting__payment_applications') }}
+),
+
+invoices as (
+    select * from {{ ref('stg_accounting__invoices') }}
+),
+
+currencies as (
+    select * from {{ ref('accounting__currencies') }}
+),
+
+final as (
+    select
+        applications.payment_id,
+        applications.invoice_id,
+        applications.connection,
+        applications.payment_currency,
+        applications.invoice_currency,
+        applications.applied_minor,
+        cast(applications.applied_minor as decimal(38, 0)) * currencies.minor_unit
+            as applied_amount_in_payment_currency,
+        applications.transaction_date,
+        invoices.number as invoice_number
+    from applications
+    inner join invoices
+        on invoices.invoice_id = applications.invoice_id and invoices.connection = applications.connection
+    left join currencies on currencies.code = applications.payment_currency
+    where applications.invoice_in_warehouse
+        and applications.payment_currency is distinct from applications.invoice_currency
+)
+
+select * from final

@@ -9,88 +9,128 @@
 --   unpaid / partially_paid / settled / overpaid   by applied against total
 -- ASSUMPTION: see stg_invoices; `absent_amount_decides` marks the rows whose status depends on reading an
 -- absent amount as 0, `balance_not_compared` those whose absent balance could not be compared.
-WITH applied AS (
-    SELECT
-        a.invoice_id,
-        sum(a.applied_minor) FILTER (WHERE a.payment_currency = a.invoice_currency) AS applied_minor,
-        count(*) AS applications,
-        count(*) FILTER (WHERE a.payment_currency IS DISTINCT FROM a.invoice_currency) AS foreign_currency_applications,
-        min(a.transaction_date) AS first_payment_date,
-        max(a.transaction_date) AS last_payment_date
-    FROM {{ ref('int_accounting__payment_applications') }} AS a
-    WHERE a.invoice_in_warehouse
-    GROUP BY a.invoice_id
+with invoices as (
+    select * from {{ ref('stg_accounting__invoices') }}
 ),
-pushed AS (
+
+applications as (
+    select * from {{ ref('int_accounting__payment_applications') }}
+),
+
+pushed_payments as (
+    select * from {{ ref('int_accounting__pushed_payments') }}
+),
+
+currencies as (
+    select * from {{ ref('accounting__currencies') }}
+),
+
+applied as (
+    select
+        invoice_id,
+        sum(applied_minor) filter (where payment_currency = invoice_currency) as applied_minor,
+        count(*) as applications,
+        count(*) filter (where payment_currency is distinct from invoice_currency) as foreign_currency_applications,
+        min(transaction_date) as first_payment_date,
+        max(transaction_date) as last_payment_date
+    from applications
+    where invoice_in_warehouse
+    group by invoice_id
+),
+
+pushed as (
     -- payments this tool created, in the invoice's currency: loaded ones are in `applied` already
-    SELECT
-        p.invoice_id,
-        coalesce(sum(p.amount_minor) FILTER (WHERE p.loaded), 0) AS pushed_loaded_minor,
-        coalesce(sum(p.amount_minor) FILTER (WHERE NOT p.loaded), 0) AS pushed_unlisted_minor,
-        {{ dbt.listagg('p.external_id', "', '", "order by p.external_id") }} AS pushed_external_ids
-    FROM {{ ref('int_accounting__pushed_payments') }} AS p
-    INNER JOIN {{ ref('stg_accounting__invoices') }} AS i
-        ON i.invoice_id = p.invoice_id AND i.connection = p.connection AND i.currency = p.currency
-    GROUP BY p.invoice_id
+    select
+        pushed_payments.invoice_id,
+        coalesce(sum(pushed_payments.amount_minor) filter (where pushed_payments.loaded), 0) as pushed_loaded_minor,
+        coalesce(sum(pushed_payments.amount_minor) filter (where not pushed_payments.loaded), 0)
+            as pushed_unlisted_minor,
+        {{ dbt.listagg('pushed_payments.external_id', "', '", "order by pushed_payments.external_id") }}
+            as pushed_external_ids
+    from pushed_payments
+    inner join invoices
+        on invoices.invoice_id = pushed_payments.invoice_id
+        and invoices.connection = pushed_payments.connection
+        and invoices.currency = pushed_payments.currency
+    group by pushed_payments.invoice_id
 ),
-settled AS (
-    SELECT
-        i.*,
-        coalesce(ap.applied_minor, 0) AS applied_minor,
-        coalesce(ap.applications, 0) AS applications,
-        coalesce(ap.foreign_currency_applications, 0) AS foreign_currency_applications,
-        ap.first_payment_date,
-        ap.last_payment_date,
-        i.total_minor - coalesce(ap.applied_minor, 0) AS expected_balance_minor,
-        coalesce(pu.pushed_loaded_minor, 0) AS pushed_loaded_minor,
-        coalesce(pu.pushed_unlisted_minor, 0) AS pushed_unlisted_minor,
-        pu.pushed_external_ids
-    FROM {{ ref('stg_accounting__invoices') }} AS i
-    LEFT JOIN applied AS ap ON ap.invoice_id = i.invoice_id
-    LEFT JOIN pushed AS pu ON pu.invoice_id = i.invoice_id
+
+settled as (
+    select
+        invoices.*,
+        coalesce(applied.applied_minor, 0) as applied_minor,
+        coalesce(applied.applications, 0) as applications,
+        coalesce(applied.foreign_currency_applications, 0) as foreign_currency_applications,
+        applied.first_payment_date,
+        applied.last_payment_date,
+        invoices.total_minor - coalesce(applied.applied_minor, 0) as expected_balance_minor,
+        coalesce(pushed.pushed_loaded_minor, 0) as pushed_loaded_minor,
+        coalesce(pushed.pushed_unlisted_minor, 0) as pushed_unlisted_minor,
+        pushed.pushed_external_ids
+    from invoices
+    left join applied on applied.invoice_id = invoices.invoice_id
+    left join pushed on pushed.invoice_id = invoices.invoice_id
 ),
-classified AS (
-    SELECT
-        s.*,
-        CASE
-            WHEN s.excluded_from_receivables THEN lower(s.source_status)
-            WHEN s.reported_balance_minor IS NOT NULL
-                 AND s.reported_balance_minor <> greatest(s.expected_balance_minor, 0)
-                 AND (s.pushed_loaded_minor > 0 OR s.pushed_unlisted_minor > 0)
-                 AND s.reported_balance_minor IN (
-                     greatest(s.expected_balance_minor + s.pushed_loaded_minor, 0),
-                     greatest(s.expected_balance_minor - s.pushed_unlisted_minor, 0),
-                     greatest(s.expected_balance_minor + s.pushed_loaded_minor - s.pushed_unlisted_minor, 0)
-                 ) THEN 'awaiting_sync'
-            WHEN s.reported_balance_minor IS NOT NULL
-                 AND s.reported_balance_minor <> greatest(s.expected_balance_minor, 0) THEN 'balance_mismatch'
-            WHEN s.applied_minor = 0 THEN 'unpaid'
-            WHEN s.applied_minor < s.total_minor THEN 'partially_paid'
-            WHEN s.applied_minor = s.total_minor THEN 'settled'
-            ELSE 'overpaid'
-        END AS status
-    FROM settled AS s
+
+classified as (
+    select
+        *,
+        case
+            when excluded_from_receivables then lower(source_status)
+            when reported_balance_minor is not null
+                and reported_balance_minor <> greatest(expected_balance_minor, 0)
+                and (pushed_loaded_minor > 0 or pushed_unlisted_minor > 0)
+                and reported_balance_minor in (
+                    greatest(expected_balance_minor + pushed_loaded_minor, 0),
+                    greatest(expected_balance_minor - pushed_unlisted_minor, 0),
+                    greatest(expected_balance_minor + pushed_loaded_minor - pushed_unlisted_minor, 0)
+                ) then 'awaiting_sync'
+            when reported_balance_minor is not null
+                and reported_balance_minor <> greatest(expected_balance_minor, 0) then 'balance_mismatch'
+            when applied_minor = 0 then 'unpaid'
+            when applied_minor < total_minor then 'partially_paid'
+            when applied_minor = total_minor then 'settled'
+            else 'overpaid'
+        end as status
+    from settled
+),
+
+final as (
+    select
+        classified.*,
+        cast(classified.applied_minor as decimal(38, 0)) * currencies.minor_unit as applied_amount,
+        cast(classified.expected_balance_minor as decimal(38, 0)) * currencies.minor_unit as expected_balance,
+        cast(classified.reported_balance_minor as decimal(38, 0)) * currencies.minor_unit as reported_balance,
+        cast(greatest(classified.expected_balance_minor, 0) as decimal(38, 0)) * currencies.minor_unit
+            as open_amount,
+        greatest(classified.expected_balance_minor, 0) as open_minor,
+        case when classified.status = 'awaiting_sync' then
+            case
+                when classified.reported_balance_minor
+                    = greatest(classified.expected_balance_minor + classified.pushed_loaded_minor, 0)
+                    then 'the balance to reflect the payment(s) ' || classified.pushed_external_ids
+                        || ' pushed by this tool'
+                when classified.reported_balance_minor
+                    = greatest(classified.expected_balance_minor - classified.pushed_unlisted_minor, 0)
+                    then 'the payment(s) ' || classified.pushed_external_ids
+                        || ' pushed by this tool to be listed (next load)'
+                else 'the provider to reflect the payment(s) ' || classified.pushed_external_ids
+                    || ' pushed by this tool'
+            end
+        end as awaiting,
+        not classified.excluded_from_receivables and (
+            (
+                classified.balance_absent
+                and classified.source_status = 'PAID'
+                and greatest(classified.expected_balance_minor, 0) <> 0
+            )
+            or (classified.total_absent and classified.applied_minor > 0)
+        ) as absent_amount_decides,
+        not classified.excluded_from_receivables
+            and classified.balance_absent
+            and classified.source_status <> 'PAID' as balance_not_compared
+    from classified
+    left join currencies on currencies.code = classified.currency
 )
-SELECT
-    c.*,
-    CAST(c.applied_minor AS DECIMAL(38, 0)) * cur.minor_unit AS applied_amount,
-    CAST(c.expected_balance_minor AS DECIMAL(38, 0)) * cur.minor_unit AS expected_balance,
-    CAST(c.reported_balance_minor AS DECIMAL(38, 0)) * cur.minor_unit AS reported_balance,
-    CAST(greatest(c.expected_balance_minor, 0) AS DECIMAL(38, 0)) * cur.minor_unit AS open_amount,
-    greatest(c.expected_balance_minor, 0) AS open_minor,
-    CASE WHEN c.status = 'awaiting_sync' THEN
-        CASE
-            WHEN c.reported_balance_minor = greatest(c.expected_balance_minor + c.pushed_loaded_minor, 0)
-                THEN 'the balance to reflect the payment(s) ' || c.pushed_external_ids || ' pushed by this tool'
-            WHEN c.reported_balance_minor = greatest(c.expected_balance_minor - c.pushed_unlisted_minor, 0)
-                THEN 'the payment(s) ' || c.pushed_external_ids || ' pushed by this tool to be listed (next load)'
-            ELSE 'the provider to reflect the payment(s) ' || c.pushed_external_ids || ' pushed by this tool'
-        END
-    END AS awaiting,
-    NOT c.excluded_from_receivables AND (
-        (c.balance_absent AND c.source_status = 'PAID' AND greatest(c.expected_balance_minor, 0) <> 0)
-        OR (c.total_absent AND c.applied_minor > 0)
-    ) AS absent_amount_decides,
-    NOT c.excluded_from_receivables AND c.balance_absent AND c.source_status <> 'PAID' AS balance_not_compared
-FROM classified AS c
-LEFT JOIN {{ ref('accounting__currencies') }} AS cur ON cur.code = c.currency
+
+select * from final

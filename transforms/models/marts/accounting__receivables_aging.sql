@@ -2,36 +2,54 @@
 -- the original amount) of invoices that are neither void nor draft, aged from the due date to the as-of
 -- date. Buckets have inclusive upper bounds and do not overlap: current (not yet due, or no due date),
 -- 1-30, 31-60, 61-90, 90+ days past due.
-WITH open_invoices AS (
-    SELECT
-        s.connection,
-        s.currency,
-        s.open_minor,
-        s.open_amount,
-        CASE WHEN s.due_date IS NULL THEN 0 ELSE {{ dbt.datediff('s.due_date', as_of_date(), 'day') }} END AS days_past_due
-    FROM {{ ref('accounting__invoice_settlement') }} AS s
-    WHERE NOT s.excluded_from_receivables AND s.open_minor > 0
+with settlement as (
+    select * from {{ ref('accounting__invoice_settlement') }}
 ),
-bucketed AS (
-    SELECT
+
+open_invoices as (
+    select
+        connection,
+        currency,
+        open_minor,
+        open_amount,
+        case
+            when due_date is null then 0
+            else {{ dbt.datediff('due_date', as_of_date(), 'day') }}
+        end as days_past_due
+    from settlement
+    where not excluded_from_receivables and open_minor > 0
+),
+
+bucketed as (
+    select
         *,
-        CASE
-            WHEN days_past_due <= 0 THEN 0
-            WHEN days_past_due <= 30 THEN 1
-            WHEN days_past_due <= 60 THEN 2
-            WHEN days_past_due <= 90 THEN 3
-            ELSE 4
-        END AS bucket_order
-    FROM open_invoices
+        case
+            when days_past_due <= 0 then 0
+            when days_past_due <= 30 then 1
+            when days_past_due <= 60 then 2
+            when days_past_due <= 90 then 3
+            else 4
+        end as bucket_order
+    from open_invoices
+),
+
+final as (
+    select
+        connection,
+        currency,
+        bucket_order,
+        case bucket_order
+            when 0 then 'current'
+            when 1 then '1-30'
+            when 2 then '31-60'
+            when 3 then '61-90'
+            else '90+'
+        end as bucket,
+        count(*) as invoices,
+        sum(open_minor) as open_minor,
+        sum(open_amount) as open_amount
+    from bucketed
+    group by connection, currency, bucket_order
 )
-SELECT
-    connection,
-    currency,
-    bucket_order,
-    CASE bucket_order WHEN 0 THEN 'current' WHEN 1 THEN '1-30' WHEN 2 THEN '31-60' WHEN 3 THEN '61-90' ELSE '90+' END
-        AS bucket,
-    count(*) AS invoices,
-    sum(open_minor) AS open_minor,
-    sum(open_amount) AS open_amount
-FROM bucketed
-GROUP BY connection, currency, bucket_order
+
+select * from final

@@ -3,36 +3,51 @@
 -- with the currency's ISO 4217 exponent (JPY 0, EUR 2, KWD 3), never by a fixed 100.
 -- ASSUMPTION (Panora drops money fields equal to 0): an absent total_amount is 0; an absent balance is 0 on
 -- a PAID invoice and UNKNOWN on any other (not compared; `balance_absent` says so downstream).
-WITH names AS ({{ tracking_category_names('invoices__tracking_categories', ['invoice_id']) }})
-SELECT
-    i.id AS invoice_id,
-    i.connection,
-    i.provider,
-    i.number,
-    upper(i.status) AS source_status,
-    i.type,
-    {{ utc_date('i.issue_date') }} AS issue_date,
-    {{ utc_date('i.due_date') }} AS due_date,
-    upper(i.currency) AS currency,
-    c.exponent AS currency_exponent,
-    c.exponent IS NULL AS currency_unknown,
-    coalesce(i.total_amount, 0) AS total_minor,
-    i.total_amount IS NULL AS total_absent,
-    CASE
-        WHEN i.balance IS NOT NULL THEN i.balance
-        WHEN upper(i.status) = 'PAID' THEN 0
-    END AS reported_balance_minor,
-    i.balance IS NULL AS balance_absent,
-    CAST(coalesce(i.total_amount, 0) AS DECIMAL(38, 0)) * c.minor_unit AS total_amount,
-    CAST(coalesce(i.sub_total, 0) AS DECIMAL(38, 0)) * c.minor_unit AS sub_total_amount,
-    CAST(coalesce(i.total_tax_amount, 0) AS DECIMAL(38, 0)) * c.minor_unit AS tax_amount,
-    i.exchange_rate,
-    i.contact_id,
-    upper(i.status) IN ('VOID', 'DRAFT', 'DELETED') AS excluded_from_receivables,
-    names.tracking_categories,
-    i.created_at,
-    i.modified_at
-FROM {{ source('accounting', 'invoices') }} AS i
-LEFT JOIN {{ ref('accounting__currencies') }} AS c ON c.code = upper(i.currency)
-LEFT JOIN names ON names.invoice_id = i.id
-WHERE i.deleted_at IS NULL
+with invoices as (
+    select * from {{ source('accounting', 'invoices') }}
+),
+
+currencies as (
+    select * from {{ ref('accounting__currencies') }}
+),
+
+category_names as (
+    {{ tracking_category_names('invoices__tracking_categories', ['invoice_id']) }}
+),
+
+final as (
+    select
+        invoices.id as invoice_id,
+        invoices.connection,
+        invoices.provider,
+        invoices.number,
+        upper(invoices.status) as source_status,
+        invoices.type,
+        {{ utc_date('invoices.issue_date') }} as issue_date,
+        {{ utc_date('invoices.due_date') }} as due_date,
+        upper(invoices.currency) as currency,
+        currencies.exponent as currency_exponent,
+        currencies.exponent is null as currency_unknown,
+        coalesce(invoices.total_amount, 0) as total_minor,
+        invoices.total_amount is null as total_absent,
+        case
+            when invoices.balance is not null then invoices.balance
+            when upper(invoices.status) = 'PAID' then 0
+        end as reported_balance_minor,
+        invoices.balance is null as balance_absent,
+        cast(coalesce(invoices.total_amount, 0) as decimal(38, 0)) * currencies.minor_unit as total_amount,
+        cast(coalesce(invoices.sub_total, 0) as decimal(38, 0)) * currencies.minor_unit as sub_total_amount,
+        cast(coalesce(invoices.total_tax_amount, 0) as decimal(38, 0)) * currencies.minor_unit as tax_amount,
+        invoices.exchange_rate,
+        invoices.contact_id,
+        upper(invoices.status) in ('VOID', 'DRAFT', 'DELETED') as excluded_from_receivables,
+        category_names.tracking_categories,
+        invoices.created_at,
+        invoices.modified_at
+    from invoices
+    left join currencies on currencies.code = upper(invoices.currency)
+    left join category_names on category_names.invoice_id = invoices.id
+    where invoices.deleted_at is null
+)
+
+select * from final

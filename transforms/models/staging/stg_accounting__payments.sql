@@ -1,25 +1,40 @@
 -- stg_accounting__payments: one row per live payment. Amounts as in stg_invoices; an absent total_amount is 0.
-WITH names AS ({{ tracking_category_names('payments__tracking_categories', ['payment_id']) }})
-SELECT
-    p.id AS payment_id,
-    p.connection,
-    p.provider,
-    p.invoice_id,
-    {{ utc_date('p.transaction_date') }} AS transaction_date,
-    upper(p.currency) AS currency,
-    c.exponent AS currency_exponent,
-    c.exponent IS NULL AS currency_unknown,
-    coalesce(p.total_amount, 0) AS total_minor,
-    p.total_amount IS NULL AS total_absent,
-    CAST(coalesce(p.total_amount, 0) AS DECIMAL(38, 0)) * c.minor_unit AS total_amount,
-    p.exchange_rate,
-    p.type AS payment_type,
-    p.contact_id,
-    p.account_id,
-    p.remote_id,
-    names.tracking_categories,
-    p.created_at
-FROM {{ source('accounting', 'payments') }} AS p
-LEFT JOIN {{ ref('accounting__currencies') }} AS c ON c.code = upper(p.currency)
-LEFT JOIN names ON names.payment_id = p.id
-WHERE p.deleted_at IS NULL
+with payments as (
+    select * from {{ source('accounting', 'payments') }}
+),
+
+currencies as (
+    select * from {{ ref('accounting__currencies') }}
+),
+
+category_names as (
+    {{ tracking_category_names('payments__tracking_categories', ['payment_id']) }}
+),
+
+final as (
+    select
+        payments.id as payment_id,
+        payments.connection,
+        payments.provider,
+        payments.invoice_id,
+        {{ utc_date('payments.transaction_date') }} as transaction_date,
+        upper(payments.currency) as currency,
+        currencies.exponent as currency_exponent,
+        currencies.exponent is null as currency_unknown,
+        coalesce(payments.total_amount, 0) as total_minor,
+        payments.total_amount is null as total_absent,
+        cast(coalesce(payments.total_amount, 0) as decimal(38, 0)) * currencies.minor_unit as total_amount,
+        payments.exchange_rate,
+        payments.type as payment_type,
+        payments.contact_id,
+        payments.account_id,
+        payments.remote_id,
+        category_names.tracking_categories,
+        payments.created_at
+    from payments
+    left join currencies on currencies.code = upper(payments.currency)
+    left join category_names on category_names.payment_id = payments.id
+    where payments.deleted_at is null
+)
+
+select * from final

@@ -1,14 +1,14 @@
 -- Integrity: every live payment is either applied to an invoice in the warehouse or listed as unapplied,
 -- never both and never neither.
-WITH applied AS (
-    SELECT DISTINCT payment_id FROM {{ ref('int_accounting__payment_applications') }} WHERE invoice_in_warehouse
+with applied as (
+    select distinct payment_id from {{ ref('int_accounting__payment_applications') }} where invoice_in_warehouse
 ),
-unapplied AS (
-    SELECT payment_id FROM {{ ref('accounting__unapplied_payments') }}
+unapplied as (
+    select payment_id from {{ ref('accounting__unapplied_payments') }}
 )
-SELECT p.id AS payment_id,
-       p.id IN (SELECT payment_id FROM applied) AS applied,
-       p.id IN (SELECT payment_id FROM unapplied) AS unapplied
-FROM {{ source('accounting', 'payments') }} AS p
-WHERE p.deleted_at IS NULL
-  AND (p.id IN (SELECT payment_id FROM applied)) = (p.id IN (SELECT payment_id FROM unapplied))
+select p.id as payment_id,
+       p.id in (select payment_id from applied) as applied,
+       p.id in (select payment_id from unapplied) as unapplied
+from {{ source('accounting', 'payments') }} as p
+where p.deleted_at is null
+  and (p.id in (select payment_id from applied)) = (p.id in (select payment_id from unapplied))
