@@ -6,7 +6,7 @@ a schedule, and the push as a job of its own.
 
 What is defined:
 - per registered provider, one `@dlt_assets` multi-asset (dagster-dlt) with one asset per table group
-  (`payments`, `invoices`, `tracking_categories`), partitioned by a dynamic partition per configured account
+  (`payments`, `invoices`, `tracking_categories`, `contacts`), partitioned by a dynamic partition per configured account
   (`<provider>_<accounts setting>`: `panora_connections`, `rootfi_companies`): one account is loaded,
   reloaded or backfilled alone, and accounts run in parallel; with ACCOUNTING_ETL__CONNECTIONS_PER_PARTITION
   above 1, a partition holds that many accounts (key `a,b,c`), loaded in one run;

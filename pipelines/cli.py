@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     load.add_argument("--provider", help=f"comma-separated: {','.join(NAMES)} (default: every configured provider)")
-    load.add_argument("--resources", help="comma-separated: payments,invoices,tracking_categories (default all)")
+    load.add_argument(
+        "--resources", help="comma-separated: payments,invoices,tracking_categories,contacts (default all)"
+    )
     load.add_argument("--connections", help="comma-separated aliases: load only these configured connections")
     load.add_argument(
         "--full-refresh",

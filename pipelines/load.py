@@ -87,7 +87,7 @@ def run_load(
 
     Args:
         provider_name: a registered provider (`pipelines/registry.py`).
-        resources: which of `payments`, `invoices`, `tracking_categories` (default: all).
+        resources: which of `payments`, `invoices`, `tracking_categories`, `contacts` (default: all).
         only_connections: load only these aliases of the provider's configured accounts.
         api_key: overrides the configured API key.
         connections: override the configured accounts: alias -> account, as the provider's accounts setting

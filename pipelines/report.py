@@ -23,6 +23,7 @@ from pipelines import settings
 from pipelines.settings import check_identifier
 from pipelines.warehouse.access import read_warehouse
 
+TOP_DEBTORS = 10  # customers shown per connection and currency
 STATUSES = ("settled", "partially_paid", "overpaid", "unpaid", "awaiting_sync", "balance_mismatch")
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 
@@ -276,8 +277,21 @@ def write_report(
             rows_of(f"SELECT currency, sum(open_amount) FROM {aging_table} WHERE bucket_order > 0 GROUP BY currency")
         )
         aging_rows = rows_of(f"SELECT currency, bucket, sum(open_amount) FROM {aging_table} GROUP BY currency, bucket")
+        debtor_columns = [
+            "connection", "currency", "debtor_rank", "customer_name", "invoices", "open_amount", "overdue_amount",
+            "oldest_due_date",
+        ]  # fmt: skip
+        debtors = rows_of(
+            f"SELECT {', '.join(debtor_columns)} FROM {m}.accounting__top_debtors WHERE debtor_rank <= {TOP_DEBTORS} "
+            f"ORDER BY currency, connection, debtor_rank"
+        )
+        by_customer = query(
+            f"SELECT * FROM {m}.accounting__receivables_aging_by_customer "
+            f"ORDER BY connection, currency, customer_name, customer_id, bucket_order"
+        )
         exceptions = []
-        csv_files = []
+        csv_files = [out / "receivables_aging_by_customer.csv"]
+        _write_csv(csv_files[0], *by_customer)
         for exc in EXCEPTIONS:
             columns, rows = query(exc.sql(m))
             path = out / f"{exc.name}.csv"
@@ -297,7 +311,7 @@ def write_report(
     }
     cards = [
         f'<div class="card"><div class="value" data-figure="headline.invoices">{headline["invoices"]:,}</div>'
-        f'<div class="label">invoices reconciled</div></div>'
+        f'<div class="label">receivable invoices reconciled (bills left out)</div></div>'
     ]
     for currency, _, open_amount, _, _ in by_currency:
         exp = exponents.get(currency)
@@ -336,7 +350,13 @@ models built {built_at:%Y-%m-%d %H:%M} UTC. Amounts in each currency's own units
 <div class="cards">{"".join(cards)}</div>
 <section><h2>Status by connection and currency</h2>
 {_table(summary_columns, summary, figure="summary", exponents=exponents)}</section>
-<section><h2>Receivables aging (open amount by days past due)</h2><div class="charts">{charts}</div></section>
+<section><h2>Receivables aging (open amount by days past due)</h2><div class="charts">{charts}</div>
+<p class="muted">Per customer: <a href="receivables_aging_by_customer.csv">receivables_aging_by_customer.csv</a></p>
+</section>
+<section id="top_debtors"><h2>Top debtors</h2>
+<p class="muted">The {TOP_DEBTORS} customers owing most in each connection and currency, at the as-of date.</p>
+{_table(debtor_columns, debtors, figure="debtors", exponents=exponents) if debtors else '<p class="muted">None.</p>'}
+</section>
 {"".join(sections)}
 </body></html>
 """

@@ -178,6 +178,7 @@ DATA_TABLES = [
     "invoices__tracking_categories",
     "invoices__line_items__tracking_categories",
     "tracking_categories",
+    "contacts",
 ]
 
 

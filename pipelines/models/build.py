@@ -44,7 +44,9 @@ REQUIRED_RAW_TABLES = (
     "payments__tracking_categories",
     "tracking_categories",
 )
-RECORD_TABLES = ("invoices", "payments", "tracking_categories")  # the ones with `deleted_at`
+# Raw tables a warehouse loaded by an older version may lack: the models read them only where present.
+OPTIONAL_RAW_TABLES = ("contacts",)
+RECORD_TABLES = ("invoices", "payments", "tracking_categories", "contacts")  # the ones with `deleted_at`
 
 
 class Database(Protocol):
@@ -99,9 +101,13 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def missing_raw_tables(db: Database, raw: str) -> list[str]:
+def raw_tables(db: Database, raw: str) -> set[str]:
     rows = db.query("SELECT table_name FROM information_schema.tables WHERE table_schema = " + _literal(raw))
-    present = {r[0] for r in rows}
+    return {r[0] for r in rows}
+
+
+def missing_raw_tables(db: Database, raw: str) -> list[str]:
+    present = raw_tables(db, raw)
     return [t for t in REQUIRED_RAW_TABLES if t not in present]
 
 
@@ -112,7 +118,8 @@ def inputs_fingerprint(db: Database, raw_schema: str, as_of: date) -> str | None
     no package). None when it cannot be read (a table loaded without `_dlt_load_id`): the models are then
     always built."""
     parts = []
-    for table in REQUIRED_RAW_TABLES:
+    present = raw_tables(db, raw_schema)
+    for table in (*REQUIRED_RAW_TABLES, *(t for t in OPTIONAL_RAW_TABLES if t in present)):
         parts.append(f"(SELECT count(*) FROM {raw_schema}.{table})")
         parts.append(f"(SELECT max(_dlt_load_id) FROM {raw_schema}.{table})")
         if table in RECORD_TABLES:

@@ -6,7 +6,12 @@ the server drops them when it writes JSON), ISO timestamps, the server's own lin
 What the seed covers, per connection: several currencies (one zero-decimal, one three-decimal), paid,
 partially paid, open, overdue, voided and draft invoices, overpayments, payments without an invoice,
 payments applied through line items (and through both `invoice_id` and line items at once), a payment
-in another currency than its invoice, line items with tracking categories.
+in another currency than its invoice, line items with tracking categories; customers and suppliers that the
+invoices and payments name (one invoice names a contact the connection does not list), and bills (`ACCPAY`,
+about one invoice in eight) from suppliers.
+
+The contacts and who each invoice names are drawn from a generator of their own, after everything else: the
+other records' ids, amounts and dates are what they were before contacts existed.
 """
 
 from __future__ import annotations
@@ -61,6 +66,14 @@ PRODUCTS = (
 
 PAYMENT_TYPES = ("Bank transfer", "Credit Card", "Cheque", "ACH", "SEPA")
 
+CUSTOMERS = (
+    "Abernathy Logistics", "Brightwater Foods", "Cobalt Systems", "Dunmore & Sons", "Elmstead Clinics",
+    "Fairhaven Retail", "Granite Peak Energy", "Harbourside Hotels", "Ironbridge Manufacturing",
+    "Juniper Analytics", "Kestrel Aviation", "Larkspur Media",
+)  # fmt: skip
+SUPPLIERS = ("Northgate Office Supply", "Orion Cloud Hosting", "Pemberton Facilities", "Quayside Couriers")
+BILL_SHARE = 8  # about one invoice in this many is a bill (ACCPAY) from a supplier
+
 
 @dataclass
 class SeedConnection:
@@ -72,6 +85,7 @@ class SeedConnection:
     tracking_categories: list[dict[str, Any]] = field(default_factory=list)
     invoices: list[dict[str, Any]] = field(default_factory=list)
     payments: list[dict[str, Any]] = field(default_factory=list)
+    contacts: list[dict[str, Any]] = field(default_factory=list)
 
 
 class _Ids:
@@ -119,7 +133,57 @@ def seed_connections(
         conn.invoices = [_invoice(ids, spec, conn, n, today) for n in range(spec.invoices)]
         conn.payments = _payments(ids, spec, conn, today)
         out.append(conn)
+    for conn, spec in zip(out, specs, strict=True):
+        _name_contacts(random.Random(f"{seed}-contacts-{spec.alias}"), spec, conn, today)
     return out
+
+
+def _name_contacts(rng: random.Random, spec: ConnectionSpec, conn: SeedConnection, today: datetime) -> None:
+    """The connection's customers and suppliers, and each invoice and payment naming one of them.
+
+    A few customers hold most invoices (as debtors do); every BILL_SHARE-th invoice is a bill from a supplier;
+    the last invoice names a contact the connection does not list; a payment names its invoice's contact, and
+    one without an invoice a customer."""
+    ids = _Ids(rng, today - timedelta(days=420))
+    customers = [_contact(ids, spec, name, customer=True, currency=spec.currencies[0]) for name in CUSTOMERS]
+    suppliers = [_contact(ids, spec, name, customer=False, currency=spec.currencies[0]) for name in SUPPLIERS]
+    conn.contacts = customers + suppliers
+    weights = [len(customers) - n for n in range(len(customers))]
+    for n, invoice in enumerate(conn.invoices):
+        if n % BILL_SHARE == BILL_SHARE - 1:
+            invoice["type"] = "ACCPAY"
+            invoice["contact_id"] = rng.choice(suppliers)["id"]
+        else:
+            invoice["contact_id"] = rng.choices(customers, weights)[0]["id"]
+    conn.invoices[-1]["contact_id"] = ids.uuid()  # a contact the connection does not list
+    by_invoice = {invoice["id"]: invoice["contact_id"] for invoice in conn.invoices}
+    for payment in conn.payments:
+        named = [payment["invoice_id"], *(line["related_object_id"] for line in payment["line_items"])]
+        payment["contact_id"] = (
+            next((by_invoice[i] for i in named if i in by_invoice), None) or (rng.choice(customers)["id"])
+        )
+
+
+def _contact(ids: _Ids, spec: ConnectionSpec, name: str, customer: bool, currency: str) -> dict[str, Any]:
+    created = ids.tick()
+    contact_id = ids.uuid()
+    slug = name.lower().replace(" & ", "-").replace(" ", "-")
+    return {
+        "id": contact_id,
+        "name": name,
+        "is_supplier": not customer,
+        "is_customer": customer,
+        "email_address": f"accounts@{slug}.example",
+        "tax_number": f"TX{ids.rng.randrange(10**8, 10**9)}",
+        "status": "ACTIVE",
+        "currency": currency,
+        "remote_updated_at": created,
+        "company_info_id": None,
+        "field_mappings": {},
+        "remote_id": f"{spec.provider}-ct-{contact_id[:8]}",
+        "created_at": created,
+        "modified_at": created,
+    }
 
 
 def _tracking_categories(ids: _Ids, spec: ConnectionSpec) -> list[dict[str, Any]]:

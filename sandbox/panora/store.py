@@ -15,7 +15,7 @@ from typing import Any
 
 from sandbox.panora.seed import SeedConnection, iso
 
-KINDS = ("payments", "invoices", "trackingcategories")
+KINDS = ("payments", "invoices", "trackingcategories", "contacts")
 
 
 class UnknownRecord(KeyError):
@@ -57,6 +57,7 @@ class Connection:
             "payments": RecordTable(seed.payments),
             "invoices": RecordTable(seed.invoices),
             "trackingcategories": RecordTable(seed.tracking_categories),
+            "contacts": RecordTable(seed.contacts),
         }
 
 

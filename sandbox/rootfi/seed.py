@@ -10,6 +10,10 @@ Per company: paid, partially paid, open, overdue, voided and draft invoices with
 tracking category ids), a zero-decimal currency, payments in full and in part, an overpayment, a payment
 in another currency than its invoice, a likely duplicate and a payment on an invoice Rootfi does not have.
 Many records share one `rootfi_updated_at` (a platform sync writes them in bulk), as the real API does.
+Contacts (v3 `/accounting/contacts`: `name`, `contact_name`, `contact_type` CUSTOMER or VENDOR, `email`,
+`tax_number`, `registration_number`, `status`, `currency_id`, `updated_at`) are the customers CUST-1 to
+CUST-11 that invoices and payments name (CUST-12 is named but not listed) and a few vendors; they are made
+after every other record, so those keep the ids and stamps they had before contacts existed.
 """
 
 from __future__ import annotations
@@ -54,6 +58,13 @@ PRODUCTS = (
 )
 CATEGORIES = (("Department", "Sales"), ("Department", "Engineering"), ("Region", "EMEA"), ("Region", "Americas"))
 PAYMENT_MODES = ("BANK_TRANSFER", "CARD", "CHECK")
+CUSTOMER_NAMES = (
+    "Avalon Dental", "Birchwood Estates", "Calder Robotics", "Dovetail Joinery", "Everly Pharma",
+    "Foxglove Studios", "Greyfriars Legal", "Hawthorn Bakeries", "Islington Tutors", "Jasper Freight",
+    "Kingsley Opticians", "Linden Breweries",
+)  # fmt: skip
+UNLISTED_CUSTOMER = 12  # CUST-12 is named by invoices but Rootfi lists no such contact
+VENDOR_NAMES = ("Marlow Stationers", "Nimbus Telecom", "Oakridge Cleaning")
 
 
 @dataclass
@@ -64,6 +75,7 @@ class SeedCompany:
     tracking_categories: list[dict[str, Any]] = field(default_factory=list)
     invoices: list[dict[str, Any]] = field(default_factory=list)
     invoice_payments: list[dict[str, Any]] = field(default_factory=list)
+    contacts: list[dict[str, Any]] = field(default_factory=list)
 
 
 def iso(moment: datetime) -> str:
@@ -125,7 +137,31 @@ def seed_companies(
         stamp = clock.sync()
         company.invoice_payments = _payments(rng, clock, spec, company.invoices, stamp)
         out.append(company)
+    for company, spec in zip(out, specs, strict=True):
+        company.contacts = _contacts(clock, spec)
     return out
+
+
+def _contacts(clock: _Clock, spec: CompanySpec) -> list[dict[str, Any]]:
+    stamp = clock.sync()
+    roles = [("CUST", n, name, "CUSTOMER") for n, name in enumerate(CUSTOMER_NAMES, 1) if n != UNLISTED_CUSTOMER]
+    roles += [("VEND", n, name, "VENDOR") for n, name in enumerate(VENDOR_NAMES, 1)]
+    contacts = []
+    for prefix, n, name, contact_type in roles:
+        slug = name.lower().replace(" ", "-")
+        body = {
+            "name": name,
+            "contact_name": f"Accounts, {name}",
+            "contact_type": contact_type,
+            "email": f"accounts@{slug}.example",
+            "tax_number": f"GB{spec.company_id}{n:03d}",
+            "registration_number": None,
+            "status": "ACTIVE",
+            "currency_id": spec.currencies[0],
+            "updated_at": stamp,
+        }
+        contacts.append(_record(clock, spec, f"{prefix}-{n}", stamp, body))
+    return contacts
 
 
 def _record(clock: _Clock, spec: CompanySpec, platform_id: str, stamp: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -210,15 +246,17 @@ def _payments(
 ) -> list[dict[str, Any]]:
     """Payments that settle what each invoice's status says, plus the exceptions the reports look for."""
     out: list[dict[str, Any]] = []
+    customer_of = {invoice["platform_id"]: invoice["contact_id"] for invoice in invoices}
 
     def pay(invoice_id: str | None, currency: str, amount: float | int, when: str, **extra: Any) -> None:
         nonlocal stamp
         if out and len(out) % 10 == 0:
             stamp = clock.sync()
+        drawn = f"CUST-{rng.randint(1, 12)}"  # drawn even when the invoice names the payer: the data stays as seeded
         body = {
             "invoice_id": invoice_id,
             "account_id": "ACC-090",
-            "contact_id": f"CUST-{rng.randint(1, 12)}",
+            "contact_id": customer_of.get(invoice_id or "", drawn),
             "credit_note_id": None,
             "currency_id": currency,
             "amount": amount,

@@ -1,6 +1,6 @@
 """A Rootfi-compatible HTTP server on 127.0.0.1 (as Rootfi's documentation and code describe it).
 
-Reproduced: the `api_key` header; `GET /accounting/{invoices,invoice_payments,tracking_categories}` with
+Reproduced: the `api_key` header; `GET /accounting/{invoices,invoice_payments,tracking_categories,contacts}` with
 `limit`, an opaque base64 `next` cursor, `rootfi_company_id[eq]`, `rootfi_updated_at[gte]`,
 `include_deleted_records=true`, `sort[rootfi_updated_at]=ASC` and `expand=line_items` (invoices carry
 their lines only when expanded), in the envelope `{data, next, prev, total_count}`; writes through

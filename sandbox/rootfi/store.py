@@ -18,7 +18,7 @@ from typing import Any
 
 from sandbox.rootfi.seed import EXPONENT, SeedCompany, data_hash, iso, seed_companies
 
-KINDS = ("invoices", "invoice_payments", "tracking_categories")
+KINDS = ("invoices", "invoice_payments", "tracking_categories", "contacts")
 
 
 class UnknownRecord(KeyError):

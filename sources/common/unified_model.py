@@ -174,6 +174,7 @@ INVOICES = _parent_table(
     {
         "number": S,
         "type": S,
+        "kind": S,
         "status": S,
         "issue_date": TIMESTAMP,
         "due_date": TIMESTAMP,
@@ -216,6 +217,8 @@ INVOICE = ObjectSpec(
     fields=(
         Field("number", c.text),
         Field("type", c.text),
+        # the side of the ledger, from the provider's own word (`type`): `receivable`, `payable` (a bill)
+        Field("kind", c.invoice_kind, ("kind", "type")),
         Field("status", c.text),
         Field("issue_date", c.timestamp),
         Field("due_date", c.timestamp),
@@ -277,13 +280,46 @@ TRACKING_CATEGORY = ObjectSpec(
 )
 
 
+# -- contacts ----------------------------------------------------------------------------------------
+# The customers and suppliers invoices and payments name by `contact_id`.
+CONTACTS = _parent_table(
+    "contacts",
+    {
+        "name": S,
+        "is_customer": pa.bool_(),
+        "is_supplier": pa.bool_(),
+        "email_address": S,
+        "tax_number": S,
+        "status": S,
+        "currency": S,
+        "company_info_id": S,
+    },
+)
+CONTACT = ObjectSpec(
+    resource="contacts",
+    parent=CONTACTS,
+    foreign_key="contact_id",
+    fields=(
+        Field("name", c.text),
+        Field("is_customer", c.boolean),
+        Field("is_supplier", c.boolean),
+        Field("email_address", c.text),
+        Field("tax_number", c.text),
+        Field("status", c.text),
+        Field("currency", c.text),
+        Field("company_info_id", c.text),
+        *TRAILING_FIELDS,
+    ),
+)
+
+
 def unified_objects(
     provider: str,
     volatile: frozenset[str] = frozenset(),
     adapters: Mapping[str, Adapter] | None = None,
     source_names: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None,
 ) -> dict[str, ObjectSpec]:
-    """The object kinds (`payments`, `invoices`, `tracking_categories`) as one provider fills them: its
+    """The object kinds (`payments`, `invoices`, `tracking_categories`, `contacts`) as one provider fills them: its
     name on every row, the fields its server rewrites without a change (`volatile`, left out of the content
     hash), and per kind the adapter that turns its records into this vocabulary (none for Panora) with the
     provider's names of the fields it renames (`ObjectSpec.source_names`, for errors)."""
@@ -297,5 +333,5 @@ def unified_objects(
             adapter=adapters.get(spec.resource),
             source_names=source_names.get(spec.resource, {}),
         )
-        for spec in (PAYMENT, INVOICE, TRACKING_CATEGORY)
+        for spec in (PAYMENT, INVOICE, TRACKING_CATEGORY, CONTACT)
     }

@@ -1,8 +1,8 @@
-"""Panora unified accounting API as a dlt source: payments, invoices and tracking categories for one or many
-linked accounts (connection tokens), normalized into typed parent tables and child tables.
+"""Panora unified accounting API as a dlt source: payments, invoices, tracking categories and contacts for
+one or many linked accounts (connection tokens), normalized into typed parent tables and child tables.
 
 Tables (all with a `connection` column holding the alias, never the token):
-    payments, invoices, tracking_categories                      keyed by `id`
+    payments, invoices, tracking_categories, contacts            keyed by `id`
     payments__line_items, invoices__line_items                   `payment_id` / `invoice_id`, `line_index`
     payments__tracking_categories, invoices__tracking_categories `..._id`, `position`, `tracking_category_id`
     invoices__line_items__tracking_categories                    `invoice_id`, `line_index`, `position`, ...
@@ -74,7 +74,7 @@ def panora_source(
     transport: httpx.BaseTransport | None = None,
     stored: StoredRecords = NOTHING_STORED,
 ) -> Sequence[DltResource]:
-    """Panora payments, invoices and tracking categories over all configured connections.
+    """Panora payments, invoices, tracking categories and contacts over all configured connections.
 
     The settings are `PanoraSettings`' fields (each documented there); the rest is what a job hands in.
 
@@ -86,7 +86,7 @@ def panora_source(
             complete scan finds are handed to it.
 
     Returns:
-        The resources `payments`, `invoices` and `tracking_categories`.
+        The resources `payments`, `invoices`, `tracking_categories` and `contacts`.
     """
     connections = check_connections(connections)
     policy = retry_policy(max_attempts, backoff_base, timeout, max_wait_seconds, max_body_bytes)

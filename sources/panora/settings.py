@@ -16,6 +16,7 @@ ENDPOINTS = {
     "payments": "/accounting/payments",
     "invoices": "/accounting/invoices",
     "tracking_categories": "/accounting/trackingcategories",
+    "contacts": "/accounting/contacts",
 }
 
 # Panora's throttler (nestjs, as Panora configures it): 100 requests a minute per route handler and client IP,

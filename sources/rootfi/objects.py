@@ -1,4 +1,4 @@
-"""Rootfi's invoices, invoice payments and tracking categories, adapted into the unified model.
+"""Rootfi's invoices, invoice payments, tracking categories and contacts, adapted into the unified model.
 
 Each Rootfi record is rewritten into the unified vocabulary (`sources/common/unified_model.py`) before it is
 normalized, so both providers fill the same tables and columns with the same meaning:
@@ -155,6 +155,7 @@ def _invoice(record: _Record) -> dict[str, Any]:
     currency = record.get("currency_id")
     out = record.common()
     out.update(
+        kind="receivable",  # Rootfi lists bills on another endpoint (`/accounting/bills`), not loaded here
         number=record.get("document_number"),
         status=_invoice_status(record.get("status")),
         issue_date=record.get("posted_date"),
@@ -235,6 +236,30 @@ def _payment(record: _Record) -> dict[str, Any]:
     return out
 
 
+# Rootfi's `contact_type` -> (is_customer, is_supplier); a type not listed leaves both unknown
+CONTACT_ROLES = {"CUSTOMER": (True, False), "VENDOR": (False, True), "SUPPLIER": (False, True), "BOTH": (True, True)}
+
+
+def _contact(record: _Record) -> dict[str, Any]:
+    out = record.common()
+    kind = record.get("contact_type")
+    if kind is not None and not isinstance(kind, str):
+        raise RecordError("contact_type", f"expected text, got {type(kind).__name__} {c.preview(kind)}")
+    is_customer, is_supplier = CONTACT_ROLES.get(kind.strip().upper() if kind else "", (None, None))
+    out.update(
+        name=record.get("name"),
+        is_customer=is_customer,
+        is_supplier=is_supplier,
+        email_address=record.get("email"),
+        tax_number=record.get("tax_number"),
+        status=record.get("status"),
+        currency=record.get("currency_id"),
+    )
+    if kind is not None:
+        out["contact_type"] = kind  # Rootfi's own word, kept beside the two flags read from it
+    return out
+
+
 def _tracking_category(record: _Record) -> dict[str, Any]:
     out = record.common()
     out.update(name=record.get("name"), status=record.get("status"), parent_category=record.ref("parent_id"))
@@ -261,6 +286,9 @@ SOURCE_NAMES = {
         "line_items": {"id": "rootfi_id", "unit_price": "unit_amount", "tracking_categories": "tracking_category_ids"},
     },
     "tracking_categories": {"": {**_RECORD_NAMES, "parent_category": "parent_id"}},
+    "contacts": {
+        "": {**_RECORD_NAMES, "email_address": "email", "is_customer": "contact_type", "is_supplier": "contact_type"}
+    },
 }
 
 OBJECTS = unified_objects(
@@ -270,6 +298,7 @@ OBJECTS = unified_objects(
         "payments": _adapting(_payment),
         "invoices": _adapting(_invoice),
         "tracking_categories": _adapting(_tracking_category),
+        "contacts": _adapting(_contact),
     },
     SOURCE_NAMES,
 )

@@ -13,6 +13,7 @@ ENDPOINTS = {
     "payments": "/accounting/invoice_payments",
     "invoices": "/accounting/invoices",
     "tracking_categories": "/accounting/tracking_categories",
+    "contacts": "/accounting/contacts",  # Rootfi's v3 accounting contacts (customers and vendors)
 }
 SYNC_STATUS = "/core/syncs/{sync_id}"
 

@@ -69,6 +69,8 @@ DECIMALS = st.one_of(
     OBJECTS,
 )
 TEXTS = st.one_of(NOT_A_CHARACTER, NON_FINITE_OR_HUGE, st.booleans(), OBJECTS)
+BOOLEANS = st.one_of(st.integers(), st.text(max_size=4), NON_FINITE_OR_HUGE, OBJECTS)  # 1 and "yes" are not true
+INVOICE_KINDS = st.one_of(st.integers(), st.booleans(), NON_FINITE_OR_HUGE, OBJECTS)  # a word, or nothing
 JSON_VALUES = st.builds(lambda bad: {"nested": [bad]}, NOT_A_CHARACTER)
 IDS = st.one_of(st.sampled_from(["", "   ", None, "id\x00"]), st.integers(), st.booleans(), OBJECTS)
 ID_LISTS = st.one_of(
@@ -85,6 +87,8 @@ BY_READER: dict[Callable[..., Any], st.SearchStrategy] = {
     c.decimal: DECIMALS,
     c.text: TEXTS,
     c.json_text: JSON_VALUES,
+    c.boolean: BOOLEANS,
+    c.invoice_kind: INVOICE_KINDS,
 }
 
 
@@ -234,7 +238,12 @@ class Provider:
         if self.name == "panora":
             sandbox = PanoraSandbox(Store(seed_connections(seed=5, specs=(PANORA_SPEC,))), Settings(rate_limit=None))
             tables = next(iter(sandbox.store.connections.values())).tables
-            names = {"payments": "payments", "invoices": "invoices", "tracking_categories": "trackingcategories"}
+            names = {
+                "payments": "payments",
+                "invoices": "invoices",
+                "tracking_categories": "trackingcategories",
+                "contacts": "contacts",
+            }
             return sandbox, lambda kind: tables[names[kind]].rows
         store = RootfiStore(seed_companies(seed=5, specs=(ROOTFI_SPEC,)))
         rootfi = RootfiSandbox(store, RootfiSettings(rate_limit=None))

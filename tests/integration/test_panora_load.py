@@ -28,6 +28,7 @@ def expected_counts(store) -> dict[str, int]:
             len(li["acc_tracking_categories"]) for i in invoices for li in i["line_items"]
         )
         counts["tracking_categories"] += len(store.all(alias, "trackingcategories"))
+        counts["contacts"] += len(store.all(alias, "contacts"))
     return counts
 
 
@@ -70,6 +71,26 @@ def test_values_are_typed_and_zero_amounts_are_null(warehouse, sandbox):
     assert types["transaction_date"] == "TIMESTAMP WITH TIME ZONE"
     assert types["field_mappings"] == "JSON"
     assert types["exchange_rate"].startswith("DECIMAL")
+
+
+def test_contacts_are_loaded_and_invoices_say_their_kind(warehouse, sandbox):
+    warehouse.load()
+    for alias in ALIASES:
+        contacts = sandbox.store.all(alias, "contacts")
+        loaded = warehouse.query(
+            f"SELECT id, name, is_customer, is_supplier, email_address, currency FROM {DATASET}.contacts "
+            f"WHERE connection = ? ORDER BY id",
+            alias,
+        )
+        assert loaded == sorted(
+            (c["id"], c["name"], c["is_customer"], c["is_supplier"], c["email_address"], c["currency"])
+            for c in contacts
+        )
+        kinds = dict(warehouse.query(f"SELECT id, kind FROM {DATASET}.invoices WHERE connection = ?", alias))
+        expected = {
+            i["id"]: "payable" if i["type"] == "ACCPAY" else "receivable" for i in sandbox.store.all(alias, "invoices")
+        }
+        assert kinds == expected and "payable" in kinds.values()
 
 
 def test_child_tables_carry_plain_foreign_keys(warehouse, sandbox):
@@ -189,7 +210,7 @@ def test_every_run_is_recorded(warehouse, sandbox):
         f"SELECT resource, connection, status, records FROM {DATASET}.load_run_scans WHERE run_id = ? ORDER BY 1, 2",
         first.run_id,
     )
-    assert len(scans) == 9 and all(s[2] == "complete" for s in scans)
+    assert len(scans) == 12 and all(s[2] == "complete" for s in scans)  # 4 resources, 3 connections
     text = first.render()
     assert "load ok" in text and "requests" in text and "payments" in text
 

@@ -82,7 +82,7 @@ def test_rendered_report_shows_the_models_figures(report):
 
         assert (
             number(figures["headline.invoices"][0])
-            == q(f"SELECT count(*) FROM {M}.accounting__invoice_settlement")[0][0]
+            == q(f"SELECT count(*) FROM {M}.accounting__invoice_settlement WHERE is_receivable")[0][0]
         )
         for currency, open_amount in q(
             f"SELECT currency, sum(open_amount) FROM {M}.accounting__reconciliation_summary GROUP BY currency"
@@ -107,6 +107,14 @@ def test_rendered_report_shows_the_models_figures(report):
         )), strict=True))  # fmt: skip
         assert [(r[0], r[1], *map(int, map(number, r[2:]))) for r in shown] == summary
         assert figures["as_of"][0] == str(q(f"SELECT as_of FROM {M}.accounting__model_run")[0][0])
+        debtors = q(
+            f"SELECT currency, connection, debtor_rank, customer_name, open_amount FROM {M}.accounting__top_debtors "
+            "WHERE debtor_rank <= 10 ORDER BY currency, connection, debtor_rank"
+        )
+        shown = zip(*(figures[f"debtors.{c}"] for c in ("currency", "connection", "debtor_rank", "customer_name",
+                                                         "open_amount")), strict=True)  # fmt: skip
+        assert [(c, n, int(number(r)), name, number(a)) for c, n, r, name, a in shown] == debtors
+        assert debtors and all(name for *_, name, _ in debtors)  # a name on every row, never a bare id
 
 
 def test_each_exception_list_has_its_csv(report):

@@ -93,7 +93,7 @@ def test_incremental_load_asks_only_for_changes_and_applies_deletions(both: Ware
     total = sum(len(store.all(a, k, include_deleted=True)) for a in store.aliases for k in store.records)
     assert sum(sandbox.served.values()) == total
     positions = {}
-    for kind in ("invoices", "invoice_payments", "tracking_categories"):
+    for kind in ("invoices", "invoice_payments", "tracking_categories", "contacts"):
         for alias in store.aliases:
             positions[(kind, alias)] = max(r["rootfi_updated_at"] for r in store.all(alias, kind))
 

@@ -90,5 +90,5 @@ def test_two_processes_that_share_only_a_postgres_budget_stay_under_the_limit(wa
     with psycopg2.connect(url) as con, con.cursor() as cursor:
         host = warehouse.sandbox.url.removeprefix("http://")
         cursor.execute("SELECT key, hits FROM accounting_etl.rate_budget_limits WHERE key LIKE %s", (f"% {host} %",))
-        assert dict(cursor.fetchall()) == {f"panora {host} GET {route}": LIMIT for route in (
-            "/accounting/payments", "/accounting/invoices", "/accounting/trackingcategories")}  # fmt: skip
+        routes = ("payments", "invoices", "trackingcategories", "contacts")
+        assert dict(cursor.fetchall()) == {f"panora {host} GET /accounting/{route}": LIMIT for route in routes}

@@ -13,6 +13,7 @@ from sources.common.tables.arrow_path import builder_for
 from sources.panora.objects import OBJECTS
 
 PAYMENT, INVOICE, TRACKING_CATEGORY = OBJECTS["payments"], OBJECTS["invoices"], OBJECTS["tracking_categories"]
+CONTACT = OBJECTS["contacts"]
 
 SEED = seed_connections(
     seed=3, specs=(ConnectionSpec("c", "xero", ("EUR", "JPY", "KWD"), invoices=120, payments=160),)
@@ -43,6 +44,18 @@ EDGE_INVOICES = [
     {"id": "inv-empty-line-categories", "line_items": [{"description": "x", "acc_tracking_categories": []}]},
     {"id": "inv-extras", "brand_new": 7, "nested_new": {"a": [1, 2]}, "line_items": [{"line_extra": "kept"}]},
     {"id": "inv-offset", "issue_date": "2026-07-17T02:00:00+02:00", "exchange_rate": "1e3"},
+    # the side of the ledger in the providers' spellings, and look-alikes that must not count as one
+    {"id": "inv-kind-bill", "type": " accpay\t"},
+    {"id": "inv-kind-docs", "type": "Accounts_Receivable"},
+    {"id": "inv-kind-unified", "kind": "payable", "type": "ACCREC"},
+    {"id": "inv-kind-dotless-i", "type": "acc\u0131rec"},
+    {"id": "inv-kind-nbsp", "type": "ACCPAY\u00a0"},
+    {"id": "inv-kind-unknown", "type": "SALES"},
+]
+CONTACTS = [
+    {"id": "ct-1", "name": "Acme GmbH", "is_customer": True, "is_supplier": False, "currency": "EUR"},
+    {"id": "ct-2", "name": "Both Ways Ltd", "is_customer": True, "is_supplier": True, "email_address": "a@b.c"},
+    {"id": "ct-3", "name": None, "status": "Archived", "field_mappings": {"x": 1}},
 ]
 
 
@@ -72,6 +85,7 @@ def rows(table) -> list[tuple]:
         ("invoices", AS_SENT["invoices"]),
         ("tracking_categories", AS_SENT["tracking_categories"]),
         ("invoices", EDGE_INVOICES),
+        ("contacts", CONTACTS),
     ],
 )
 def test_fast_path_builds_exactly_the_reference_tables(resource, records):
@@ -119,7 +133,27 @@ def test_fast_path_gives_up_on_a_line_items_category_list_that_is_not_a_list():
 
 
 def test_every_object_kind_has_a_fast_path():
-    assert all(builder_for(spec) is not None for spec in (PAYMENT, INVOICE, TRACKING_CATEGORY))
+    assert all(builder_for(spec) is not None for spec in OBJECTS.values())
+
+
+def test_an_invoices_kind_is_read_from_the_providers_word_in_ascii_only():
+    fast, _, _ = both_ways(INVOICE, EDGE_INVOICES)
+    kinds = dict(zip(fast["invoices"][0]["id"].to_pylist(), fast["invoices"][0]["kind"].to_pylist(), strict=True))
+    assert {k: v for k, v in kinds.items() if k.startswith("inv-kind")} == {
+        "inv-kind-bill": "payable",
+        "inv-kind-docs": "receivable",
+        "inv-kind-unified": "payable",  # an adapter's own word comes first
+        "inv-kind-dotless-i": None,
+        "inv-kind-nbsp": None,
+        "inv-kind-unknown": None,
+    }
+
+
+@pytest.mark.parametrize("flag", [1, "true", "yes"])
+def test_a_contact_flag_that_is_not_a_json_boolean_is_left_to_the_reference_path(flag):
+    assert builder_for(CONTACT).try_build([{"id": "ct", "is_customer": flag}], ["h"], "c") is None
+    _, _, rejects = both_ways(CONTACT, [{"id": "ct", "is_customer": flag}])
+    assert len(rejects) == 1 and "is_customer" in repr(rejects[0]) and "expected true or false" in repr(rejects[0])
 
 
 @pytest.mark.parametrize(

@@ -99,3 +99,34 @@ def test_an_adapter_error_names_the_record_and_the_field() -> None:
     with pytest.raises(RecordError) as caught:
         OBJECTS["invoices"].adapter(invoice)
     assert (caught.value.record_id, caught.value.field) == ("rootfi:4101:INV-1", "line_items[0].unit_amount")
+
+
+def _contact(**changes: object) -> dict:
+    record = {
+        "rootfi_id": 9, "rootfi_company_id": 4101, "platform_id": "CUST-3", "name": "Globex GmbH",
+        "contact_name": "Hank Scorpio", "contact_type": "CUSTOMER", "currency_id": "EUR", "email": "ar@globex.test",
+        "tax_number": "DE123", "status": "ACTIVE", "rootfi_updated_at": "2026-11-02T00:00:00Z",
+    }  # fmt: skip
+    return {**record, **changes}
+
+
+@pytest.mark.parametrize(
+    ("contact_type", "roles"),
+    [("CUSTOMER", (True, False)), ("vendor", (False, True)), ("BOTH", (True, True)), (None, (None, None)),
+     ("PARTNER", (None, None))],
+)  # fmt: skip
+def test_a_contact_is_keyed_as_invoices_name_it_and_its_roles_read_from_its_type(contact_type, roles) -> None:
+    adapted = OBJECTS["contacts"].adapter(_contact(contact_type=contact_type))
+    # an invoice of this company names this contact `rootfi:4101:CUST-3` (its `contact_id`, adapted the same way)
+    invoice = OBJECTS["invoices"].adapter({"rootfi_company_id": 4101, "platform_id": "INV-1", "contact_id": "CUST-3"})
+    assert adapted["id"] == invoice["contact_id"] == "rootfi:4101:CUST-3"
+    assert (adapted["is_customer"], adapted["is_supplier"]) == roles
+    assert adapted["email_address"] == "ar@globex.test" and adapted["currency"] == "EUR"
+    assert adapted["contact_name"] == "Hank Scorpio"  # no unified column: kept under Rootfi's name
+    assert invoice["kind"] == "receivable"  # Rootfi's invoices endpoint lists no bills
+
+
+def test_a_contact_type_that_is_not_text_names_the_field() -> None:
+    with pytest.raises(RecordError) as caught:
+        OBJECTS["contacts"].adapter(_contact(contact_type=["CUSTOMER"]))
+    assert (caught.value.record_id, caught.value.field) == ("rootfi:4101:CUST-3", "contact_type")

@@ -12,6 +12,7 @@ from sources.common.reading import values as c
 from sources.common.tables.declared import DECIMAL, DELETED_COLUMN, HASH_COLUMN, TIMESTAMP, TableSpec
 from sources.common.tables.object_specs import Field, ObjectSpec
 from sources.common.unified_model import (
+    CONTACT,
     INVOICE,
     JSON_COLUMNS,
     KEY_COLUMNS,
@@ -23,7 +24,7 @@ from sources.common.unified_model import (
 from sources.panora.objects import OBJECTS as PANORA
 from sources.rootfi.objects import OBJECTS as ROOTFI
 
-SPECS = {spec.resource: spec for spec in (PAYMENT, INVOICE, TRACKING_CATEGORY)}
+SPECS = {spec.resource: spec for spec in (PAYMENT, INVOICE, TRACKING_CATEGORY, CONTACT)}
 # the column type each reader's values have
 READER_TYPES = {
     c.text: pa.string(),
@@ -31,6 +32,8 @@ READER_TYPES = {
     c.minor_units: pa.int64(),
     c.timestamp: TIMESTAMP,
     c.decimal: DECIMAL,
+    c.invoice_kind: pa.string(),
+    c.boolean: pa.bool_(),
 }
 
 
@@ -99,7 +102,7 @@ def test_a_providers_objects_are_the_unified_ones_with_its_name_volatile_fields_
     objects = unified_objects(
         "acme", frozenset({"modified_at"}), {"payments": adapter}, {"invoices": {"": {"issue_date": "posted"}}}
     )
-    assert list(objects) == ["payments", "invoices", "tracking_categories"]
+    assert list(objects) == ["payments", "invoices", "tracking_categories", "contacts"]
     for resource, spec in objects.items():
         assert spec.tables == SPECS[resource].tables and spec.fields == SPECS[resource].fields
         assert spec.row_defaults == {"provider": "acme"} and spec.provider == "acme"

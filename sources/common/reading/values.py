@@ -74,6 +74,41 @@ def text(value: Any, field: str) -> str | None:
     raise RecordError(field, f"expected text, got {type(value).__name__} {preview(value)}")
 
 
+def boolean(value: Any, field: str) -> bool | None:
+    """A JSON true or false; anything else (1, "yes") is not guessed at."""
+    if value is None or isinstance(value, bool):
+        return value
+    raise RecordError(field, f"expected true or false, got {type(value).__name__} {preview(value)}")
+
+
+# How the providers spell an invoice's side of the ledger: Xero's ACCREC / ACCPAY (through Panora), the
+# ACCOUNTS_RECEIVABLE / ACCOUNTS_PAYABLE of Panora's and Merge's docs, and the unified words themselves (an
+# adapter for a provider whose invoices are all receivables writes `receivable`). ASCII only, on purpose: a
+# look-alike letter (a dotless i) must not make a bill a receivable through Unicode case rules.
+RECEIVABLE_SPELLINGS = frozenset({"ACCREC", "ACCOUNTS_RECEIVABLE", "RECEIVABLE"})
+PAYABLE_SPELLINGS = frozenset({"ACCPAY", "ACCOUNTS_PAYABLE", "PAYABLE", "BILL"})
+ASCII_SPACE = " \t\n\v\f\r"
+
+
+def invoice_kind(value: Any, field: str) -> str | None:
+    """`receivable`, `payable` (a bill) or None: absent, or a spelling not known (the provider's own word
+    stays in its column, `type`; the models count such an invoice as a receivable and say so). A value that
+    is not a word at all (a number, an object) is refused: it is no spelling, and guessing would hide it."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RecordError(
+            field, f"expected a word such as ACCREC or ACCPAY, got {type(value).__name__} {preview(value)}"
+        )
+    word = value.strip(ASCII_SPACE)
+    if not word.isascii():
+        return None
+    word = word.upper()
+    if word in PAYABLE_SPELLINGS:
+        return "payable"
+    return "receivable" if word in RECEIVABLE_SPELLINGS else None
+
+
 def required_id(value: Any, field: str = "id") -> str:
     if not isinstance(value, str) or not value.strip():
         raise RecordError(field, "missing" if value is None else f"expected a non-empty id, got {preview(value)}")

@@ -31,7 +31,10 @@ _RAW = {
     c.minor_units: pa.int64(),
     c.timestamp: pa.string(),
     c.decimal: pa.string(),
+    c.invoice_kind: pa.string(),
+    c.boolean: pa.bool_(),  # arrow refuses 1 or "true" for a boolean as the reader does: the page then gives up
 }
+_PAYABLE, _RECEIVABLE = pa.array(sorted(c.PAYABLE_SPELLINGS)), pa.array(sorted(c.RECEIVABLE_SPELLINGS))
 
 
 class _GiveUp(Exception):
@@ -55,6 +58,16 @@ def _checked_times(column: pa.Array) -> pa.Array:
         if pc.less(extremes["min"], _EARLIEST).as_py() or pc.greater(extremes["max"], _LATEST).as_py():
             raise _GiveUp
     return column
+
+
+def _kinds(column: pa.Array) -> pa.Array:
+    """`c.invoice_kind` over a column: the same ASCII trim and case as the reader."""
+    if column.type != pa.string():
+        raise _GiveUp  # the reader takes only text and refuses anything else (rare): it names the field
+    word = pc.ascii_upper(pc.utf8_trim(column, characters=c.ASCII_SPACE))
+    word = pc.if_else(pc.string_is_ascii(word), word, pa.scalar(None, pa.string()))
+    receivable = pc.if_else(pc.is_in(word, value_set=_RECEIVABLE), "receivable", pa.scalar(None, pa.string()))
+    return pc.if_else(pc.is_in(word, value_set=_PAYABLE), "payable", receivable)
 
 
 def _field_types(fields: Sequence[Field], id_lists: Sequence[IdListChild]) -> dict[str, pa.DataType]:
@@ -87,6 +100,8 @@ def _finish(f: Field, struct: pa.StructArray, records: Sequence[dict[str, Any]],
     column = _coalesced(struct, f.sources)
     if f.reader is c.text:
         return _checked_text(column)
+    if f.reader is c.invoice_kind:
+        return _kinds(column)
     try:
         cast = pc.cast(column, target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):

@@ -2,7 +2,11 @@
 -- A payment applies through its line items (related_object_type INVOICE, applied_amount) or through its
 -- `invoice_id` (its whole total). The same payment can carry both for the same application, so each is
 -- counted once: when a payment has invoice line items, they are the application; its `invoice_id` is
--- used only when it has none.
+-- used only when it has none. `applied_on` is the day the application enters the books: the line's
+-- `applied_date` (Panora's; the latest of its lines), else the payment's `booked_on` (its transaction date);
+-- NULL when neither is known. `on_books`: applied on or before the as-of date (or undated).
+{%- set line_applied_date = optional_column('payments__line_items', 'payment_line_items', 'applied_date',
+    'timestamp with time zone') %}
 with payments as (
     select * from {{ ref('stg_accounting__payments') }}
 ),
@@ -20,7 +24,8 @@ line_applications as (
         payment_line_items.payment_id,
         payment_line_items.related_object_id as invoice_id,
         sum(coalesce(payment_line_items.applied_amount, 0)) as applied_minor,
-        'line_items' as applied_via
+        'line_items' as applied_via,
+        max(coalesce({{ utc_date(line_applied_date) }}, payments.booked_on)) as applied_on
     from payment_line_items
     inner join payments on payments.payment_id = payment_line_items.payment_id
     where upper(payment_line_items.related_object_type) = 'INVOICE'
@@ -33,7 +38,8 @@ header_applications as (
         payments.payment_id,
         payments.invoice_id,
         payments.total_minor as applied_minor,
-        'invoice_id' as applied_via
+        'invoice_id' as applied_via,
+        payments.booked_on as applied_on
     from payments
     where payments.invoice_id is not null
         and not exists (
@@ -57,7 +63,9 @@ final as (
         payments.currency as payment_currency,
         payments.transaction_date,
         invoices.invoice_id is not null as invoice_in_warehouse,
-        invoices.currency as invoice_currency
+        invoices.currency as invoice_currency,
+        applications.applied_on,
+        applications.applied_on is null or applications.applied_on <= {{ as_of_date() }} as on_books
     from applications
     inner join payments on payments.payment_id = applications.payment_id
     left join invoices

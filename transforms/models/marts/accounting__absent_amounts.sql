@@ -9,6 +9,7 @@ final as (
     select
         connection,
         number,
+        customer_name,
         invoice_id,
         currency,
         source_status,
@@ -18,7 +19,7 @@ final as (
         absent_amount_decides,
         balance_not_compared
     from settlement
-    where absent_amount_decides or balance_not_compared
+    where is_receivable and (absent_amount_decides or balance_not_compared)
 )
 
 select * from final

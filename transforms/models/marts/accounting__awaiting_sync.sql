@@ -10,6 +10,7 @@ final as (
     select
         connection,
         number,
+        customer_name,
         invoice_id,
         currency,
         total_amount,
@@ -19,7 +20,7 @@ final as (
         awaiting,
         due_date
     from settlement
-    where status = 'awaiting_sync'
+    where is_receivable and status = 'awaiting_sync'
 )
 
 select * from final

@@ -8,6 +8,7 @@ final as (
     select
         connection,
         number,
+        customer_name,
         invoice_id,
         currency,
         total_amount,
@@ -17,7 +18,7 @@ final as (
         absent_amount_decides,
         due_date
     from settlement
-    where status = 'balance_mismatch'
+    where is_receivable and status = 'balance_mismatch'
 )
 
 select * from final

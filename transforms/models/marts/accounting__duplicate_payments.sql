@@ -1,7 +1,17 @@
 -- accounting__duplicate_payments: one row per payment in a group of two or more live payments applied to the same
 -- invoice with the same amount on the same date (likely recorded twice).
 with applications as (
-    select * from {{ ref('int_accounting__payment_applications') }}
+    select *
+    from {{ ref('int_accounting__payment_applications') }}
+    where on_books
+),
+
+payments as (
+    select * from {{ ref('stg_accounting__payments') }}
+),
+
+contacts as (
+    select * from {{ ref('stg_accounting__contacts') }}
 ),
 
 currencies as (
@@ -27,9 +37,12 @@ final as (
         grouped.group_size,
         dense_rank() over (
             order by grouped.connection, grouped.invoice_id, grouped.applied_minor, grouped.transaction_date
-        ) as duplicate_group
+        ) as duplicate_group,
+        contacts.name as customer_name
     from grouped
     left join currencies on currencies.code = grouped.payment_currency
+    inner join payments on payments.payment_id = grouped.payment_id
+    left join contacts on contacts.contact_id = payments.contact_id and contacts.connection = grouped.connection
     where grouped.group_size > 1
 )
 

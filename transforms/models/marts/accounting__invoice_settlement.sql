@@ -9,8 +9,15 @@
 --   unpaid / partially_paid / settled / overpaid   by applied against total
 -- ASSUMPTION: see stg_invoices; `absent_amount_decides` marks the rows whose status depends on reading an
 -- absent amount as 0, `balance_not_compared` those whose absent balance could not be compared.
+-- AS OF: the books at the end of the `as_of` date (UTC): invoices booked on or before it (stg_invoices'
+-- `booked_on`), payments applied on or before it (int_payment_applications' `applied_on`). The balance the
+-- provider reports is today's; at an earlier date it is rebuilt as today's balance plus what applications
+-- dated after that date took off it (in the invoice's currency), and `balance_rebuilt` says so; a rebuilt
+-- balance is not absent.
 with invoices as (
-    select * from {{ ref('stg_accounting__invoices') }}
+    select *
+    from {{ ref('stg_accounting__invoices') }}
+    where booked_on is null or booked_on <= {{ as_of_date() }}
 ),
 
 applications as (
@@ -19,6 +26,10 @@ applications as (
 
 pushed_payments as (
     select * from {{ ref('int_accounting__pushed_payments') }}
+),
+
+contacts as (
+    select * from {{ ref('stg_accounting__contacts') }}
 ),
 
 currencies as (
@@ -34,7 +45,17 @@ applied as (
         min(transaction_date) as first_payment_date,
         max(transaction_date) as last_payment_date
     from applications
-    where invoice_in_warehouse
+    where invoice_in_warehouse and on_books
+    group by invoice_id
+),
+
+applied_later as (
+    -- what applications dated after the as-of date took off the balance the provider reports today
+    select
+        invoice_id,
+        coalesce(sum(applied_minor) filter (where payment_currency = invoice_currency), 0) as applied_later_minor
+    from applications
+    where invoice_in_warehouse and not on_books
     group by invoice_id
 ),
 
@@ -55,21 +76,59 @@ pushed as (
     group by pushed_payments.invoice_id
 ),
 
+at_as_of as (
+    select
+        invoices.invoice_id,
+        invoices.connection,
+        invoices.provider,
+        invoices.number,
+        invoices.source_status,
+        invoices.type,
+        invoices.issue_date,
+        invoices.due_date,
+        invoices.currency,
+        invoices.currency_exponent,
+        invoices.currency_unknown,
+        invoices.total_minor,
+        invoices.total_absent,
+        invoices.reported_balance_minor + coalesce(applied_later.applied_later_minor, 0) as reported_balance_minor,
+        -- a rebuilt balance is known where today's is (absent on a PAID invoice is 0): then it is not absent
+        case
+            when applied_later.invoice_id is null then invoices.balance_absent
+            else invoices.reported_balance_minor is null
+        end as balance_absent,
+        invoices.total_amount,
+        invoices.sub_total_amount,
+        invoices.tax_amount,
+        invoices.exchange_rate,
+        invoices.contact_id,
+        invoices.excluded_from_receivables,
+        invoices.tracking_categories,
+        invoices.created_at,
+        invoices.modified_at,
+        invoices.kind,
+        invoices.is_receivable,
+        invoices.booked_on,
+        applied_later.invoice_id is not null as balance_rebuilt
+    from invoices
+    left join applied_later on applied_later.invoice_id = invoices.invoice_id
+),
+
 settled as (
     select
-        invoices.*,
+        at_as_of.*,
         coalesce(applied.applied_minor, 0) as applied_minor,
         coalesce(applied.applications, 0) as applications,
         coalesce(applied.foreign_currency_applications, 0) as foreign_currency_applications,
         applied.first_payment_date,
         applied.last_payment_date,
-        invoices.total_minor - coalesce(applied.applied_minor, 0) as expected_balance_minor,
+        at_as_of.total_minor - coalesce(applied.applied_minor, 0) as expected_balance_minor,
         coalesce(pushed.pushed_loaded_minor, 0) as pushed_loaded_minor,
         coalesce(pushed.pushed_unlisted_minor, 0) as pushed_unlisted_minor,
         pushed.pushed_external_ids
-    from invoices
-    left join applied on applied.invoice_id = invoices.invoice_id
-    left join pushed on pushed.invoice_id = invoices.invoice_id
+    from at_as_of
+    left join applied on applied.invoice_id = at_as_of.invoice_id
+    left join pushed on pushed.invoice_id = at_as_of.invoice_id
 ),
 
 classified as (
@@ -128,9 +187,12 @@ final as (
         ) as absent_amount_decides,
         not classified.excluded_from_receivables
             and classified.balance_absent
-            and classified.source_status <> 'PAID' as balance_not_compared
+            and classified.source_status <> 'PAID' as balance_not_compared,
+        contacts.name as customer_name
     from classified
     left join currencies on currencies.code = classified.currency
+    left join contacts
+        on contacts.contact_id = classified.contact_id and contacts.connection = classified.connection
 )
 
 select * from final

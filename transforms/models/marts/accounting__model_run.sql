@@ -9,6 +9,8 @@
 -- depends_on: {{ ref('accounting__balance_mismatches') }}
 -- depends_on: {{ ref('accounting__overpaid_invoices') }}
 -- depends_on: {{ ref('accounting__absent_amounts') }}
+-- depends_on: {{ ref('accounting__receivables_aging_by_customer') }}
+-- depends_on: {{ ref('accounting__top_debtors') }}
 with final as (
     select
         {{ as_of_date() }} as as_of,

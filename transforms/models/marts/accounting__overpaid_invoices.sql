@@ -8,6 +8,7 @@ final as (
     select
         connection,
         number,
+        customer_name,
         invoice_id,
         currency,
         total_amount,
@@ -15,7 +16,7 @@ final as (
         applied_amount - total_amount as overpaid_by,
         last_payment_date
     from settlement
-    where status = 'overpaid'
+    where is_receivable and status = 'overpaid'
 )
 
 select * from final

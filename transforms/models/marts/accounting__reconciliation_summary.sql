@@ -1,6 +1,6 @@
 -- accounting__reconciliation_summary: one row per connection and currency: invoice counts and amounts per
--- status, open receivables, and the exception counts. Void and draft invoices are counted but not in the
--- amounts.
+-- status, open receivables, and the exception counts. Receivable invoices only (bills are left out); void
+-- and draft ones are counted but not in the amounts.
 with settlement as (
     select * from {{ ref('accounting__invoice_settlement') }}
 ),
@@ -34,6 +34,7 @@ invoices as (
         coalesce(sum(applied_amount) filter (where not excluded_from_receivables), 0) as applied_amount,
         coalesce(sum(open_amount) filter (where not excluded_from_receivables), 0) as open_amount
     from settlement
+    where is_receivable
     group by connection, currency
 ),
 

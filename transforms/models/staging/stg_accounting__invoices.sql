@@ -3,6 +3,12 @@
 -- with the currency's ISO 4217 exponent (JPY 0, EUR 2, KWD 3), never by a fixed 100.
 -- ASSUMPTION (Panora drops money fields equal to 0): an absent total_amount is 0; an absent balance is 0 on
 -- a PAID invoice and UNKNOWN on any other (not compared; `balance_absent` says so downstream).
+-- `kind` is `receivable` or `payable` (a bill), read from each provider's own word when loading. A row loaded
+-- before kinds were read has none and counts as a receivable, as every invoice did then, until it changes
+-- upstream or `load --full-refresh` rewrites it.
+-- `booked_on` is the day the invoice enters the books (its issue date, else the day it was created; NULL when
+-- it has neither, and then it is on the books at every as-of date).
+{%- set kind = optional_column('invoices', 'invoices', 'kind', dbt.type_string()) %}
 with invoices as (
     select * from {{ source('accounting', 'invoices') }}
 ),
@@ -43,7 +49,10 @@ final as (
         upper(invoices.status) in ('VOID', 'DRAFT', 'DELETED') as excluded_from_receivables,
         category_names.tracking_categories,
         invoices.created_at,
-        invoices.modified_at
+        invoices.modified_at,
+        {{ kind }} as kind,
+        coalesce({{ kind }}, 'receivable') <> 'payable' as is_receivable,
+        coalesce({{ utc_date('invoices.issue_date') }}, {{ utc_date('invoices.created_at') }}) as booked_on
     from invoices
     left join currencies on currencies.code = upper(invoices.currency)
     left join category_names on category_names.invoice_id = invoices.id

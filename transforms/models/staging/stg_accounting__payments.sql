@@ -1,4 +1,7 @@
 -- stg_accounting__payments: one row per live payment. Amounts as in stg_invoices; an absent total_amount is 0.
+-- `booked_on` is the day the payment enters the books: its transaction date (Panora's `transaction_date`,
+-- Rootfi's `payment_date`), else the day it was created; NULL when it has neither (then it is on the books
+-- at every as-of date).
 with payments as (
     select * from {{ source('accounting', 'payments') }}
 ),
@@ -30,7 +33,8 @@ final as (
         payments.account_id,
         payments.remote_id,
         category_names.tracking_categories,
-        payments.created_at
+        payments.created_at,
+        coalesce({{ utc_date('payments.transaction_date') }}, {{ utc_date('payments.created_at') }}) as booked_on
     from payments
     left join currencies on currencies.code = upper(payments.currency)
     left join category_names on category_names.payment_id = payments.id

@@ -8,7 +8,7 @@ with aging as (
 settlement as (
     select connection, currency, sum(open_minor) as open_minor
     from {{ ref('accounting__invoice_settlement') }}
-    where not excluded_from_receivables and open_minor > 0
+    where is_receivable and not excluded_from_receivables and open_minor > 0
     group by connection, currency
 ),
 summary as (

@@ -1,22 +1,35 @@
--- Integrity: each live invoice's applied amount, rebuilt straight from the loaded payments (their invoice line
--- items, else their invoice_id; live payments in the invoice's currency only), equals the settlement's.
--- Fails with the invoices that differ.
+-- Integrity: each invoice's applied amount at the as-of date, rebuilt straight from the loaded payments (their
+-- invoice line items, else their invoice_id; live payments in the invoice's currency only; dated on or before
+-- the as-of date: a line's applied date, the latest of a payment's lines on one invoice, else the payment's
+-- transaction date, else the day it was created), equals the settlement's. Fails with the invoices that differ.
+{%- set applied_date = optional_column('payments__line_items', 'l', 'applied_date', 'timestamp with time zone') %}
 with live_payments as (
-    select id, connection, invoice_id, upper(currency) as currency, coalesce(total_amount, 0) as total_amount
+    select
+        id,
+        connection,
+        invoice_id,
+        upper(currency) as currency,
+        coalesce(total_amount, 0) as total_amount,
+        coalesce({{ utc_date('transaction_date') }}, {{ utc_date('created_at') }}) as booked_on
     from {{ source('accounting', 'payments') }}
     where deleted_at is null
 ),
 invoice_lines as (
-    select l.payment_id, l.related_object_id as invoice_id, coalesce(l.applied_amount, 0) as amount
+    select
+        l.payment_id,
+        l.related_object_id as invoice_id,
+        sum(coalesce(l.applied_amount, 0)) as amount,
+        max({{ utc_date(applied_date) }}) as applied_on
     from {{ source('accounting', 'payments__line_items') }} as l
     where upper(l.related_object_type) = 'INVOICE' and l.related_object_id is not null
+    group by l.payment_id, l.related_object_id
 ),
 applied as (
-    select p.connection, l.invoice_id, p.currency, l.amount
+    select p.connection, l.invoice_id, p.currency, l.amount, coalesce(l.applied_on, p.booked_on) as applied_on
     from invoice_lines as l
-    join live_payments as p on p.id = l.payment_id
+    inner join live_payments as p on p.id = l.payment_id
     union all
-    select p.connection, p.invoice_id, p.currency, p.total_amount
+    select p.connection, p.invoice_id, p.currency, p.total_amount, p.booked_on
     from live_payments as p
     where p.invoice_id is not null and p.id not in (select payment_id from invoice_lines)
 ),
@@ -24,8 +37,13 @@ rebuilt as (
     select i.id as invoice_id, coalesce(sum(a.amount), 0) as applied_minor
     from {{ source('accounting', 'invoices') }} as i
     left join applied as a
-        on a.invoice_id = i.id and a.connection = i.connection and a.currency = upper(i.currency)
+        on a.invoice_id = i.id
+        and a.connection = i.connection
+        and a.currency = upper(i.currency)
+        and (a.applied_on is null or a.applied_on <= {{ as_of_date() }})
     where i.deleted_at is null
+        and coalesce({{ utc_date('i.issue_date') }}, {{ utc_date('i.created_at') }}, {{ as_of_date() }})
+            <= {{ as_of_date() }}
     group by i.id
 )
 select r.invoice_id, r.applied_minor as rebuilt, s.applied_minor as modelled

@@ -1,7 +1,9 @@
--- Integrity: every live payment is either applied to an invoice in the warehouse or listed as unapplied,
--- never both and never neither.
+-- Integrity: every live payment on the books at the as-of date (booked on or before it, or undated) is either
+-- applied to an invoice in the warehouse at that date or listed as unapplied, never both and never neither.
 with applied as (
-    select distinct payment_id from {{ ref('int_accounting__payment_applications') }} where invoice_in_warehouse
+    select distinct payment_id
+    from {{ ref('int_accounting__payment_applications') }}
+    where invoice_in_warehouse and on_books
 ),
 unapplied as (
     select payment_id from {{ ref('accounting__unapplied_payments') }}
@@ -11,4 +13,6 @@ select p.id as payment_id,
        p.id in (select payment_id from unapplied) as unapplied
 from {{ source('accounting', 'payments') }} as p
 where p.deleted_at is null
+  and coalesce({{ utc_date('p.transaction_date') }}, {{ utc_date('p.created_at') }}, {{ as_of_date() }})
+      <= {{ as_of_date() }}
   and (p.id in (select payment_id from applied)) = (p.id in (select payment_id from unapplied))

@@ -1,9 +1,13 @@
 -- Integrity: the summary's invoice and unapplied payment counts per connection and currency equal what the
--- loaded tables hold: live invoices, and live payments applied to no invoice in the warehouse.
+-- loaded tables hold: live receivable invoices booked by the as-of date (not bills), and live payments applied to no invoice in the
+-- warehouse.
 with live_invoices as (
     select connection, upper(currency) as currency, count(*) as invoices
-    from {{ source('accounting', 'invoices') }}
+    from {{ source('accounting', 'invoices') }} as i
     where deleted_at is null
+        and coalesce({{ optional_column('invoices', 'i', 'kind', dbt.type_string()) }}, 'receivable') <> 'payable'
+        and coalesce({{ utc_date('i.issue_date') }}, {{ utc_date('i.created_at') }}, {{ as_of_date() }})
+            <= {{ as_of_date() }}
     group by connection, upper(currency)
 ),
 summary as (
