@@ -66,6 +66,12 @@ def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
+REPORTING_CURRENCY_HELP = (
+    "total every currency in this ISO 4217 code at the rates of <dataset>.fx_rates (overrides "
+    "ACCOUNTING_ETL__REPORTING_CURRENCY; default: nothing converted)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="accounting-etl",
@@ -115,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=date.fromisoformat,
         help="age receivables in the models built after the load to this date (default: the day the load starts, UTC)",
     )
+    load.add_argument("--reporting-currency", help=REPORTING_CURRENCY_HELP)
 
     sandbox = sub.add_parser(
         "sandbox",
@@ -142,7 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     transform.add_argument("--database", help=DATABASE_HELP)
     transform.add_argument("--dataset", help="dataset of the loaded tables (default accounting_raw)")
-    transform.add_argument("--as-of", type=date.fromisoformat, help="age receivables to this date (default today)")
+    transform.add_argument(
+        "--as-of",
+        type=date.fromisoformat,
+        help="the books as they stood at the end of this date, UTC: records dated later are left out (default today)",
+    )
+    transform.add_argument("--reporting-currency", help=REPORTING_CURRENCY_HELP)
 
     docs = sub.add_parser(
         "docs",
@@ -164,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--out", default="report", help="folder to write into (default ./report)")
     report.add_argument("--database", help=DATABASE_HELP)
+    report.add_argument(
+        "--reporting-currency",
+        help=REPORTING_CURRENCY_HELP + "; models built in another are rebuilt in this one first, as of the same date",
+    )
 
     push = sub.add_parser(
         "push",
@@ -223,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--database", default="accounting.duckdb", help="DuckDB file to write")
     demo.add_argument("--report", default="report", help="folder for the report (default ./report)")
+    demo.add_argument("--reporting-currency", help=REPORTING_CURRENCY_HELP)
     return parser
 
 
@@ -261,18 +278,19 @@ def _demo(args: argparse.Namespace) -> int:
     from pipelines.demo import run_demo
 
     _tune_process_for_loads()
-    summary = run_demo(args.database, report_dir=args.report)
+    summary = run_demo(args.database, report_dir=args.report, reporting_currency=args.reporting_currency)
     return ExitCode.OK if summary.status == "ok" else ExitCode.NEEDS_A_LOOK
 
 
 def _transform(args: argparse.Namespace) -> int:
     from pipelines.transform import transform_database
 
-    result = transform_database(args.database, args.dataset, args.as_of)
+    result = transform_database(args.database, args.dataset, args.as_of, args.reporting_currency)
     if result.skipped:
         print(f"accounting-etl transform: nothing built: {result.skipped}", file=sys.stderr)
         return ExitCode.BAD_INPUT
-    print(f"models in schema {result.models_schema} (as of {result.as_of}, {result.seconds:.1f}s):")
+    currency = f", totals in {result.reporting_currency}" if result.reporting_currency else ""
+    print(f"models in schema {result.models_schema} (as of {result.as_of}{currency}, {result.seconds:.1f}s):")
     for name, rows in result.rows.items():
         print(f"  {name:<40} {rows:>9,}")
     if result.error:
@@ -334,7 +352,7 @@ def _docs(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from pipelines.report import write_report
 
-    written = write_report(args.database, args.out)
+    written = write_report(args.database, args.out, reporting_currency=args.reporting_currency)
     print(f"report: {written.path.resolve()}")
     for path in written.csv_files:
         print(f"  {path}")
@@ -366,6 +384,7 @@ def _load(args: argparse.Namespace) -> int:
         full_refresh=args.full_refresh,
         transform=not args.no_transform,
         as_of=args.as_of,
+        reporting_currency=args.reporting_currency,
     )
     verbose = logging.getLogger("accounting_etl").isEnabledFor(logging.DEBUG)
     for summary in summaries:

@@ -17,7 +17,10 @@ from pipelines.summary import LoadSummary
 
 
 def run_demo(
-    database: str = "accounting.duckdb", pipelines_dir: str | None = None, report_dir: str = "report"
+    database: str = "accounting.duckdb",
+    pipelines_dir: str | None = None,
+    report_dir: str = "report",
+    reporting_currency: str | None = None,
 ) -> LoadSummary:
     """Start every registered provider's sandbox (real rate limits on), load every resource of every account
     into one DuckDB file (the reconciliation models are rebuilt after the last load), write the
@@ -39,10 +42,11 @@ def run_demo(
                 pipeline_name=f"accounting_demo_{entry.name}",
                 pipelines_dir=pipelines_dir,
                 transform=position == len(sandboxes) - 1,
+                reporting_currency=reporting_currency,
             )
             for position, (entry, server) in enumerate(sandboxes)
         ]
-    report = write_report(database, report_dir)
+    report = write_report(database, report_dir, reporting_currency=reporting_currency)
     print(closing_summary(database, summaries, report.path, len(report.csv_files)))
     return next((s for s in summaries if s.status != "ok" or s.models_error), summaries[-1])
 

@@ -82,6 +82,7 @@ def run_load(
     transform: bool = True,
     as_of: date | None = None,
     full_refresh: bool = False,
+    reporting_currency: str | None = None,
 ) -> LoadSummary:
     """Load one provider into the warehouse and record the run.
 
@@ -104,6 +105,8 @@ def run_load(
         as_of: the date the models age receivables to (default: the day the load starts, UTC).
         full_refresh: an incremental source scans every record, not only the changes since the last load
             (a source whose scans are always complete ignores it).
+        reporting_currency: the ISO 4217 code the models total every currency in (default
+            ACCOUNTING_ETL__REPORTING_CURRENCY; none: nothing converted).
 
     Returns:
         The run's summary; `status` is `ok`, or `partial` when a connection's scan failed.
@@ -114,6 +117,7 @@ def run_load(
     if unknown:
         raise ConfigurationError(f"unknown resource(s) {unknown}; choose from {list(source_provider.resources)}")
     api_key = source_provider.api_key(api_key)
+    reporting_currency = settings.reporting_currency(reporting_currency)  # refused before anything is loaded
     selected = source_provider.accounts(connections, only_connections)
     SECRETS.add([api_key, *(selected.values() if source_provider.accounts_are_secret else ())])
     pipeline_name = pipeline_name or f"accounting_{provider_name}"
@@ -134,7 +138,7 @@ def run_load(
         # never from a folder that outlived it (a deleted DuckDB file, another warehouse loaded before)
         shutil.rmtree(folder / pipeline_name, ignore_errors=True)
         return _run(warehouse, folder, pipeline_name, provider_name, resources, api_key, selected, kwargs,
-                    transform, as_of)  # fmt: skip
+                    transform, as_of, reporting_currency)  # fmt: skip
 
 
 def run_loads(
@@ -183,6 +187,7 @@ def _run(
     kwargs: dict[str, Any],
     transform: bool,
     as_of: date | None,
+    reporting_currency: str | None,
 ) -> LoadSummary:
     # arrow tables get dlt's `_dlt_load_id` too, so every row says which load wrote it
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
@@ -235,7 +240,7 @@ def _run(
         if failure is None:
             try:
                 wanted = transform and any(scans.rows_per_table().values())
-                with _models_parsed_meanwhile(session, warehouse, as_of, wanted):
+                with _models_parsed_meanwhile(session, warehouse, as_of, reporting_currency, wanted):
                     loading = time.monotonic()
                     try:
                         info = pipeline.load()
@@ -254,7 +259,7 @@ def _run(
                     with session.connect() as con:
                         ensure_tables(con, warehouse.dataset)  # the push queue and ledger
                 if transform:
-                    _transform(session, warehouse, summary, as_of)
+                    _transform(session, warehouse, summary, as_of, reporting_currency)
             except Exception as exc:
                 failure = exc
         if failure is not None:
@@ -273,7 +278,9 @@ def _run(
 
 
 @contextmanager
-def _models_parsed_meanwhile(session: WriteSession, warehouse: Warehouse, as_of: date, wanted: bool) -> Iterator[None]:
+def _models_parsed_meanwhile(
+    session: WriteSession, warehouse: Warehouse, as_of: date, reporting_currency: str | None, wanted: bool
+) -> Iterator[None]:
     """While the warehouse loads (work that waits on the destination, not on Python), dbt is imported and
     parses the project in a thread, so that the models' build after the load starts at once (the parse takes a
     core the load step leaves idle). Only when rows were written: a load that wrote none usually leaves the
@@ -288,7 +295,7 @@ def _models_parsed_meanwhile(session: WriteSession, warehouse: Warehouse, as_of:
         yield
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dbt-parse") as ahead:
-        parsed = ahead.submit(parse_models, target, warehouse.models_work_dir(), as_of)
+        parsed = ahead.submit(parse_models, target, warehouse.models_work_dir(), as_of, reporting_currency)
         try:
             yield
         finally:
@@ -335,12 +342,18 @@ def _finish(summary: LoadSummary, stats: RequestStats, scans: ScanLog) -> None:
     summary.scans = scans.results
 
 
-def _transform(session: WriteSession, warehouse: Warehouse, summary: LoadSummary, as_of: date | None) -> None:
+def _transform(
+    session: WriteSession,
+    warehouse: Warehouse,
+    summary: LoadSummary,
+    as_of: date | None,
+    reporting_currency: str | None,
+) -> None:
     """Build the models after a load (`dbt build`); a model or test that fails is reported, it does not undo
     a good load."""
     try:
         result = build_models(open_session_database(session), session.dbt_target(), warehouse.models_work_dir(),
-                              as_of=as_of, only_if_changed=True)  # fmt: skip
+                              as_of=as_of, only_if_changed=True, reporting_currency=reporting_currency)  # fmt: skip
     except Exception as exc:
         summary.models_error = f"models failed: {SECRETS.redact(str(exc))[:500]}"
     else:

@@ -12,6 +12,7 @@ import dlt
 from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
 
 from pipelines.models.dbt_runner import MODELS_SCHEMA_SUFFIX
+from sources.common.currencies import CurrencyError, minor_unit_exponent
 from sources.common.errors import ConfigurationError
 
 __all__ = ["JOB_SETTINGS", "ConfigurationError", "bad_setting", "check_identifier", "dataset_name", "duckdb_file"]
@@ -74,6 +75,12 @@ JOB_SETTINGS = (
         f"{DEFAULT_STUCK_AFTER_SECONDS / 3600:g}h",
     ),
     JobSetting(
+        "ACCOUNTING_ETL__REPORTING_CURRENCY",
+        "the ISO 4217 code the models and the report total every currency in, at the rates of <dataset>.fx_rates "
+        "(--reporting-currency wins)",
+        "none: nothing converted",
+    ),
+    JobSetting(
         "ACCOUNTING_ETL__CONNECTIONS_PER_PARTITION", "Dagster: how many connections one partition loads together", "1"
     ),
     JobSetting("ACCOUNTING_ETL__LOAD_SCHEDULE", "Dagster: the loads' cron schedule (UTC)", DEFAULT_LOAD_SCHEDULE),
@@ -107,6 +114,21 @@ def models_schema(dataset: str | None = None) -> str:
     return check_identifier(
         dataset_name(dataset) + MODELS_SCHEMA_SUFFIX, "models schema (dataset name + _reconciliation)"
     )
+
+
+def reporting_currency(override: str | None = None) -> str | None:
+    """--reporting-currency, else ACCOUNTING_ETL__REPORTING_CURRENCY, else None (nothing converted); upper
+    case, and refused unless an ISO 4217 code with a minor unit (totals are rounded to it)."""
+    code = override or dlt.config.get("accounting_etl.reporting_currency")
+    if code is None or not str(code).strip():
+        return None
+    try:
+        minor_unit_exponent(str(code))
+    except CurrencyError as exc:
+        raise ConfigurationError(
+            f"the reporting currency (ACCOUNTING_ETL__REPORTING_CURRENCY, --reporting-currency) cannot be used: {exc}"
+        ) from None
+    return str(code).strip().upper()
 
 
 def duckdb_file(override: str | None = None) -> str:

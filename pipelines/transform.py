@@ -9,15 +9,22 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from pipelines import settings
 from pipelines.models.build import TransformResult, build_models, run_project
 from pipelines.warehouse.access import configured_target, docs_target, models_warehouse
 
 
 def transform_database(
-    database: str | None = None, dataset: str | None = None, as_of: date | None = None
+    database: str | None = None,
+    dataset: str | None = None,
+    as_of: date | None = None,
+    reporting_currency: str | None = None,
 ) -> TransformResult:
+    """Build the models as of `as_of` (default today, UTC), totalled in `reporting_currency` (default
+    ACCOUNTING_ETL__REPORTING_CURRENCY; none: nothing converted)."""
+    code = settings.reporting_currency(reporting_currency)
     with models_warehouse(database, dataset) as (warehouse, target, open_database):
-        return build_models(open_database, target, warehouse.models_work_dir(), as_of=as_of)
+        return build_models(open_database, target, warehouse.models_work_dir(), as_of=as_of, reporting_currency=code)
 
 
 def write_docs(out_dir: str | Path, database: str | None = None, dataset: str | None = None) -> Path:

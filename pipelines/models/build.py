@@ -46,6 +46,16 @@ REQUIRED_RAW_TABLES = (
 )
 # Raw tables a warehouse loaded by an older version may lack: the models read them only where present.
 OPTIONAL_RAW_TABLES = ("contacts",)
+# The exchange rates the user keeps in the dataset (docs/models.md): created empty when missing, so that the
+# models always find it and a user always finds where to put rates.
+FX_RATES = "fx_rates"
+FX_RATES_COLUMNS = "rate_date date, currency varchar(3), quote_currency varchar(3), rate decimal(38, 12)"
+# what of the rates the models read, as one text: a rate added, changed or removed rebuilds them
+_FX_RATES_DIGEST = (
+    "(SELECT md5(coalesce(string_agg(cast(rate_date as varchar) || ' ' || coalesce(currency, '') || ' ' "
+    "|| coalesce(quote_currency, '') || ' ' || cast(rate as varchar), ',' ORDER BY rate_date, currency, "
+    "quote_currency, rate), '')) FROM {schema}.fx_rates)"
+)
 RECORD_TABLES = ("invoices", "payments", "tracking_categories", "contacts")  # the ones with `deleted_at`
 
 
@@ -77,6 +87,7 @@ class DuckDBDatabase:
 class TransformResult:
     as_of: date
     models_schema: str
+    reporting_currency: str | None = None
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     skipped: str | None = None
@@ -111,12 +122,17 @@ def missing_raw_tables(db: Database, raw: str) -> list[str]:
     return [t for t in REQUIRED_RAW_TABLES if t not in present]
 
 
-def inputs_fingerprint(db: Database, raw_schema: str, as_of: date) -> str | None:
-    """What the models are built from, as one digest: the as-of date, the project's files, and each raw
-    table's row count and latest load id (every write comes with a new load id), and how many of a record
-    table's rows are marked deleted (the load marks deletions by an update after its load step, which may load
-    no package). None when it cannot be read (a table loaded without `_dlt_load_id`): the models are then
-    always built."""
+def ensure_fx_rates(db: Database, raw_schema: str) -> None:
+    """Create `<dataset>.fx_rates`, empty, when the dataset has none (a user's own table is left as it is)."""
+    db.execute(f"CREATE TABLE IF NOT EXISTS {raw_schema}.{FX_RATES} ({FX_RATES_COLUMNS})")
+
+
+def inputs_fingerprint(db: Database, raw_schema: str, as_of: date, reporting_currency: str | None = None) -> str | None:
+    """What the models are built from, as one digest: the as-of date, the reporting currency, the project's
+    files, each raw table's row count and latest load id (every write comes with a new load id), how many of
+    a record table's rows are marked deleted (the load marks deletions by an update after its load step, which
+    may load no package), and the exchange rates. None when it cannot be read (a table loaded without
+    `_dlt_load_id`, a rates table of other columns): the models are then always built."""
     parts = []
     present = raw_tables(db, raw_schema)
     for table in (*REQUIRED_RAW_TABLES, *(t for t in OPTIONAL_RAW_TABLES if t in present)):
@@ -124,13 +140,15 @@ def inputs_fingerprint(db: Database, raw_schema: str, as_of: date) -> str | None
         parts.append(f"(SELECT max(_dlt_load_id) FROM {raw_schema}.{table})")
         if table in RECORD_TABLES:
             parts.append(f"(SELECT count(deleted_at) FROM {raw_schema}.{table})")
+    if FX_RATES in present:
+        parts.append(_FX_RATES_DIGEST.format(schema=raw_schema))
     try:
         state = db.query("SELECT " + ", ".join(parts))[0]
     except Exception as exc:
         log.info("cannot read what the models are built from (%s); building them", type(exc).__name__)
         return None
     digest = hashlib.blake2b(digest_size=16)
-    for item in (raw_schema, as_of.isoformat(), *(str(v) for v in state)):
+    for item in (raw_schema, as_of.isoformat(), reporting_currency or "", *(str(v) for v in state)):
         digest.update(item.encode() + b"\0")
     project_digest(digest)
     return digest.hexdigest()
@@ -172,10 +190,14 @@ def _analysts_folder_for_dbt() -> Iterator[None]:
             os.environ[ANALYST_MODELS_ENV] = before
 
 
-def _variables(target: DbtTarget, as_of: date | None) -> dict[str, str]:
-    """The variables every command gets alike, so that one parse serves them all: the raw schema and the
-    as-of date (default today, UTC)."""
-    return {"as_of": (as_of or datetime.now(UTC).date()).isoformat(), "raw_schema": target.schema}
+def _variables(target: DbtTarget, as_of: date | None, reporting_currency: str | None) -> dict[str, str]:
+    """The variables every command gets alike, so that one parse serves them all: the raw schema, the as-of
+    date (default today, UTC) and the reporting currency (empty: nothing converted)."""
+    return {
+        "as_of": (as_of or datetime.now(UTC).date()).isoformat(),
+        "raw_schema": target.schema,
+        "reporting_currency": reporting_currency or "",
+    }
 
 
 def run_project(
@@ -184,17 +206,21 @@ def run_project(
     work_dir: Path,
     as_of: date | None = None,
     artifacts: Sequence[str] = (),
+    reporting_currency: str | None = None,
 ) -> DbtRun:
     """One dbt command on the project (the analysts' models included), with the named artifacts it left."""
     with _analysts_folder_for_dbt():
-        return run_dbt(command, target, work_dir, _variables(target, as_of), artifacts=artifacts)
+        variables = _variables(target, as_of, reporting_currency)
+        return run_dbt(command, target, work_dir, variables, artifacts=artifacts)
 
 
-def parse_models(target: DbtTarget, work_dir: Path, as_of: date | None = None) -> bool:
-    """Parse the project now for a `build_models` of the same target and as-of date to come
-    (`dbt_runner.parse_ahead`); False when it does not parse."""
+def parse_models(
+    target: DbtTarget, work_dir: Path, as_of: date | None = None, reporting_currency: str | None = None
+) -> bool:
+    """Parse the project now for a `build_models` of the same target, as-of date and reporting currency to
+    come (`dbt_runner.parse_ahead`); False when it does not parse."""
     with _analysts_folder_for_dbt():
-        return parse_ahead(target, work_dir, _variables(target, as_of))
+        return parse_ahead(target, work_dir, _variables(target, as_of, reporting_currency))
 
 
 def build_models(
@@ -203,14 +229,17 @@ def build_models(
     work_dir: Path,
     as_of: date | None = None,
     only_if_changed: bool = False,
+    reporting_currency: str | None = None,
 ) -> TransformResult:
-    """`dbt build` of the models from the raw tables in `target.schema`, counting ages to `as_of` (default
-    today, UTC). `open_database` opens the warehouse for the runner's own few statements; it is closed while
-    dbt runs (dbt opens its own connection). `only_if_changed`: leave the models as they are when nothing they
-    read changed since their last complete build (the same raw rows, as-of date and project files)."""
+    """`dbt build` of the models from the raw tables in `target.schema`, as the books stood at the end of
+    `as_of` (default today, UTC), totalled in `reporting_currency` (an ISO 4217 code the caller checked,
+    `pipelines.settings.reporting_currency`; None: nothing converted). `open_database` opens the warehouse for
+    the runner's own few statements; it is closed while dbt runs (dbt opens its own connection).
+    `only_if_changed`: leave the models as they are when nothing they read changed since their last complete
+    build (the same raw rows, rates, as-of date, reporting currency and project files)."""
     as_of = as_of or datetime.now(UTC).date()
     raw_schema = target.schema
-    result = TransformResult(as_of=as_of, models_schema=target.models_schema)
+    result = TransformResult(as_of=as_of, models_schema=target.models_schema, reporting_currency=reporting_currency)
     started = time.monotonic()
     with open_database() as db:
         missing = missing_raw_tables(db, raw_schema)
@@ -218,15 +247,16 @@ def build_models(
             result.skipped = f"raw tables not loaded yet: {', '.join(missing)}"
             log.warning("models not built: %s", result.skipped)
             return result
+        ensure_fx_rates(db, raw_schema)
         # read before building: a write that lands meanwhile makes the next run build again, never the reverse
-        fingerprint = inputs_fingerprint(db, raw_schema, as_of)
+        fingerprint = inputs_fingerprint(db, raw_schema, as_of, reporting_currency)
         if only_if_changed and fingerprint is not None and _built_from(db, target.models_schema) == fingerprint:
             result.up_to_date = True
             result.rows = _count_rows(db, target.models_schema)
             result.seconds = round(time.monotonic() - started, 3)
             log.info("models: the models in %s are up to date (as of %s)", target.models_schema, as_of)
             return result
-    run = run_project(["build"], target, work_dir, as_of)
+    run = run_project(["build"], target, work_dir, as_of, reporting_currency=reporting_currency)
     result.log_file = run.log_file
     result.failures = [node.describe() for node in run.failures]
     result.not_built = [node.name for node in run.skipped if node.kind != "test"]

@@ -14,9 +14,11 @@ from decimal import Decimal
 from typing import Any
 
 import dlt
+import duckdb
 import pytest
 
 from pipelines.load import run_load
+from pipelines.models.build import FX_RATES_COLUMNS
 from tests.support import DATA_TABLES, FAST_RETRIES, M, Warehouse
 
 POSTGRES_URL = os.environ.get("ACCOUNTING_TEST_POSTGRES")
@@ -159,13 +161,23 @@ def test_transform_and_report_work_on_postgres_as_on_duckdb(both: Warehouse, pos
     both.load_rootfi(transform=False)
     postgres.load("panora", transform=False)
     postgres.load("rootfi", transform=False)
-    duck_models = transform_database(str(both.path), as_of=as_of)
+    # totals in a reporting currency too (half-even rounding, rates, the lists of what has none) on both
+    import psycopg2
+
+    rates = "('2026-11-01', 'USD', 'EUR', 0.8623), ('2026-11-01', 'GBP', NULL, 1.1573)"
+    with duckdb.connect(str(both.path)) as con:
+        con.execute(f"CREATE TABLE accounting_raw.fx_rates ({FX_RATES_COLUMNS})")
+        con.execute(f"INSERT INTO accounting_raw.fx_rates VALUES {rates}")
+    with psycopg2.connect(POSTGRES_URL) as con, con.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE {postgres.dataset}.fx_rates ({FX_RATES_COLUMNS})")
+        cursor.execute(f"INSERT INTO {postgres.dataset}.fx_rates VALUES {rates}")
+    duck_models = transform_database(str(both.path), as_of=as_of, reporting_currency="EUR")
     duck_report = write_report(both.path, tmp_path / "duckdb")
     # the commands' own configuration: nothing but dlt settings says PostgreSQL
     monkeypatch.setenv("ACCOUNTING_ETL__DESTINATION", "postgres")
     monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", POSTGRES_URL)
     monkeypatch.setenv("ACCOUNTING_ETL__DATASET_NAME", postgres.dataset)
-    pg_models = transform_database(as_of=as_of)
+    pg_models = transform_database(as_of=as_of, reporting_currency="EUR")
     pg_report = write_report(None, tmp_path / "postgres")
     assert pg_models.rows == duck_models.rows
     empty_without_push = {"accounting__awaiting_sync", "int_accounting__pushed_payments"}
@@ -177,9 +189,10 @@ def test_transform_and_report_work_on_postgres_as_on_duckdb(both: Warehouse, pos
     def normalized(value):
         if isinstance(value, dict):
             return {k: normalized(v) for k, v in value.items()}
-        return Decimal(str(value)).normalize()
+        return value if isinstance(value, str) else Decimal(str(value)).normalize()
 
     assert normalized(pg_report.headline) == normalized(duck_report.headline)
+    assert duck_report.headline["reporting"]["open"] > 0
     for duck_csv, pg_csv in zip(duck_report.csv_files, pg_report.csv_files, strict=True):
         duck_rows = duck_csv.read_text().splitlines()
         pg_rows = pg_csv.read_text().splitlines()

@@ -137,8 +137,20 @@ const over = [...document.querySelectorAll('body *')]
   .filter(e => e.getBoundingClientRect().right > width + 0.5)
   .map(e => e.tagName.toLowerCase() + (e.className && e.className.baseVal === undefined ? '.' + e.className : ''));
 const headers = [...document.querySelectorAll('th')].map(th => getComputedStyle(th).whiteSpace);
+// a wide table scrolled to its far right still shows each row's identifying (first) cell whole
+const scrolled = [...document.querySelectorAll('.scroll')].filter(box => box.scrollWidth > box.clientWidth + 1);
+const hidden = [];
+for (const box of scrolled) {
+  box.scrollLeft = box.scrollWidth;
+  const frame = box.getBoundingClientRect();
+  for (const row of box.querySelectorAll('tr')) {
+    const cell = row.firstElementChild.getBoundingClientRect();
+    if (cell.left < frame.left - 0.5 || cell.right > frame.right + 0.5) hidden.push(row.firstElementChild.textContent);
+  }
+}
 document.body.setAttribute('data-fit', JSON.stringify({
-  width, page: document.documentElement.scrollWidth, over, wrapped_headers: headers.filter(w => w !== 'nowrap').length
+  width, page: document.documentElement.scrollWidth, over, wrapped_headers: headers.filter(w => w !== 'nowrap').length,
+  scrolled: scrolled.length, hidden
 }));
 </script></body>"""
 
@@ -168,6 +180,7 @@ def test_the_report_fits_a_laptop_screen(report, tmp_path):
     assert fit["width"] == 1280
     assert fit["over"] == [] and fit["page"] <= 1280, fit
     assert fit["wrapped_headers"] == 0
+    assert fit["scrolled"] >= 1 and fit["hidden"] == [], fit  # a wide table scrolls; its first column stays
     screenshot = tmp_path / "report-1280.png"
     subprocess.run([*common, "--window-size=1280,2400", f"--screenshot={screenshot}", written.path.as_uri()],
                    capture_output=True, timeout=120, check=True)  # fmt: skip
@@ -194,3 +207,70 @@ def test_the_report_fits_a_laptop_screen(report, tmp_path):
         assert image.size[0] == 1280
         painted = Counter(image.convert("RGB").getdata())
     assert {colour: painted[colour] for colour in declared} == dict(declared)
+
+
+def test_a_controller_reads_plain_words_and_each_currency_s_decimals(report):
+    """Headers and statuses in words, not the models' snake_case; amounts with their currency's decimals on
+    the page and in the CSVs alike (EUR 879.80, never 879.8000); the page names invoices and customers, the
+    CSVs keep the ids; each connection's data freshness is on the page."""
+    written, warehouse = report
+    page = written.path.read_text()
+    headers = re.findall(r"<th>([^<]*)</th>", page)
+    assert headers and not [h for h in headers if "_" in h], headers
+    assert "Paid in full" in headers and "Customer" in headers
+    assert not re.search(r">(partially_paid|balance_mismatch|absent_amount_decides|no_invoice)<", page)
+    uuid = re.compile(r"<td[^>]*>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}</td>")
+    shown_ids = [m.group(0) for m in uuid.finditer(page) if "missing_invoice_ids" not in m.group(0)]
+    assert shown_ids == []
+    with (written.path.parent / "balance_mismatches.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and all(row["invoice_id"] for row in rows)
+    places = {"EUR": 2, "GBP": 2, "USD": 2, "JPY": 0, "KWD": 3}
+    checked = 0
+    for row in rows:
+        for column in ("total_amount", "applied_amount", "expected_balance"):
+            decimals = row[column].partition(".")[2]
+            if row["currency"] in places:
+                assert len(decimals) == places[row["currency"]], (row["currency"], column, row[column])
+                checked += 1
+    assert checked
+    figures = Figures()
+    figures.feed(page)
+    with duckdb.connect(str(warehouse.path), read_only=True) as con:
+        loaded = {c for (c,) in con.execute("SELECT DISTINCT connection FROM accounting_raw.load_run_scans").fetchall()}
+    assert set(figures.figures["freshness.connection"]) == loaded
+
+
+RATES = [("2026-11-01", "USD", "EUR", "0.8623"), ("2026-11-01", "GBP", None, "1.1573")]
+
+
+def test_totals_in_a_reporting_currency_are_the_models_with_the_rates_stated(report, tmp_path):
+    _, warehouse = report
+    with duckdb.connect(str(warehouse.path)) as con:
+        con.execute("CREATE TABLE IF NOT EXISTS accounting_raw.fx_rates (rate_date DATE, currency VARCHAR, "
+                    "quote_currency VARCHAR, rate DECIMAL(38, 12))")  # fmt: skip
+        con.executemany("INSERT INTO accounting_raw.fx_rates VALUES (?, ?, ?, ?)", RATES)
+        (as_of,) = con.execute(f"SELECT as_of FROM {M}.accounting__model_run").fetchone()
+    # the models were built without one: the report rebuilds them in EUR, as of the same day
+    again = write_report(warehouse.path, tmp_path / "in-eur", reporting_currency="EUR")
+    parser = Figures()
+    parser.feed(rendered_dom(again.path))
+    figures = parser.figures
+    with duckdb.connect(str(warehouse.path), read_only=True) as con:
+        q = lambda sql: con.execute(sql).fetchall()  # noqa: E731
+        assert q(f"SELECT as_of, reporting_currency FROM {M}.accounting__model_run") == [(as_of, "EUR")]
+        ((open_amount, overdue, unapplied, missing),) = q(
+            f"SELECT open_amount, overdue_amount, unapplied_amount, unconverted_currencies "
+            f"FROM {M}.accounting__reporting_currency_totals"
+        )
+        assert figures["reporting_currency"] == ["EUR"]
+        assert number(figures["headline.reporting.open"][0].removeprefix("EUR ")) == open_amount > 0
+        assert number(figures["headline.reporting.overdue"][0]) == overdue
+        assert number(figures["headline.reporting.unapplied"][0].removeprefix("EUR ")) == unapplied
+        assert missing == "CAD, JPY, KWD" and figures["reporting.unconverted"][0].startswith("CAD, JPY, KWD (")
+        for bucket, amount in q(f"SELECT bucket, open_amount FROM {M}.accounting__reporting_currency_aging"):
+            assert number(figures[f"reporting.aging.{bucket}"][0]) == amount
+        stated = dict(zip(figures["rates.currency"], figures["rates.rate"], strict=True))
+        assert stated["USD"] == "1 USD = 0.8623 EUR" and stated["GBP"] == "1 GBP = 1.1573 EUR"
+        assert stated["EUR"] == "1 EUR = 1 EUR" and stated["JPY"] == stated["KWD"] == "no rate"
+    assert again.headline["reporting"]["open"] == open_amount

@@ -14,6 +14,10 @@ contacts as (
     select * from {{ ref('stg_accounting__contacts') }}
 ),
 
+invoices as (
+    select * from {{ ref('stg_accounting__invoices') }}
+),
+
 currencies as (
     select * from {{ ref('accounting__currencies') }}
 ),
@@ -38,11 +42,13 @@ final as (
         dense_rank() over (
             order by grouped.connection, grouped.invoice_id, grouped.applied_minor, grouped.transaction_date
         ) as duplicate_group,
-        contacts.name as customer_name
+        contacts.name as customer_name,
+        invoices.number as invoice_number
     from grouped
     left join currencies on currencies.code = grouped.payment_currency
     inner join payments on payments.payment_id = grouped.payment_id
     left join contacts on contacts.contact_id = payments.contact_id and contacts.connection = grouped.connection
+    left join invoices on invoices.invoice_id = grouped.invoice_id and invoices.connection = grouped.connection
     where grouped.group_size > 1
 )
 
