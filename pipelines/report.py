@@ -269,6 +269,23 @@ def aging_chart(
     }  # fmt: skip
 
 
+def trend_chart(currency: str, exponent: int | None, months: list[tuple[Any, Decimal]]) -> dict[str, Any]:
+    """A column per month-end (oldest first), its height the open receivables then; the amounts are in the
+    table beside it."""
+    width, height, base, left = 560, 170, 140, 8
+    step = (width - left) // max(len(months), 1)
+    largest = max([a for _, a in months if a] or [Decimal(1)])
+    columns = []
+    for i, (month_end, amount) in enumerate(months):
+        tall = int((base - 20) * float(amount / largest)) if amount else 0
+        columns.append({
+            "x": left + i * step, "y": base - tall, "width": step - 6, "height": tall, "label": f"{month_end:%b}",
+            "title": f"{month_end:%Y-%m-%d}: {money(amount, exponent)}", "figure": f"trend.{currency}.{month_end}",
+        })  # fmt: skip
+    return {"label": f"Open receivables at each month-end, {currency}", "width": width, "height": height,
+            "base": base, "columns": columns}  # fmt: skip
+
+
 STYLE = """
 body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 2rem; color: #222; }
 h1 { margin-bottom: 0.2rem; } .muted { color: #666; }
@@ -442,6 +459,11 @@ def write_report(
             f"SELECT * FROM {m}.accounting__receivables_aging_by_customer "
             f"ORDER BY connection, currency, customer_name, customer_id, bucket_order"
         )
+        trend = rows_of(
+            f"SELECT currency, month_end, sum(open_amount), sum(invoiced_amount), sum(collected_amount), "
+            f"sum(open_minor), sum(invoices_issued) FROM {m}.accounting__receivables_trend "
+            "GROUP BY currency, month_end ORDER BY currency, month_end"
+        )
         reporting = None
         if built_in is not None:
             totals = query(f"SELECT * FROM {m}.accounting__reporting_currency_totals")
@@ -495,6 +517,7 @@ def write_report(
         aging_chart(currency, f"aging.{currency}", exponents.get(currency), amounts)
         for currency, amounts in sorted(aging.items(), key=lambda item: (item[0] == NO_CURRENCY, item[0]))
     ]
+    trends = _trends(trend, exponents)
     sections = []
     for exc, columns, rows in exceptions:
         sections.append({
@@ -511,6 +534,7 @@ def write_report(
         cards=[{"detail": "", "detail_label": "", "detail_figure": "", **card} for card in cards],
         summary=page_table(summary_columns, summary, exponents, figure="summary"),
         charts=charts,
+        trends=trends,
         top_debtors=TOP_DEBTORS,
         debtors=page_table(debtor_columns, debtors, exponents, figure="debtors"),
         exceptions=sections,
@@ -518,6 +542,28 @@ def write_report(
     index = out / "index.html"
     _replace(index, lambda handle: handle.write(page))
     return Report(index, csv_files, headline)
+
+
+def _trends(rows: list[tuple[Any, ...]], exponents: dict[str, int | None]) -> list[dict[str, Any]]:
+    """Per currency (its connections together): the month-end chart and a table of open, invoiced, collected
+    and DSO (open at the month-end / invoiced in the month x the month's days, as the model counts it)."""
+    by_currency: dict[str, list[tuple[Any, ...]]] = {}
+    for currency, *rest in rows:
+        by_currency.setdefault(_currency_label(currency), []).append(tuple(rest))
+    out = []
+    for currency, months in sorted(by_currency.items(), key=lambda item: (item[0] == NO_CURRENCY, item[0])):
+        exponent = exponents.get(currency)
+        table_rows = []
+        for month_end, open_amount, invoiced, collected, _, _ in months:
+            dso = (open_amount / invoiced * month_end.day).quantize(Decimal("0.1")) if invoiced else None
+            table_rows.append((month_end, currency, open_amount, invoiced, collected, "" if dso is None else f"{dso}"))
+        table = page_table(["month_end", "currency", "open_amount", "invoiced_amount", "collected_amount", "dso_days"],
+                           table_rows, exponents, figure=f"trend_table.{currency}")  # fmt: skip
+        table.headers = ["Month-end", "Currency", "Open at month-end", "Invoiced in month", "Collected in month",
+                         "DSO (days)"]  # fmt: skip
+        chart = trend_chart(currency, exponent, [(m[0], m[1]) for m in months])
+        out.append({"currency": currency, "chart": chart, "table": table})
+    return out
 
 
 def _reporting_context(

@@ -115,6 +115,17 @@ def test_rendered_report_shows_the_models_figures(report):
                                                          "open_amount")), strict=True)  # fmt: skip
         assert [(c, n, int(number(r)), name, number(a)) for c, n, r, name, a in shown] == debtors
         assert debtors and all(name for *_, name, _ in debtors)  # a name on every row, never a bare id
+        trend = q(
+            f"SELECT currency, month_end, sum(open_amount), sum(invoiced_amount), sum(collected_amount) "
+            f"FROM {M}.accounting__receivables_trend GROUP BY ALL ORDER BY currency, month_end"
+        )
+        assert len(trend) == 12 * 6
+        for currency in {c for c, *_ in trend}:
+            rows = [r[1:] for r in trend if r[0] == currency]
+            shown = zip(*(figures[f"trend_table.{currency}.{c}"] for c in (
+                "month_end", "open_amount", "invoiced_amount", "collected_amount")), strict=True)  # fmt: skip
+            assert [(d, number(o), number(i), number(c)) for d, o, i, c in shown] == [
+                (str(d), o, i, c) for d, o, i, c in rows], currency  # fmt: skip
 
 
 def test_each_exception_list_has_its_csv(report):
@@ -127,7 +138,8 @@ def test_each_exception_list_has_its_csv(report):
             assert len(rows) == con.execute(f"SELECT count(*) FROM ({exc.sql(M)})").fetchall()[0][0]
     html_text = written.path.read_text()
     assert "<script" not in html_text and "http://" not in html_text.replace("http://www.w3.org/2000/svg", "")
-    assert html_text.count("<svg") == 6  # one aging chart per currency of the sandbox
+    assert html_text.count('aria-label="Receivables aging, ') == 6  # one aging chart per currency of the sandbox
+    assert html_text.count('aria-label="Open receivables at each month-end, ') == 6  # and one trend chart
 
 
 FIT_CHECK = """<script>

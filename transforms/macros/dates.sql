@@ -20,3 +20,18 @@
     {%- endif -%}
     {{ value }}
 {%- endmacro %}
+
+{#- The last `count` month-ends on or before the as-of date, newest first (the as-of date itself when it is a
+    month's last day), as (month_start, month_end) ISO dates, computed when the model compiles. -#}
+{% macro month_ends_to_as_of(count) -%}
+    {%- set day = modules.datetime.date.fromisoformat(as_of_value() | trim) -%}
+    {%- set one_day = modules.datetime.timedelta(days=1) -%}
+    {#- a namespace: a plain `set` inside a loop does not outlive the iteration in Jinja -#}
+    {%- set at = namespace(month_end=day if (day + one_day).day == 1 else day.replace(day=1) - one_day) -%}
+    {%- set ends = [] -%}
+    {%- for _ in range(count) -%}
+        {%- do ends.append((at.month_end.replace(day=1).isoformat(), at.month_end.isoformat())) -%}
+        {%- set at.month_end = at.month_end.replace(day=1) - one_day -%}
+    {%- endfor -%}
+    {{ return(ends) }}
+{%- endmacro %}

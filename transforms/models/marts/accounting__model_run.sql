@@ -14,6 +14,7 @@
 -- depends_on: {{ ref('accounting__fx_rates_used') }}
 -- depends_on: {{ ref('accounting__reporting_currency_totals') }}
 -- depends_on: {{ ref('accounting__reporting_currency_aging') }}
+-- depends_on: {{ ref('accounting__receivables_trend') }}
 with final as (
     select
         {{ as_of_date() }} as as_of,
