@@ -7,7 +7,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 
 from pipelines.exit_codes import ExitCode
 from pipelines.logs import setup_logging
@@ -155,6 +155,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="the books as they stood at the end of this date, UTC: records dated later are left out (default today)",
     )
     transform.add_argument("--reporting-currency", help=REPORTING_CURRENCY_HELP)
+    transform.add_argument(
+        "--known-at",
+        type=_moment,
+        help="read the books at the as-of date with what the loads had seen before this moment (ISO 8601, UTC "
+        "without an offset; default: the end of the as-of date), e.g. to rebuild a report run that morning",
+    )
+    transform.add_argument(
+        "--closed-through",
+        type=date.fromisoformat,
+        help="the last day of a closed period: accounting__changed_after_close lists what loads after the close "
+        "changed in it (default: the last day of the month before the as-of date's)",
+    )
+    transform.add_argument(
+        "--closed-at",
+        type=_moment,
+        help="when that period was closed (ISO 8601; default: the end of --closed-through, UTC)",
+    )
 
     docs = sub.add_parser(
         "docs",
@@ -282,10 +299,17 @@ def _demo(args: argparse.Namespace) -> int:
     return ExitCode.OK if summary.status == "ok" else ExitCode.NEEDS_A_LOOK
 
 
+def _moment(text: str) -> datetime:
+    """An ISO 8601 date-time from the command line (`Z` taken as UTC)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def _transform(args: argparse.Namespace) -> int:
+    from pipelines.models.build import Knowledge
     from pipelines.transform import transform_database
 
-    result = transform_database(args.database, args.dataset, args.as_of, args.reporting_currency)
+    knowledge = Knowledge(known_at=args.known_at, closed_through=args.closed_through, closed_at=args.closed_at)
+    result = transform_database(args.database, args.dataset, args.as_of, args.reporting_currency, knowledge)
     if result.skipped:
         print(f"accounting-etl transform: nothing built: {result.skipped}", file=sys.stderr)
         return ExitCode.BAD_INPUT

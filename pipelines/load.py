@@ -243,6 +243,7 @@ def _run(
                 with _models_parsed_meanwhile(session, warehouse, as_of, reporting_currency, wanted):
                     loading = time.monotonic()
                     try:
+                        stored.start_history(pipeline)  # a warehouse loaded before history was kept
                         info = pipeline.load()
                         # the deletions the complete scans found, in this turn
                         stored.apply(pipeline, info.loads_ids[-1] if info.loads_ids else None)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines import settings
-from pipelines.models.build import TransformResult, build_models, run_project
+from pipelines.models.build import DEFAULT_KNOWLEDGE, Knowledge, TransformResult, build_models, run_project
 from pipelines.warehouse.access import configured_target, docs_target, models_warehouse
 
 
@@ -19,12 +19,15 @@ def transform_database(
     dataset: str | None = None,
     as_of: date | None = None,
     reporting_currency: str | None = None,
+    knowledge: Knowledge = DEFAULT_KNOWLEDGE,
 ) -> TransformResult:
     """Build the models as of `as_of` (default today, UTC), totalled in `reporting_currency` (default
-    ACCOUNTING_ETL__REPORTING_CURRENCY; none: nothing converted)."""
+    ACCOUNTING_ETL__REPORTING_CURRENCY; none: nothing converted), with the loads' history read as `knowledge`
+    says (default: what they had seen by the end of `as_of`)."""
     code = settings.reporting_currency(reporting_currency)
     with models_warehouse(database, dataset) as (warehouse, target, open_database):
-        return build_models(open_database, target, warehouse.models_work_dir(), as_of=as_of, reporting_currency=code)
+        work_dir = warehouse.models_work_dir()
+        return build_models(open_database, target, work_dir, as_of=as_of, reporting_currency=code, knowledge=knowledge)
 
 
 def write_docs(out_dir: str | Path, database: str | None = None, dataset: str | None = None) -> Path:

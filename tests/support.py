@@ -162,7 +162,7 @@ class Warehouse:
                         "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
                         [DATASET, table],
                     ).fetchall()
-                    if not r[0].startswith("_dlt") and r[0] not in ("rejected_at",)
+                    if not r[0].startswith("_dlt") and r[0] not in ("rejected_at", "_seen_at")
                 ]
                 select = ", ".join(f'"{c}"' for c in sorted(columns))
                 out[table] = con.execute(f"SELECT {select} FROM {DATASET}.{table} ORDER BY ALL").fetchall()
@@ -179,6 +179,9 @@ DATA_TABLES = [
     "invoices__line_items__tracking_categories",
     "tracking_categories",
     "contacts",
+    "invoices_history",
+    "payments_history",
+    "payments__line_items_history",
 ]
 
 

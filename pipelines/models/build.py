@@ -45,7 +45,8 @@ REQUIRED_RAW_TABLES = (
     "tracking_categories",
 )
 # Raw tables a warehouse loaded by an older version may lack: the models read them only where present.
-OPTIONAL_RAW_TABLES = ("contacts",)
+# history tables (sources/common/tables/history.py): a warehouse loaded before history was kept has none
+OPTIONAL_RAW_TABLES = ("contacts", "invoices_history", "payments_history", "payments__line_items_history")
 # The exchange rates the user keeps in the dataset (docs/models.md): created empty when missing, so that the
 # models always find it and a user always finds where to put rates.
 FX_RATES = "fx_rates"
@@ -81,6 +82,36 @@ class DuckDBDatabase:
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         return self.connection.execute(sql).fetchall()
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """What of the loads' history the books are read with, beside the as-of date (each None: the models'
+    default). `known_at`: versions the loads saw before this moment count for the as-of date (default: the end
+    of that day); `closed_through` / `closed_at`: the closed period accounting__changed_after_close watches
+    (default: the month before the as-of date's, closed at its end)."""
+
+    known_at: datetime | None = None
+    closed_through: date | None = None
+    closed_at: datetime | None = None
+
+    def variables(self) -> dict[str, str]:
+        out = {}
+        if self.known_at is not None:
+            out["known_at"] = _utc(self.known_at).isoformat()
+        if self.closed_through is not None:
+            out["closed_through"] = self.closed_through.isoformat()
+        if self.closed_at is not None:
+            out["closed_at"] = _utc(self.closed_at).isoformat()
+        return out
+
+
+def _utc(moment: datetime) -> datetime:
+    """A moment in UTC; one without an offset is taken as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+DEFAULT_KNOWLEDGE = Knowledge()
 
 
 @dataclass
@@ -127,7 +158,13 @@ def ensure_fx_rates(db: Database, raw_schema: str) -> None:
     db.execute(f"CREATE TABLE IF NOT EXISTS {raw_schema}.{FX_RATES} ({FX_RATES_COLUMNS})")
 
 
-def inputs_fingerprint(db: Database, raw_schema: str, as_of: date, reporting_currency: str | None = None) -> str | None:
+def inputs_fingerprint(
+    db: Database,
+    raw_schema: str,
+    as_of: date,
+    reporting_currency: str | None = None,
+    knowledge: Knowledge = DEFAULT_KNOWLEDGE,
+) -> str | None:
     """What the models are built from, as one digest: the as-of date, the reporting currency, the project's
     files, each raw table's row count and latest load id (every write comes with a new load id), how many of
     a record table's rows are marked deleted (the load marks deletions by an update after its load step, which
@@ -148,7 +185,8 @@ def inputs_fingerprint(db: Database, raw_schema: str, as_of: date, reporting_cur
         log.info("cannot read what the models are built from (%s); building them", type(exc).__name__)
         return None
     digest = hashlib.blake2b(digest_size=16)
-    for item in (raw_schema, as_of.isoformat(), reporting_currency or "", *(str(v) for v in state)):
+    chosen = sorted(knowledge.variables().items())
+    for item in (raw_schema, as_of.isoformat(), reporting_currency or "", *map(str, chosen), *map(str, state)):
         digest.update(item.encode() + b"\0")
     project_digest(digest)
     return digest.hexdigest()
@@ -190,13 +228,16 @@ def _analysts_folder_for_dbt() -> Iterator[None]:
             os.environ[ANALYST_MODELS_ENV] = before
 
 
-def _variables(target: DbtTarget, as_of: date | None, reporting_currency: str | None) -> dict[str, str]:
+def _variables(
+    target: DbtTarget, as_of: date | None, reporting_currency: str | None, knowledge: Knowledge = DEFAULT_KNOWLEDGE
+) -> dict[str, str]:
     """The variables every command gets alike, so that one parse serves them all: the raw schema, the as-of
     date (default today, UTC) and the reporting currency (empty: nothing converted)."""
     return {
         "as_of": (as_of or datetime.now(UTC).date()).isoformat(),
         "raw_schema": target.schema,
         "reporting_currency": reporting_currency or "",
+        **knowledge.variables(),
     }
 
 
@@ -207,10 +248,11 @@ def run_project(
     as_of: date | None = None,
     artifacts: Sequence[str] = (),
     reporting_currency: str | None = None,
+    knowledge: Knowledge = DEFAULT_KNOWLEDGE,
 ) -> DbtRun:
     """One dbt command on the project (the analysts' models included), with the named artifacts it left."""
     with _analysts_folder_for_dbt():
-        variables = _variables(target, as_of, reporting_currency)
+        variables = _variables(target, as_of, reporting_currency, knowledge)
         return run_dbt(command, target, work_dir, variables, artifacts=artifacts)
 
 
@@ -230,13 +272,15 @@ def build_models(
     as_of: date | None = None,
     only_if_changed: bool = False,
     reporting_currency: str | None = None,
+    knowledge: Knowledge = DEFAULT_KNOWLEDGE,
 ) -> TransformResult:
     """`dbt build` of the models from the raw tables in `target.schema`, as the books stood at the end of
     `as_of` (default today, UTC), totalled in `reporting_currency` (an ISO 4217 code the caller checked,
     `pipelines.settings.reporting_currency`; None: nothing converted). `open_database` opens the warehouse for
     the runner's own few statements; it is closed while dbt runs (dbt opens its own connection).
     `only_if_changed`: leave the models as they are when nothing they read changed since their last complete
-    build (the same raw rows, rates, as-of date, reporting currency and project files)."""
+    build (the same raw rows, rates, as-of date, reporting currency and project files). `knowledge`: which
+    of the loads' history counts (`Knowledge`; by default what the loads had seen by the end of `as_of`)."""
     as_of = as_of or datetime.now(UTC).date()
     raw_schema = target.schema
     result = TransformResult(as_of=as_of, models_schema=target.models_schema, reporting_currency=reporting_currency)
@@ -249,14 +293,14 @@ def build_models(
             return result
         ensure_fx_rates(db, raw_schema)
         # read before building: a write that lands meanwhile makes the next run build again, never the reverse
-        fingerprint = inputs_fingerprint(db, raw_schema, as_of, reporting_currency)
+        fingerprint = inputs_fingerprint(db, raw_schema, as_of, reporting_currency, knowledge)
         if only_if_changed and fingerprint is not None and _built_from(db, target.models_schema) == fingerprint:
             result.up_to_date = True
             result.rows = _count_rows(db, target.models_schema)
             result.seconds = round(time.monotonic() - started, 3)
             log.info("models: the models in %s are up to date (as of %s)", target.models_schema, as_of)
             return result
-    run = run_project(["build"], target, work_dir, as_of, reporting_currency=reporting_currency)
+    run = run_project(["build"], target, work_dir, as_of, reporting_currency=reporting_currency, knowledge=knowledge)
     result.log_file = run.log_file
     result.failures = [node.describe() for node in run.failures]
     result.not_built = [node.name for node in run.skipped if node.kind != "test"]

@@ -10,7 +10,9 @@ while the scans run), so they work on every SQL destination dlt can read back. O
   query read until its database is closed, so one query over a large table would grow the process with it.
 
 Deletions are not written as rows through extract, normalize and load: after the load step, one UPDATE per
-batch of ids sets `deleted_at` in the same writer's turn (`apply`).
+batch of ids sets `deleted_at` in the same writer's turn (`apply`), and, for a versioned table, the same
+transaction adds the deleted version to its history (`sources/common/tables/history.py`). A warehouse loaded
+before history was kept starts it, before its next load step, from the rows it holds (`start_history`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from sources.common.digests import hash_bytes, hashes_of_halves, id_digests, sto
 from sources.common.errors import StoredRecordsUnreadable
 from sources.common.reading.undeclared import kind_of_stored
 from sources.common.stored.records import Deletion, DigestChunk
-from sources.common.tables.declared import DELETED_COLUMN, HASH_COLUMN
+from sources.common.tables.declared import DELETED_COLUMN, EMPTY_LIST_MARKER, HASH_COLUMN
+from sources.common.tables.history import SEEN_AT, VERSIONED_TABLES, history_name
 
 log = logging.getLogger("accounting_etl.sync")
 
@@ -114,20 +117,92 @@ class WarehouseRecords:
     def apply(self, pipeline: Any, load_id: str | None = None) -> int:
         """Mark the collected deletions in the warehouse `pipeline` writes to (the writer's turn after the load
         step): `deleted_at` set on rows still live, in batches of ids, and `_dlt_load_id` to this run's load
-        (`load_id`, when it loaded a package): the load that last wrote the row. Returns the rows marked."""
+        (`load_id`, when it loaded a package): the load that last wrote the row. A versioned table's history
+        gets the deleted versions in the same transaction. Returns the rows marked."""
         marked = 0
         with _sql_client(pipeline) as client:
             for deletion in self.deletions:
                 name = client.make_qualified_table_name(deletion.table)
                 owner, args = _owned_by(deletion.connection, deletion.provider)
+                history = _history_columns(client, deletion.table)
+                history_table = client.make_qualified_table_name(history_name(deletion.table))
                 for start in range(0, len(deletion.ids), ID_BATCH):
                     batch = list(deletion.ids[start : start + ID_BATCH])
                     marks = ", ".join(["%s"] * len(batch))
                     sql = (f"UPDATE {name} SET {DELETED_COLUMN} = %s, _dlt_load_id = coalesce(%s, _dlt_load_id) "
                            f"WHERE {owner} AND {DELETED_COLUMN} IS NULL AND id IN ({marks})")  # fmt: skip
-                    client.execute_sql(sql, deletion.at, load_id, *args, *batch)
+                    with client.begin_transaction():
+                        client.execute_sql(sql, deletion.at, load_id, *args, *batch)
+                        if history:
+                            versions = _deleted_versions(history_table, history, name, owner, marks)
+                            client.execute_sql(versions, deletion.at, *args, deletion.at, *batch)
                     marked += len(batch)
         return marked
+
+    # -- history --------------------------------------------------------------------------------------------
+
+    def start_history(self, pipeline: Any) -> list[str]:
+        """Before the load step: a versioned table the warehouse holds without its history table (loaded by a
+        version that kept none) starts its history from its rows, each the version the load that wrote it
+        saw (`_seen_at` the time of that load's id; a child row takes its parent's). Returns the history
+        tables started."""
+        started = []
+        with _sql_client(pipeline) as client:
+            present = _tables(client)
+            for table, parent in VERSIONED_TABLES.items():
+                history = history_name(table)
+                if table not in present or history in present:
+                    continue
+                columns = [client.escape_column_name(c) for c in _columns(client, table) if c != EMPTY_LIST_MARKER]
+                name = client.make_qualified_table_name(table)
+                if parent is None:
+                    select = (f"SELECT {', '.join(columns)}, {_load_time('_dlt_load_id')} AS {SEEN_AT} "
+                              f"FROM {name}")  # fmt: skip
+                else:
+                    parent_table, parent_key = parent
+                    rows = ", ".join(f"child.{c}" for c in columns)
+                    select = (f"SELECT {rows}, {_load_time('parent._dlt_load_id')} AS {SEEN_AT} FROM {name} AS child "
+                              f"INNER JOIN {client.make_qualified_table_name(parent_table)} AS parent "
+                              f"ON parent.id = child.{parent_key}")  # fmt: skip
+                client.execute_sql(f"CREATE TABLE {client.make_qualified_table_name(history)} AS {select}")
+                started.append(history)
+                log.info("history of %s starts from the %s rows the warehouse holds", table, table)
+        return started
+
+
+def _deleted_versions(history_table: str, columns: list[str], table: str, owner: str, marks: str) -> str:
+    """The statement adding to a history the versions just marked deleted (their `deleted_at` the mark's)."""
+    names = ", ".join(columns)
+    return (f"INSERT INTO {history_table} ({names}, {SEEN_AT}) SELECT {names}, %s FROM {table} "
+            f"WHERE {owner} AND {DELETED_COLUMN} = %s AND id IN ({marks})")  # fmt: skip
+
+
+def _load_time(load_id: str) -> str:
+    """The time of a dlt load id (seconds since the epoch, as text); the epoch for a row without one."""
+    return f"to_timestamp(coalesce(CAST({load_id} AS DOUBLE PRECISION), 0))"
+
+
+def _tables(client: Any) -> set[str]:
+    sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
+    with client.execute_query(sql, client.dataset_name) as cursor:
+        return {str(row[0]) for row in cursor.fetchall()}
+
+
+def _columns(client: Any, table: str) -> list[str]:
+    """The table's columns in their order (empty: no such table)."""
+    sql = ("SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+           "ORDER BY ordinal_position")  # fmt: skip
+    with client.execute_query(sql, client.dataset_name, table) as cursor:
+        return [str(row[0]) for row in cursor.fetchall()]
+
+
+def _history_columns(client: Any, table: str) -> list[str]:
+    """The columns a deleted version of a versioned `table` copies into its history: those both tables have
+    (none when the table keeps no history, or its history table is not there)."""
+    if table not in VERSIONED_TABLES:
+        return []
+    history = set(_columns(client, history_name(table)))
+    return [client.escape_column_name(c) for c in _columns(client, table) if c in history and c != SEEN_AT]
 
 
 def _owned_by(connection: str, provider: str | None) -> tuple[str, list[Any]]:

@@ -43,6 +43,7 @@ from sources.common.stored.changes import LoadedRecords, record_hash
 from sources.common.stored.records import NOTHING_STORED, StoredRecords
 from sources.common.tables.arrow_path import ArrowPageBuilder, builder_for
 from sources.common.tables.declared import EMPTY_LIST_MARKER, HASH_COLUMN, TIMESTAMP, ResourceTables, TableSpec
+from sources.common.tables.history import VERSIONED_TABLES, as_versions, history_name, history_spec
 from sources.common.tables.object_specs import ObjectSpec
 
 log = logging.getLogger("accounting_etl.scan")
@@ -141,15 +142,29 @@ PositionOf = Callable[[Any], datetime | None]
 
 
 class _Batches:
-    """A scan's tables, gathered per table until `BATCH_ROWS`, then tagged for dlt as one item."""
+    """A scan's tables, gathered per table until `BATCH_ROWS`, then tagged for dlt as one item. The rows of a
+    versioned table go to its history table too, as versions seen at `seen_at` (`tables/history.py`)."""
 
-    def __init__(self, tables: ResourceTables) -> None:
+    def __init__(self, tables: ResourceTables, result: ScanResult, seen_at: datetime) -> None:
         self.tables = tables
+        self.result = result
+        self.seen_at = seen_at
         self.pending: dict[str, tuple[TableSpec, list[pa.Table], set[str]]] = {}
         self.rows: dict[str, int] = {}
         self.started: set[str] = set()  # the tables this scan has yielded rows for
+        self.histories: dict[str, TableSpec] = {}
 
     def add(self, spec: TableSpec, table: pa.Table, extra_json: Iterable[str]) -> Iterator[Any]:
+        extra_json = tuple(extra_json)
+        yield from self._gather(spec, table, extra_json)
+        if spec.name in VERSIONED_TABLES:
+            history = self.histories.get(spec.name) or self.histories.setdefault(spec.name, history_spec(spec))
+            versions = as_versions(table, self.seen_at)
+            if versions.num_rows:
+                self.result.count(history.name, versions.num_rows)
+                yield from self._gather(history, versions, extra_json)
+
+    def _gather(self, spec: TableSpec, table: pa.Table, extra_json: Iterable[str]) -> Iterator[Any]:
         self.started.add(spec.name)
         _, parts, json_columns = self.pending.setdefault(spec.name, (spec, [], set()))
         parts.append(table)
@@ -254,7 +269,7 @@ def scan_connection(
         tables.seeded = True
     loaded = LoadedRecords.read(stored, spec.parent.name, connection, spec.provider)
     fast = builder_for(spec)
-    batches = _Batches(tables)
+    batches = _Batches(tables, result, seen_at=datetime.now(UTC))
     try:
         for page in pages:
             result.pages += 1
@@ -279,6 +294,8 @@ def scan_connection(
         stored.mark_deleted(gone)  # the job marks them after its load step, in the same writer's turn
         result.deleted += len(gone.ids)
         result.count(spec.parent.name, len(gone.ids))
+        if spec.parent.name in VERSIONED_TABLES:  # and adds the deleted versions to the history
+            result.count(history_name(spec.parent.name), len(gone.ids))
     result.status = "complete"
     result.seconds = round(time.monotonic() - started, 3)
     log.info(

@@ -35,3 +35,46 @@
     {%- endfor -%}
     {{ return(ends) }}
 {%- endmacro %}
+
+{#- The moment whose knowledge the as-of date's books are read with: the `known_at` variable (an ISO 8601
+    date-time; without an offset it is UTC), else the end of the as-of date (UTC). Versions seen before it
+    count, later ones do not (macros/books_on.sql). -#}
+{% macro known_at() -%}
+    {{ return(timestamp_literal(var('known_at', none) or end_of_day(as_of_value() | trim))) }}
+{%- endmacro %}
+
+{#- The last day of a closed period (`closed_through`, YYYY-MM-DD): by default the last day of the month
+    before the as-of date's. -#}
+{% macro closed_through_value() -%}
+    {%- set value = var('closed_through', none) -%}
+    {%- if value -%}
+        {%- if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', value | string) -%}
+            {{ exceptions.raise_compiler_error("the closed_through variable must be a date written YYYY-MM-DD, got " ~ value) }}
+        {%- endif -%}
+        {{ return(value | string) }}
+    {%- endif -%}
+    {%- set day = modules.datetime.date.fromisoformat(as_of_value() | trim) -%}
+    {{ return((day.replace(day=1) - modules.datetime.timedelta(days=1)).isoformat()) }}
+{%- endmacro %}
+
+{#- When the period through `closed_through` was closed (`closed_at`, an ISO 8601 date-time): by default the
+    end of `closed_through` (UTC). -#}
+{% macro closed_at() -%}
+    {{ return(timestamp_literal(var('closed_at', none) or end_of_day(closed_through_value()))) }}
+{%- endmacro %}
+
+{#- The start of the day after `day` (YYYY-MM-DD), UTC, as an ISO date-time. -#}
+{% macro end_of_day(day) -%}
+    {%- set next_day = modules.datetime.date.fromisoformat(day) + modules.datetime.timedelta(days=1) -%}
+    {{ return(next_day.isoformat() ~ 'T00:00:00+00:00') }}
+{%- endmacro %}
+
+{#- A timestamp with time zone literal of an ISO 8601 date-time (UTC when it has no offset). -#}
+{% macro timestamp_literal(value) -%}
+    {%- set text = value | string | trim -%}
+    {%- set parsed = modules.datetime.datetime.fromisoformat(text.replace('Z', '+00:00')) -%}
+    {%- if parsed.tzinfo is none -%}
+        {%- set parsed = parsed.replace(tzinfo=modules.pytz.utc) -%}
+    {%- endif -%}
+    {{ return("cast('" ~ parsed.astimezone(modules.pytz.utc).strftime('%Y-%m-%d %H:%M:%S.%f') ~ "+00' as timestamp with time zone)") }}
+{%- endmacro %}

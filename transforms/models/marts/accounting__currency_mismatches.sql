@@ -7,7 +7,7 @@ with applications as (
 ),
 
 invoices as (
-    select * from {{ ref('stg_accounting__invoices') }}
+    select * from {{ ref('int_accounting__invoices_at_as_of') }}
 ),
 
 contacts as (

@@ -7,7 +7,7 @@ with applications as (
 ),
 
 payments as (
-    select * from {{ ref('stg_accounting__payments') }}
+    select * from {{ ref('int_accounting__payments_at_as_of') }}
 ),
 
 contacts as (
@@ -15,7 +15,7 @@ contacts as (
 ),
 
 invoices as (
-    select * from {{ ref('stg_accounting__invoices') }}
+    select * from {{ ref('int_accounting__invoices_at_as_of') }}
 ),
 
 currencies as (

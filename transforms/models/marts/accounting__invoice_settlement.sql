@@ -9,14 +9,15 @@
 --   unpaid / partially_paid / settled / overpaid   by applied against total
 -- ASSUMPTION: see stg_invoices; `absent_amount_decides` marks the rows whose status depends on reading an
 -- absent amount as 0, `balance_not_compared` those whose absent balance could not be compared.
--- AS OF: the books at the end of the `as_of` date (UTC): invoices booked on or before it (stg_invoices'
--- `booked_on`), payments applied on or before it (int_payment_applications' `applied_on`). The balance the
--- provider reports is today's; at an earlier date it is rebuilt as today's balance plus what applications
--- dated after that date took off it (in the invoice's currency), and `balance_rebuilt` says so; a rebuilt
--- balance is not absent.
+-- AS OF: the books at the end of the `as_of` date (UTC): invoices booked on or before it (`booked_on`),
+-- payments applied on or before it (int_payment_applications' `applied_on`), each invoice and payment as the
+-- loads had seen it by then where history holds that version (`version_seen_at`), else as it is today. The
+-- balance the provider reports is that version's (today's); it is rebuilt as that balance plus what
+-- applications dated after the as-of date took off it (in the invoice's currency), and `balance_rebuilt` says
+-- so; a rebuilt balance is not absent.
 with invoices as (
     select *
-    from {{ ref('stg_accounting__invoices') }}
+    from {{ ref('int_accounting__invoices_at_as_of') }}
     where booked_on is null or booked_on <= {{ as_of_date() }}
 ),
 
@@ -109,7 +110,8 @@ at_as_of as (
         invoices.kind,
         invoices.is_receivable,
         invoices.booked_on,
-        applied_later.invoice_id is not null as balance_rebuilt
+        applied_later.invoice_id is not null as balance_rebuilt,
+        invoices.version_seen_at
     from invoices
     left join applied_later on applied_later.invoice_id = invoices.invoice_id
 ),

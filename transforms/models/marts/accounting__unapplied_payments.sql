@@ -5,7 +5,7 @@
 -- applications dated on or before it (see the settlement).
 with payments as (
     select *
-    from {{ ref('stg_accounting__payments') }}
+    from {{ ref('int_accounting__payments_at_as_of') }}
     where booked_on is null or booked_on <= {{ as_of_date() }}
 ),
 

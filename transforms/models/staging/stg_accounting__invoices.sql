@@ -7,8 +7,8 @@
 -- before kinds were read has none and counts as a receivable, as every invoice did then, until it changes
 -- upstream or `load --full-refresh` rewrites it.
 -- `booked_on` is the day the invoice enters the books (its issue date, else the day it was created; NULL when
--- it has neither, and then it is on the books at every as-of date).
-{%- set kind = optional_column('invoices', 'invoices', 'kind', dbt.type_string()) %}
+-- it has neither, and then it is on the books at every as-of date). The columns are `invoice_columns`
+-- (macros/record_columns.sql), which stg_accounting__invoice_versions reads every version with.
 with invoices as (
     select * from {{ source('accounting', 'invoices') }}
 ),
@@ -22,37 +22,7 @@ category_names as (
 ),
 
 final as (
-    select
-        invoices.id as invoice_id,
-        invoices.connection,
-        invoices.provider,
-        invoices.number,
-        upper(invoices.status) as source_status,
-        invoices.type,
-        {{ utc_date('invoices.issue_date') }} as issue_date,
-        {{ utc_date('invoices.due_date') }} as due_date,
-        upper(invoices.currency) as currency,
-        currencies.exponent as currency_exponent,
-        currencies.exponent is null as currency_unknown,
-        coalesce(invoices.total_amount, 0) as total_minor,
-        invoices.total_amount is null as total_absent,
-        case
-            when invoices.balance is not null then invoices.balance
-            when upper(invoices.status) = 'PAID' then 0
-        end as reported_balance_minor,
-        invoices.balance is null as balance_absent,
-        cast(coalesce(invoices.total_amount, 0) as decimal(38, 0)) * currencies.minor_unit as total_amount,
-        cast(coalesce(invoices.sub_total, 0) as decimal(38, 0)) * currencies.minor_unit as sub_total_amount,
-        cast(coalesce(invoices.total_tax_amount, 0) as decimal(38, 0)) * currencies.minor_unit as tax_amount,
-        invoices.exchange_rate,
-        invoices.contact_id,
-        upper(invoices.status) in ('VOID', 'DRAFT', 'DELETED') as excluded_from_receivables,
-        category_names.tracking_categories,
-        invoices.created_at,
-        invoices.modified_at,
-        {{ kind }} as kind,
-        coalesce({{ kind }}, 'receivable') <> 'payable' as is_receivable,
-        coalesce({{ utc_date('invoices.issue_date') }}, {{ utc_date('invoices.created_at') }}) as booked_on
+    select {{ select_columns(invoice_columns('invoices')) }}
     from invoices
     left join currencies on currencies.code = upper(invoices.currency)
     left join category_names on category_names.invoice_id = invoices.id

@@ -2,7 +2,13 @@
 -- invoice line items, else their invoice_id; live payments in the invoice's currency only; dated on or before
 -- the as-of date: a line's applied date, the latest of a payment's lines on one invoice, else the payment's
 -- transaction date, else the day it was created), equals the settlement's. Fails with the invoices that differ.
-{%- set applied_date = optional_column('payments__line_items', 'l', 'applied_date', 'timestamp with time zone') %}
+-- The loaded rows are those the loads knew at the as-of date (macros/raw_rows_known_at.sql).
+{%- set applied_date = optional_column('payments__line_items', 'known', 'applied_date', 'timestamp with time zone') %}
+{%- set payment_columns = ['id', 'connection', 'invoice_id', 'currency', 'total_amount', 'transaction_date',
+    'created_at', 'deleted_at'] %}
+{%- set line_columns = ['payment_id', 'related_object_id', 'related_object_type', 'applied_amount',
+    applied_date ~ ' as applied_date'] %}
+{%- set invoice_columns = ['id', 'connection', 'currency', 'issue_date', 'created_at', 'deleted_at'] %}
 with live_payments as (
     select
         id,
@@ -11,7 +17,7 @@ with live_payments as (
         upper(currency) as currency,
         coalesce(total_amount, 0) as total_amount,
         coalesce({{ utc_date('transaction_date') }}, {{ utc_date('created_at') }}) as booked_on
-    from {{ source('accounting', 'payments') }}
+    from {{ raw_rows_known_at('payments', payment_columns) }} as payments
     where deleted_at is null
 ),
 invoice_lines as (
@@ -19,8 +25,8 @@ invoice_lines as (
         l.payment_id,
         l.related_object_id as invoice_id,
         sum(coalesce(l.applied_amount, 0)) as amount,
-        max({{ utc_date(applied_date) }}) as applied_on
-    from {{ source('accounting', 'payments__line_items') }} as l
+        max({{ utc_date('l.applied_date') }}) as applied_on
+    from {{ raw_rows_known_at('payments__line_items', line_columns, 'payments', 'payment_id') }} as l
     where upper(l.related_object_type) = 'INVOICE' and l.related_object_id is not null
     group by l.payment_id, l.related_object_id
 ),
@@ -35,7 +41,7 @@ applied as (
 ),
 rebuilt as (
     select i.id as invoice_id, coalesce(sum(a.amount), 0) as applied_minor
-    from {{ source('accounting', 'invoices') }} as i
+    from {{ raw_rows_known_at('invoices', invoice_columns) }} as i
     left join applied as a
         on a.invoice_id = i.id
         and a.connection = i.connection

@@ -1,11 +1,13 @@
 -- Integrity: the summary's invoice and unapplied payment counts per connection and currency equal what the
 -- loaded tables hold: live receivable invoices booked by the as-of date (not bills), and live payments applied to no invoice in the
--- warehouse.
+-- warehouse; the loaded rows those the loads knew at the as-of date (macros/raw_rows_known_at.sql).
+{%- set invoice_columns = ['connection', 'currency', 'issue_date', 'created_at', 'deleted_at',
+    optional_column('invoices', 'known', 'kind', dbt.type_string()) ~ ' as kind'] %}
 with live_invoices as (
     select connection, upper(currency) as currency, count(*) as invoices
-    from {{ source('accounting', 'invoices') }} as i
+    from {{ raw_rows_known_at('invoices', invoice_columns) }} as i
     where deleted_at is null
-        and coalesce({{ optional_column('invoices', 'i', 'kind', dbt.type_string()) }}, 'receivable') <> 'payable'
+        and coalesce(i.kind, 'receivable') <> 'payable'
         and coalesce({{ utc_date('i.issue_date') }}, {{ utc_date('i.created_at') }}, {{ as_of_date() }})
             <= {{ as_of_date() }}
     group by connection, upper(currency)
