@@ -116,6 +116,18 @@ EXCEPTIONS = (
         ("number", "customer_name", "connection", "currency", "source_status", "status", "total_amount",
          "applied_amount", "absent_amount_decides", "balance_not_compared"),
     ),
+    ExceptionList(
+        "changed_after_close",
+        "Changed after the close",
+        "Invoices and payments dated in the closed period that a load after the close saw changed: an amount, a "
+        "date or a currency, a record added or deleted, a status no later payment explains. Empty when the "
+        "warehouse holds no load from before the close.",
+        "connection, record_type, record_id, number, customer_name, booked_on, change, before_value, after_value, "
+        "seen_at, load_id, closed_through, closed_at",
+        "connection, seen_at, record_type, number, record_id, change",
+        ("number", "customer_name", "connection", "record_type", "change", "before_value", "after_value",
+         "booked_on", "seen_at", "closed_through"),
+    ),
 )  # fmt: skip
 
 # What the page calls the models' columns and values: words a controller reads (the CSVs keep the models' names,
@@ -138,6 +150,8 @@ HEADERS = {
     "status": "Status here", "debtor_rank": "Rank", "overdue_amount": "Overdue", "oldest_due_date": "Oldest due",
     "bucket": "Days past due", "unconverted_invoices": "Invoices without a rate",
     "unconverted_currencies": "Currencies without a rate",
+    "record_type": "Record", "change": "What changed", "before_value": "Before", "after_value": "After",
+    "booked_on": "Dated", "seen_at": "Seen by a load at", "closed_through": "Period closed through",
 }  # fmt: skip
 VALUES = {
     "settled": "paid in full", "partially_paid": "partly paid", "overpaid": "overpaid", "unpaid": "unpaid",

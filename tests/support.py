@@ -164,6 +164,9 @@ class Warehouse:
                     ).fetchall()
                     if not r[0].startswith("_dlt") and r[0] not in ("rejected_at", "_seen_at")
                 ]
+                if not columns:  # not there (a provider whose payments have no line items has no history of them)
+                    out[table] = []
+                    continue
                 select = ", ".join(f'"{c}"' for c in sorted(columns))
                 out[table] = con.execute(f"SELECT {select} FROM {DATASET}.{table} ORDER BY ALL").fetchall()
         return out

@@ -9,12 +9,13 @@
       payment_lines_at  the line items of those payments (the version's own lines)
       applications_at   one row per (payment, invoice) a payment applies to (int_accounting__payment_applications)
 
-    Where a connection's history began before `known_at` (int_accounting__history_began), the rows are the
-    versions valid at `known_at` (seen before it, not yet replaced by a later one), deleted ones left out: what
-    the loads knew then, later edits and records added later not included. Where it did not (a day before the
-    first load, or before history was kept), they are today's rows, which the models then rebuild (see
-    accounting__invoice_settlement). Nothing here filters by date: the models keep what is dated on or before
-    the day (`booked_on`, `applied_on`). -#}
+    Where a connection's history began before `known_at` (int_accounting__history_began), each record is the
+    version the loads had seen by then: a version a later one replaced (seen before `known_at`, replaced at or
+    after it) is read from the history, deleted ones left out; a record whose latest version was seen before
+    `known_at` is today's row (the same content; `version_seen_at` NULL); a record first seen at or after it is
+    not on the books yet. Where the history began later (a day before the first load, or before history was
+    kept), they are today's rows, which the models then rebuild (see accounting__invoice_settlement). Nothing
+    here filters by date: the models keep what is dated on or before the day (`booked_on`, `applied_on`). -#}
 {% macro books_on(dates) -%}
     {%- set invoice_names = invoice_columns('invoices') -%}
     {%- set payment_names = payment_columns('payments') -%}
@@ -29,7 +30,7 @@ invoices_at as (
     inner join {{ ref('stg_accounting__invoice_versions') }} as versions
         on versions.connection = began.connection
         and versions.valid_from < {{ dates }}.known_at
-        and (versions.valid_to is null or versions.valid_to >= {{ dates }}.known_at)
+        and versions.valid_to >= {{ dates }}.known_at
     where not versions.is_deleted
     union all
     select
@@ -39,9 +40,14 @@ invoices_at as (
     from {{ dates }}
     cross join {{ ref('stg_accounting__invoices') }} as today
     where not exists (
+        -- a version seen at or after that moment, where history had begun: today's row was not known then
+        -- (where it had not, today's rows are read, and rebuilt)
         select 1
-        from {{ ref('int_accounting__history_began') }} as began
-        where began.connection = today.connection and began.history_began < {{ dates }}.known_at
+        from {{ ref('stg_accounting__invoice_versions') }} as later
+        inner join {{ ref('int_accounting__history_began') }} as began
+            on began.connection = later.connection and began.history_began < {{ dates }}.known_at
+        where later.invoice_id = today.invoice_id and later.connection = today.connection
+            and later.valid_from >= {{ dates }}.known_at
     )
 ),
 
@@ -55,7 +61,7 @@ payments_at as (
     inner join {{ ref('stg_accounting__payment_versions') }} as versions
         on versions.connection = began.connection
         and versions.valid_from < {{ dates }}.known_at
-        and (versions.valid_to is null or versions.valid_to >= {{ dates }}.known_at)
+        and versions.valid_to >= {{ dates }}.known_at
     where not versions.is_deleted
     union all
     select
@@ -65,9 +71,14 @@ payments_at as (
     from {{ dates }}
     cross join {{ ref('stg_accounting__payments') }} as today
     where not exists (
+        -- a version seen at or after that moment, where history had begun: today's row was not known then
+        -- (where it had not, today's rows are read, and rebuilt)
         select 1
-        from {{ ref('int_accounting__history_began') }} as began
-        where began.connection = today.connection and began.history_began < {{ dates }}.known_at
+        from {{ ref('stg_accounting__payment_versions') }} as later
+        inner join {{ ref('int_accounting__history_began') }} as began
+            on began.connection = later.connection and began.history_began < {{ dates }}.known_at
+        where later.payment_id = today.payment_id and later.connection = today.connection
+            and later.valid_from >= {{ dates }}.known_at
     )
 ),
 

@@ -55,7 +55,7 @@ versions as (
         'payment' as record_type,
         payment_id as record_id,
         connection,
-        cast(null as {{ dbt.type_string() }}) as number,
+        coalesce(remote_id, payment_id) as number,
         contact_id,
         currency,
         total_minor,

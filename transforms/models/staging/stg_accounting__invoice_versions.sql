@@ -6,6 +6,7 @@
 -- category names are today's. A warehouse loaded before history was kept has no history table: the model is
 -- then empty, and every as-of date is rebuilt from today's rows (stg_accounting__invoices).
 {%- set history = optional_raw_relation('invoices_history') %}
+{%- set history_table = 'invoices_history' if history is not none else 'invoices' %}
 with invoices as (
     {%- if history is not none %}
     select * from {{ source('accounting', 'invoices_history') }}
@@ -29,8 +30,8 @@ versions as (
         {{- select_columns(invoice_columns('invoices_history')) }},
         invoices._seen_at as valid_from,
         invoices.deleted_at is not null as is_deleted,
-        invoices._record_hash as record_hash,
-        invoices._dlt_load_id as load_id
+        {{ optional_column(history_table, 'invoices', '_record_hash', dbt.type_string()) }} as record_hash,
+        {{ optional_column(history_table, 'invoices', '_dlt_load_id', dbt.type_string()) }} as load_id
     from invoices
     left join currencies on currencies.code = upper(invoices.currency)
     left join category_names on category_names.invoice_id = invoices.id

@@ -4,6 +4,7 @@
 -- Where that version applied the payment is in stg_accounting__payment_line_item_versions (the lines with the
 -- same `valid_from`). As stg_accounting__invoice_versions otherwise: empty where no history is kept.
 {%- set history = optional_raw_relation('payments_history') %}
+{%- set history_table = 'payments_history' if history is not none else 'payments' %}
 with payments as (
     {%- if history is not none %}
     select * from {{ source('accounting', 'payments_history') }}
@@ -27,8 +28,8 @@ versions as (
         {{- select_columns(payment_columns('payments_history')) }},
         payments._seen_at as valid_from,
         payments.deleted_at is not null as is_deleted,
-        payments._record_hash as record_hash,
-        payments._dlt_load_id as load_id
+        {{ optional_column(history_table, 'payments', '_record_hash', dbt.type_string()) }} as record_hash,
+        {{ optional_column(history_table, 'payments', '_dlt_load_id', dbt.type_string()) }} as load_id
     from payments
     left join currencies on currencies.code = upper(payments.currency)
     left join category_names on category_names.payment_id = payments.id

@@ -4,11 +4,11 @@
 -- transaction date, else the day it was created), equals the settlement's. Fails with the invoices that differ.
 -- The loaded rows are those the loads knew at the as-of date (macros/raw_rows_known_at.sql).
 {%- set applied_date = optional_column('payments__line_items', 'known', 'applied_date', 'timestamp with time zone') %}
-{%- set payment_columns = ['id', 'connection', 'invoice_id', 'currency', 'total_amount', 'transaction_date',
-    'created_at', 'deleted_at'] %}
-{%- set line_columns = ['payment_id', 'related_object_id', 'related_object_type', 'applied_amount',
+{%- set payment_columns = ['known.id', 'known.connection', 'known.invoice_id', 'known.currency', 'known.total_amount', 'known.transaction_date',
+    'known.created_at', 'known.deleted_at'] %}
+{%- set line_columns = ['known.payment_id', 'known.related_object_id', 'known.related_object_type', 'known.applied_amount',
     applied_date ~ ' as applied_date'] %}
-{%- set invoice_columns = ['id', 'connection', 'currency', 'issue_date', 'created_at', 'deleted_at'] %}
+{%- set invoice_columns = ['known.id', 'known.connection', 'known.currency', 'known.issue_date', 'known.created_at', 'known.deleted_at'] %}
 with live_payments as (
     select
         id,

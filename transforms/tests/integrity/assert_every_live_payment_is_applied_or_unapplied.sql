@@ -1,7 +1,7 @@
 -- Integrity: every live payment on the books at the as-of date (booked on or before it, or undated) is either
 -- applied to an invoice in the warehouse at that date or listed as unapplied, never both and never neither.
 -- The loaded payments are those the loads knew at the as-of date (macros/raw_rows_known_at.sql).
-{%- set payment_columns = ['id', 'connection', 'transaction_date', 'created_at', 'deleted_at'] %}
+{%- set payment_columns = ['known.id', 'known.connection', 'known.transaction_date', 'known.created_at', 'known.deleted_at'] %}
 with applied as (
     select distinct payment_id
     from {{ ref('int_accounting__payment_applications') }}

@@ -1,7 +1,7 @@
 -- Integrity: the summary's invoice and unapplied payment counts per connection and currency equal what the
 -- loaded tables hold: live receivable invoices booked by the as-of date (not bills), and live payments applied to no invoice in the
 -- warehouse; the loaded rows those the loads knew at the as-of date (macros/raw_rows_known_at.sql).
-{%- set invoice_columns = ['connection', 'currency', 'issue_date', 'created_at', 'deleted_at',
+{%- set invoice_columns = ['known.connection', 'known.currency', 'known.issue_date', 'known.created_at', 'known.deleted_at',
     optional_column('invoices', 'known', 'kind', dbt.type_string()) ~ ' as kind'] %}
 with live_invoices as (
     select connection, upper(currency) as currency, count(*) as invoices
