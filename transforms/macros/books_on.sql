@@ -16,9 +16,10 @@
     not on the books yet. Where the history began later (a day before the first load, or before history was
     kept), they are today's rows, which the models then rebuild (see accounting__invoice_settlement). Nothing
     here filters by date: the models keep what is dated on or before the day (`booked_on`, `applied_on`). -#}
-{% macro books_on(dates) -%}
-    {%- set invoice_names = invoice_columns('invoices') -%}
-    {%- set payment_names = payment_columns('payments') -%}
+{% macro books_on(dates, invoice_fields=none, payment_fields=none) -%}
+    {#- `invoice_fields` / `payment_fields`: only these columns (a model over many days keeps its rows narrow) -#}
+    {%- set invoice_names = narrowed(invoice_columns('invoices'), invoice_fields) -%}
+    {%- set payment_names = narrowed(payment_columns('payments'), payment_fields) -%}
     {%- set line_names = payment_line_item_columns('payments__line_items') -%}
 invoices_at as (
     select
@@ -27,7 +28,10 @@ invoices_at as (
         versions.valid_from as version_seen_at
     from {{ dates }}
     inner join {{ ref('int_accounting__history_began') }} as began on began.history_began < {{ dates }}.known_at
-    inner join {{ ref('stg_accounting__invoice_versions') }} as versions
+    inner join (
+        -- only versions a later one replaced: a record's latest version is read as today's row
+        select * from {{ ref('stg_accounting__invoice_versions') }} where valid_to is not null
+    ) as versions
         on versions.connection = began.connection
         and versions.valid_from < {{ dates }}.known_at
         and versions.valid_to >= {{ dates }}.known_at
@@ -58,7 +62,10 @@ payments_at as (
         versions.valid_from as version_seen_at
     from {{ dates }}
     inner join {{ ref('int_accounting__history_began') }} as began on began.history_began < {{ dates }}.known_at
-    inner join {{ ref('stg_accounting__payment_versions') }} as versions
+    inner join (
+        -- only versions a later one replaced: a record's latest version is read as today's row
+        select * from {{ ref('stg_accounting__payment_versions') }} where valid_to is not null
+    ) as versions
         on versions.connection = began.connection
         and versions.valid_from < {{ dates }}.known_at
         and versions.valid_to >= {{ dates }}.known_at
@@ -157,6 +164,12 @@ applications_at as (
         and invoices_at.invoice_id = applications.invoice_id
         and invoices_at.connection = payments_at.connection
 )
+{%- endmacro %}
+
+{#- (name, expression) pairs, only those named in `fields` (all when none). -#}
+{% macro narrowed(columns, fields) -%}
+    {%- if fields is none -%}{{ return(columns) }}{%- endif -%}
+    {{ return(columns | selectattr(0, 'in', fields) | list) }}
 {%- endmacro %}
 
 {#- One row: the as-of date and the moment whose knowledge counts for it. -#}

@@ -19,7 +19,11 @@ with month_ends as (
     {%- endfor %}
 ),
 
-{{ books_on('month_ends') }},
+{{ books_on('month_ends',
+    invoice_fields=['invoice_id', 'connection', 'currency', 'total_minor', 'booked_on', 'is_receivable',
+                    'excluded_from_receivables'],
+    payment_fields=['payment_id', 'connection', 'invoice_id', 'currency', 'total_minor', 'booked_on',
+                    'transaction_date']) }},
 
 currencies as (
     select * from {{ ref('accounting__currencies') }}
