@@ -31,7 +31,8 @@ def run_demo(
     destination = dlt.destinations.duckdb(credentials=database)
     with ExitStack() as servers:
         sandboxes = [(e, servers.enter_context(e.sandbox.start_sandbox(port=0, rate_limit=100))) for e in ENTRIES]
-        print(", ".join(f"{e.provider.title} sandbox on {server.url}" for e, server in sandboxes))
+        for entry, server in sandboxes:
+            print(f"{entry.provider.title} sandbox on {server.url}")
         summaries = [
             run_load(
                 entry.name,

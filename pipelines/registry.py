@@ -40,6 +40,7 @@ class Entry:
 ENTRIES: tuple[Entry, ...] = (
     Entry("panora", "sources.panora", "sandbox.panora"),
     Entry("rootfi", "sources.rootfi", "sandbox.rootfi"),
+    Entry("merge", "sources.merge", "sandbox.merge"),
 )
 NAMES: tuple[str, ...] = tuple(e.name for e in ENTRIES)
 

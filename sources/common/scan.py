@@ -375,7 +375,12 @@ def _page_tables(
         stored_now = None  # every record written is stored: each empty list clears its stored children
         if new_ids:
             new = set(new_ids)
-            stored_now = np.fromiter((r.get("id") not in new for _, r, _ in changed), dtype=bool, count=len(changed))
+            # a record whose id is no text is rejected by the builders; here it only must not break the lookup
+            stored_now = np.fromiter(
+                (not (isinstance(r.get("id"), str) and r["id"] in new) for _, r, _ in changed),
+                dtype=bool,
+                count=len(changed),
+            )
         records, hashes = [r for _, r, _ in changed], [h for _, _, h in changed]
         built = fast.try_build(records, hashes, connection, tables.kinds, stored=stored_now)
     if built is not None:

@@ -10,6 +10,7 @@ import sys
 import duckdb
 import pytest
 
+from sandbox.merge import seed_accounts
 from sandbox.rootfi import seed_companies
 
 M = "accounting_raw_reconciliation"  # the models of the default dataset
@@ -29,7 +30,8 @@ def test_demo_loads_the_sandbox_into_a_duckdb_file(tmp_path):
     # a short summary a person can read: row counts per table, the report, what to try next; no frame dumps
     lines = result.stdout.splitlines()
     assert len(lines) < 45 and max(map(len, lines)) <= 140
-    payments_loaded = 200 + sum(len(c.invoice_payments) for c in seed_companies())
+    merge_payments = sum(len(a.payments) for a in seed_accounts())
+    payments_loaded = 200 + sum(len(c.invoice_payments) for c in seed_companies()) + merge_payments
     assert any(line.split() == ["payments", f"{payments_loaded:,}"] for line in lines)
     assert "Try next:" in result.stdout and "accounting-etl status --database accounting.duckdb" in result.stdout
     with duckdb.connect(str(database), read_only=True) as con:
@@ -37,9 +39,9 @@ def test_demo_loads_the_sandbox_into_a_duckdb_file(tmp_path):
         runs = con.execute("SELECT provider, status FROM accounting_raw.load_runs ORDER BY 1").fetchall()
         models = dict(con.execute(f"SELECT provider, count(*) FROM {M}.stg_accounting__invoices GROUP BY 1").fetchall())
     rootfi_payments = sum(len(c.invoice_payments) for c in seed_companies())
-    assert payments == {"panora": 200, "rootfi": rootfi_payments}
-    assert runs == [("panora", "ok"), ("rootfi", "ok")]
-    assert set(models) == {"panora", "rootfi"}
+    assert payments == {"panora": 200, "rootfi": rootfi_payments, "merge": merge_payments}
+    assert runs == [("merge", "ok"), ("panora", "ok"), ("rootfi", "ok")]
+    assert set(models) == {"panora", "rootfi", "merge"}
 
 
 PANORA_SANDBOX = {

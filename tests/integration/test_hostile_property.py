@@ -1,4 +1,4 @@
-"""Property (hypothesis): hostile values in any field of any object of either provider, mixed into ordinary
+"""Property (hypothesis): hostile values in any field of any object of every provider, mixed into ordinary
 pages and served over HTTP, never stop a load. The run completes, every ordinary record loads exactly as in
 a clean load of the same data, and every hostile record is in `rejected_records` with its field named.
 
@@ -24,6 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines.load import run_load
+from sandbox.merge import AccountSpec as MergeAccountSpec
+from sandbox.merge import MergeSandbox, seed_accounts
+from sandbox.merge import Settings as MergeSettings
+from sandbox.merge import Store as MergeStore
 from sandbox.panora import ConnectionSpec, PanoraSandbox, Settings, Store, seed_connections
 from sandbox.rootfi import CompanySpec, RootfiSandbox, seed_companies
 from sandbox.rootfi import Settings as RootfiSettings
@@ -145,6 +149,37 @@ ROOTFI_FIELDS = {
 }  # fmt: skip
 ROOTFI_KINDS = {"payments": "invoice_payments", "invoices": "invoices", "tracking_categories": "tracking_categories"}
 
+# Merge's own field names, by what they hold (as Merge's SDK types them); amounts in major units, as Rootfi's
+MERGE_SPEC = MergeAccountSpec("solo-mg", "xero", ("USD", "JPY"), invoices=12, payments=14)
+MERGE_IDS = st.one_of(st.sampled_from(["", "   ", None]), st.booleans(), st.integers(), OBJECTS)
+MERGE_REFS = st.one_of(st.booleans(), OBJECTS, st.floats(allow_nan=False), st.just("  "), st.just({"id": 7}))
+MERGE_FIELDS = {
+    "payments": [
+        ("id", MERGE_IDS), ("total_amount", ROOTFI_AMOUNTS), ("currency", CURRENCIES), ("contact", MERGE_REFS),
+        ("account", MERGE_REFS), ("company", MERGE_REFS), ("transaction_date", DATE_TIMES),
+        ("created_at", DATE_TIMES), ("exchange_rate", DECIMALS), ("type", TEXTS), ("remote_was_deleted", BOOLEANS),
+        ("tracking_categories", ROOTFI_ID_LISTS), ("applied_to_lines", LINE_LISTS),
+        ("applied_to_lines.applied_amount", ROOTFI_AMOUNTS), ("applied_to_lines.applied_date", DATE_TIMES),
+        ("applied_to_lines.related_object_id", MERGE_REFS), ("applied_to_lines.related_object_type", TEXTS),
+        ("remote_data", JSON_VALUES), ("Currency", st.text(max_size=4)), ("brand_new_field", EXTRA_VALUES),
+    ],
+    "invoices": [
+        ("id", MERGE_IDS), ("total_amount", ROOTFI_AMOUNTS), ("sub_total", ROOTFI_AMOUNTS),
+        ("total_tax_amount", ROOTFI_AMOUNTS), ("balance", ROOTFI_AMOUNTS), ("currency", CURRENCIES),
+        ("contact", MERGE_REFS), ("issue_date", DATE_TIMES), ("due_date", DATE_TIMES), ("status", TEXTS),
+        ("number", TEXTS), ("memo", TEXTS), ("type", INVOICE_KINDS), ("exchange_rate", DECIMALS),
+        ("line_items", LINE_LISTS), ("line_items.unit_price", ROOTFI_AMOUNTS),
+        ("line_items.total_amount", ROOTFI_AMOUNTS), ("line_items.quantity", DECIMALS), ("line_items.item", MERGE_REFS),
+        ("line_items.tracking_categories", ROOTFI_ID_LISTS), ("line_items.description", TEXTS),
+        ("line_items.currency", CURRENCIES), ("line_items.id", OBJECTS),
+    ],
+    "tracking_categories": [("id", MERGE_IDS), ("name", TEXTS), ("status", TEXTS), ("parent_category", MERGE_REFS)],
+    "contacts": [("id", MERGE_IDS), ("name", TEXTS), ("is_customer", BOOLEANS), ("email_address", TEXTS),
+                 ("currency", CURRENCIES)],
+}  # fmt: skip
+MERGE_KINDS = {"payments": "payments", "invoices": "invoices", "tracking_categories": "tracking-categories",
+               "contacts": "contacts"}  # fmt: skip
+
 
 def _field_error_name(target: str) -> str:
     return target.replace(".", "[0].", 1) if "." in target else target
@@ -223,10 +258,11 @@ class Provider:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        own = MERGE_FIELDS if name == "merge" else ROOTFI_FIELDS
         self.fields = (
             {k: panora_fields(k) for k in PANORA_OBJECTS}
             if name == "panora"
-            else {k: [(t, _field_error_name(t), v) for t, v in f] for k, f in ROOTFI_FIELDS.items()}
+            else {k: [(t, _field_error_name(t), v) for t, v in f] for k, f in own.items()}
         )
         server, records = self.server()
         with server:
@@ -247,15 +283,19 @@ class Provider:
                 "contacts": "contacts",
             }
             return sandbox, lambda kind: tables[names[kind]].rows
+        if self.name == "merge":
+            merge = MergeSandbox(MergeStore(seed_accounts(seed=5, specs=(MERGE_SPEC,))), MergeSettings(rate_limit=None))
+            records = next(iter(merge.store.records.values()))
+            return merge, lambda kind: records[MERGE_KINDS[kind]]
         store = RootfiStore(seed_companies(seed=5, specs=(ROOTFI_SPEC,)))
         rootfi = RootfiSandbox(store, RootfiSettings(rate_limit=None))
         return rootfi, lambda kind: store.records[ROOTFI_KINDS[kind]]
 
     def accounts(self, server: Any) -> dict:
-        return server.store.tokens() if self.name == "panora" else server.store.company_ids()
+        return server.store.tokens() if self.name in ("panora", "merge") else server.store.company_ids()
 
     def key(self, record: dict[str, Any]) -> str | None:
-        if self.name == "panora":
+        if self.name in ("panora", "merge"):
             return record.get("id") if isinstance(record.get("id"), str) else None
         return f"rootfi:{ROOTFI_SPEC.company_id}:{record['platform_id']}"
 
@@ -263,7 +303,7 @@ class Provider:
 PROVIDERS: dict[str, Provider] = {}
 
 
-@pytest.fixture(scope="module", params=["panora", "rootfi"])
+@pytest.fixture(scope="module", params=["panora", "rootfi", "merge"])
 def provider(request, tmp_path_factory) -> Provider:
     if request.param not in PROVIDERS:
         PROVIDERS[request.param] = Provider(request.param)

@@ -1,4 +1,4 @@
-{#- The books as they stood on given days, for the as-of models and the trend alike.
+{#- The books as they stood on given days (the as-of models read one: the as-of date).
 
     `dates`: the name of a relation with `book_date` (a day) and `known_at` (the moment whose knowledge
     counts: the end of that day, UTC, unless the `known_at` variable says otherwise for the as-of date).
@@ -16,10 +16,9 @@
     not on the books yet. Where the history began later (a day before the first load, or before history was
     kept), they are today's rows, which the models then rebuild (see accounting__invoice_settlement). Nothing
     here filters by date: the models keep what is dated on or before the day (`booked_on`, `applied_on`). -#}
-{% macro books_on(dates, invoice_fields=none, payment_fields=none) -%}
-    {#- `invoice_fields` / `payment_fields`: only these columns (a model over many days keeps its rows narrow) -#}
-    {%- set invoice_names = narrowed(invoice_columns('invoices'), invoice_fields) -%}
-    {%- set payment_names = narrowed(payment_columns('payments'), payment_fields) -%}
+{% macro books_on(dates) -%}
+    {%- set invoice_names = invoice_columns('invoices') -%}
+    {%- set payment_names = payment_columns('payments') -%}
     {%- set line_names = payment_line_item_columns('payments__line_items') -%}
 invoices_at as (
     select
@@ -43,16 +42,19 @@ invoices_at as (
         cast(null as timestamp with time zone) as version_seen_at
     from {{ dates }}
     cross join {{ ref('stg_accounting__invoices') }} as today
-    where not exists (
-        -- a version seen at or after that moment, where history had begun: today's row was not known then
-        -- (where it had not, today's rows are read, and rebuilt)
-        select 1
-        from {{ ref('stg_accounting__invoice_versions') }} as later
-        inner join {{ ref('int_accounting__history_began') }} as began
-            on began.connection = later.connection and began.history_began < {{ dates }}.known_at
-        where later.invoice_id = today.invoice_id and later.connection = today.connection
-            and later.valid_from >= {{ dates }}.known_at
-    )
+    left join (
+        select invoice_id, connection, max(valid_from) as latest_seen
+        from {{ ref('stg_accounting__invoice_versions') }}
+        group by invoice_id, connection
+    ) as latest on latest.invoice_id = today.invoice_id and latest.connection = today.connection
+    left join {{ ref('int_accounting__history_began') }} as began on began.connection = today.connection
+    -- today's row was known then unless its latest version was seen at or after that moment, where history
+    -- had begun (where it had not, today's rows are read, and rebuilt). Joins, not a subquery per day and row:
+    -- the check per row is one hash join whatever the number of days.
+    where latest.latest_seen is null
+        or latest.latest_seen < {{ dates }}.known_at
+        or began.history_began is null
+        or began.history_began >= {{ dates }}.known_at
 ),
 
 payments_at as (
@@ -77,16 +79,19 @@ payments_at as (
         cast(null as timestamp with time zone) as version_seen_at
     from {{ dates }}
     cross join {{ ref('stg_accounting__payments') }} as today
-    where not exists (
-        -- a version seen at or after that moment, where history had begun: today's row was not known then
-        -- (where it had not, today's rows are read, and rebuilt)
-        select 1
-        from {{ ref('stg_accounting__payment_versions') }} as later
-        inner join {{ ref('int_accounting__history_began') }} as began
-            on began.connection = later.connection and began.history_began < {{ dates }}.known_at
-        where later.payment_id = today.payment_id and later.connection = today.connection
-            and later.valid_from >= {{ dates }}.known_at
-    )
+    left join (
+        select payment_id, connection, max(valid_from) as latest_seen
+        from {{ ref('stg_accounting__payment_versions') }}
+        group by payment_id, connection
+    ) as latest on latest.payment_id = today.payment_id and latest.connection = today.connection
+    left join {{ ref('int_accounting__history_began') }} as began on began.connection = today.connection
+    -- today's row was known then unless its latest version was seen at or after that moment, where history
+    -- had begun (where it had not, today's rows are read, and rebuilt). Joins, not a subquery per day and row:
+    -- the check per row is one hash join whatever the number of days.
+    where latest.latest_seen is null
+        or latest.latest_seen < {{ dates }}.known_at
+        or began.history_began is null
+        or began.history_began >= {{ dates }}.known_at
 ),
 
 payment_lines_at as (
@@ -164,12 +169,6 @@ applications_at as (
         and invoices_at.invoice_id = applications.invoice_id
         and invoices_at.connection = payments_at.connection
 )
-{%- endmacro %}
-
-{#- (name, expression) pairs, only those named in `fields` (all when none). -#}
-{% macro narrowed(columns, fields) -%}
-    {%- if fields is none -%}{{ return(columns) }}{%- endif -%}
-    {{ return(columns | selectattr(0, 'in', fields) | list) }}
 {%- endmacro %}
 
 {#- One row: the as-of date and the moment whose knowledge counts for it. -#}

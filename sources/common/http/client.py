@@ -428,6 +428,7 @@ class ProviderClient:
 
     title: ClassVar[str]  # the provider as people write it, for messages
     api_key_header: ClassVar[str]
+    api_key_scheme: ClassVar[str] = ""  # e.g. "Bearer": the header then carries "<scheme> <key>"
     secret_headers: ClassVar[tuple[str, ...]]
     rate_limit: ClassVar[int]  # requests per window and key, as the provider documents it
     rate_window_seconds: ClassVar[float]
@@ -454,9 +455,11 @@ class ProviderClient:
             rate_window_seconds or dlt.config.get(f"sources.{name}.rate_window_seconds") or self.rate_window_seconds
         )
         budget = RateBudget(budget_log or shared_log(), self.budget_key, int(limit), float(window))
+        credential = f"{self.api_key_scheme} {api_key}" if self.api_key_scheme else api_key
+        SECRETS.add((api_key,))  # the key alone too: a server may echo it without its scheme
         self.http = ApiClient(
             base_url,
-            {self.api_key_header: api_key, "accept": "application/json"},
+            {self.api_key_header: credential, "accept": "application/json"},
             policy=policy,
             budget=budget,
             stats=stats,

@@ -1,69 +1,61 @@
 -- accounting__receivables_trend: one row per connection, currency and month-end for the last 12 month-ends
--- on or before the as-of date: the open receivables at that month-end, with the as-of logic (the books as the
--- loads had seen them by the end of that day where history holds them, else rebuilt from today's rows;
--- invoices booked and applications dated on or before it; so each equals the open amount a `transform
--- --as-of` of that day reports), what was invoiced and collected in the month, and DSO. Receivable invoices only (bills
--- left out), neither void nor draft. "Collected" is what payments applied to those invoices in the month, in
--- the invoice's currency. DSO (days sales outstanding) = open at month-end / invoiced in the month x days in
--- the month; NULL for a month that invoiced nothing.
-with month_ends as (
+-- on or before the as-of date: the open receivables at that month-end, rebuilt from today's rows with the as-of
+-- dating (invoices booked and applications dated on or before it), what was invoiced and collected in the
+-- month, and DSO. It equals the open amount a `transform --as-of` of that day reports wherever the loads'
+-- history holds no other version for that day (always before history began); it does not read the history
+-- itself: over 12 month-ends of a million records that did not fit the models' memory bound (see
+-- docs/models.md). Receivable invoices only (bills left out), neither void nor draft. "Collected" is what
+-- payments applied to those invoices in the month, in the invoice's currency. DSO (days sales outstanding) =
+-- open at month-end / invoiced in the month x days in the month; NULL for a month that invoiced nothing.
+with invoices as (
+    select *
+    from {{ ref('stg_accounting__invoices') }}
+    where is_receivable and not excluded_from_receivables
+),
+
+applications as (
+    select *
+    from {{ ref('int_accounting__payment_applications') }}
+    where invoice_in_warehouse and payment_currency = invoice_currency
+),
+
+currencies as (
+    select * from {{ ref('accounting__currencies') }}
+),
+
+month_ends as (
     {%- for month_start, month_end in month_ends_to_as_of(12) %}
-    select
-        cast('{{ month_start }}' as date) as month_start,
-        cast('{{ month_end }}' as date) as month_end,
-        cast('{{ month_end }}' as date) as book_date,
-        {{ known_at() if month_end == as_of_value() | trim else timestamp_literal(end_of_day(month_end)) }} as known_at
+    select cast('{{ month_start }}' as date) as month_start, cast('{{ month_end }}' as date) as month_end
     {%- if not loop.last %}
     union all
     {%- endif %}
     {%- endfor %}
 ),
 
-{{ books_on('month_ends',
-    invoice_fields=['invoice_id', 'connection', 'currency', 'total_minor', 'booked_on', 'is_receivable',
-                    'excluded_from_receivables'],
-    payment_fields=['payment_id', 'connection', 'invoice_id', 'currency', 'total_minor', 'booked_on',
-                    'transaction_date']) }},
-
-currencies as (
-    select * from {{ ref('accounting__currencies') }}
-),
-
-invoices as (
-    -- each month-end's receivables as the books held them then, booked on or before it
-    select *
-    from invoices_at
-    where is_receivable and not excluded_from_receivables
-        and (booked_on is null or booked_on <= book_date)
-),
-
-applications as (
-    select *
-    from applications_at
-    where invoice_in_warehouse and payment_currency = invoice_currency
-),
-
 applied_by_month_end as (
     select
-        book_date as month_end,
-        invoice_id,
-        sum(applied_minor) as applied_minor
-    from applications
-    where applied_on is null or applied_on <= book_date
-    group by book_date, invoice_id
+        month_ends.month_end,
+        applications.invoice_id,
+        sum(applications.applied_minor) as applied_minor
+    from month_ends
+    inner join applications
+        on applications.applied_on is null or applications.applied_on <= month_ends.month_end
+    group by month_ends.month_end, applications.invoice_id
 ),
 
 open_at_month_end as (
     select
-        invoices.book_date as month_end,
+        month_ends.month_end,
         invoices.connection,
         invoices.currency,
         sum(greatest(invoices.total_minor - coalesce(applied_by_month_end.applied_minor, 0), 0)) as open_minor
-    from invoices
+    from month_ends
+    inner join invoices
+        on invoices.booked_on is null or invoices.booked_on <= month_ends.month_end
     left join applied_by_month_end
-        on applied_by_month_end.month_end = invoices.book_date
+        on applied_by_month_end.month_end = month_ends.month_end
         and applied_by_month_end.invoice_id = invoices.invoice_id
-    group by invoices.book_date, invoices.connection, invoices.currency
+    group by month_ends.month_end, invoices.connection, invoices.currency
 ),
 
 invoiced_in_month as (
@@ -75,8 +67,7 @@ invoiced_in_month as (
         sum(invoices.total_minor) as invoiced_minor
     from month_ends
     inner join invoices
-        on invoices.book_date = month_ends.book_date
-        and invoices.booked_on between month_ends.month_start and month_ends.month_end
+        on invoices.booked_on between month_ends.month_start and month_ends.month_end
     group by month_ends.month_end, invoices.connection, invoices.currency
 ),
 
@@ -88,10 +79,10 @@ collected_in_month as (
         sum(applications.applied_minor) as collected_minor
     from month_ends
     inner join applications
-        on applications.book_date = month_ends.book_date
-        and applications.applied_on between month_ends.month_start and month_ends.month_end
+        on applications.applied_on between month_ends.month_start and month_ends.month_end
     inner join invoices
-        on invoices.book_date = applications.book_date and invoices.invoice_id = applications.invoice_id
+        on invoices.invoice_id = applications.invoice_id
+        and (invoices.booked_on is null or invoices.booked_on <= month_ends.month_end)
     group by month_ends.month_end, invoices.connection, invoices.currency
 ),
 

@@ -1,0 +1,155 @@
+"""Merge into the warehouse over real HTTP: the unified tables exactly (minor units per currency), incremental
+loads with `modified_after`, deletions, the scheduled complete scan, and values rejected by field."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import iso4217
+import pytest
+
+from sandbox.merge import MergeSandbox, Settings
+from tests.support import DATASET, Warehouse
+
+
+def minor(amount: float | int | str, currency: str) -> int:
+    """What the warehouse must hold for a Merge amount (major units): exact minor units by ISO 4217."""
+    return int(Decimal(str(amount)).scaleb(iso4217.Currency(currency).exponent))
+
+
+@pytest.fixture
+def merge():
+    server = MergeSandbox(settings=Settings(rate_limit=None))
+    with server:
+        yield server
+
+
+def load(warehouse: Warehouse, merge: MergeSandbox, **kwargs):
+    return warehouse.load_from("merge", merge, **kwargs)
+
+
+def test_full_load_lands_in_the_unified_tables_exactly(warehouse: Warehouse, merge: MergeSandbox) -> None:
+    store = merge.store
+    summary = load(warehouse, merge)
+    assert summary.status == "ok", [s.error for s in summary.failed_scans]
+    for alias in store.aliases:
+        invoices, payments = store.all(alias, "invoices"), store.all(alias, "payments")
+        assert warehouse.count("invoices", "connection = ? AND provider = 'merge'", alias) == len(invoices)
+        assert warehouse.count("payments", "connection = ?", alias) == len(payments)
+        assert warehouse.count("contacts", "connection = ?", alias) == len(store.all(alias, "contacts"))
+        assert warehouse.count("tracking_categories", "connection = ?", alias) == len(
+            store.all(alias, "tracking-categories")
+        )
+        assert warehouse.count("invoices__line_items", "connection = ?", alias) == sum(
+            len(i["line_items"]) for i in invoices
+        )
+        for invoice in invoices:
+            currency = invoice["currency"]
+            row = warehouse.query(
+                f"SELECT total_amount, balance, sub_total, currency, contact_id, kind, status, number, "
+                f"total_amount_as_sent FROM {DATASET}.invoices WHERE id = ?",
+                invoice["id"],
+            )[0]
+            assert row == (
+                minor(invoice["total_amount"], currency),
+                minor(invoice["balance"], currency),
+                minor(invoice["sub_total"], currency),
+                currency,
+                invoice["contact"],
+                "payable" if invoice["type"] == "ACCOUNTS_PAYABLE" else "receivable",
+                invoice["status"],
+                invoice["number"],
+                str(invoice["total_amount"]),
+            )
+            for index, line in enumerate(invoice["line_items"]):
+                stored = warehouse.query(
+                    f"SELECT unit_price, total_amount, quantity, item_id FROM {DATASET}.invoices__line_items "
+                    "WHERE invoice_id = ? AND line_index = ?",
+                    invoice["id"],
+                    index,
+                )
+                assert stored == [(minor(line["unit_price"], currency), minor(line["total_amount"], currency),
+                                   line["quantity"], line["item"])]  # fmt: skip
+        for payment in payments:
+            currency = payment["currency"]
+            assert warehouse.query(
+                f"SELECT total_amount, currency, contact_id, account_id FROM {DATASET}.payments WHERE id = ?",
+                payment["id"],
+            ) == [(minor(payment["total_amount"], currency), currency, payment["contact"], payment["account"])]
+            applications = warehouse.query(
+                f"SELECT applied_amount, related_object_id, related_object_type FROM {DATASET}.payments__line_items "
+                "WHERE payment_id = ? ORDER BY line_index",
+                payment["id"],
+            )
+            assert applications == [
+                (minor(line["applied_amount"], currency), line["related_object_id"], line["related_object_type"])
+                for line in payment["applied_to_lines"]
+            ]
+    # what the seed holds, so the checks above are not vacuous: three decimals, none, bills, applications to
+    # several invoices and to a credit note
+    currencies = {r[0] for r in warehouse.query(f"SELECT DISTINCT currency FROM {DATASET}.invoices")}
+    assert {"USD", "EUR", "JPY", "KWD"} <= currencies
+    assert warehouse.count("invoices", "kind = 'payable'") > 0
+    assert (
+        warehouse.scalar(
+            f"SELECT count(*) FROM (SELECT payment_id FROM {DATASET}.payments__line_items "
+            "WHERE related_object_type = 'INVOICE' GROUP BY payment_id HAVING count(*) > 1)"
+        )
+        > 0
+    )
+    assert warehouse.count("payments__line_items", "related_object_type = 'CREDIT_NOTE'") > 0
+
+
+def test_a_second_load_asks_for_changes_only_and_marks_deletions(warehouse: Warehouse, merge: MergeSandbox) -> None:
+    assert load(warehouse, merge).status == "ok"
+    store = merge.store
+    invoice = next(i for i in store.all("initech-us", "invoices") if i["status"] == "OPEN")
+    payment = store.all("initech-us", "payments")[0]
+    store.update("initech-us", "invoices", invoice["id"], memo="called the customer")
+    store.delete("initech-us", "payments", payment["id"])
+    store.touch("initech-us", "contacts", store.all("initech-us", "contacts")[0]["id"])  # Merge re-synced it
+    merge.reset_stats()
+
+    summary = load(warehouse, merge)
+    assert summary.status == "ok"
+    asked = [r for r in merge.list_requests]
+    assert asked and all("modified_after" in r for r in asked), asked
+    assert all(r["include_deleted_data"] == "true" for r in asked)
+    assert summary.rows_per_table.get("invoices") == 1 and summary.rows_per_table.get("payments") == 1
+    assert not summary.rows_per_table.get("contacts")  # only `modified_at` moved: not a change
+    assert warehouse.scalar(f"SELECT memo FROM {DATASET}.invoices WHERE id = ?", invoice["id"]) == "called the customer"
+    assert warehouse.scalar(f"SELECT deleted_at IS NOT NULL FROM {DATASET}.payments WHERE id = ?", payment["id"])
+
+
+def test_a_complete_scan_on_schedule_marks_what_vanished(warehouse: Warehouse, merge: MergeSandbox) -> None:
+    assert load(warehouse, merge).status == "ok"
+    gone = merge.store.all("hooli-jp", "invoices")[0]
+    merge.store.forget("hooli-jp", "invoices", gone["id"])  # no remote_was_deleted row: only a complete scan sees it
+    assert load(warehouse, merge).status == "ok"
+    assert not warehouse.scalar(f"SELECT deleted_at IS NOT NULL FROM {DATASET}.invoices WHERE id = ?", gone["id"])
+    merge.reset_stats()
+    summary = load(warehouse, merge, source_options={"full_scan_days": 0})
+    assert summary.status == "ok"
+    assert not any("modified_after" in r for r in merge.list_requests)
+    assert warehouse.scalar(f"SELECT deleted_at IS NOT NULL FROM {DATASET}.invoices WHERE id = ?", gone["id"])
+
+
+def test_values_merge_may_send_are_rejected_by_field_and_the_rest_loads(warehouse: Warehouse, merge: MergeSandbox):
+    store = merge.store
+    invoices = store.all("hooli-jp", "invoices")
+    yen = next(i for i in invoices if i["currency"] == "JPY")
+    unmapped = next(i for i in invoices if i["id"] != yen["id"])
+    store.update("hooli-jp", "invoices", yen["id"], total_amount=1500.5)  # yen have no decimals
+    store.update("hooli-jp", "invoices", unmapped["id"], currency="Japanese Yen")  # passed through unmapped
+    payment = store.all("hooli-jp", "payments")[0]
+    lines = [dict(line, applied_amount="12.5x") for line in payment["applied_to_lines"]] or [
+        {"id": "pl-bad", "applied_amount": "12.5x", "related_object_type": "INVOICE", "related_object_id": yen["id"]}
+    ]
+    store.update("hooli-jp", "payments", payment["id"], applied_to_lines=lines)
+
+    summary = load(warehouse, merge)
+    assert summary.status == "ok"
+    rejected = {r[0]: r[1] for r in warehouse.query(f"SELECT record_id, field FROM {DATASET}.rejected_records")}
+    assert rejected == {yen["id"]: "total_amount", unmapped["id"]: "currency",
+                        payment["id"]: "applied_to_lines[0].applied_amount"}  # fmt: skip
+    assert warehouse.count("invoices", "connection = 'hooli-jp'") == len(invoices) - 2
