@@ -63,7 +63,8 @@ def history_rows(warehouse: Path) -> int:
     import duckdb
 
     with duckdb.connect(str(warehouse / "accounting.duckdb"), read_only=True) as con:
-        names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '%_history'")]
+        sql = "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '%_history'"
+        names = [r[0] for r in con.execute(sql).fetchall()]
         return sum(con.execute(f"SELECT count(*) FROM accounting_raw.{n}").fetchone()[0] for n in names)
 
 
