@@ -285,7 +285,7 @@ def _contact(record: _Record) -> dict[str, Any]:
 _RENAMED = {DELETED_COLUMN: "remote_was_deleted", "company_info_id": "company", "contact_id": "contact",
             "account_id": "account", "accounting_period_id": "accounting_period"}  # fmt: skip
 SOURCE_NAMES = {
-    "payments": {"": _RENAMED, "line_items": {}},
+    "payments": {"": {**_RENAMED, "line_items": "applied_to_lines"}, "line_items": {}},
     "invoices": {"": _RENAMED, "line_items": {"item_id": "item", "account_id": "account"}},
     "tracking_categories": {"": _RENAMED},
     "contacts": {"": _RENAMED},

@@ -137,9 +137,10 @@ class ObjectSpec:
         if not self.source_names:
             return field_path
         head, dot, rest = field_path.partition(".")
-        if dot:
+        if dot:  # the list is renamed by the record's names (Merge's `applied_to_lines`), its fields by its own
             line_key = head.split("[", 1)[0]
-            return f"{head}.{_renamed(rest, self.source_names.get(line_key, {}))}"
+            own = _renamed(rest, self.source_names.get(line_key, {}))
+            return f"{_renamed(head, self.source_names.get('', {}))}.{own}"
         return _renamed(head, self.source_names.get("", {}))
 
     @property
