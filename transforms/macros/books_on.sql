@@ -21,77 +21,13 @@
     {%- set payment_names = payment_columns('payments') -%}
     {%- set line_names = payment_line_item_columns('payments__line_items') -%}
 invoices_at as (
-    select
-        {{ dates }}.book_date,
-        {{- column_names(invoice_names, 'versions') }},
-        versions.valid_from as version_seen_at
-    from {{ dates }}
-    inner join {{ ref('int_accounting__history_began') }} as began on began.history_began < {{ dates }}.known_at
-    inner join (
-        -- only versions a later one replaced: a record's latest version is read as today's row
-        select * from {{ ref('stg_accounting__invoice_versions') }} where valid_to is not null
-    ) as versions
-        on versions.connection = began.connection
-        and versions.valid_from < {{ dates }}.known_at
-        and versions.valid_to >= {{ dates }}.known_at
-    where not versions.is_deleted
-    union all
-    select
-        {{ dates }}.book_date,
-        {{- column_names(invoice_names, 'today') }},
-        cast(null as timestamp with time zone) as version_seen_at
-    from {{ dates }}
-    cross join {{ ref('stg_accounting__invoices') }} as today
-    left join (
-        select invoice_id, connection, max(valid_from) as latest_seen
-        from {{ ref('stg_accounting__invoice_versions') }}
-        group by invoice_id, connection
-    ) as latest on latest.invoice_id = today.invoice_id and latest.connection = today.connection
-    left join {{ ref('int_accounting__history_began') }} as began on began.connection = today.connection
-    -- today's row was known then unless its latest version was seen at or after that moment, where history
-    -- had begun (where it had not, today's rows are read, and rebuilt). Joins, not a subquery per day and row:
-    -- the check per row is one hash join whatever the number of days.
-    where latest.latest_seen is null
-        or latest.latest_seen < {{ dates }}.known_at
-        or began.history_began is null
-        or began.history_began >= {{ dates }}.known_at
+    {{ records_known_at(dates, 'stg_accounting__invoice_versions', 'stg_accounting__invoices', 'invoice_id',
+                        invoice_names) }}
 ),
 
 payments_at as (
-    select
-        {{ dates }}.book_date,
-        {{- column_names(payment_names, 'versions') }},
-        versions.valid_from as version_seen_at
-    from {{ dates }}
-    inner join {{ ref('int_accounting__history_began') }} as began on began.history_began < {{ dates }}.known_at
-    inner join (
-        -- only versions a later one replaced: a record's latest version is read as today's row
-        select * from {{ ref('stg_accounting__payment_versions') }} where valid_to is not null
-    ) as versions
-        on versions.connection = began.connection
-        and versions.valid_from < {{ dates }}.known_at
-        and versions.valid_to >= {{ dates }}.known_at
-    where not versions.is_deleted
-    union all
-    select
-        {{ dates }}.book_date,
-        {{- column_names(payment_names, 'today') }},
-        cast(null as timestamp with time zone) as version_seen_at
-    from {{ dates }}
-    cross join {{ ref('stg_accounting__payments') }} as today
-    left join (
-        select payment_id, connection, max(valid_from) as latest_seen
-        from {{ ref('stg_accounting__payment_versions') }}
-        group by payment_id, connection
-    ) as latest on latest.payment_id = today.payment_id and latest.connection = today.connection
-    left join {{ ref('int_accounting__history_began') }} as began on began.connection = today.connection
-    -- today's row was known then unless its latest version was seen at or after that moment, where history
-    -- had begun (where it had not, today's rows are read, and rebuilt). Joins, not a subquery per day and row:
-    -- the check per row is one hash join whatever the number of days.
-    where latest.latest_seen is null
-        or latest.latest_seen < {{ dates }}.known_at
-        or began.history_began is null
-        or began.history_began >= {{ dates }}.known_at
+    {{ records_known_at(dates, 'stg_accounting__payment_versions', 'stg_accounting__payments', 'payment_id',
+                        payment_names) }}
 ),
 
 payment_lines_at as (
@@ -169,6 +105,45 @@ applications_at as (
         and invoices_at.invoice_id = applications.invoice_id
         and invoices_at.connection = payments_at.connection
 )
+{%- endmacro %}
+
+{#- One object's records on each day of `dates`, as described above: `versions` and `today` are the object's
+    version and staging models (the same columns, `names`), `key` its id column. -#}
+{% macro records_known_at(dates, versions, today, key, names) -%}
+    select
+        {{ dates }}.book_date,
+        {{- column_names(names, 'versions') }},
+        versions.valid_from as version_seen_at
+    from {{ dates }}
+    inner join {{ ref('int_accounting__history_began') }} as began on began.history_began < {{ dates }}.known_at
+    inner join (
+        -- only versions a later one replaced: a record's latest version is read as today's row
+        select * from {{ ref(versions) }} where valid_to is not null
+    ) as versions
+        on versions.connection = began.connection
+        and versions.valid_from < {{ dates }}.known_at
+        and versions.valid_to >= {{ dates }}.known_at
+    where not versions.is_deleted
+    union all
+    select
+        {{ dates }}.book_date,
+        {{- column_names(names, 'today') }},
+        cast(null as timestamp with time zone) as version_seen_at
+    from {{ dates }}
+    cross join {{ ref(today) }} as today
+    left join (
+        select {{ key }}, connection, max(valid_from) as latest_seen
+        from {{ ref(versions) }}
+        group by {{ key }}, connection
+    ) as latest on latest.{{ key }} = today.{{ key }} and latest.connection = today.connection
+    left join {{ ref('int_accounting__history_began') }} as began on began.connection = today.connection
+    -- today's row was known then unless its latest version was seen at or after that moment, where history
+    -- had begun (where it had not, today's rows are read, and rebuilt). Joins, not a subquery per day and row:
+    -- the check per row is one hash join whatever the number of days.
+    where latest.latest_seen is null
+        or latest.latest_seen < {{ dates }}.known_at
+        or began.history_began is null
+        or began.history_began >= {{ dates }}.known_at
 {%- endmacro %}
 
 {#- One row: the as-of date and the moment whose knowledge counts for it. -#}
