@@ -65,8 +65,7 @@ class SeedAccount:
 
 def iso(moment: datetime) -> str:
     """Merge's date-times: UTC with a `Z`, microseconds when there are any."""
-    text = moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return text
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def day(moment: datetime) -> str:

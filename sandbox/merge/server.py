@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -121,7 +120,6 @@ class _Handler(JsonHandler):
     server_version = "MergeSandbox/1.0"
     truncated_payload: ClassVar[Any] = {"next": None, "previous": None, "results": [{"id": "x", "pad": "x" * 200}]}
     invalid_body = b'{"next": null, "results": [{"id": '
-    _lock = threading.Lock()
 
     @property
     def sandbox(self) -> MergeSandbox:
