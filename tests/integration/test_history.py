@@ -150,3 +150,41 @@ def test_a_warehouse_loaded_before_history_was_kept_starts_it_from_its_rows(ware
         invoice["id"],
     )
     assert totals == [(invoice["total_amount"],), (invoice["total_amount"] + 7,)]
+
+
+def test_a_month_end_of_the_trend_reads_the_versions_known_at_that_month_end(warehouse: Warehouse, sandbox) -> None:
+    """Two loads with edits between them, dated (by moving the loads' `_seen_at`) 20 October and 20 November:
+    the trend's 31 October reads what the first load saw (the edited, deleted and voided invoices as they were,
+    the backdated one not yet known), exactly as a `transform --as-of 2026-10-31` does; its 30 November reads
+    today's rows. Rebuilt from today's rows alone, 31 October would differ by all four records."""
+    assert warehouse.load(transform=False).status == "ok"
+    between = datetime.now(UTC)
+    edit_after_the_close(sandbox.store)
+    assert warehouse.load(transform=False).status == "ok"
+    with duckdb.connect(str(warehouse.path)) as con:
+        for table in ("invoices_history", "payments_history", "payments__line_items_history"):
+            con.execute(
+                f"UPDATE {DATASET}.{table} SET _seen_at = CASE WHEN _seen_at < ? "
+                "THEN TIMESTAMPTZ '2026-10-20 12:00:00+00' ELSE TIMESTAMPTZ '2026-11-20 12:00:00+00' END",
+                [between],
+            )
+    assert transform_database(str(warehouse.path), DATASET, as_of=date(2026, 11, 30)).error is None
+    trend = {
+        (connection, currency, month_end): open_amount
+        for connection, currency, month_end, open_amount in warehouse.query(
+            f"SELECT connection, currency, month_end, open_amount FROM {MODELS}.accounting__receivables_trend"
+        )
+    }
+    for month_end, read_from_history in ((date(2026, 10, 31), True), (date(2026, 11, 30), False)):
+        assert transform_database(str(warehouse.path), DATASET, as_of=month_end).error is None
+        versions = warehouse.scalar(
+            f"SELECT count(*) FROM {MODELS}.accounting__invoice_settlement WHERE version_seen_at IS NOT NULL"
+        )
+        assert versions == (4 if read_from_history else 0), (month_end, versions)  # edited, deleted, voided, paid
+        summary = warehouse.query(
+            f"SELECT connection, currency, open_amount FROM {MODELS}.accounting__reconciliation_summary "
+            "WHERE invoices > 0"
+        )
+        assert summary
+        for connection, currency, open_amount in summary:
+            assert trend[(connection, currency, month_end)] == open_amount, (connection, currency, month_end)
