@@ -48,7 +48,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipelines.push.ledger import FINAL, Ledger, PushStatus, may_resend
-from sources.common.errors import ApiError, OutcomeUnknown
+from sources.common.errors import ApiError, OutcomeUnknown, WriteRefused
 from sources.common.secrets import SECRETS
 from sources.common.writer import Created, Job, Writer
 
@@ -183,8 +183,10 @@ class Engine:
         with self.lock:
             if created.record_id:
                 self.claimed[created.record_id] = row["external_id"]
+        # a created record's `error` holds the warnings the provider gave with it, if any
+        warned = "created, with the provider's warnings: " + "; ".join(created.warnings) if created.warnings else None
         self._record(kind, row, PushStatus.CREATED, phase, record_id=created.record_id, remote_id=created.remote_id,
-                     provider_id=created.provider_id, http_status=http_status)  # fmt: skip
+                     provider_id=created.provider_id, http_status=http_status, error=warned)  # fmt: skip
 
     def _doubt(self, kind: str, row: Row, created: Created, locked: bool = False) -> str | None:
         """Why `created` cannot be taken for `row`'s record (see the module text, rule 6), or None. `locked`:
@@ -226,7 +228,7 @@ class Engine:
                 rows = self._resolve(lane, kind, alias, rows, "resolve", sent_at=datetime.now(UTC))
                 failure = f": {exc.message}"
             except ApiError as exc:
-                final = exc.status is not None and 400 <= exc.status < 500
+                final = isinstance(exc, WriteRefused) or (exc.status is not None and 400 <= exc.status < 500)
                 for row in rows:
                     status = PushStatus.REJECTED if final else PushStatus.FAILED
                     self._record(kind, row, status, "outcome", http_status=exc.status,

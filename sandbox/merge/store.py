@@ -36,7 +36,6 @@ class Store:
         }
         self.last_stamp = max(r["modified_at"] for a in self.records.values() for rows in a.values() for r in rows)
         self.created = Counter()  # records created through POST, per kind
-        self.idempotency: dict[tuple[str, str], tuple[str, int, Any]] = {}  # (token, key) -> (body, status, answer)
 
     def tokens(self) -> dict[str, str]:
         """alias -> linked-account token, as a user configures them."""

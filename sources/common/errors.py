@@ -44,6 +44,11 @@ class Unreachable(ApiError):
         super().__init__(method, target, None, f"nothing answers at {base_url} ({detail})", attempts)
 
 
+class WriteRefused(ApiError):
+    """The server answered a write and refused it, whatever its status said: Merge's 201 with `errors` (the
+    accounting system behind it refused the record). Nothing was created; final, as a 4xx is."""
+
+
 class OutcomeUnknown(ApiError):
     """A non-idempotent request (POST) may or may not have taken effect: the request left, no clear
     answer came back. Never treat this as a failure that can simply be sent again."""

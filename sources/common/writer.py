@@ -44,7 +44,8 @@ class Created:
     provider's own id where that is another; and what the engine checks before it believes the record is a
     row's (`pipelines/push/engine.py`): the external id the record itself carries, where the provider keeps one;
     its content in the queue's terms (`invoice_id`, `total_amount` in minor units, `currency`; `number` of an
-    invoice), as far as the writer can read it back; and when it was created."""
+    invoice), as far as the writer can read it back; when it was created; and the warnings the provider gave
+    with it (Merge's 201 `warnings`), which the ledger keeps beside the created record."""
 
     record_id: str | None
     remote_id: str | None = None
@@ -52,6 +53,7 @@ class Created:
     external_id: str | None = None
     content: Mapping[str, Any] | None = field(default=None, compare=False)
     created_at: datetime | None = None
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ class Job:
 
 class Writer(Protocol):
     """See the module text. Errors: `OutcomeUnknown` when a request may have taken effect without a clear
-    answer, `ApiError` when it certainly did not (a 4xx: the record is refused)."""
+    answer, `ApiError` when it certainly did not (a 4xx or `WriteRefused`: the record is refused)."""
 
     batch_size: int  # rows per send: 1 for an API that creates one record per request
     runs_in_background: bool  # an accepted request keeps running after an unclear answer (a job)

@@ -45,6 +45,7 @@ from sources.merge.settings import (
     DEFAULT_PAGE_SIZE,
     MergeSettings,
 )
+from sources.merge.writer import MergeWriter
 
 __all__ = ["PROVIDER", "RESOURCES", "check_accounts", "merge_source"]
 
@@ -197,4 +198,6 @@ PROVIDER = Provider(
     settings_spec=MergeSettings,
     make_source=_source,
     check_accounts=check_accounts,
+    pushes=frozenset({"payment"}),
+    make_writer=MergeWriter,
 )

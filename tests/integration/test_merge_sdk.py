@@ -10,6 +10,7 @@ text are text, and every enum value is one of the SDK's.
 from __future__ import annotations
 
 import enum
+import json
 import typing
 
 import httpx
@@ -106,3 +107,30 @@ def _object_model(annotation: typing.Any) -> type[pydantic.BaseModel] | None:
         if found is not None:
             return found
     return None
+
+
+def test_what_push_sends_and_what_the_sandbox_answers_are_merges_write_shapes() -> None:
+    """The body push sends validates as the SDK's PaymentRequest (no key it does not declare, enums and text
+    where it says), and the sandbox's 201 as its PaymentResponse, errors and warnings included."""
+    from sources.common.http.client import encode_json
+    from sources.merge.writer import payment_model
+
+    server = MergeSandbox(settings=Settings(rate_limit=None))
+    with server, httpx.Client(base_url=server.url) as client:
+        alias, token = next(iter(server.store.tokens().items()))
+        invoice = next(i for i in server.store.all(alias, "invoices") if i["status"] == "OPEN")
+        row = {"external_id": "sdk-1", "connection": alias, "invoice_id": invoice["id"],
+               "currency": invoice["currency"], "total_amount": 1, "transaction_date": "2026-11-20",
+               "contact_id": invoice["contact"], "exchange_rate": "1.0", "type": None}  # fmt: skip
+        body = encode_json({"model": payment_model(row)})
+        model = json.loads(body)["model"]
+        assert undeclared(merge_types.PaymentRequest.model_validate(model)) == []
+        check_types(merge_types.PaymentRequest, model, "PaymentRequest")
+        headers = {"Authorization": f"Bearer {server.api_key}", "X-Account-Token": token,
+                   "content-type": "application/json"}  # fmt: skip
+        for payload in (body, body.replace(invoice["id"].encode(), b"00000000-0000-4000-8000-000000000000")):
+            answer = client.post("/payments", content=payload, headers=headers)
+            assert answer.status_code == 201
+            response = merge_types.PaymentResponse.model_validate(answer.json())
+            assert undeclared(response) == []
+        assert response.errors and response.model.id is None  # the refused one: errors, nothing created

@@ -1,0 +1,223 @@
+"""`POST /payments` as the Merge sandbox answers it, with Merge's idempotency keys.
+
+The body is `{"model": {...}}` (Merge's PaymentRequest). What the stand-in answers:
+- a body that is no JSON object, or has no `model` object, or a field of the wrong type: 400
+  `{"errors": [...], "warnings": []}`, nothing created;
+- a payment the accounting system behind Merge refuses (an `applied_to_lines` entry naming an invoice the
+  linked account does not hold, or applying more than the invoice's balance): 201 `{model, warnings, errors}`
+  with the errors and the model as asked, without an id; nothing created (a 201 is not a success at Merge);
+- otherwise 201 with the created payment (a Merge id, `remote_id`, the invoice's balance and status follow), and
+  a warning when the payment's currency is not its invoice's.
+- `Idempotency-Key`: the key with the same body within 24 h answers the stored answer again and creates
+  nothing; the key with another body is refused with 400. Only answers that created something are stored.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sandbox.merge.seed import DECIMALS, money
+from sandbox.merge.store import Store
+
+IDEMPOTENCY_SECONDS = 24 * 3600.0
+PAYMENT_TYPES = ("ACCOUNTS_RECEIVABLE", "ACCOUNTS_PAYABLE")
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Write:
+    """One POST the server received: for tests that check what a client sent."""
+
+    account: str
+    idempotency_key: str | None
+    body: Any
+    status: int
+
+
+def problem(title: str, detail: str, kind: str, pointer: str | None = None) -> dict[str, Any]:
+    """One of Merge's validation problems (ErrorValidationProblem / WarningValidationProblem)."""
+    return {"source": {"pointer": pointer} if pointer else None, "title": title, "detail": detail,
+            "problem_type": kind, "raw_error": None, "error_code": None, "block_merge_link": None}  # fmt: skip
+
+
+def _refused(errors: list[dict[str, Any]], model: Any = None) -> dict[str, Any]:
+    return {"model": model, "warnings": [], "errors": errors, "logs": None}
+
+
+def _amount(value: Any, currency: str | None, pointer: str) -> tuple[Decimal | None, dict[str, Any] | None]:
+    """A money value (a JSON number or decimal text) as an exact Decimal with at most the currency's decimals."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None, problem("Invalid Field", f"{pointer} must be a number", "INVALID_FIELD", pointer)
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return None, problem("Invalid Field", f"{pointer} must be a number", "INVALID_FIELD", pointer)
+    places = DECIMALS.get(currency or "", 2)
+    if amount != amount.quantize(Decimal(1).scaleb(-places)) or not amount.is_finite():
+        return None, problem("Invalid Field", f"{pointer} has more than {places} decimals", "INVALID_FIELD", pointer)
+    return amount, None
+
+
+def _moment(value: Any) -> bool:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def _malformed(model: dict[str, Any]) -> list[dict[str, Any]]:
+    """What makes Merge answer 400: types and required fields."""
+    errors = []
+    currency = model.get("currency")
+    if not isinstance(currency, str) or currency not in DECIMALS:
+        errors.append(problem("Invalid Field", "currency must be a supported ISO 4217 code", "INVALID_FIELD",
+                              "/model/currency"))  # fmt: skip
+    if model.get("total_amount") is None:
+        errors.append(problem("Missing Required Field", "total_amount is required", "MISSING_REQUIRED_FIELD",
+                              "/model/total_amount"))  # fmt: skip
+    for name in ("transaction_date",):
+        if model.get(name) is not None and not _moment(model[name]):
+            errors.append(problem("Invalid Field", f"{name} must be an ISO 8601 date-time", "INVALID_FIELD",
+                                  f"/model/{name}"))  # fmt: skip
+    if model.get("type") is not None and model["type"] not in PAYMENT_TYPES:
+        errors.append(problem("Invalid Field", f"type must be one of {PAYMENT_TYPES}", "INVALID_FIELD", "/model/type"))
+    lines = model.get("applied_to_lines")
+    if lines is not None and (not isinstance(lines, list) or not all(isinstance(x, dict) for x in lines)):
+        errors.append(problem("Invalid Field", "applied_to_lines must be a list of objects", "INVALID_FIELD",
+                              "/model/applied_to_lines"))  # fmt: skip
+    return errors
+
+
+class PaymentWrites:
+    """The write side of one sandbox: creates payments in its store, remembers idempotency keys."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.keys: dict[tuple[str, str], tuple[str, Answer, float]] = {}  # (account, key) -> (body, answer, when)
+        self.received: list[Write] = []
+
+    def post(self, token: str, key: str | None, raw: bytes) -> Answer:
+        """The answer to one POST; the write (when there is one) is applied before this returns."""
+        with self.store.lock:
+            answer = self._post(token, key, raw)
+            try:
+                body: Any = json.loads(raw or b"null")
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
+            self.received.append(Write(token, key, body, answer.status))
+            return answer
+
+    def _post(self, token: str, key: str | None, raw: bytes) -> Answer:
+        canonical = raw.decode("utf-8", "replace")
+        try:
+            canonical = json.dumps(json.loads(raw), sort_keys=True)
+        except ValueError:
+            pass
+        if key is not None:
+            seen = self.keys.get((token, key))
+            if seen is not None and time.monotonic() - seen[2] < IDEMPOTENCY_SECONDS:
+                if seen[0] != canonical:
+                    return Answer(400, _refused([problem(
+                        "Idempotency Key Reused", "this Idempotency-Key was used with a different request body",
+                        "IDEMPOTENCY_KEY_REUSED")]))  # fmt: skip
+                return copy.deepcopy(seen[1])
+        answer = self._create(token, raw)
+        if key is not None and answer.status == 201 and answer.body.get("model", {}).get("id"):
+            self.keys[(token, key)] = (canonical, copy.deepcopy(answer), time.monotonic())
+        return answer
+
+    def _create(self, token: str, raw: bytes) -> Answer:
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError:
+            return Answer(400, _refused([problem("Malformed Request", "the body is not JSON", "MALFORMED_REQUEST")]))
+        model = body.get("model") if isinstance(body, dict) else None
+        if not isinstance(model, dict):
+            return Answer(400, _refused([problem("Missing Required Field", "the body needs a `model` object",
+                                                 "MISSING_REQUIRED_FIELD", "/model")]))  # fmt: skip
+        malformed = _malformed(model)
+        if malformed:
+            return Answer(400, _refused(malformed))
+        currency = model["currency"]
+        total, bad = _amount(model["total_amount"], currency, "/model/total_amount")
+        if bad is not None:
+            return Answer(400, _refused([bad]))
+        applied: list[tuple[dict[str, Any], dict[str, Any] | None, Decimal]] = []
+        errors: list[dict[str, Any]] = []
+        warnings: list[dict[str, Any]] = []
+        for position, line in enumerate(model.get("applied_to_lines") or []):
+            pointer = f"/model/applied_to_lines/{position}"
+            amount, bad = _amount(line.get("applied_amount"), currency, f"{pointer}/applied_amount")
+            if bad is not None:
+                return Answer(400, _refused([bad]))
+            assert amount is not None
+            invoice = None
+            if line.get("related_object_type") == "INVOICE":
+                invoice = next((i for i in self.store.records[token]["invoices"]
+                                if i["id"] == line.get("related_object_id") and not i.get("remote_was_deleted")),
+                               None)  # fmt: skip
+                if invoice is None:
+                    errors.append(problem("Invalid Field", "the invoice does not exist in the accounting system",
+                                          "INVALID_FIELD", f"{pointer}/related_object_id"))  # fmt: skip
+                    continue
+                if invoice["currency"] != currency:
+                    warnings.append(problem("Currency Mismatch", "the payment's currency is not the invoice's",
+                                            "CURRENCY_MISMATCH", f"{pointer}"))  # fmt: skip
+                elif amount > Decimal(str(invoice["balance"])):
+                    errors.append(problem("Invalid Field", "the amount applied is more than the invoice's balance",
+                                          "INVALID_FIELD", f"{pointer}/applied_amount"))  # fmt: skip
+                    continue
+            applied.append((line, invoice, amount))
+        if errors:
+            return Answer(201, _refused(errors, model=copy.deepcopy(model)))
+        return Answer(201, {"model": self._stored(token, model, total, applied), "warnings": warnings,
+                            "errors": [], "logs": None})  # fmt: skip
+
+    def _stored(self, token: str, model: dict[str, Any], total: Decimal | None,
+                applied: list[tuple[dict[str, Any], dict[str, Any] | None, Decimal]]) -> dict[str, Any]:  # fmt: skip
+        store = self.store
+        currency = model["currency"]
+        stamp = store.stamp()
+        lines = []
+        for n, (line, invoice, amount) in enumerate(applied):
+            lines.append({"id": str(uuid.uuid4()), "remote_id": f"PL-{store.created['payments'] + 1}-{n + 1}",
+                          "created_at": stamp, "modified_at": stamp, "applied_amount": str(amount),
+                          "applied_date": line.get("applied_date"), "related_object_id": line.get("related_object_id"),
+                          "related_object_type": line.get("related_object_type")})  # fmt: skip
+            if invoice is not None and invoice["currency"] == currency:
+                left = Decimal(str(invoice["balance"])) - amount
+                invoice["balance"] = money(left, invoice["currency"])
+                invoice["status"] = "PAID" if left == 0 else "PARTIALLY_PAID"
+                invoice["modified_at"] = stamp
+        store.created["payments"] += 1
+        record = {
+            "id": str(uuid.uuid4()), "remote_id": f"PMT-NEW-{store.created['payments']:04d}", "created_at": stamp,
+            "modified_at": stamp, "remote_was_deleted": False, "field_mappings": None, "remote_data": None,
+            "payment_url": None, "transaction_date": model.get("transaction_date") or _today(),
+            "contact": model.get("contact"), "account": model.get("account"), "payment_method": None,
+            "currency": currency, "exchange_rate": model.get("exchange_rate"), "company": None,
+            "total_amount": money(total or Decimal(0), currency), "type": model.get("type") or "ACCOUNTS_RECEIVABLE",
+            "tracking_categories": list(model.get("tracking_categories") or []), "accounting_period": None,
+            "applied_to_lines": lines, "remote_updated_at": stamp,
+        }  # fmt: skip
+        store.records[token]["payments"].append(record)
+        for _, invoice, _ in applied:
+            if invoice is not None:
+                invoice.setdefault("payments", []).append(record["id"])
+        return copy.deepcopy(record)
+
+
+def _today() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT00:00:00Z")

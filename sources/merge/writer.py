@@ -1,0 +1,267 @@
+"""Creating payments through Merge: one `POST /payments {"model": {...}}` per record, with an `Idempotency-Key`.
+
+Merge's payments carry no field of the caller's own (no reference, no memo), so an external id cannot travel
+inside the record. What makes a resend safe instead is Merge's idempotency key: every send of a row carries the
+same key, derived from its connection and external id, and Merge answers a key it has seen (for 24 h) with the
+stored answer, never a second record; a key reused with another body is refused (400). The engine still looks
+the record up before any resend (by content: the invoice it is applied to, amount, currency, day, created after
+the first send), and this writer never retries a POST itself (Merge's SDK retries them on 408/409/429/5xx by
+default; here the shared client is told the request is not idempotent).
+
+Merge answers 201 `{model, warnings, errors}`: a 201 with errors created nothing (the accounting system refused
+it) and is a refusal; warnings go to the ledger beside the created record. What the answer describes is handed
+to the engine (`Created`), which checks it against the row before it believes it.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sources.common.currencies import minor_unit_exponent
+from sources.common.errors import ApiError, OutcomeUnknown, WriteRefused
+from sources.common.http.client import RetryPolicy
+from sources.common.reading import values as c
+from sources.common.secrets import SECRETS, printable
+from sources.common.writer import Created, Job, Row, WriterOptions, calendar_day
+from sources.merge.client import MergeClient
+from sources.merge.settings import ACCOUNT_TOKEN_HEADER, ENDPOINTS
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# a fixed namespace: the key of a row is the same on every machine and in every run
+KEY_NAMESPACE = uuid.UUID("6f1c1e4a-53b0-4c38-9d0e-8f0a1c2b3d4e")
+LOOKUP_MARGIN = timedelta(minutes=5)  # Merge's `modified_at` of a created record may precede our clock a little
+RECEIVABLE = "ACCOUNTS_RECEIVABLE"
+PAYMENT_TYPES = frozenset({RECEIVABLE, "ACCOUNTS_PAYABLE"})
+
+
+def idempotency_key(row: Row) -> str:
+    """The key every send of `row` carries: a UUID derived from its connection and external id (Merge
+    recommends a UUID), so a resend, in this run or another, is the same request to Merge."""
+    return str(uuid.uuid5(KEY_NAMESPACE, f"payment\x1f{row['connection']}\x1f{row['external_id']}"))
+
+
+def _major(minor: int, currency: str) -> Decimal:
+    return Decimal(int(minor)).scaleb(-minor_unit_exponent(currency))
+
+
+def payment_model(row: Row) -> dict[str, Any]:
+    """Merge's PaymentRequest for a queued row: the amount in major units, exact (a JSON number from a Decimal,
+    never a float), applied whole to the row's invoice as one `applied_to_lines` entry (how Merge says which
+    invoice a payment pays), the queued calendar day at midnight UTC; the same body for every send."""
+    currency = str(row["currency"]).upper()
+    amount = _major(row["total_amount"], currency)
+    model: dict[str, Any] = {"currency": currency, "total_amount": amount}
+    day = calendar_day(row.get("transaction_date"))
+    when = None if day is None else f"{day.isoformat()}T00:00:00Z"
+    if when is not None:
+        model["transaction_date"] = when
+    kind = str(row.get("type") or RECEIVABLE).upper()
+    model["type"] = kind if kind in PAYMENT_TYPES else RECEIVABLE
+    for column, field in (("contact_id", "contact"), ("account_id", "account")):
+        if row.get(column):
+            model[field] = str(row[column])
+    if row.get("exchange_rate") is not None:
+        model["exchange_rate"] = str(row["exchange_rate"])
+    if row.get("tracking_categories"):
+        model["tracking_categories"] = [t.strip() for t in str(row["tracking_categories"]).split(",") if t.strip()]
+    line: dict[str, Any] = {"applied_amount": str(amount), "related_object_id": str(row["invoice_id"]),
+                            "related_object_type": "INVOICE"}  # fmt: skip
+    if when is not None:
+        line["applied_date"] = when
+    model["applied_to_lines"] = [line]
+    return model
+
+
+def _problems(answer: Mapping[str, Any], name: str) -> list[str]:
+    """A 201's `errors` or `warnings` as text (`title: detail`), masked; a malformed entry as itself."""
+    entries = answer.get(name)
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        return [f"{name} is not a list: {c.preview(entries)}"]
+    out = []
+    for entry in entries:
+        if isinstance(entry, dict):
+            text = ": ".join(str(entry[k]) for k in ("title", "detail") if entry.get(k) is not None)
+            out.append(text or c.preview(entry))
+        else:
+            out.append(c.preview(entry))
+    return [printable(SECRETS.redact(text))[:300] for text in out]
+
+
+def _moment(value: Any) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _ref(value: Any) -> str | None:
+    """A related object's id, whether sent as the id or expanded."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def _applied_invoice(record: Mapping[str, Any]) -> str | None:
+    """The invoice a payment is applied to, when it is applied to exactly one (as push creates them)."""
+    lines = record.get("applied_to_lines")
+    if not isinstance(lines, list):
+        return None
+    invoices = {
+        _ref(line.get("related_object_id"))
+        for line in lines
+        if isinstance(line, dict) and str(line.get("related_object_type") or "").upper() == "INVOICE"
+    }
+    return invoices.pop() if len(invoices) == 1 else None
+
+
+def _content(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A Merge payment in the queue's terms: its invoice, its amount in minor units (None where it does not
+    read exactly), its currency."""
+    currency = record.get("currency")
+    try:
+        exponent = minor_unit_exponent(currency)
+        total = c.major_to_minor(record.get("total_amount"), "total_amount", exponent)
+    except (ValueError, TypeError):  # RecordError is a ValueError
+        total = None
+    content = {
+        "invoice_id": _applied_invoice(record),
+        "total_amount": total,
+        "currency": str(currency).upper() if isinstance(currency, str) else None,
+    }
+    return {k: v for k, v in content.items() if v is not None}
+
+
+def _created(record: Mapping[str, Any], warnings: Sequence[str] = ()) -> Created:
+    remote_id = record.get("remote_id")
+    return Created(
+        record_id=record["id"],
+        remote_id=None if remote_id is None else str(remote_id),
+        content=_content(record),
+        created_at=_moment(record.get("created_at")),
+        warnings=tuple(warnings),
+    )
+
+
+def _same_day(record: Mapping[str, Any], row: Row) -> bool:
+    day = calendar_day(row.get("transaction_date"))
+    return day is None or str(record.get("transaction_date") or "")[:10] == day.isoformat()
+
+
+class _Lookup:
+    """One linked account's payments changed since a moment, read again from the newest change seen."""
+
+    def __init__(self, client: MergeClient, page_size: int) -> None:
+        self.client = client
+        self.page_size = page_size
+        self.records: dict[str, dict[str, Any]] = {}  # by Merge id, the latest version
+        self.since: datetime | None = None
+        self.lock = threading.Lock()
+
+    def refresh(self, since: datetime) -> None:
+        with self.lock:
+            start = since - LOOKUP_MARGIN
+            if self.since is None or start < self.since:
+                self.since = start
+            newest = self.since
+            for page in self.client.pages("payments", self.page_size, modified_after=self.since):
+                for record in page:
+                    if not isinstance(record, dict) or not isinstance(record.get("id"), str) or not record["id"]:
+                        continue
+                    self.records[record["id"]] = record
+                    moment = _moment(record.get("modified_at"))
+                    if moment is not None:
+                        newest = max(newest, moment - LOOKUP_MARGIN)
+            self.since = newest
+
+
+class MergeWriter:
+    """Creates one payment per request (the engine sends rows side by side, within each account's budget)."""
+
+    batch_size = 1
+    runs_in_background = False  # Merge writes synchronously unless asked to run async, which push never does
+
+    def __init__(self, api_key: str, base_url: str, options: WriterOptions) -> None:
+        self.api_key = api_key
+        self.base_url = base_url
+        self.options = options
+        self.clients: dict[str, MergeClient] = {}
+        self.lookups: dict[str, _Lookup] = {}
+        self.lock = threading.RLock()  # `_lookup` makes its client under it
+        self.rng = random.Random()
+
+    def _client(self, account: str) -> MergeClient:
+        with self.lock:
+            if account not in self.clients:
+                self.clients[account] = MergeClient(self.api_key, account, self.base_url,
+                                                    policy=self.options.policy, stats=self.options.stats)  # fmt: skip
+            return self.clients[account]
+
+    def send(self, kind: str, account: str, rows: Sequence[Row]) -> dict[str, Created] | Job:
+        (row,) = rows
+        path = ENDPOINTS["payments"]
+        answer = self._client(account).http.request_json(
+            "POST",
+            path,
+            json_body={"model": payment_model(row)},
+            headers={ACCOUNT_TOKEN_HEADER: account, IDEMPOTENCY_HEADER: idempotency_key(row)},
+            idempotent=False,  # never retried by the client: the engine looks it up first
+        )
+        if not isinstance(answer, dict):
+            raise OutcomeUnknown("POST", path, 201, f"the answer is not an object ({type(answer).__name__})")
+        errors = _problems(answer, "errors")
+        if errors:
+            # the accounting system refused the write: Merge created nothing
+            raise WriteRefused("POST", path, 201, "Merge answered with errors: " + "; ".join(errors))
+        model = answer.get("model")
+        if not isinstance(model, dict) or not isinstance(model.get("id"), str) or not model["id"]:
+            raise OutcomeUnknown("POST", path, 201, "the answer holds no created payment with an id")
+        return {row["external_id"]: _created(model, _problems(answer, "warnings"))}
+
+    def job(self, account: str, job_id: str) -> Job:
+        raise ApiError("GET", job_id, 404, "Merge writes payments synchronously; push runs no write jobs there")
+
+    def _lookup(self, account: str) -> _Lookup:
+        with self.lock:
+            if account not in self.lookups:
+                self.lookups[account] = _Lookup(self._client(account), self.options.page_size)
+            return self.lookups[account]
+
+    def refresh(self, kind: str, account: str, since: datetime) -> None:
+        self._lookup(account).refresh(since)
+
+    def find(
+        self, kind: str, account: str, row: Row, claimed: set[str], not_before: datetime | None = None
+    ) -> Created | None:
+        # by content only: a Merge payment carries no external id (see the module text)
+        wanted = {"invoice_id": row["invoice_id"], "total_amount": int(row["total_amount"]),
+                  "currency": str(row["currency"]).upper()}  # fmt: skip
+        lookup = self._lookup(account)
+        with lookup.lock:
+            records = list(lookup.records.values())
+        for record in sorted(records, key=lambda r: (str(r.get("created_at")), r["id"])):
+            if record["id"] in claimed or record.get("remote_was_deleted"):
+                continue
+            created = _moment(record.get("created_at"))
+            if not_before is not None and created is not None and created < not_before:
+                continue
+            if _content(record) == wanted and _same_day(record, row):
+                return _created(record)
+        return None
+
+    def backoff(self, send: int) -> float:
+        return (self.options.policy or RetryPolicy()).backoff(send, self.rng)
+
+    def close(self) -> None:
+        with self.lock:
+            for client in self.clients.values():
+                client.close()
+            self.clients.clear()

@@ -1,0 +1,205 @@
+"""Pushing payments to Merge linked accounts through `POST /payments`, over HTTP against the Merge sandbox:
+each payment created exactly once whatever the network does, with the same `Idempotency-Key` on every send
+of a row; a 201 with errors is a refusal; an answer is checked against the row before it is believed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from pipelines.push import ProviderAccess, PushSettings, SendRules, run_push
+from sandbox.http import Fault
+from sandbox.merge import MergeSandbox, Settings
+from sources.merge.writer import idempotency_key
+from tests.support import DATASET, PUSH_RETRIES, QUICK_JOBS, Warehouse, ledger, queue
+
+POST = "/api/accounting/v1/payments"
+
+
+@pytest.fixture
+def merge():
+    server = MergeSandbox(settings=Settings(rate_limit=None))
+    with server:
+        yield server
+
+
+@pytest.fixture
+def loaded(warehouse: Warehouse, merge: MergeSandbox) -> Warehouse:
+    assert warehouse.load_from("merge", merge).status == "ok"
+    return warehouse
+
+
+def push_merge(warehouse: Warehouse, merge: MergeSandbox, **options: Any):
+    rules = SendRules(**{**asdict(QUICK_JOBS), **{k: options.pop(k) for k in list(options)
+                                                   if k in SendRules.__dataclass_fields__}})  # fmt: skip
+    settings = PushSettings(database=str(warehouse.path), policy=PUSH_RETRIES, lookup_page_size=100,
+                            providers={"merge": ProviderAccess(merge.api_key, merge.accounts(), merge.url)},
+                            rules=rules)  # fmt: skip
+    return run_push(replace(settings, **options))
+
+
+def queue_open(warehouse: Warehouse, n: int, prefix: str = "mg") -> list[dict[str, Any]]:
+    """n payments on open Merge receivables (one per invoice, part of its open balance), in their currencies."""
+    invoices = warehouse.query(
+        f"SELECT connection, id, currency, balance FROM {DATASET}.invoices WHERE provider = 'merge' "
+        "AND kind = 'receivable' AND status IN ('OPEN', 'PARTIALLY_PAID') AND balance >= 1000 "
+        "AND deleted_at IS NULL ORDER BY connection, currency, id"
+    )
+    by_currency: dict[str, tuple] = {}
+    for invoice in invoices:  # one of each currency first (0, 2 and 3 decimals), then any
+        by_currency.setdefault(invoice[2], invoice)
+    chosen = list(by_currency.values()) + [i for i in invoices if i not in by_currency.values()]
+    assert len(chosen) >= n
+    rows = [
+        {"external_id": f"{prefix}-{k}", "connection": connection, "invoice_id": invoice_id, "currency": currency,
+         "total_amount": balance // 2, "transaction_date": "2026-11-20"}
+        for k, (connection, invoice_id, currency, balance) in enumerate(chosen[:n])
+    ]  # fmt: skip
+    queue(warehouse, rows)
+    return rows
+
+
+def created(merge: MergeSandbox, row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The payments the sandbox holds that push created for `row` (by their content: Merge carries no id of
+    ours)."""
+    out = []
+    for payment in merge.store.all(row["connection"], "payments"):
+        lines = payment["applied_to_lines"]
+        if payment["remote_id"].startswith("PMT-NEW-") and lines and lines[0]["related_object_id"] == row["invoice_id"]:
+            out.append(payment)
+    return out
+
+
+def test_payments_are_created_once_in_merges_terms_and_the_ledger_says_so(
+    loaded: Warehouse, merge: MergeSandbox
+) -> None:
+    rows = queue_open(loaded, 4)
+    summary = push_merge(loaded, merge)
+    assert summary.outcomes == {"created": 4}, summary.errors
+    entries = ledger(loaded)
+    for row in rows:
+        (payment,) = created(merge, row)
+        assert entries[row["external_id"]][:2] == ("created", payment["id"])
+        exponent = {"USD": 2, "EUR": 2, "JPY": 0, "KWD": 3}[row["currency"]]
+        # out in Merge's terms: major units, exact, applied whole to the invoice
+        assert Decimal(str(payment["total_amount"])) == Decimal(row["total_amount"]).scaleb(-exponent)
+        assert payment["applied_to_lines"][0]["applied_amount"] == str(Decimal(row["total_amount"]).scaleb(-exponent))
+        assert payment["transaction_date"] == "2026-11-20T00:00:00Z"
+    assert {r["currency"] for r in rows} >= {"JPY", "KWD"}
+    # every send carried the row's own key
+    keys = {w.idempotency_key for w in merge.writes.received}
+    assert keys == {idempotency_key(r) for r in rows} and len(merge.writes.received) == 4
+    # a second run sends nothing; a load reads the created payments back as the rows queued them
+    assert push_merge(loaded, merge).outcomes == {}
+    assert len(merge.writes.received) == 4
+    assert loaded.load_from("merge", merge).status == "ok"
+    for row in rows:
+        (payment,) = created(merge, row)
+        assert loaded.query(f"SELECT total_amount, currency FROM {DATASET}.payments WHERE id = ?", payment["id"]) == [
+            (row["total_amount"], row["currency"])
+        ]
+
+
+@pytest.mark.parametrize("fault", ["status", "drop"], ids=["created-then-500", "created-then-dropped"])
+def test_a_payment_whose_answer_is_lost_after_the_write_is_created_once(
+    loaded: Warehouse, merge: MergeSandbox, fault: str
+) -> None:
+    (row,) = queue_open(loaded, 1)
+    merge.inject(Fault(fault, status=500, method="POST", path=POST, after_write=True))
+    summary = push_merge(loaded, merge)
+    assert summary.outcomes == {"created": 1}, summary.errors
+    (payment,) = created(merge, row)
+    assert ledger(loaded)[row["external_id"]][:2] == ("created", payment["id"])
+    # one request, whose answer was lost; the lookup found the payment, so nothing was sent again
+    assert [w.idempotency_key for w in merge.writes.received] == [idempotency_key(row)]
+    attempts = loaded.query(
+        f"SELECT phase, status FROM {DATASET}.push_attempts WHERE external_id = ? ORDER BY happened_at",
+        row["external_id"],
+    )
+    assert ("outcome", "unknown") in attempts and attempts[-1] == ("resolve", "created")
+
+
+def test_a_resend_the_lookup_cannot_prevent_is_answered_from_merges_idempotency_store(
+    loaded: Warehouse, merge: MergeSandbox
+) -> None:
+    """The first answer is lost and the lookup cannot see the payment (Merge lists it later): the resend
+    carries the same key, and Merge answers it with the stored payment instead of creating a second."""
+    (row,) = queue_open(loaded, 1)
+    merge.inject(Fault("status", status=502, method="POST", path=POST, after_write=True))
+    hidden = merge.store.records[merge.accounts()[row["connection"]]]["payments"]
+    listed = list(hidden)
+    original_page = merge.store.page
+
+    def page_without_new(token: str, kind: str, *args: Any, **kwargs: Any):
+        rows, more = original_page(token, kind, *args, **kwargs)
+        if kind == "payments":  # Merge has not synced the new payment into its list yet
+            rows = [r for r in rows if any(r["id"] == p["id"] for p in listed)]
+        return rows, more
+
+    merge.store.page = page_without_new  # type: ignore[method-assign]
+    summary = push_merge(loaded, merge)
+    assert summary.outcomes == {"created": 1}, summary.errors
+    assert len(created(merge, row)) == 1
+    assert [w.idempotency_key for w in merge.writes.received] == [idempotency_key(row)] * 2
+    assert ledger(loaded)[row["external_id"]][1] == created(merge, row)[0]["id"]
+
+
+def test_a_201_with_errors_is_a_refusal_and_warnings_are_kept(loaded: Warehouse, merge: MergeSandbox) -> None:
+    refused, warned = queue_open(loaded, 2)
+    token = merge.accounts()[refused["connection"]]
+    merge.store.records[token]["invoices"] = [
+        i for i in merge.store.records[token]["invoices"] if i["id"] != refused["invoice_id"]
+    ]  # gone from the accounting system after our load
+    payment_currency = {"USD": "EUR", "EUR": "USD", "JPY": "USD", "KWD": "EUR"}
+    token = merge.accounts()[warned["connection"]]
+    invoice = next(i for i in merge.store.records[token]["invoices"] if i["id"] == warned["invoice_id"])
+    invoice["currency"] = payment_currency[warned["currency"]]  # upstream now says another currency
+    summary = push_merge(loaded, merge)
+    assert summary.outcomes == {"rejected": 1, "created": 1}, summary.errors
+    entries = ledger(loaded)
+    status, _, error = entries[refused["external_id"]]
+    assert status == "rejected" and "errors" in error and "does not exist" in error
+    assert created(merge, refused) == []
+    status, record_id, error = entries[warned["external_id"]]
+    assert status == "created" and record_id and "Currency Mismatch" in error
+    # not sent again in the run (a refusal is final); the next run tries it once more, as every rejected row
+    assert [w.status for w in merge.writes.received].count(201) == 2 and len(merge.writes.received) == 2
+    assert push_merge(loaded, merge).outcomes == {"rejected": 1}
+    assert len(merge.writes.received) == 3 and created(merge, refused) == []
+
+
+def test_an_answer_describing_another_payment_is_not_believed(loaded: Warehouse, merge: MergeSandbox) -> None:
+    (row,) = queue_open(loaded, 1)
+    other = merge.store.all(row["connection"], "payments")[0]
+    merge.inject(Fault("body", status=201, method="POST", path=POST, body=_answer_with(other)))
+    summary = push_merge(loaded, merge)
+    # the forged answer is doubted, the payment is looked up: it was never created, so it is sent again once
+    assert summary.outcomes == {"created": 1}, summary.errors
+    (payment,) = created(merge, row)
+    assert ledger(loaded)[row["external_id"]][1] == payment["id"] != other["id"]
+
+
+def _answer_with(payment: dict[str, Any]) -> str:
+    return json.dumps({"model": payment, "warnings": [], "errors": []})
+
+
+def test_the_same_key_with_another_body_is_refused_by_merge(merge: MergeSandbox) -> None:
+    """What protects a row edited between two sends: Merge refuses the key with another body (400)."""
+    token = next(iter(merge.accounts().values()))
+    headers = {"Authorization": f"Bearer {merge.api_key}", "X-Account-Token": token, "Idempotency-Key": "k-1"}
+    invoice = next(i for i in merge.store.records[token]["invoices"] if i["status"] == "OPEN")
+    model = {"currency": invoice["currency"], "total_amount": 1,
+             "applied_to_lines": [{"applied_amount": "1", "related_object_id": invoice["id"],
+                                   "related_object_type": "INVOICE"}]}  # fmt: skip
+    with httpx.Client(base_url=merge.url, headers=headers) as client:
+        first = client.post("/payments", json={"model": model})
+        again = client.post("/payments", json={"model": model})
+        other = client.post("/payments", json={"model": {**model, "total_amount": 2}})
+    assert first.status_code == again.status_code == 201 and first.json() == again.json()
+    assert other.status_code == 400 and other.json()["errors"][0]["problem_type"] == "IDEMPOTENCY_KEY_REUSED"
+    assert merge.store.created["payments"] == 1
