@@ -1,4 +1,4 @@
-"""Fixtures: real Panora and Rootfi sandboxes on 127.0.0.1 per test, and a warehouse (a real DuckDB file) to
+"""Fixtures: real Panora, Rootfi and Merge sandboxes on 127.0.0.1 per test, and a warehouse (a real DuckDB file) to
 load into. What tests share besides fixtures is in `support.py`. The tests are in two folders, each test
 marked by its folder: `unit/` (in-process and quick, no server or process; `pytest tests/unit` or
 `pytest -m unit`) and `integration/` (what needs the sandboxes, processes, dbt, notebooks, PostgreSQL or
@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.merge import MergeSandbox
+from sandbox.merge import Settings as MergeSettings
 from sandbox.panora import PanoraSandbox, Settings, Store, seed_connections
 from sandbox.rootfi import RootfiSandbox
 from sandbox.rootfi import Settings as RootfiSettings
@@ -81,6 +83,14 @@ def sandbox() -> Iterator[PanoraSandbox]:
 def rootfi() -> Iterator[RootfiSandbox]:
     """The Rootfi sandbox with its seeded companies, rate limit off, jobs that end within a second."""
     server = RootfiSandbox(settings=RootfiSettings(rate_limit=None))
+    with server:
+        yield server
+
+
+@pytest.fixture
+def merge() -> Iterator[MergeSandbox]:
+    """The Merge sandbox with its seeded linked accounts, rate limit off (tests that need it turn it on)."""
+    server = MergeSandbox(settings=MergeSettings(rate_limit=None))
     with server:
         yield server
 

@@ -76,8 +76,20 @@ def run_cli(env: dict[str, str], pipelines_dir: Path, *args: str) -> subprocess.
     )
 
 
-def cli_env(sandbox, database: Path, tmp_path: Path, rootfi: RootfiSandbox | None = None) -> dict[str, str]:
+def cli_env(
+    sandbox, database: Path, tmp_path: Path, rootfi: RootfiSandbox | None = None, merge: Any = None
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
+    if merge is not None:
+        env.update(
+            {
+                "SOURCES__MERGE__API_KEY": merge.api_key,
+                "SOURCES__MERGE__ACCOUNTS": json.dumps(merge.accounts()),
+                "SOURCES__MERGE__BASE_URL": merge.url,
+                "SOURCES__MERGE__PAGE_SIZE": "15",
+                "SOURCES__MERGE__BACKOFF_BASE": "0.01",
+            }
+        )
     if rootfi is not None:
         env.update(
             {
@@ -226,7 +238,7 @@ class LoadedWarehouses:
     dbt build take seconds, and every test's sandbox holds the same records, ids and tokens (one seed).
 
     Kinds: `panora` (Panora loaded, models built), `rootfi` (Rootfi loaded, models built), `both` (Panora,
-    then Rootfi, models built once at the end)."""
+    then Rootfi, models built once at the end), `merge` (Merge loaded, page size 15, no models)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -243,6 +255,8 @@ class LoadedWarehouses:
         return warehouse
 
     def _make(self, kind: str) -> Path:
+        from sandbox.merge import MergeSandbox
+        from sandbox.merge import Settings as MergeSettings
         from sandbox.panora import Settings, Store, seed_connections
         from sandbox.rootfi import Settings as RootfiSettings
 
@@ -253,6 +267,7 @@ class LoadedWarehouses:
             pytest.MonkeyPatch.context() as env,
             PanoraSandbox(Store(seed_connections()), Settings(rate_limit=None)) as sandbox,
             RootfiSandbox(settings=RootfiSettings(rate_limit=None)) as rootfi,
+            MergeSandbox(settings=MergeSettings(rate_limit=None)) as merge,
         ):
             for key in removed:
                 env.delenv(key)
@@ -263,6 +278,11 @@ class LoadedWarehouses:
                 summary = warehouse.load(transform=kind == "panora")
             if kind in ("rootfi", "both"):
                 summary = warehouse.load_rootfi(transform=True)
+            if kind == "merge":
+                summary = warehouse.load_from("merge", merge, source_options={"page_size": 15})
+                assert summary.status == "ok", [s.error for s in summary.failed_scans]
+                self.made[kind] = folder
+                return folder
             assert summary.status == "ok" and summary.models and not summary.models_error, summary.models_error
         self.made[kind] = folder
         return folder

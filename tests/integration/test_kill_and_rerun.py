@@ -34,10 +34,12 @@ KILL_POINTS: dict[str, Callable] = {
 }
 
 
-@pytest.mark.parametrize("provider", ["panora", "rootfi"])
+@pytest.mark.parametrize("provider", ["panora", "rootfi", "merge"])
 @pytest.mark.parametrize("point", list(KILL_POINTS))
-def test_kill_at_any_point_then_rerun_equals_a_clean_run(tmp_path, sandbox, rootfi, point, provider, loaded_warehouses):
-    server = rootfi if provider == "rootfi" else sandbox
+def test_kill_at_any_point_then_rerun_equals_a_clean_run(
+    tmp_path, sandbox, rootfi, merge, point, provider, loaded_warehouses
+):
+    server = {"panora": sandbox, "rootfi": rootfi, "merge": merge}[provider]
     server.settings.delay_seconds = 0.02  # a scan of many pages takes long enough to be interrupted
     clean = Warehouse(tmp_path / "clean", sandbox)  # a clean run of the same seeded data, made once a session
     clean.path.parent.mkdir()
@@ -48,7 +50,7 @@ def test_kill_at_any_point_then_rerun_equals_a_clean_run(tmp_path, sandbox, root
     for attempt in range(3):  # a run can finish before the kill point on a fast machine: set up again
         killed = Warehouse(tmp_path / f"killed-{attempt}", sandbox)
         killed.path.parent.mkdir()
-        env = cli_env(sandbox, killed.path, tmp_path, rootfi)
+        env = cli_env(sandbox, killed.path, tmp_path, rootfi, merge)
         server.reset_stats()
         reached = lambda folder=killed.pipelines_dir: condition(server, folder, f"accounting_{provider}")  # noqa: E731
         code = kill_when(["load", "--pipelines-dir", str(killed.pipelines_dir), *only], env, reached, timeout=120)

@@ -6,22 +6,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 import iso4217
-import pytest
 
-from sandbox.merge import MergeSandbox, Settings
+from sandbox.merge import MergeSandbox
 from tests.support import DATASET, Warehouse
 
 
 def minor(amount: float | int | str, currency: str) -> int:
     """What the warehouse must hold for a Merge amount (major units): exact minor units by ISO 4217."""
     return int(Decimal(str(amount)).scaleb(iso4217.Currency(currency).exponent))
-
-
-@pytest.fixture
-def merge():
-    server = MergeSandbox(settings=Settings(rate_limit=None))
-    with server:
-        yield server
 
 
 def load(warehouse: Warehouse, merge: MergeSandbox, **kwargs):
@@ -153,3 +145,30 @@ def test_values_merge_may_send_are_rejected_by_field_and_the_rest_loads(warehous
     assert rejected == {yen["id"]: "total_amount", unmapped["id"]: "currency",
                         payment["id"]: "applied_to_lines[0].applied_amount"}  # fmt: skip
     assert warehouse.count("invoices", "connection = 'hooli-jp'") == len(invoices) - 2
+
+
+def test_a_load_stays_under_each_linked_accounts_rate_limit(warehouse: Warehouse, merge: MergeSandbox) -> None:
+    """Merge counts requests per linked account; the budget is each account's (keyed by its token's digest),
+    so a load that needs more requests per account than the window allows is paced, never answered 429."""
+    merge.settings.rate_limit, merge.settings.rate_window_seconds = 8, 1.0
+    summary = load(warehouse, merge, source_options={"page_size": 10, "rate_limit": 8, "rate_window_seconds": 1.0})
+    assert summary.status == "ok", [s.error for s in summary.failed_scans]
+    requests = merge.stats.snapshot()["total_requests"]
+    assert requests > 3 * 8, "every account must need more than one window's requests"
+    assert merge.stats.throttled == 0
+    assert warehouse.count("payments", "provider = 'merge'") == sum(
+        len(merge.store.all(a, "payments", True)) for a in merge.store.aliases
+    )
+
+
+def test_a_refused_api_key_is_asked_once_not_once_per_account_and_resource(
+    warehouse: Warehouse, merge: MergeSandbox
+) -> None:
+    """Merge blocks an address that sends more than 20 failing requests in 10 s: a run whose key is refused
+    stops asking (3 accounts x 4 resources would be 12 failures a run; a few runs in a row, a block)."""
+    summary = load(warehouse, merge, api_key="merge_wrong_key")
+    assert summary.status != "ok" and summary.failed_scans
+    assert all(s.cause == "api_key" for s in summary.failed_scans)
+    failing = merge.stats.snapshot()["total_requests"]
+    assert failing <= 4, f"{failing} requests with a refused key (at most one per resource running side by side)"
+    assert load(warehouse, merge).status == "ok"  # the right key is not blocked, nor the address

@@ -5,6 +5,8 @@ of a row; a 201 with errors is a refusal; an answer is checked against the row b
 from __future__ import annotations
 
 import json
+import signal
+import time
 from dataclasses import asdict, replace
 from decimal import Decimal
 from typing import Any
@@ -14,18 +16,21 @@ import pytest
 
 from pipelines.push import ProviderAccess, PushSettings, SendRules, run_push
 from sandbox.http import Fault
-from sandbox.merge import MergeSandbox, Settings
+from sandbox.merge import MergeSandbox
 from sources.merge.writer import idempotency_key
-from tests.support import DATASET, PUSH_RETRIES, QUICK_JOBS, Warehouse, ledger, queue
+from tests.support import (
+    DATASET,
+    PUSH_RETRIES,
+    QUICK_JOBS,
+    Warehouse,
+    cli_env,
+    kill_when,
+    ledger,
+    queue,
+    stopped_ledger,
+)
 
 POST = "/api/accounting/v1/payments"
-
-
-@pytest.fixture
-def merge():
-    server = MergeSandbox(settings=Settings(rate_limit=None))
-    with server:
-        yield server
 
 
 @pytest.fixture
@@ -203,3 +208,20 @@ def test_the_same_key_with_another_body_is_refused_by_merge(merge: MergeSandbox)
     assert first.status_code == again.status_code == 201 and first.json() == again.json()
     assert other.status_code == 400 and other.json()["errors"][0]["problem_type"] == "IDEMPOTENCY_KEY_REUSED"
     assert merge.store.created["payments"] == 1
+
+
+def test_push_killed_while_merge_creates_then_rerun_creates_once(
+    loaded: Warehouse, merge: MergeSandbox, tmp_path
+) -> None:
+    (row,) = queue_open(loaded, 1)
+    # the server takes 2 s on the POST and then creates the payment, whether or not the client is still there
+    merge.inject(Fault("delay", method="POST", path=POST, seconds=2.0))
+    sent = lambda: merge.stats.snapshot()["requests"].get(f"POST {POST}", 0) > 0  # noqa: E731
+    env = cli_env(loaded.sandbox, loaded.path, tmp_path, merge=merge)
+    code = kill_when(["push", "--database", str(loaded.path)], env, sent)
+    assert code == -signal.SIGKILL, "the push ended before it sent its POST"
+    assert stopped_ledger(loaded)[row["external_id"]][0] == "pending"  # the intent was on disk first
+    time.sleep(2.5)  # the server finishes the request it was given
+    assert push_merge(loaded, merge).outcomes == {"created": 1}
+    assert len(created(merge, row)) == 1 and len(merge.writes.received) == 1  # looked up, not resent
+    assert ledger(loaded)[row["external_id"]][:2] == ("created", created(merge, row)[0]["id"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from sources.common.errors import ApiError, OutcomeUnknown
+from sources.common.errors import ApiError, CredentialsRefused, OutcomeUnknown
 from sources.common.http.client import ApiClient, RetryPolicy
 from tests.support import FakeClock, fake_budget, ok, scripted
 
@@ -102,3 +102,43 @@ def test_a_post_is_resent_when_it_never_left():
     transport, calls = scripted(httpx.ConnectError("refused", request=request), httpx.Response(201, json={"id": "p1"}))
     assert client(transport).request_json("POST", "/accounting/payments", json_body={}) == {"id": "p1"}
     assert len(calls) == 2
+
+
+def test_a_refused_credential_is_not_offered_again_by_any_client_of_the_process():
+    """A 401 for the API key: later requests with that key, from this client or another, fail at once with
+    the same refusal and send nothing; a refused account token stops that account only."""
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("x-account", ""))
+        if request.headers.get("x-api-key") == "wrong":
+            return httpx.Response(401, json={"detail": "Invalid API key."})
+        if request.headers.get("x-account") == "revoked":
+            return httpx.Response(403, json={"detail": "Invalid account token."})
+        return ok({"ok": True})
+
+    def api(key: str) -> ApiClient:
+        return ApiClient(
+            "http://refusing.test",
+            {"x-api-key": key},
+            transport=httpx.MockTransport(answer),
+            refused_credential=lambda r: (
+                None if r.status_code < 400 else ("account" if r.status_code == 403 else "api_key")
+            ),
+            secret_headers=("x-api-key", "x-account"),
+        )
+
+    first, second = api("wrong"), api("wrong")
+    for client_, account in ((first, "a"), (first, "b"), (second, "c")):
+        with pytest.raises(CredentialsRefused) as refused:
+            client_.get_json("/payments", headers={"x-account": account})
+        assert refused.value.credential == "api_key" and refused.value.status == 401
+    assert seen == ["a"]  # one request left; the others were refused here
+    good = api("right")
+    with pytest.raises(CredentialsRefused) as refused:
+        good.get_json("/payments", headers={"x-account": "revoked"})
+    assert refused.value.credential == "account"
+    with pytest.raises(CredentialsRefused):
+        good.get_json("/invoices", headers={"x-account": "revoked"})
+    assert good.get_json("/payments", headers={"x-account": "fine"}) == {"ok": True}
+    assert seen == ["a", "revoked", "fine"]

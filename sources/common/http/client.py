@@ -16,6 +16,9 @@ and what a hostile answer is refused. Its rules:
 - Other 4xx are final: `ApiError` with the server's message.
 - A provider can name 5xx answers that are final (`permanent_error`), e.g. Panora's 500 for a bad key, and
   the answers that refuse its credentials (`refused_credential`): `CredentialsRefused`, final, saying which.
+- A refused credential is not sent to that root again for a minute: every later request of the process that
+  carries it (an API key: any request; an account token: that account's) fails at once with the same
+  `CredentialsRefused`, so a wrong key costs one failing request, not one per account and resource.
 - Nothing answering at the API's root (every try refused or timed out on connecting) is `Unreachable`, naming
   the root; the client's later requests to it fail at once for a minute, so that a wrong base URL costs one
   request's retries, not every request's.
@@ -59,6 +62,10 @@ NOT_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.Connec
 MESSAGE_CHARS = 500  # the most of a server's error message an error carries
 UNREACHABLE_SECONDS = 60.0  # how long a root that never answered is given up on, for this process's requests
 _UNREACHABLE: dict[str, tuple[float, str]] = {}  # base URL -> (when it was given up on, why)
+# A credential a server refused is not offered to it again for this long, by any client of this process: a
+# refusal is final, and asking again only adds failures (Merge blocks an address after 20 in 10 s).
+REFUSED_SECONDS = 60.0
+_REFUSED: dict[str, tuple[float, CredentialsRefused]] = {}  # "<base URL> <credential digest>" -> (when, refusal)
 
 
 @dataclass(frozen=True)
@@ -261,6 +268,10 @@ class ApiClient:
             follow_redirects=False,
         )
 
+    def _refusal_key(self, credentials: tuple[str, ...]) -> str:
+        """What a refusal of these credentials is remembered under: the root and a digest, never the values."""
+        return f"{self.base_url} {key_digest(chr(31).join(sorted(credentials)))}"
+
     def _secret_values(self, headers: Mapping[str, str] | None) -> tuple[str, ...]:
         return tuple(v for k, v in (headers or {}).items() if k.lower() in self.secret_headers and v)
 
@@ -361,6 +372,13 @@ class ApiClient:
         given_up = _UNREACHABLE.get(self.base_url)
         if given_up is not None and time.monotonic() - given_up[0] < UNREACHABLE_SECONDS:
             raise Unreachable(method, target, self.base_url, given_up[1], 0)
+        refusal_keys = {"api_key": self._refusal_key(self._secrets), "account": self._refusal_key(secrets)}
+        for key in refusal_keys.values():
+            refused = _REFUSED.get(key)
+            if refused is not None and time.monotonic() - refused[0] < REFUSED_SECONDS:
+                earlier = refused[1]
+                raise CredentialsRefused(method, target, earlier.status, f"not sent: {earlier.message}",
+                                         earlier.credential)  # fmt: skip
         while True:
             attempts += 1
             try:
@@ -368,7 +386,11 @@ class ApiClient:
             except WaitTooLong as exc:
                 raise ApiError(method, target, None, f"not sent: {exc}", attempts) from None
             self.stats.add(requests=1, paced_seconds=waited)
-            decision, response, body = self._try(request, target, secrets, route, idempotent)
+            try:
+                decision, response, body = self._try(request, target, secrets, route, idempotent)
+            except CredentialsRefused as exc:
+                _REFUSED[refusal_keys.get(exc.credential, refusal_keys["account"])] = (time.monotonic(), exc)
+                raise
             if decision.verdict is Verdict.OK:
                 return body
             if decision.verdict is Verdict.UNKNOWN:
