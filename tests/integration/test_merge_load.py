@@ -7,8 +7,9 @@ from decimal import Decimal
 
 import iso4217
 
+from sandbox.http import Fault
 from sandbox.merge import MergeSandbox
-from tests.support import DATASET, Warehouse
+from tests.support import DATA_TABLES, DATASET, Warehouse
 
 
 def minor(amount: float | int | str, currency: str) -> int:
@@ -172,3 +173,29 @@ def test_a_refused_api_key_is_asked_once_not_once_per_account_and_resource(
     failing = merge.stats.snapshot()["total_requests"]
     assert failing <= 4, f"{failing} requests with a refused key (at most one per resource running side by side)"
     assert load(warehouse, merge).status == "ok"  # the right key is not blocked, nor the address
+
+
+MERGE_FAULTS = [Fault("status", status=500), Fault("status", status=503), Fault("drop"), Fault("truncate"),
+                Fault("invalid_json"), Fault("delay", seconds=1.5)]  # fmt: skip
+
+
+def test_under_every_kind_of_fault_the_tables_end_as_a_clean_loads(
+    tmp_path, warehouse: Warehouse, merge: MergeSandbox, loaded_warehouses
+) -> None:
+    """Each kind of fault, twice in a row, on a later page of some account's payments or invoices: every one
+    is retried, and the tables are exactly those of a load that met none."""
+    clean = Warehouse(tmp_path / "clean", warehouse.sandbox)
+    clean.path.parent.mkdir()
+    loaded_warehouses.copy_into(clean, "merge")
+    aliases = list(merge.store.aliases)
+    merge.inject(*(
+        Fault(fault.kind, status=fault.status, seconds=fault.seconds, skip=1, times=2,
+              path=f"/api/accounting/v1/{('payments', 'invoices')[n % 2]}", connection=aliases[n % len(aliases)])
+        for n, fault in enumerate(MERGE_FAULTS)
+    ))  # fmt: skip
+    summary = load(warehouse, merge, source_options={"page_size": 15, "timeout": 0.5})
+    assert summary.status == "ok", [s.error for s in summary.failed_scans]
+    assert merge.stats.faults_fired == 2 * len(MERGE_FAULTS) and summary.requests["retries"] == 2 * len(MERGE_FAULTS)
+    got, want = warehouse.snapshot(DATA_TABLES), clean.snapshot(DATA_TABLES)
+    for table in DATA_TABLES:
+        assert got[table] == want[table], table
