@@ -167,7 +167,8 @@ def test_a_refused_api_key_is_asked_once_not_once_per_account_and_resource(
 ) -> None:
     """Merge blocks an address that sends more than 20 failing requests in 10 s: a run whose key is refused
     stops asking (3 accounts x 4 resources would be 12 failures a run; a few runs in a row, a block)."""
-    summary = load(warehouse, merge, api_key="merge_wrong_key")
+    # no account fetched ahead: each resource's scans ask one request at a time
+    summary = load(warehouse, merge, api_key="merge_wrong_key", source_options={"lookahead": 0})
     assert summary.status != "ok" and summary.failed_scans
     assert all(s.cause == "api_key" for s in summary.failed_scans)
     failing = merge.stats.snapshot()["total_requests"]
