@@ -6,7 +6,7 @@ Reproduced: `Authorization: Bearer <API key>` and `X-Account-Token: <linked-acco
 `modified_after` / `modified_before` (on Merge's own `modified_at`: when its copy changed), `created_after` /
 `created_before`, `remote_id`, `include_deleted_data` (deleted records come with `remote_was_deleted: true`) and
 `expand` (related objects are ids unless expanded: invoice `line_items`, payment `applied_to_lines`, `contact`,
-`tracking_categories`); `POST /payments` with Merge's idempotency keys (sandbox/merge/writes.py); a rate
+`tracking_categories`); `POST /payments` and `/invoices` with Merge's idempotency keys (sandbox/merge/writes.py); a rate
 limit per linked account (100 requests a minute, Merge's Launch plan), answered
 as Django REST framework throttles (429, `Retry-After`); and Merge's IP block: more than 20 failing requests
 (status 400 or more, 429 aside) from one address within 10 s, and the address is refused for a while.
@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 from sandbox.http import Fault, JsonHandler, SandboxState
 from sandbox.merge.seed import SANDBOX_API_KEY
 from sandbox.merge.store import KINDS, Store
-from sandbox.merge.writes import PaymentWrites
+from sandbox.merge.writes import WRITABLE, Writes
 
 ROOT = "/api/accounting/v1"
 ACCOUNT_TOKEN_HEADER = "X-Account-Token"
@@ -69,7 +69,7 @@ class MergeSandbox(SandboxState):
     ) -> None:
         super().__init__(settings or Settings(), _Handler, host, port)
         self.store = store or Store()
-        self.writes = PaymentWrites(self.store)  # POST /payments (sandbox/merge/writes.py)
+        self.writes = Writes(self.store)  # POST /payments, /invoices (sandbox/merge/writes.py)
         self.api_key = SANDBOX_API_KEY
         self.list_requests: list[dict[str, str]] = []
         self.failures: dict[str, deque[float]] = {}  # client address -> times of its failing answers
@@ -171,13 +171,13 @@ class _Handler(JsonHandler):
             self._list(token, kind, query, headers)
         elif method == "GET":
             self._retrieve(token, kind, parts[1], query, headers)
-        elif method == "POST" and kind == "payments" and len(parts) == 1:
-            self._create(token, body, headers, fault if fault is not None and fault.after_write else None)
+        elif method == "POST" and kind in WRITABLE and len(parts) == 1:
+            self._create(token, kind, body, headers, fault if fault is not None and fault.after_write else None)
         else:
             self.send_error_json(405, f'Method "{method}" not allowed.', headers)
 
-    def _create(self, token: str, body: bytes, headers: dict[str, str], late_fault: Fault | None) -> None:
-        answer = self.sandbox.writes.post(token, self.headers.get(IDEMPOTENCY_HEADER), body)
+    def _create(self, token: str, kind: str, body: bytes, headers: dict[str, str], late_fault: Fault | None) -> None:
+        answer = self.sandbox.writes.post(token, kind, self.headers.get(IDEMPOTENCY_HEADER), body)
         if answer.status >= 400:
             self.sandbox.failed(self.client_address[0])
         elif late_fault is not None and self.fire(late_fault, headers):

@@ -198,6 +198,6 @@ PROVIDER = Provider(
     settings_spec=MergeSettings,
     make_source=_source,
     check_accounts=check_accounts,
-    pushes=frozenset({"payment"}),
+    pushes=frozenset({"payment", "invoice"}),
     make_writer=MergeWriter,
 )

@@ -1,12 +1,14 @@
-"""Creating payments through Merge: one `POST /payments {"model": {...}}` per record, with an `Idempotency-Key`.
+"""Creating payments and invoices through Merge: one `POST /payments` (`/invoices`) `{"model": {...}}` per
+record, with an `Idempotency-Key`.
 
 Merge's payments carry no field of the caller's own (no reference, no memo), so an external id cannot travel
-inside the record. What makes a resend safe instead is Merge's idempotency key: every send of a row carries the
-same key, derived from its connection and external id, and Merge answers a key it has seen (for 24 h) with the
-stored answer, never a second record; a key reused with another body is refused (400). The engine still looks
-the record up before any resend (by content: the invoice it is applied to, amount, currency, day, created after
-the first send), and this writer never retries a POST itself (Merge's SDK retries them on 408/409/429/5xx by
-default; here the shared client is told the request is not idempotent).
+inside the record (an invoice has its `number`, which push requires and checks). What makes a resend safe
+instead is Merge's idempotency key: every send of a row carries the same key, derived from its kind,
+connection and external id, and Merge answers a key it has seen (for 24 h) with the stored answer, never a
+second record; a key reused with another body is refused (400). The engine still looks the record up before
+any resend (a payment by content: the invoice it is applied to, amount, currency, day, created after the
+first send; an invoice by its number), and this writer never retries a POST itself (Merge's SDK retries them
+on 408/409/429/5xx by default; here the shared client is told the request is not idempotent).
 
 Merge answers 201 `{model, warnings, errors}`: a 201 with errors created nothing (the accounting system refused
 it) and is a refusal; warnings go to the ledger beside the created record. What the answer describes is handed
@@ -15,6 +17,7 @@ to the engine (`Created`), which checks it against the row before it believes it
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import uuid
@@ -40,10 +43,14 @@ RECEIVABLE = "ACCOUNTS_RECEIVABLE"
 PAYMENT_TYPES = frozenset({RECEIVABLE, "ACCOUNTS_PAYABLE"})
 
 
-def idempotency_key(row: Row) -> str:
-    """The key every send of `row` carries: a UUID derived from its connection and external id (Merge
+RESOURCES = {"payment": "payments", "invoice": "invoices"}
+INVOICE_TYPES = {"ACCREC": RECEIVABLE, "ACCPAY": "ACCOUNTS_PAYABLE"}  # the queue's default spelling (Xero's)
+
+
+def idempotency_key(row: Row, kind: str = "payment") -> str:
+    """The key every send of `row` carries: a UUID derived from its kind, connection and external id (Merge
     recommends a UUID), so a resend, in this run or another, is the same request to Merge."""
-    return str(uuid.uuid5(KEY_NAMESPACE, f"payment\x1f{row['connection']}\x1f{row['external_id']}"))
+    return str(uuid.uuid5(KEY_NAMESPACE, f"{kind}\x1f{row['connection']}\x1f{row['external_id']}"))
 
 
 def _major(minor: int, currency: str) -> Decimal:
@@ -76,6 +83,54 @@ def payment_model(row: Row) -> dict[str, Any]:
         line["applied_date"] = when
     model["applied_to_lines"] = [line]
     return model
+
+
+def invoice_model(row: Row) -> dict[str, Any]:
+    """Merge's InvoiceRequest for a queued row: amounts in major units, exact; the queue's line items (the
+    unified model's shape, as `invoices__line_items` holds them: `unit_price` and `total_amount` in minor
+    units, `item_id`, `account_id`) in Merge's terms; `type` ACCREC / ACCPAY (or Merge's own spelling) as
+    ACCOUNTS_RECEIVABLE / ACCOUNTS_PAYABLE; days at midnight UTC. The same body for every send."""
+    currency = str(row["currency"]).upper()
+    kind = str(row.get("type") or RECEIVABLE).upper()
+    model: dict[str, Any] = {
+        "type": INVOICE_TYPES.get(kind, kind if kind in PAYMENT_TYPES else RECEIVABLE),
+        "number": str(row["number"]),
+        "currency": currency,
+        "total_amount": _major(row["total_amount"], currency),
+    }
+    for column in ("sub_total", "total_tax_amount"):
+        if row.get(column) is not None:
+            model[column] = _major(row[column], currency)
+    for column in ("issue_date", "due_date"):
+        day = calendar_day(row.get(column))
+        if day is not None:
+            model[column] = f"{day.isoformat()}T00:00:00Z"
+    for column, field in (("contact_id", "contact"), ("memo", "memo"), ("exchange_rate", "exchange_rate")):
+        if row.get(column) is not None:
+            model[field] = str(row[column])
+    if row.get("tracking_categories"):
+        model["tracking_categories"] = [t.strip() for t in str(row["tracking_categories"]).split(",") if t.strip()]
+    lines = json.loads(row["line_items"]) if row.get("line_items") else []
+    model["line_items"] = [_invoice_line(line, currency) for line in lines if isinstance(line, dict)]
+    return model
+
+
+def _invoice_line(line: Mapping[str, Any], currency: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("unit_price", "total_amount"):
+        if line.get(name) is not None:
+            out[name] = _major(line[name], currency)
+    if line.get("quantity") is not None:
+        out["quantity"] = line["quantity"]
+    for name, field in (("description", "description"), ("item_id", "item"), ("account_id", "account")):
+        if line.get(name) is not None:
+            out[field] = str(line[name])
+    if line.get("tracking_categories"):
+        out["tracking_categories"] = [str(t) for t in line["tracking_categories"]]
+    return out
+
+
+MODELS = {"payment": payment_model, "invoice": invoice_model}
 
 
 def _problems(answer: Mapping[str, Any], name: str) -> list[str]:
@@ -123,9 +178,9 @@ def _applied_invoice(record: Mapping[str, Any]) -> str | None:
     return invoices.pop() if len(invoices) == 1 else None
 
 
-def _content(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A Merge payment in the queue's terms: its invoice, its amount in minor units (None where it does not
-    read exactly), its currency."""
+def _content(record: Mapping[str, Any], kind: str = "payment") -> dict[str, Any]:
+    """A Merge payment or invoice in the queue's terms: a payment's invoice or an invoice's number, the amount
+    in minor units (None where it does not read exactly), the currency."""
     currency = record.get("currency")
     try:
         exponent = minor_unit_exponent(currency)
@@ -133,19 +188,19 @@ def _content(record: Mapping[str, Any]) -> dict[str, Any]:
     except (ValueError, TypeError):  # RecordError is a ValueError
         total = None
     content = {
-        "invoice_id": _applied_invoice(record),
+        **({"invoice_id": _applied_invoice(record)} if kind == "payment" else {"number": record.get("number")}),
         "total_amount": total,
         "currency": str(currency).upper() if isinstance(currency, str) else None,
     }
     return {k: v for k, v in content.items() if v is not None}
 
 
-def _created(record: Mapping[str, Any], warnings: Sequence[str] = ()) -> Created:
+def _created(record: Mapping[str, Any], kind: str, warnings: Sequence[str] = ()) -> Created:
     remote_id = record.get("remote_id")
     return Created(
         record_id=record["id"],
         remote_id=None if remote_id is None else str(remote_id),
-        content=_content(record),
+        content=_content(record, kind),
         created_at=_moment(record.get("created_at")),
         warnings=tuple(warnings),
     )
@@ -157,10 +212,12 @@ def _same_day(record: Mapping[str, Any], row: Row) -> bool:
 
 
 class _Lookup:
-    """One linked account's payments changed since a moment, read again from the newest change seen."""
+    """One linked account's payments (or invoices) changed since a moment, read again from the newest change
+    seen."""
 
-    def __init__(self, client: MergeClient, page_size: int) -> None:
+    def __init__(self, client: MergeClient, resource: str, page_size: int) -> None:
         self.client = client
+        self.resource = resource
         self.page_size = page_size
         self.records: dict[str, dict[str, Any]] = {}  # by Merge id, the latest version
         self.since: datetime | None = None
@@ -172,7 +229,7 @@ class _Lookup:
             if self.since is None or start < self.since:
                 self.since = start
             newest = self.since
-            for page in self.client.pages("payments", self.page_size, modified_after=self.since):
+            for page in self.client.pages(self.resource, self.page_size, modified_after=self.since):
                 for record in page:
                     if not isinstance(record, dict) or not isinstance(record.get("id"), str) or not record["id"]:
                         continue
@@ -184,7 +241,7 @@ class _Lookup:
 
 
 class MergeWriter:
-    """Creates one payment per request (the engine sends rows side by side, within each account's budget)."""
+    """Creates one record per request (the engine sends rows side by side, within each account's budget)."""
 
     batch_size = 1
     runs_in_background = False  # Merge writes synchronously unless asked to run async, which push never does
@@ -194,7 +251,7 @@ class MergeWriter:
         self.base_url = base_url
         self.options = options
         self.clients: dict[str, MergeClient] = {}
-        self.lookups: dict[str, _Lookup] = {}
+        self.lookups: dict[tuple[str, str], _Lookup] = {}  # (kind, account) -> what Merge lists
         self.lock = threading.RLock()  # `_lookup` makes its client under it
         self.rng = random.Random()
 
@@ -207,12 +264,12 @@ class MergeWriter:
 
     def send(self, kind: str, account: str, rows: Sequence[Row]) -> dict[str, Created] | Job:
         (row,) = rows
-        path = ENDPOINTS["payments"]
+        path = ENDPOINTS[RESOURCES[kind]]
         answer = self._client(account).http.request_json(
             "POST",
             path,
-            json_body={"model": payment_model(row)},
-            headers={ACCOUNT_TOKEN_HEADER: account, IDEMPOTENCY_HEADER: idempotency_key(row)},
+            json_body={"model": MODELS[kind](row)},
+            headers={ACCOUNT_TOKEN_HEADER: account, IDEMPOTENCY_HEADER: idempotency_key(row, kind)},
             idempotent=False,  # never retried by the client: the engine looks it up first
         )
         if not isinstance(answer, dict):
@@ -223,28 +280,28 @@ class MergeWriter:
             raise WriteRefused("POST", path, 201, "Merge answered with errors: " + "; ".join(errors))
         model = answer.get("model")
         if not isinstance(model, dict) or not isinstance(model.get("id"), str) or not model["id"]:
-            raise OutcomeUnknown("POST", path, 201, "the answer holds no created payment with an id")
-        return {row["external_id"]: _created(model, _problems(answer, "warnings"))}
+            raise OutcomeUnknown("POST", path, 201, f"the answer holds no created {kind} with an id")
+        return {row["external_id"]: _created(model, kind, _problems(answer, "warnings"))}
 
     def job(self, account: str, job_id: str) -> Job:
         raise ApiError("GET", job_id, 404, "Merge writes payments synchronously; push runs no write jobs there")
 
-    def _lookup(self, account: str) -> _Lookup:
+    def _lookup(self, kind: str, account: str) -> _Lookup:
         with self.lock:
-            if account not in self.lookups:
-                self.lookups[account] = _Lookup(self._client(account), self.options.page_size)
-            return self.lookups[account]
+            if (kind, account) not in self.lookups:
+                self.lookups[kind, account] = _Lookup(self._client(account), RESOURCES[kind], self.options.page_size)
+            return self.lookups[kind, account]
 
     def refresh(self, kind: str, account: str, since: datetime) -> None:
-        self._lookup(account).refresh(since)
+        self._lookup(kind, account).refresh(since)
 
     def find(
         self, kind: str, account: str, row: Row, claimed: set[str], not_before: datetime | None = None
     ) -> Created | None:
-        # by content only: a Merge payment carries no external id (see the module text)
-        wanted = {"invoice_id": row["invoice_id"], "total_amount": int(row["total_amount"]),
-                  "currency": str(row["currency"]).upper()}  # fmt: skip
-        lookup = self._lookup(account)
+        # by content: a Merge record carries no external id (see the module text); an invoice's number is in it
+        key = {"invoice_id": row.get("invoice_id")} if kind == "payment" else {"number": row.get("number")}
+        wanted = {**key, "total_amount": int(row["total_amount"]), "currency": str(row["currency"]).upper()}
+        lookup = self._lookup(kind, account)
         with lookup.lock:
             records = list(lookup.records.values())
         for record in sorted(records, key=lambda r: (str(r.get("created_at")), r["id"])):
@@ -253,8 +310,8 @@ class MergeWriter:
             created = _moment(record.get("created_at"))
             if not_before is not None and created is not None and created < not_before:
                 continue
-            if _content(record) == wanted and _same_day(record, row):
-                return _created(record)
+            if _content(record, kind) == wanted and (kind == "invoice" or _same_day(record, row)):
+                return _created(record, kind)
         return None
 
     def backoff(self, send: int) -> float:

@@ -225,3 +225,37 @@ def test_push_killed_while_merge_creates_then_rerun_creates_once(
     assert push_merge(loaded, merge).outcomes == {"created": 1}
     assert len(created(merge, row)) == 1 and len(merge.writes.received) == 1  # looked up, not resent
     assert ledger(loaded)[row["external_id"]][:2] == ("created", created(merge, row)[0]["id"])
+
+
+def test_invoices_are_created_once_by_number_and_a_duplicate_number_upstream_is_refused(
+    loaded: Warehouse, merge: MergeSandbox
+) -> None:
+    lines = json.dumps([{"description": "Audit day", "unit_price": 6170, "quantity": 2, "total_amount": 12340},
+                        {"description": "Travel", "unit_price": 5, "quantity": 1, "total_amount": 5}])  # fmt: skip
+    base = {"connection": "umbrella-kw", "currency": "KWD", "total_amount": 12345, "issue_date": "2026-11-20",
+            "due_date": "2026-12-20", "line_items": lines, "type": "ACCREC"}  # fmt: skip
+    queue(loaded, table="outbound_invoices", rows=[{**base, "external_id": "mi-1", "number": "KW-NEW-1"},
+                                                    {**base, "external_id": "mi-2", "number": "KW-NEW-2"}])  # fmt: skip
+    token = merge.accounts()["umbrella-kw"]
+    template = merge.store.all("umbrella-kw", "invoices")[0]
+    merge.store.records[token]["invoices"].append({**template, "id": "taken-upstream", "number": "KW-NEW-2"})
+    merge.inject(Fault("status", status=500, method="POST", path="/api/accounting/v1/invoices", after_write=True,
+                       times=1))  # fmt: skip
+    summary = push_merge(loaded, merge, concurrency=1)
+    assert summary.outcomes == {"created": 1, "rejected": 1}, summary.errors
+    entries = ledger(loaded)
+    (invoice,) = [i for i in merge.store.all("umbrella-kw", "invoices") if i["number"] == "KW-NEW-1"]
+    assert entries["mi-1"][:2] == ("created", invoice["id"])  # the 500 came after the write: found by number
+    assert entries["mi-2"][0] == "rejected" and "number exists" in entries["mi-2"][2]
+    # Merge's terms: 12345 minor units of KWD are 12.345; the lines' too; the queue's ACCREC a receivable
+    assert invoice["total_amount"] == 12.345 and invoice["type"] == "ACCOUNTS_RECEIVABLE"
+    assert [line["total_amount"] for line in invoice["line_items"]] == [12.34, 0.005]
+    keys = [w.idempotency_key for w in merge.writes.received if w.kind == "invoices"]
+    assert len(keys) == 2 and idempotency_key({"connection": "umbrella-kw", "external_id": "mi-1"}, "invoice") in keys
+    assert loaded.load_from("merge", merge).status == "ok"
+    assert loaded.query(f"SELECT total_amount, kind FROM {DATASET}.invoices WHERE id = ?", invoice["id"]) == [
+        (12345, "receivable")
+    ]
+    assert sorted(r[0] for r in loaded.query(
+        f"SELECT total_amount FROM {DATASET}.invoices__line_items WHERE invoice_id = ?", invoice["id"]
+    )) == [5, 12340]  # fmt: skip

@@ -134,3 +134,28 @@ def test_what_push_sends_and_what_the_sandbox_answers_are_merges_write_shapes() 
             response = merge_types.PaymentResponse.model_validate(answer.json())
             assert undeclared(response) == []
         assert response.errors and response.model.id is None  # the refused one: errors, nothing created
+
+
+def test_an_invoice_push_sends_and_the_sandbox_answers_are_merges_invoice_shapes() -> None:
+    from sources.common.http.client import encode_json
+    from sources.merge.writer import invoice_model
+
+    lines = json.dumps([{"description": "Audit day", "unit_price": 150000, "quantity": 1, "total_amount": 150000,
+                         "item_id": "item-1", "tracking_categories": ["tc-1"]}])  # fmt: skip
+    row = {"external_id": "sdk-i", "connection": "x", "number": "SDK-1", "type": "ACCREC", "currency": "USD",
+           "total_amount": 150000, "sub_total": 150000, "total_tax_amount": 0, "issue_date": "2026-11-20",
+           "due_date": "2026-12-20", "memo": "m", "line_items": lines}  # fmt: skip
+    body = encode_json({"model": invoice_model(row)})
+    model = json.loads(body)["model"]
+    assert undeclared(merge_types.InvoiceRequest.model_validate(model)) == []
+    check_types(merge_types.InvoiceRequest, model, "InvoiceRequest")
+    server = MergeSandbox(settings=Settings(rate_limit=None))
+    with server, httpx.Client(base_url=server.url) as client:
+        token = next(iter(server.store.tokens().values()))
+        headers = {"Authorization": f"Bearer {server.api_key}", "X-Account-Token": token,
+                   "content-type": "application/json"}  # fmt: skip
+        answer = client.post("/invoices", content=body, headers=headers)
+    assert answer.status_code == 201
+    response = merge_types.InvoiceResponse.model_validate(answer.json())
+    assert undeclared(response) == [] and response.model.id and not response.errors
+    check_types(merge_types.Invoice, answer.json()["model"], "Invoice")
