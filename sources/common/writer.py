@@ -8,9 +8,10 @@ few methods. A queued row is a dict of the outbound table's columns (`external_i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from sources.common.http.client import RequestStats, RetryPolicy
@@ -70,6 +71,43 @@ class Job:
     reasons: tuple[str, ...] = ()  # every reason it gives
     failed_count: Any = None
     error: str | None = None  # the job's own error, when it has one
+
+
+class ChangesSince:
+    """What an API lists as changed since a moment, read for a writer's lookups: the first refresh reads from the
+    earliest moment asked for (less `margin`: a created record's change time may precede our clock a little),
+    each later one continues from the newest change seen (less `overlap`, for an API whose filter is strict).
+    `keep` takes each listed record; `changed_at` reads its change time."""
+
+    def __init__(
+        self,
+        pages: Callable[[datetime], Iterable[list[Any]]],
+        keep: Callable[[Any], None],
+        changed_at: Callable[[Any], datetime | None],
+        margin: timedelta,
+        overlap: timedelta = timedelta(0),
+    ) -> None:
+        self.pages = pages
+        self.keep = keep
+        self.changed_at = changed_at
+        self.margin = margin
+        self.overlap = overlap
+        self.since: datetime | None = None
+        self.lock = threading.Lock()
+
+    def refresh(self, since: datetime) -> None:
+        with self.lock:
+            start = since - self.margin
+            if self.since is None or start < self.since:
+                self.since = start
+            newest = self.since
+            for page in self.pages(self.since):
+                for record in page:
+                    self.keep(record)
+                    moment = self.changed_at(record)
+                    if moment is not None:
+                        newest = max(newest, moment - self.overlap)
+            self.since = newest
 
 
 class Writer(Protocol):

@@ -31,7 +31,7 @@ from sources.common.errors import ApiError, OutcomeUnknown, WriteRefused
 from sources.common.http.client import RetryPolicy
 from sources.common.reading import values as c
 from sources.common.secrets import SECRETS, printable
-from sources.common.writer import Created, Job, Row, WriterOptions, calendar_day
+from sources.common.writer import ChangesSince, Created, Job, Row, WriterOptions, calendar_day
 from sources.merge.client import MergeClient
 from sources.merge.settings import ACCOUNT_TOKEN_HEADER, ENDPOINTS
 
@@ -212,32 +212,27 @@ def _same_day(record: Mapping[str, Any], row: Row) -> bool:
 
 
 class _Lookup:
-    """One linked account's payments (or invoices) changed since a moment, read again from the newest change
-    seen."""
+    """One linked account's payments (or invoices) by Merge id, read from a moment on and refreshed from the
+    newest change seen (less a margin: `modified_after` is strict)."""
 
     def __init__(self, client: MergeClient, resource: str, page_size: int) -> None:
-        self.client = client
-        self.resource = resource
-        self.page_size = page_size
-        self.records: dict[str, dict[str, Any]] = {}  # by Merge id, the latest version
-        self.since: datetime | None = None
+        self.records: dict[str, dict[str, Any]] = {}  # the latest version of each
         self.lock = threading.Lock()
+        self.changes = ChangesSince(
+            lambda since: client.pages(resource, page_size, modified_after=since),
+            self._keep,
+            lambda record: _moment(record.get("modified_at")) if isinstance(record, dict) else None,
+            margin=LOOKUP_MARGIN,
+            overlap=LOOKUP_MARGIN,
+        )
+
+    def _keep(self, record: Any) -> None:
+        if isinstance(record, dict) and isinstance(record.get("id"), str) and record["id"]:
+            with self.lock:
+                self.records[record["id"]] = record
 
     def refresh(self, since: datetime) -> None:
-        with self.lock:
-            start = since - LOOKUP_MARGIN
-            if self.since is None or start < self.since:
-                self.since = start
-            newest = self.since
-            for page in self.client.pages(self.resource, self.page_size, modified_after=self.since):
-                for record in page:
-                    if not isinstance(record, dict) or not isinstance(record.get("id"), str) or not record["id"]:
-                        continue
-                    self.records[record["id"]] = record
-                    moment = _moment(record.get("modified_at"))
-                    if moment is not None:
-                        newest = max(newest, moment - LOOKUP_MARGIN)
-            self.since = newest
+        self.changes.refresh(since)
 
 
 class MergeWriter:

@@ -17,7 +17,7 @@ from typing import Any
 
 from sources.common.currencies import minor_unit_exponent
 from sources.common.secrets import SECRETS, printable
-from sources.common.writer import Created, Job, Row, WriterOptions, calendar_day
+from sources.common.writer import ChangesSince, Created, Job, Row, WriterOptions, calendar_day
 from sources.rootfi.client import RootfiClient, updated_at
 from sources.rootfi.objects import platform_ref, record_key
 from sources.rootfi.settings import JOB_ENDED
@@ -135,34 +135,24 @@ def read_job(job: Mapping[str, Any], company_id: str) -> Job:
 
 
 class _Lookup:
-    """A company's invoice payments by `document_number`, read from a moment on and refreshed incrementally."""
+    """A company's invoice payments by `document_number`, read from a moment on and refreshed incrementally
+    (`gte` on Rootfi's update time: continuing from the newest change seen leaves no gap)."""
 
     def __init__(self, client: RootfiClient, company_id: str, page_size: int) -> None:
-        self.client = client
-        self.company_id = company_id
-        self.page_size = page_size
         self.by_document: dict[str, dict[str, Any]] = {}
-        self.since: datetime | None = None
-        self.lock = threading.Lock()
+        self.changes = ChangesSince(
+            lambda since: client.pages(RESOURCE, company_id, page_size, updated_since=since),
+            self._keep,
+            updated_at,
+            margin=LOOKUP_MARGIN,
+        )
+
+    def _keep(self, record: Any) -> None:
+        if isinstance(record, dict) and record.get("document_number") and not record.get("rootfi_deleted_at"):
+            self.by_document[str(record["document_number"])] = record
 
     def refresh(self, since: datetime) -> None:
-        with self.lock:
-            start = since - LOOKUP_MARGIN
-            if self.since is None or start < self.since:
-                self.since = start
-            newest = self.since
-            for page in self.client.pages(RESOURCE, self.company_id, self.page_size, updated_since=self.since):
-                for record in page:
-                    if (
-                        isinstance(record, dict)
-                        and record.get("document_number")
-                        and not record.get("rootfi_deleted_at")
-                    ):
-                        self.by_document[str(record["document_number"])] = record
-                    moment = updated_at(record)
-                    if moment is not None:
-                        newest = max(newest, moment)
-            self.since = newest  # the next refresh continues from the newest change seen (`gte`: no gap)
+        self.changes.refresh(since)
 
 
 class RootfiWriter:
