@@ -292,7 +292,7 @@ class Engine:
         never take one record."""
         not_before = self._first_attempt([row]) - CLOCK_MARGIN
         with self.lock:
-            taken = _Taken(set(self.claimed), self.loaded)
+            taken = _Taken(set(self.claimed), self.loaded, not_before)
         found = lane.writer.find(kind, lane.accounts[alias], row, taken, not_before)  # type: ignore[arg-type]
         if found is None:
             return None, None
@@ -405,11 +405,21 @@ def differences(kind: str, row: Mapping[str, Any], content: Mapping[str, Any]) -
 
 
 class _Taken:
-    """The records a lookup must not take by content: claimed by a row, or in the warehouse before the run."""
+    """The records a lookup must not take by content: claimed by a row, or in the warehouse from before this
+    row was first sent (`not_before`). A loaded record created after that may be the one this row's earlier
+    send created, brought in by a load since; skipping it would send the row again. Without a creation time
+    (or without `loaded.created_at`), a loaded record counts as there before."""
 
-    def __init__(self, claimed: set[str], loaded: Container[str]) -> None:
+    def __init__(self, claimed: set[str], loaded: Container[str], not_before: datetime | None = None) -> None:
         self.claimed = claimed
         self.loaded = loaded
+        self.not_before = not_before
 
     def __contains__(self, record_id: object) -> bool:
-        return record_id in self.claimed or record_id in self.loaded
+        if record_id in self.claimed:
+            return True
+        if record_id not in self.loaded:
+            return False
+        created_at = getattr(self.loaded, "created_at", None)
+        created = created_at(record_id) if created_at is not None and self.not_before is not None else None
+        return created is None or created < self.not_before

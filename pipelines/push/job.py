@@ -308,6 +308,14 @@ class LoadedIds:
             self.known[record_id] = any(self.ledger.holds(table, record_id) for table in self.tables)
         return self.known[record_id]
 
+    def created_at(self, record_id: str) -> datetime | None:
+        """When the loaded record was created, as its provider says (`created_at`); None when unknown."""
+        for table in self.tables:
+            moment = self.ledger.created_at(table, record_id)
+            if moment is not None:
+                return moment
+        return None
+
 
 def _confirm(con: Any, raw: str, ledger: Ledger) -> None:
     """`created` records that a later load brought into `payments` / `invoices` become `confirmed`, when the

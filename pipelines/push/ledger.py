@@ -180,6 +180,15 @@ class Ledger:
                 > 0
             )
 
+    def created_at(self, table: str, record_id: str) -> datetime | None:
+        """The loaded `table`'s `created_at` of a record (timezone-aware), or None."""
+        with self.lock:
+            row = self.con.execute(f"SELECT created_at FROM {self.schema}.{table} WHERE id = ?", [record_id]).fetchone()
+        moment = row[0] if row else None
+        if not isinstance(moment, datetime):
+            return None
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
     def entries(self) -> dict[str, dict[str, Any]]:
         with self.lock:
             cursor = self.con.execute(f"SELECT * FROM {self.schema}.push_log")

@@ -12,8 +12,8 @@ The body is `{"model": {...}}` (Merge's PaymentRequest, InvoiceRequest). What th
   holds (the accounting system refuses a duplicate number); otherwise 201 with the created invoice (OPEN,
   its balance its total; line items with ids).
 - `Idempotency-Key` (per account and path): the key with the same body within 24 h answers the stored
-  answer again and creates nothing; the key with another body is refused with 400. Only answers that created
-  something are stored.
+  answer again and creates nothing (a 201 with errors too); the key with another body (byte for byte) is
+  refused with 400. A 400 is not stored.
 """
 
 from __future__ import annotations
@@ -128,11 +128,8 @@ class Writes:
             return answer
 
     def _post(self, token: str, kind: str, key: str | None, raw: bytes) -> Answer:
+        # the body as sent, byte for byte: a resend that differs in key order or number formatting is another body
         canonical = raw.decode("utf-8", "replace")
-        try:
-            canonical = json.dumps(json.loads(raw), sort_keys=True)
-        except ValueError:
-            pass
         if key is not None:
             seen = self.keys.get((token, kind, key))
             if seen is not None and time.monotonic() - seen[2] < IDEMPOTENCY_SECONDS:
@@ -148,7 +145,7 @@ class Writes:
             answer = self._create_invoice(token, model)
         else:
             answer = self._create(token, model)
-        if key is not None and answer.status == 201 and (answer.body.get("model") or {}).get("id"):
+        if key is not None and answer.status == 201:  # the stored response, a refusal inside a 201 too
             self.keys[(token, kind, key)] = (canonical, copy.deepcopy(answer), time.monotonic())
         return answer
 

@@ -62,14 +62,20 @@ class MergeClient(ProviderClient):
 
     @staticmethod
     def refused_credential(response: httpx.Response) -> str | None:
-        """401 and 403 name the credential in their `detail`: the account token, else the API key."""
+        """401 refuses a credential, named in its `detail`: the account token, else the API key. A 403 does so
+        only when its `detail` names one; another 403 (Merge's block of an address after too many failures, a
+        permission) refuses this request, not a credential, and must not be remembered as one."""
         if response.status_code not in (401, 403):
             return None
         try:
-            detail = str(response.json().get("detail", ""))
+            detail = str(response.json().get("detail", "")).lower()
         except (ValueError, AttributeError):
             detail = ""
-        return "account" if "account" in detail.lower() else "api_key"
+        if "account" in detail and "token" in detail:
+            return "account"
+        if response.status_code == 401 or "api key" in detail or "authentication" in detail:
+            return "api_key"
+        return None
 
     def pages(
         self, resource: str, page_size: int, modified_after: datetime | None = None

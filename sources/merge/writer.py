@@ -5,14 +5,18 @@ Merge's payments carry no field of the caller's own (no reference, no memo), so 
 inside the record (an invoice has its `number`, which push requires and checks). What makes a resend safe
 instead is Merge's idempotency key: every send of a row carries the same key, derived from its kind,
 connection and external id, and Merge answers a key it has seen (for 24 h) with the stored answer, never a
-second record; a key reused with another body is refused (400). The engine still looks the record up before
-any resend (a payment by content: the invoice it is applied to, amount, currency, day, created after the
-first send; an invoice by its number), and this writer never retries a POST itself (Merge's SDK retries them
-on 408/409/429/5xx by default; here the shared client is told the request is not idempotent).
+second record; a key it has seen with another body is refused (400), which says an earlier send may have
+created the record, so the row is looked up (`OutcomeUnknown`). Idempotency is a beta Merge enables per
+customer; where it is off, the header is ignored and the lookup alone stands between an unclear answer and a
+resend. The engine looks the record up before any resend (a payment by content: the invoice it is applied
+to, amount, currency, day, created after the first send; an invoice by its number), and this writer never
+retries a POST itself (Merge's SDK retries them on 408/409/429/5xx by default; here the shared client is told
+the request is not idempotent).
 
-Merge answers 201 `{model, warnings, errors}`: a 201 with errors created nothing (the accounting system refused
-it) and is a refusal; warnings go to the ledger beside the created record. What the answer describes is handed
-to the engine (`Created`), which checks it against the row before it believes it.
+Merge answers 201 `{model, warnings, errors}`: a 201 with errors and no created record created nothing (the
+accounting system refused it) and is a refusal; errors beside a created record, or errors of no known shape,
+leave the outcome open (looked up); warnings go to the ledger beside the created record. What the answer
+describes is handed to the engine (`Created`), which checks it against the row before it believes it.
 """
 
 from __future__ import annotations
@@ -260,23 +264,38 @@ class MergeWriter:
     def send(self, kind: str, account: str, rows: Sequence[Row]) -> dict[str, Created] | Job:
         (row,) = rows
         path = ENDPOINTS[RESOURCES[kind]]
-        answer = self._client(account).http.request_json(
-            "POST",
-            path,
-            json_body={"model": MODELS[kind](row)},
-            headers={ACCOUNT_TOKEN_HEADER: account, IDEMPOTENCY_HEADER: idempotency_key(row, kind)},
-            idempotent=False,  # never retried by the client: the engine looks it up first
-        )
+        try:
+            answer = self._client(account).http.request_json(
+                "POST",
+                path,
+                json_body={"model": MODELS[kind](row)},
+                headers={ACCOUNT_TOKEN_HEADER: account, IDEMPOTENCY_HEADER: idempotency_key(row, kind)},
+                idempotent=False,  # never retried by the client: the engine looks it up first
+            )
+        except ApiError as exc:
+            if exc.status == 400 and "idempotency" in exc.message.lower():
+                # Merge has this row's key with another body: an earlier send of it may have created the record
+                reason = f"Merge has this row's key with another body (a send may have created it): {exc.message}"
+                raise OutcomeUnknown("POST", path, 400, reason) from None
+            raise
         if not isinstance(answer, dict):
             raise OutcomeUnknown("POST", path, 201, f"the answer is not an object ({type(answer).__name__})")
-        errors = _problems(answer, "errors")
-        if errors:
-            # the accounting system refused the write: Merge created nothing
-            raise WriteRefused("POST", path, 201, "Merge answered with errors: " + "; ".join(errors))
         model = answer.get("model")
-        if not isinstance(model, dict) or not isinstance(model.get("id"), str) or not model["id"]:
+        has_id = isinstance(model, dict) and isinstance(model.get("id"), str) and bool(model["id"])
+        errors = answer.get("errors")
+        if errors is not None and not isinstance(errors, list):
+            raise OutcomeUnknown("POST", path, 201, f"the answer's errors are no list: {c.preview(errors)}")
+        if errors:
+            if has_id:  # errors beside a created record: which is true, a lookup tells
+                raise OutcomeUnknown("POST", path, 201, "Merge answered with errors and a created record: "
+                                     + "; ".join(_problems(answer, "errors")))  # fmt: skip
+            # the accounting system refused the write: Merge created nothing
+            raise WriteRefused(
+                "POST", path, 201, "Merge answered with errors: " + "; ".join(_problems(answer, "errors"))
+            )
+        if not has_id:
             raise OutcomeUnknown("POST", path, 201, f"the answer holds no created {kind} with an id")
-        return {row["external_id"]: _created(model, kind, _problems(answer, "warnings"))}
+        return {row["external_id"]: _created(model, kind, _problems(answer, "warnings"))}  # type: ignore[arg-type]
 
     def job(self, account: str, job_id: str) -> Job:
         raise ApiError("GET", job_id, 404, "Merge writes payments synchronously; push runs no write jobs there")

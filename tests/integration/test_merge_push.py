@@ -11,6 +11,7 @@ from dataclasses import asdict, replace
 from decimal import Decimal
 from typing import Any
 
+import duckdb
 import httpx
 import pytest
 
@@ -136,22 +137,63 @@ def test_a_resend_the_lookup_cannot_prevent_is_answered_from_merges_idempotency_
     carries the same key, and Merge answers it with the stored payment instead of creating a second."""
     (row,) = queue_open(loaded, 1)
     merge.inject(Fault("status", status=502, method="POST", path=POST, after_write=True))
-    hidden = merge.store.records[merge.accounts()[row["connection"]]]["payments"]
-    listed = list(hidden)
-    original_page = merge.store.page
-
-    def page_without_new(token: str, kind: str, *args: Any, **kwargs: Any):
-        rows, more = original_page(token, kind, *args, **kwargs)
-        if kind == "payments":  # Merge has not synced the new payment into its list yet
-            rows = [r for r in rows if any(r["id"] == p["id"] for p in listed)]
-        return rows, more
-
-    merge.store.page = page_without_new  # type: ignore[method-assign]
+    hide_new_payments(merge)
     summary = push_merge(loaded, merge)
     assert summary.outcomes == {"created": 1}, summary.errors
     assert len(created(merge, row)) == 1
     assert [w.idempotency_key for w in merge.writes.received] == [idempotency_key(row)] * 2
     assert ledger(loaded)[row["external_id"]][1] == created(merge, row)[0]["id"]
+
+
+def hide_new_payments(merge: MergeSandbox) -> Any:
+    """Merge lists no payment created from now on (its copy has not synced them yet); returns the undo."""
+    listed = {p["id"] for token in merge.store.records for p in merge.store.records[token]["payments"]}
+    original = merge.store.page
+
+    def page(token: str, kind: str, *args: Any, **kwargs: Any):
+        rows, more = original(token, kind, *args, **kwargs)
+        return ([r for r in rows if r["id"] in listed] if kind == "payments" else rows), more
+
+    merge.store.page = page  # type: ignore[method-assign]
+    return lambda: setattr(merge.store, "page", original)
+
+
+def test_a_payment_a_load_brought_in_after_a_lost_answer_is_found_not_sent_again(
+    loaded: Warehouse, merge: MergeSandbox
+) -> None:
+    """The answer is lost and Merge lists the payment only later; a load brings it in before the next push,
+    after Merge forgot the key (24 h): the lookup takes the loaded payment, created after the first send."""
+    (row,) = queue_open(loaded, 1)
+    merge.inject(Fault("status", status=502, method="POST", path=POST, after_write=True))
+    show = hide_new_payments(merge)
+    assert push_merge(loaded, merge, resend_unknown_after=3600).outcomes == {"unknown": 1}
+    show()
+    assert loaded.load_from("merge", merge).status == "ok"
+    merge.writes.keys.clear()  # a day later: Merge keeps keys 24 h
+    assert push_merge(loaded, merge).outcomes == {"created": 1}
+    (payment,) = created(merge, row)
+    assert len(merge.writes.received) == 1 and ledger(loaded)[row["external_id"]][:2] == ("created", payment["id"])
+
+
+def test_a_key_merge_has_seen_with_another_body_is_looked_up_never_taken_for_a_refusal(
+    loaded: Warehouse, merge: MergeSandbox
+) -> None:
+    """A row edited after a send whose answer was lost: Merge refuses its key with the new body (400), which
+    says an earlier send may have created it; the row is not `rejected` (a rejected row is sent afresh next
+    run) but looked up, and nothing is created twice."""
+    (row,) = queue_open(loaded, 1)
+    merge.inject(Fault("status", status=502, method="POST", path=POST, after_write=True))
+    show = hide_new_payments(merge)
+    assert push_merge(loaded, merge, resend_unknown_after=3600).outcomes == {"unknown": 1}
+    with duckdb.connect(str(loaded.path)) as con:
+        con.execute(f"UPDATE {DATASET}.outbound_payments SET total_amount = total_amount - 1 WHERE external_id = ?",
+                    [row["external_id"]])  # fmt: skip
+    summary = push_merge(loaded, merge)
+    show()
+    status, _, error = ledger(loaded)[row["external_id"]]
+    assert status in ("unknown", "failed") and "key with another body" in error, (status, error)
+    assert len(created(merge, row)) == 1 and {w.status for w in merge.writes.received[1:]} == {400}
+    assert "rejected" not in summary.outcomes
 
 
 def test_a_201_with_errors_is_a_refusal_and_warnings_are_kept(loaded: Warehouse, merge: MergeSandbox) -> None:
@@ -221,7 +263,9 @@ def test_push_killed_while_merge_creates_then_rerun_creates_once(
     code = kill_when(["push", "--database", str(loaded.path)], env, sent)
     assert code == -signal.SIGKILL, "the push ended before it sent its POST"
     assert stopped_ledger(loaded)[row["external_id"]][0] == "pending"  # the intent was on disk first
-    time.sleep(2.5)  # the server finishes the request it was given
+    deadline = time.monotonic() + 30
+    while not created(merge, row) and time.monotonic() < deadline:  # the server finishes the request it was given
+        time.sleep(0.1)
     assert push_merge(loaded, merge).outcomes == {"created": 1}
     assert len(created(merge, row)) == 1 and len(merge.writes.received) == 1  # looked up, not resent
     assert ledger(loaded)[row["external_id"]][:2] == ("created", created(merge, row)[0]["id"])

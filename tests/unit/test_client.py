@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from sources.common.errors import ApiError, CredentialsRefused, OutcomeUnknown
+from sources.common.http import client as http_client
 from sources.common.http.client import ApiClient, RetryPolicy
 from tests.support import FakeClock, fake_budget, ok, scripted
 
@@ -104,9 +105,10 @@ def test_a_post_is_resent_when_it_never_left():
     assert len(calls) == 2
 
 
-def test_a_refused_credential_is_not_offered_again_by_any_client_of_the_process():
+def test_a_refused_credential_is_not_offered_again_by_any_client_of_the_process(monkeypatch):
     """A 401 for the API key: later requests with that key, from this client or another, fail at once with
     the same refusal and send nothing; a refused account token stops that account only."""
+    monkeypatch.setattr(http_client, "_REFUSED", {})  # what earlier tests of this process were refused
     seen: list[str] = []
 
     def answer(request: httpx.Request) -> httpx.Response:

@@ -65,7 +65,8 @@ _UNREACHABLE: dict[str, tuple[float, str]] = {}  # base URL -> (when it was give
 # A credential a server refused is not offered to it again for this long, by any client of this process: a
 # refusal is final, and asking again only adds failures (Merge blocks an address after 20 in 10 s).
 REFUSED_SECONDS = 60.0
-_REFUSED: dict[str, tuple[float, CredentialsRefused]] = {}  # "<base URL> <credential digest>" -> (when, refusal)
+# "<base URL> <credential digest>" -> (when, status, message, credential): what the refusal said, no request
+_REFUSED: dict[str, tuple[float, int | None, str, str]] = {}
 
 
 @dataclass(frozen=True)
@@ -376,9 +377,8 @@ class ApiClient:
         for key in refusal_keys.values():
             refused = _REFUSED.get(key)
             if refused is not None and time.monotonic() - refused[0] < REFUSED_SECONDS:
-                earlier = refused[1]
-                raise CredentialsRefused(method, target, earlier.status, f"not sent: {earlier.message}",
-                                         earlier.credential)  # fmt: skip
+                _, status, message, credential = refused
+                raise CredentialsRefused(method, target, status, f"not sent: {message}", credential)
         while True:
             attempts += 1
             try:
@@ -389,7 +389,8 @@ class ApiClient:
             try:
                 decision, response, body = self._try(request, target, secrets, route, idempotent)
             except CredentialsRefused as exc:
-                _REFUSED[refusal_keys.get(exc.credential, refusal_keys["account"])] = (time.monotonic(), exc)
+                key = refusal_keys.get(exc.credential, refusal_keys["account"])
+                _REFUSED[key] = (time.monotonic(), exc.status, exc.message, exc.credential)
                 raise
             if decision.verdict is Verdict.OK:
                 return body
