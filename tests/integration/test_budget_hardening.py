@@ -124,7 +124,8 @@ def test_a_load_under_hostile_rate_headers_completes_with_a_small_budget(warehou
     sandbox.inject(Fault("headers", method="GET", path="/accounting/", times=3, headers=headers))
     sandbox.inject(Fault("headers", method="GET", path="/accounting/", times=3,
                          headers={"X-RateLimit-Limit": "3000000", "X-RateLimit-Remaining": "0"}))  # fmt: skip
-    summary = warehouse.load(source_options={"max_wait_seconds": 300})
+    # a 5 s window: the hits the headers claim expire in seconds, not the minute of Panora's own window
+    summary = warehouse.load(source_options={"max_wait_seconds": 300, "rate_window_seconds": 5.0})
     assert summary.status == "ok"
     assert warehouse.count("payments") == sum(sandbox.store.count(a, "payments") for a in sandbox.accounts())
     assert _rows(budget_file) < 500
