@@ -102,6 +102,20 @@ applications_at as (
         or began.history_began >= {{ dates }}.known_at
 {%- endmacro %}
 
+{#- Whether a row of int_accounting__payment_version_applications (`alias`) is the books' at the moment
+    `known_at`: the same rule as records_known_at, read from the row's own columns, so that a model can ask it
+    of many days with no join but a filter. A replaced version: history had begun, and the version was seen
+    before the moment and replaced at or after it. Today's row: its latest version was seen before the moment,
+    or history had not begun. -#}
+{% macro applies_at(alias, known_at) -%}
+    case
+        when {{ alias }}.version_seen_at is not null then {{ alias }}.history_began < {{ known_at }}
+            and {{ alias }}.version_seen_at < {{ known_at }} and {{ alias }}.valid_to >= {{ known_at }}
+        else {{ alias }}.latest_seen is null or {{ alias }}.latest_seen < {{ known_at }}
+            or {{ alias }}.history_began is null or {{ alias }}.history_began >= {{ known_at }}
+    end
+{%- endmacro %}
+
 {#- One row: the as-of date and the moment whose knowledge counts for it. -#}
 {% macro as_of_dates() -%}
     select {{ as_of_date() }} as book_date, {{ known_at() }} as known_at

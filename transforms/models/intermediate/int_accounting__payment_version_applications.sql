@@ -5,12 +5,22 @@
 -- whole total). `applied_on` is the day the application enters the books: the line's `applied_date` (the
 -- latest of its lines), else the payment's `booked_on`. The books on a day (macros/books_on.sql) pick each
 -- payment's version and join its applications here, so the lines are grouped once, not once per day.
+-- `valid_to` (a replaced version's end), `latest_seen` (today's row: when a load saw its latest version) and
+-- `history_began` (the connection's) say at which moments each row is the books' (macros/books_on.sql,
+-- `applies_at`), for a model that reads many days without a join per day (accounting__receivables_trend).
 {%- set line_names = payment_line_item_columns('payments__line_items') %}
 with payment_versions as (
     -- the versions the books can read from history: replaced ones, deleted ones left out
-    select payment_id, connection, invoice_id, currency, transaction_date, total_minor, booked_on, valid_from
+    select payment_id, connection, invoice_id, currency, transaction_date, total_minor, booked_on, valid_from,
+        valid_to
     from {{ ref('stg_accounting__payment_versions') }}
     where valid_to is not null and not is_deleted
+),
+
+latest_seen as (
+    select payment_id, connection, max(valid_from) as latest_seen
+    from {{ ref('stg_accounting__payment_versions') }}
+    group by payment_id, connection
 ),
 
 payments as (
@@ -22,7 +32,8 @@ payments as (
         transaction_date,
         total_minor,
         booked_on,
-        cast(null as timestamp with time zone) as valid_from
+        cast(null as timestamp with time zone) as valid_from,
+        cast(null as timestamp with time zone) as valid_to
     from {{ ref('stg_accounting__payments') }}
 ),
 
@@ -60,10 +71,11 @@ line_applications as (
         'line_items' as applied_via,
         currency as payment_currency,
         transaction_date,
-        max(coalesce(applied_date, booked_on)) as applied_on
+        max(coalesce(applied_date, booked_on)) as applied_on,
+        valid_to
     from lines
     where related_object_type = 'INVOICE' and related_object_id is not null
-    group by payment_id, connection, valid_from, related_object_id, currency, transaction_date
+    group by payment_id, connection, valid_from, valid_to, related_object_id, currency, transaction_date
 ),
 
 header_applications as (
@@ -87,7 +99,7 @@ header_applications as (
         )
 ),
 
-final as (
+applications as (
     select * from line_applications
     union all
     select
@@ -99,8 +111,20 @@ final as (
         'invoice_id' as applied_via,
         currency as payment_currency,
         transaction_date,
-        booked_on as applied_on
+        booked_on as applied_on,
+        valid_to
     from header_applications
+),
+
+final as (
+    select
+        applications.*,
+        case when applications.version_seen_at is null then latest_seen.latest_seen end as latest_seen,
+        began.history_began
+    from applications
+    left join latest_seen
+        on latest_seen.payment_id = applications.payment_id and latest_seen.connection = applications.connection
+    left join {{ ref('int_accounting__history_began') }} as began on began.connection = applications.connection
 )
 
 select * from final
