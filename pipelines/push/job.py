@@ -274,6 +274,8 @@ def _plan(
         if reason is None and provider is not None and kind.name not in provider.pushes:
             takes = " and ".join(f"{k}s" for k in sorted(provider.pushes))
             reason = f"{kind.name}s are not pushed to {provider.title} (its write path here takes {takes})"
+        if reason is None and provider is not None and provider.row_problem is not None:
+            reason = provider.row_problem(kind.name, row)
         if reason is None and row["external_id"] in seen_ids:
             reason = "external_id is queued twice (external ids are unique across payments and invoices)"
         seen_ids.add(row["external_id"])

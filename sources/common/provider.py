@@ -30,6 +30,9 @@ class Provider:
     # what push may create through it ("payment", "invoice"), and the writer that does
     pushes: frozenset[str] = frozenset()
     make_writer: Callable[[str, str, WriterOptions], Writer] | None = None  # (api_key, base_url, options)
+    # (kind, queued row) -> why this provider cannot take the row as it is, or None: its own words for a field
+    # (Merge's payment `type`), said in the plan, dry runs included, instead of at the send
+    row_problem: Callable[[str, Mapping[str, Any]], str | None] | None = None
 
     def setting(self, key: str) -> str:
         return f"SOURCES__{self.name.upper()}__{key.upper()}"

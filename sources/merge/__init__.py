@@ -43,9 +43,10 @@ from sources.merge.settings import (
     DEFAULT_FULL_SCAN_DAYS,
     DEFAULT_OVERLAP_SECONDS,
     DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
     MergeSettings,
 )
-from sources.merge.writer import MergeWriter
+from sources.merge.writer import MergeWriter, row_problem
 
 __all__ = ["PROVIDER", "RESOURCES", "check_accounts", "merge_source"]
 
@@ -53,7 +54,6 @@ log = logging.getLogger("accounting_etl.merge")
 
 RESOURCES: tuple[str, ...] = tuple(OBJECTS)
 POSITIONS_STATE_KEY = "scans"  # resource state: alias -> {"since": start of the last complete scan, "full": ...}
-MAX_PAGE_SIZE = 100
 
 
 def check_accounts(accounts: Any) -> dict[str, str]:
@@ -200,4 +200,5 @@ PROVIDER = Provider(
     check_accounts=check_accounts,
     pushes=frozenset({"payment", "invoice"}),
     make_writer=MergeWriter,
+    row_problem=row_problem,
 )

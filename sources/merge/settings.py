@@ -8,7 +8,8 @@ from dlt.common.configuration import configspec
 from sources.common.settings import SecretSentinel, SourceSettings, setting
 
 DEFAULT_BASE_URL = "https://api.merge.dev/api/accounting/v1"  # the EU root: https://api-eu.merge.dev/api/accounting/v1
-DEFAULT_PAGE_SIZE = 100  # Merge's maximum (its default is 30)
+MAX_PAGE_SIZE = 100  # a larger page_size is refused with 400
+DEFAULT_PAGE_SIZE = MAX_PAGE_SIZE  # Merge's own default is 30
 
 ENDPOINTS = {
     "payments": "/payments",

@@ -37,18 +37,36 @@ from sources.common.reading import values as c
 from sources.common.secrets import SECRETS, printable
 from sources.common.writer import ChangesSince, Created, Job, Row, WriterOptions, calendar_day
 from sources.merge.client import MergeClient
-from sources.merge.settings import ACCOUNT_TOKEN_HEADER, ENDPOINTS
+from sources.merge.settings import ACCOUNT_TOKEN_HEADER, ENDPOINTS, MAX_PAGE_SIZE
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # a fixed namespace: the key of a row is the same on every machine and in every run
 KEY_NAMESPACE = uuid.UUID("6f1c1e4a-53b0-4c38-9d0e-8f0a1c2b3d4e")
 LOOKUP_MARGIN = timedelta(minutes=5)  # Merge's `modified_at` of a created record may precede our clock a little
 RECEIVABLE = "ACCOUNTS_RECEIVABLE"
-PAYMENT_TYPES = frozenset({RECEIVABLE, "ACCOUNTS_PAYABLE"})
-
+# a queued row's `type` in Merge's words: the queue's spelling (Xero's ACCREC / ACCPAY) or Merge's own
+TYPES = {"ACCREC": RECEIVABLE, "ACCPAY": "ACCOUNTS_PAYABLE", RECEIVABLE: RECEIVABLE,
+         "ACCOUNTS_PAYABLE": "ACCOUNTS_PAYABLE"}  # fmt: skip
 
 RESOURCES = {"payment": "payments", "invoice": "invoices"}
-INVOICE_TYPES = {"ACCREC": RECEIVABLE, "ACCPAY": "ACCOUNTS_PAYABLE"}  # the queue's default spelling (Xero's)
+# what a 201's record must say, readably, to be checked against the row (the engine checks what both have);
+# a payment's invoice is read from its one INVOICE line in `applied_to_lines`, expanded or as an id
+ANSWERED = {"payment": ("invoice_id", "total_amount", "currency"), "invoice": ("number", "total_amount", "currency")}
+
+
+def row_problem(kind: str, row: Mapping[str, Any]) -> str | None:
+    """Why Merge cannot take a queued row as it is (the plan's reason), or None: a `type` that is none of the
+    words Merge's is read from. Taking it for a receivable would book a bill's payment as a customer's."""
+    word = str(row.get("type") or RECEIVABLE).strip().upper()
+    if word not in TYPES:
+        return f"type {printable(str(row.get('type')))!r} is none of {', '.join(TYPES)}"
+    return None
+
+
+def merge_type(row: Row) -> str:
+    """The row's `type` as Merge spells it (ACCOUNTS_RECEIVABLE when it has none); the plan has refused
+    any other word (`row_problem`)."""
+    return TYPES[str(row.get("type") or RECEIVABLE).strip().upper()]
 
 
 def idempotency_key(row: Row, kind: str = "payment") -> str:
@@ -72,8 +90,7 @@ def payment_model(row: Row) -> dict[str, Any]:
     when = None if day is None else f"{day.isoformat()}T00:00:00Z"
     if when is not None:
         model["transaction_date"] = when
-    kind = str(row.get("type") or RECEIVABLE).upper()
-    model["type"] = kind if kind in PAYMENT_TYPES else RECEIVABLE
+    model["type"] = merge_type(row)
     for column, field in (("contact_id", "contact"), ("account_id", "account")):
         if row.get(column):
             model[field] = str(row[column])
@@ -95,9 +112,8 @@ def invoice_model(row: Row) -> dict[str, Any]:
     units, `item_id`, `account_id`) in Merge's terms; `type` ACCREC / ACCPAY (or Merge's own spelling) as
     ACCOUNTS_RECEIVABLE / ACCOUNTS_PAYABLE; days at midnight UTC. The same body for every send."""
     currency = str(row["currency"]).upper()
-    kind = str(row.get("type") or RECEIVABLE).upper()
     model: dict[str, Any] = {
-        "type": INVOICE_TYPES.get(kind, kind if kind in PAYMENT_TYPES else RECEIVABLE),
+        "type": merge_type(row),
         "number": str(row["number"]),
         "currency": currency,
         "total_amount": _major(row["total_amount"], currency),
@@ -295,7 +311,12 @@ class MergeWriter:
             )
         if not has_id:
             raise OutcomeUnknown("POST", path, 201, f"the answer holds no created {kind} with an id")
-        return {row["external_id"]: _created(model, kind, _problems(answer, "warnings"))}  # type: ignore[arg-type]
+        created = _created(model, kind, _problems(answer, "warnings"))  # type: ignore[arg-type]
+        unread = [name for name in ANSWERED[kind] if name not in created.content]
+        if unread:  # what the answer does not say cannot be checked against the row: a lookup reads it
+            raise OutcomeUnknown("POST", path, 201, f"the answer does not say the created {kind}'s "
+                                 + ", ".join(unread))  # fmt: skip
+        return {row["external_id"]: created}
 
     def job(self, account: str, job_id: str) -> Job:
         raise ApiError("GET", job_id, 404, "Merge writes payments synchronously; push runs no write jobs there")
@@ -303,7 +324,9 @@ class MergeWriter:
     def _lookup(self, kind: str, account: str) -> _Lookup:
         with self.lock:
             if (kind, account) not in self.lookups:
-                self.lookups[kind, account] = _Lookup(self._client(account), RESOURCES[kind], self.options.page_size)
+                # Merge refuses a page_size above its maximum; the job's default for lookups is larger
+                page_size = min(self.options.page_size, MAX_PAGE_SIZE)
+                self.lookups[kind, account] = _Lookup(self._client(account), RESOURCES[kind], page_size)
             return self.lookups[kind, account]
 
     def refresh(self, kind: str, account: str, since: datetime) -> None:

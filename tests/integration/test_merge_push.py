@@ -43,7 +43,7 @@ def loaded(warehouse: Warehouse, merge: MergeSandbox) -> Warehouse:
 def push_merge(warehouse: Warehouse, merge: MergeSandbox, **options: Any):
     rules = SendRules(**{**asdict(QUICK_JOBS), **{k: options.pop(k) for k in list(options)
                                                    if k in SendRules.__dataclass_fields__}})  # fmt: skip
-    settings = PushSettings(database=str(warehouse.path), policy=PUSH_RETRIES, lookup_page_size=100,
+    settings = PushSettings(database=str(warehouse.path), policy=PUSH_RETRIES,
                             providers={"merge": ProviderAccess(merge.api_key, merge.accounts(), merge.url)},
                             rules=rules)  # fmt: skip
     return run_push(replace(settings, **options))
@@ -220,6 +220,25 @@ def test_a_201_with_errors_is_a_refusal_and_warnings_are_kept(loaded: Warehouse,
     assert len(merge.writes.received) == 3 and created(merge, refused) == []
 
 
+def test_a_payments_type_is_sent_in_merges_words_and_a_type_merge_has_no_word_for_is_refused_in_the_plan(
+    loaded: Warehouse, merge: MergeSandbox
+) -> None:
+    payable, receivable, unknown = queue_open(loaded, 3, prefix="typed")
+    with duckdb.connect(str(loaded.path)) as con:  # the queue's spelling, Merge's in lower case, no word at all
+        for row, word in ((payable, "ACCPAY"), (receivable, " accounts_receivable"), (unknown, "SUPPLIER")):
+            con.execute(f"UPDATE {DATASET}.outbound_payments SET type = ? WHERE external_id = ?",
+                        [word, row["external_id"]])  # fmt: skip
+    dry = push_merge(loaded, merge, dry_run=True)  # the plan says it before anything is sent
+    assert {p["external_id"]: p["action"] for p in dry.plan}[unknown["external_id"]] == "reject"
+    assert merge.writes.received == []
+    summary = push_merge(loaded, merge)
+    assert summary.outcomes == {"created": 2, "rejected": 1}, summary.errors
+    status, record_id, error = ledger(loaded)[unknown["external_id"]]
+    assert status == "rejected" and record_id is None and "'SUPPLIER' is none of" in error
+    sent = {w.idempotency_key: w.body["model"]["type"] for w in merge.writes.received}
+    assert sent == {idempotency_key(payable): "ACCOUNTS_PAYABLE", idempotency_key(receivable): "ACCOUNTS_RECEIVABLE"}
+
+
 def test_an_answer_describing_another_payment_is_not_believed(loaded: Warehouse, merge: MergeSandbox) -> None:
     (row,) = queue_open(loaded, 1)
     other = merge.store.all(row["connection"], "payments")[0]
@@ -229,6 +248,28 @@ def test_an_answer_describing_another_payment_is_not_believed(loaded: Warehouse,
     assert summary.outcomes == {"created": 1}, summary.errors
     (payment,) = created(merge, row)
     assert ledger(loaded)[row["external_id"]][1] == payment["id"] != other["id"]
+
+
+def test_an_answer_that_does_not_say_which_invoice_is_looked_up_not_believed(
+    loaded: Warehouse, merge: MergeSandbox
+) -> None:
+    (row,) = queue_open(loaded, 1)
+    exponent = {"USD": 2, "EUR": 2, "JPY": 0, "KWD": 3}[row["currency"]]
+    forged = {
+        "id": "forged-payment",
+        "currency": row["currency"],
+        "created_at": "2026-12-01T00:00:00Z",
+        "total_amount": float(Decimal(row["total_amount"]).scaleb(-exponent)),
+        "applied_to_lines": ["a-line-id"],
+    }  # lines as ids: the invoice cannot be read
+    merge.inject(Fault("body", status=201, method="POST", path=POST, body=_answer_with(forged)))
+    summary = push_merge(loaded, merge)
+    # nothing in the answer ties it to the row's invoice: looked up, not found, sent again once
+    assert summary.outcomes == {"created": 1}, summary.errors
+    (payment,) = created(merge, row)
+    assert ledger(loaded)[row["external_id"]][1] == payment["id"] != "forged-payment"
+    attempts = loaded.query(f"SELECT message FROM {DATASET}.push_attempts WHERE external_id = ?", row["external_id"])
+    assert any("does not say the created payment's invoice_id" in (e or "") for (e,) in attempts)
 
 
 def _answer_with(payment: dict[str, Any]) -> str:

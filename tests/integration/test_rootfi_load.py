@@ -256,6 +256,7 @@ def test_a_rate_limited_rootfi_load_is_paced_and_never_meets_a_429(both: Warehou
     summary = both.load_rootfi(source_options={"page_size": 5, "rate_window_seconds": 1.0})
     assert summary.status == "ok"
     assert summary.requests["requests"] > 3 * 6  # several windows' budget
-    # at most one: a hit is logged before its request reaches the server, and on a loaded 2-core machine a
-    # request can arrive later than the log's margin for a 1 s window (0.1 s); a storm would be many
-    assert rootfi.stats.throttled <= 1
+    # a few at most: a hit is logged before its request reaches the server, and on a loaded 2-core machine a
+    # request can arrive later than the log's margin for a 1 s window (0.1 s; seen twice in one run while
+    # another job installed packages). Unpaced, most of the 33 requests would meet a 429 first.
+    assert rootfi.stats.throttled <= 3

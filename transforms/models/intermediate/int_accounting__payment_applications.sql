@@ -4,8 +4,8 @@
 -- applied_amount) or through its `invoice_id` (its whole total). The same payment can carry both for the same
 -- application, so each is counted once: when a payment has invoice line items, they are the application; its
 -- `invoice_id` is used only when it has none. `applied_on` is the day the application enters the books: the
--- line's `applied_date` (Panora's; the latest of its lines), else the payment's `booked_on` (its transaction
--- date); NULL when neither is known. `on_books`: applied on or before the as-of date (or undated).
+-- line's `applied_date` (Panora's and Merge's; the latest of its lines), else the payment's `booked_on` (its
+-- transaction date); NULL when neither is known. `on_books`: applied on or before the as-of date (or undated).
 with dates as (
     {{ as_of_dates() }}
 ),

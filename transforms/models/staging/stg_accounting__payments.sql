@@ -1,7 +1,7 @@
 -- stg_accounting__payments: one row per live payment. Amounts as in stg_invoices; an absent total_amount is 0.
--- `booked_on` is the day the payment enters the books: its transaction date (Panora's `transaction_date`,
--- Rootfi's `payment_date`), else the day it was created; NULL when it has neither (then it is on the books
--- at every as-of date). The columns are `payment_columns` (macros/record_columns.sql), as in
+-- `booked_on` is the day the payment enters the books: its transaction date (Panora's and Merge's
+-- `transaction_date`, Rootfi's `payment_date`), else the day it was created; NULL when it has neither (then it
+-- is on the books at every as-of date). The columns are `payment_columns` (macros/record_columns.sql), as in
 -- stg_accounting__payment_versions.
 with payments as (
     select * from {{ source('accounting', 'payments') }}
