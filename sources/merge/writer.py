@@ -26,7 +26,7 @@ import random
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -35,7 +35,7 @@ from sources.common.errors import ApiError, OutcomeUnknown, WriteRefused
 from sources.common.http.client import RetryPolicy
 from sources.common.reading import values as c
 from sources.common.secrets import SECRETS, printable
-from sources.common.writer import ChangesSince, Created, Job, Row, WriterOptions, calendar_day
+from sources.common.writer import ChangesSince, Created, Job, Row, WriterOptions, calendar_day, server_moment
 from sources.merge.client import MergeClient
 from sources.merge.settings import ACCOUNT_TOKEN_HEADER, ENDPOINTS, MAX_PAGE_SIZE
 
@@ -170,14 +170,6 @@ def _problems(answer: Mapping[str, Any], name: str) -> list[str]:
     return [printable(SECRETS.redact(text))[:300] for text in out]
 
 
-def _moment(value: Any) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _ref(value: Any) -> str | None:
     """A related object's id, whether sent as the id or expanded."""
     if isinstance(value, dict):
@@ -221,7 +213,7 @@ def _created(record: Mapping[str, Any], kind: str, warnings: Sequence[str] = ())
         record_id=record["id"],
         remote_id=None if remote_id is None else str(remote_id),
         content=_content(record, kind),
-        created_at=_moment(record.get("created_at")),
+        created_at=server_moment(record.get("created_at")),
         warnings=tuple(warnings),
     )
 
@@ -241,7 +233,7 @@ class _Lookup:
         self.changes = ChangesSince(
             lambda since: client.pages(resource, page_size, modified_after=since),
             self._keep,
-            lambda record: _moment(record.get("modified_at")) if isinstance(record, dict) else None,
+            lambda record: server_moment(record.get("modified_at")) if isinstance(record, dict) else None,
             margin=LOOKUP_MARGIN,
             overlap=LOOKUP_MARGIN,
         )
@@ -344,7 +336,7 @@ class MergeWriter:
         for record in sorted(records, key=lambda r: (str(r.get("created_at")), r["id"])):
             if record["id"] in claimed or record.get("remote_was_deleted"):
                 continue
-            created = _moment(record.get("created_at"))
+            created = server_moment(record.get("created_at"))
             if not_before is not None and created is not None and created < not_before:
                 continue
             if _content(record, kind) == wanted and (kind == "invoice" or _same_day(record, row)):

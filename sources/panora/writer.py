@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from sources.common.errors import ApiError, OutcomeUnknown
-from sources.common.writer import Created, Job, Row, WriterOptions, calendar_day
+from sources.common.writer import Created, Job, Row, WriterOptions, calendar_day, server_moment
 from sources.panora.client import PanoraClient
 from sources.panora.settings import ENDPOINTS
 
@@ -83,7 +83,7 @@ def _same_invoice(record: dict[str, Any], body: dict[str, Any]) -> bool:
 def _not_before(record: dict[str, Any], moment: datetime | None) -> bool:
     """Whether a record may have been created by a send at or after `moment` (by its `created_at`; a record
     that does not say may)."""
-    created = _moment(record.get("created_at"))
+    created = server_moment(record.get("created_at"), naive_is_utc=False)
     return moment is None or created is None or created >= moment
 
 
@@ -125,14 +125,6 @@ def _external_id(record: dict[str, Any]) -> str | None:
     return None
 
 
-def _moment(value: Any) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
-
-
 def _content(kind: str, record: dict[str, Any]) -> dict[str, Any]:
     """A record in the queue's terms: what push can compare with the row it sent."""
     currency = record.get("currency")
@@ -154,7 +146,7 @@ def _created(kind: str, record: dict[str, Any]) -> Created:
         remote_id=None if remote_id is None else str(remote_id),
         external_id=_external_id(record),
         content=_content(kind, record),
-        created_at=_moment(record.get("created_at")),
+        created_at=server_moment(record.get("created_at"), naive_is_utc=False),
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from sources.common.currencies import minor_unit_exponent
 from sources.common.secrets import SECRETS, printable
-from sources.common.writer import ChangesSince, Created, Job, Row, WriterOptions, calendar_day
+from sources.common.writer import ChangesSince, Created, Job, Row, WriterOptions, calendar_day, server_moment
 from sources.rootfi.client import RootfiClient, updated_at
 from sources.rootfi.objects import platform_ref, record_key
 from sources.rootfi.settings import JOB_ENDED
@@ -84,16 +84,8 @@ def _created(record: Mapping[str, Any], company_id: str) -> Created:
         provider_id=None if rootfi_id is None else str(rootfi_id),
         external_id=None if document is None else str(document),
         content={k: v for k, v in content.items() if v is not None},
-        created_at=_stamp(record.get("rootfi_created_at")) or updated_at(record),
+        created_at=server_moment(record.get("rootfi_created_at")) or updated_at(record),
     )
-
-
-def _stamp(value: Any) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def read_job(job: Mapping[str, Any], company_id: str) -> Job:

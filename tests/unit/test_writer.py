@@ -13,7 +13,7 @@ import pytest
 from pipelines.registry import providers
 from sources.common.errors import ApiError
 from sources.common.http.client import RetryPolicy
-from sources.common.writer import Created, Job, Writer, WriterOptions, calendar_day
+from sources.common.writer import Created, Job, Writer, WriterOptions, calendar_day, server_moment
 
 PUSHING = [p for p in providers() if p.pushes]
 PROTOCOL_METHODS = ("send", "job", "refresh", "find", "backoff", "close")
@@ -34,6 +34,22 @@ PROTOCOL_METHODS = ("send", "job", "refresh", "find", "backoff", "close")
 )
 def test_a_queued_date_is_the_calendar_day_it_names(value, day):
     assert calendar_day(value) == day
+
+
+@pytest.mark.parametrize(
+    ("value", "naive_is_utc", "moment"),
+    [
+        ("2026-11-20T10:00:00Z", False, datetime(2026, 11, 20, 10, tzinfo=UTC)),
+        ("2026-11-20T12:00:00+02:00", False, datetime(2026, 11, 20, 10, tzinfo=UTC)),
+        ("2026-11-20T10:00:00", True, datetime(2026, 11, 20, 10, tzinfo=UTC)),
+        ("2026-11-20T10:00:00", False, None),  # a zone nobody said is no moment to compare with
+        ("yesterday", True, None),
+        (None, True, None),
+        (1764237600, True, None),
+    ],
+)
+def test_a_servers_timestamp_is_an_aware_moment_or_none(value, naive_is_utc, moment):
+    assert server_moment(value, naive_is_utc) == moment
 
 
 def test_a_queued_text_that_is_no_date_is_refused():
