@@ -141,6 +141,19 @@ RowKey = Callable[[Any], str | None]
 PositionOf = Callable[[Any], datetime | None]
 
 
+def kept_moment(text: Any, alias: str, what: str = "scan time") -> datetime | None:
+    """A moment an incremental source kept in dlt's state for an account (where its next scan starts), read
+    back; an unreadable one is dropped with a warning, so the scan is complete. Without an offset it is UTC."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(text))
+    except ValueError:
+        log.warning("[%s]: the stored %s %r is not a date-time: scanning everything", alias, what, text)
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 class _Batches:
     """A scan's tables, gathered per table until `BATCH_ROWS`, then tagged for dlt as one item. The rows of a
     versioned table go to its history table too, as versions seen at `seen_at` (`tables/history.py`)."""

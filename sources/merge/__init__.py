@@ -31,7 +31,7 @@ from dlt.sources import DltResource
 from sources.common.http.client import RequestStats, RetryPolicy
 from sources.common.http.prefetch import DEFAULT_LOOKAHEAD, fetch_ahead
 from sources.common.provider import Provider
-from sources.common.scan import ScanLog, scan_account
+from sources.common.scan import ScanLog, kept_moment, scan_account
 from sources.common.settings import retry_policy
 from sources.common.stored.records import NOTHING_STORED, StoredRecords
 from sources.common.tables.declared import ResourceTables
@@ -68,18 +68,6 @@ def check_accounts(accounts: Any) -> dict[str, str]:
             raise ValueError(f"Merge linked account {alias!r} has no account token")
         out[alias] = token.strip()
     return out
-
-
-def _moment(text: Any, alias: str) -> datetime | None:
-    """A time kept in the state; an unreadable one is dropped (the scan is then complete)."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(text))
-    except ValueError:
-        log.warning("[%s]: the stored scan time %r is not a date-time: scanning everything", alias, text)
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dlt.source(name="merge", max_table_nesting=0, spec=MergeSettings)
@@ -153,7 +141,7 @@ def merge_source(
         def scan_of(alias: str) -> tuple[str, Callable[[], Iterator[list[Any]]]]:
             kept = positions.get(alias) or {}
             started = datetime.now(UTC)
-            since, full = _moment(kept.get("since"), alias), _moment(kept.get("full"), alias)
+            since, full = kept_moment(kept.get("since"), alias), kept_moment(kept.get("full"), alias)
             complete = full_refresh or since is None or full is None or started - full >= full_every
             after = None if complete else since - overlap  # type: ignore[operator]
             plans[alias] = (started, after)

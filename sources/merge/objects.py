@@ -240,11 +240,7 @@ def _invoice_line(invoice: _Record, raw: dict[str, Any], index: int, currency: A
             tracking_category_id=line.ref("tracking_category"),
             tracking_categories=line.refs("tracking_categories"),
         )
-        quantity = c.decimal(line.get("quantity"), "quantity")
-        if quantity is not None:
-            whole = quantity == quantity.to_integral_value()
-            out["quantity_decimal"] = quantity.normalize() if whole else quantity
-            out["quantity"] = int(quantity) if whole else None
+        out.update(c.quantity(line.get("quantity")))
         line.money(out, own or currency, {"unit_price": "unit_price", "total_amount": "total_amount"})
         deleted = line.get("remote_was_deleted")
         if deleted is not None:

@@ -28,7 +28,7 @@ from dlt.sources import DltResource
 from sources.common.http.client import RequestStats, RetryPolicy
 from sources.common.http.prefetch import DEFAULT_LOOKAHEAD, fetch_ahead
 from sources.common.provider import Provider
-from sources.common.scan import PositionOf, ScanLog, scan_account
+from sources.common.scan import PositionOf, ScanLog, kept_moment, scan_account
 from sources.common.settings import retry_policy
 from sources.common.stored.records import NOTHING_STORED, StoredRecords
 from sources.common.tables.declared import ResourceTables
@@ -77,18 +77,6 @@ def _positions_up_to(horizon: datetime) -> PositionOf:
     return position_of
 
 
-def _stored_position(text: Any, alias: str) -> datetime | None:
-    """A company's position as kept in the state; an unreadable one is dropped (the scan is complete)."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(text))
-    except ValueError:
-        log.warning("[%s]: the stored position %r is not a date-time: scanning everything", alias, text)
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 @dlt.source(name="rootfi", max_table_nesting=0, spec=RootfiSettings)
 def rootfi_source(
     api_key: str = dlt.secrets.value,
@@ -111,7 +99,7 @@ def rootfi_source(
     transport: httpx.BaseTransport | None = None,
     stored: StoredRecords = NOTHING_STORED,
 ) -> Sequence[DltResource]:
-    """Rootfi invoices, invoice payments and tracking categories over all configured companies.
+    """Rootfi invoices, invoice payments, tracking categories and contacts over all configured companies.
 
     The settings are `RootfiSettings`' fields (each documented there); the rest is what a job hands in.
 
@@ -124,7 +112,7 @@ def rootfi_source(
             complete scan finds are handed to it.
 
     Returns:
-        The resources `payments`, `invoices` and `tracking_categories`.
+        The resources `payments`, `invoices`, `tracking_categories` and `contacts`.
     """
     companies = check_companies(companies)
     policy = retry_policy(max_attempts, backoff_base, timeout, max_wait_seconds, max_body_bytes)
@@ -145,7 +133,7 @@ def rootfi_source(
         starts: dict[str, tuple[datetime | None, datetime | None]] = {}  # alias -> (position, scan start)
 
         def scan_of(alias: str, company_id: str) -> tuple[str, Callable[[], Iterator[list[Any]]]]:
-            last = None if full_refresh else _stored_position(positions.get(alias), alias)
+            last = None if full_refresh else kept_moment(positions.get(alias), alias, "position")
             since = last - overlap if last is not None and last - datetime.min.replace(tzinfo=UTC) > overlap else None
             starts[alias] = (last, since)
             expect = functools.partial(scan_log.expect, spec.resource, alias)

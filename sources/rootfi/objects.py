@@ -200,10 +200,7 @@ def _line(invoice: _Record, raw: Any, index: int, currency: Any) -> dict[str, An
             "tax_id": line.ref("tax_id"),
             "tracking_categories": line.refs("tracking_category_ids"),
         }
-        quantity = c.decimal(line.get("quantity"), "quantity")
-        if quantity is not None:
-            out["quantity_decimal"] = quantity.normalize() if quantity == quantity.to_integral_value() else quantity
-            out["quantity"] = int(quantity) if quantity == quantity.to_integral_value() else None
+        out.update(c.quantity(line.get("quantity")))
         if any(line.raw.get(k) is not None for k in ("unit_amount", "total_amount", "sub_total", "tax_amount")):
             exponent = c.currency_exponent(currency, "currency_id")
             for unified, name in (

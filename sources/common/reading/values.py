@@ -190,6 +190,16 @@ def decimal(value: Any, field: str, scale: int = 12) -> Decimal | None:
     return number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_EVEN, context=_WIDE)
 
 
+def quantity(value: Any, field: str = "quantity") -> dict[str, Any]:
+    """A line's quantity, which may be fractional (1.5): `quantity` (a whole number, as Panora's) only when it
+    is whole, `quantity_decimal` always its exact value; nothing when it is absent."""
+    number = decimal(value, field)
+    if number is None:
+        return {}
+    whole = number == number.to_integral_value()
+    return {"quantity_decimal": number.normalize() if whole else number, "quantity": int(number) if whole else None}
+
+
 def json_text(value: Any, field: str) -> str | None:
     """Nested JSON kept as JSON text (loaded into a JSON column)."""
     if value is None:
