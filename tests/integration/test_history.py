@@ -85,6 +85,13 @@ def test_history_keeps_what_the_first_load_saw_and_the_books_can_be_read_as_know
     deleted = row_of(warehouse, "invoices_history", ids["deleted"], "deleted_at IS NOT NULL")
     assert deleted["total_amount"] == as_loaded_first["deleted"]["total_amount"]
 
+    # known now (the second load's build): the edits count
+    assert figures(warehouse) != built_first
+    settlement = dict(warehouse.query(f"SELECT invoice_id, total_minor FROM {MODELS}.accounting__invoice_settlement"))
+    assert settlement[ids["edited"]] == stored_total(as_loaded_first) + 1000 and ids["deleted"] not in settlement
+    # the default close (the month before today's, closed at its end) came before the first load: nothing
+    assert warehouse.scalar(f"SELECT count(*) FROM {MODELS}.accounting__changed_after_close") == 0
+
     # the books as of today, as known before the second load: exactly the first build's figures
     known_then = transform_database(str(warehouse.path), DATASET, knowledge=Knowledge(known_at=between))
     assert known_then.error is None
@@ -94,13 +101,6 @@ def test_history_keeps_what_the_first_load_saw_and_the_books_can_be_read_as_know
     )
     # the records a later load changed are read as the first load saw them; the others are today's rows
     assert sorted(r[0] for r in from_history) == sorted(ids[k] for k in ("edited", "deleted", "voided", "paid"))
-
-    # known now: the edits count
-    now = transform_database(str(warehouse.path), DATASET)
-    assert now.error is None
-    assert figures(warehouse) != built_first
-    settlement = dict(warehouse.query(f"SELECT invoice_id, total_minor FROM {MODELS}.accounting__invoice_settlement"))
-    assert settlement[ids["edited"]] == stored_total(as_loaded_first) + 1000 and ids["deleted"] not in settlement
 
     # what a load after the close changed in the closed period; the payment after the close is not an edit
     close = Knowledge(closed_through=CLOSED_THROUGH, closed_at=between)
@@ -113,9 +113,6 @@ def test_history_keeps_what_the_first_load_saw_and_the_books_can_be_read_as_know
     )
     status = next(row for row in changes if row[1] == "status")
     assert status[2:] == ("OPEN", "VOID")
-    # the default close (the month before today's, closed at its end) came before the first load: nothing
-    assert transform_database(str(warehouse.path), DATASET).error is None
-    assert warehouse.scalar(f"SELECT count(*) FROM {MODELS}.accounting__changed_after_close") == 0
 
 
 def stored_total(as_loaded_first: dict[str, dict[str, Any]]) -> int:
