@@ -165,6 +165,28 @@ def test_a_load_stays_under_each_linked_accounts_rate_limit(warehouse: Warehouse
     )
 
 
+def test_a_429_that_says_only_retry_after_is_waited_out_and_the_load_completes(
+    warehouse: Warehouse, merge: MergeSandbox
+) -> None:
+    """A budget set above the account's real limit meets Merge's throttle: 429 with `Retry-After` and no
+    X-RateLimit-* headers (Django REST framework's answer). Each is waited out, and nothing is lost."""
+    merge.settings.rate_limit, merge.settings.rate_window_seconds = 4, 1.0
+    summary = load(warehouse, merge, source_options={"page_size": 10, "rate_limit": 100, "rate_window_seconds": 1.0})
+    assert summary.status == "ok", [s.error for s in summary.failed_scans]
+    assert merge.stats.throttled > 0 and summary.requests["throttled"] == merge.stats.throttled
+    with httpx.Client(base_url=merge.url) as client:  # the answer itself, as the client met it
+        headers = {"Authorization": f"Bearer {merge.api_key}", "X-Account-Token": next(iter(merge.accounts().values()))}
+        answers = [client.get("/payments", headers=headers) for _ in range(6)]
+    throttled = next(a for a in answers if a.status_code == 429)
+    assert "Retry-After" in throttled.headers
+    assert not any(name.lower().startswith("x-ratelimit") for name in throttled.headers)
+    assert throttled.json()["detail"].startswith("Request was throttled.")
+    for kind in ("payments", "invoices"):
+        assert warehouse.count(kind, "provider = 'merge'") == sum(
+            len(merge.store.all(a, kind, True)) for a in merge.store.aliases
+        )
+
+
 def test_a_refused_api_key_is_asked_once_not_once_per_account_and_resource(
     warehouse: Warehouse, merge: MergeSandbox
 ) -> None:
