@@ -20,8 +20,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/accounting-etl demo
 
-# two worker processes, each taking whole test files (a file's fixtures are built once): 6.3-7.3 minutes here
-# on 2 cores, against 10.3 in one process
+# two worker processes, each taking whole test files (a file's fixtures are built once): 10 to 17 minutes on
+# 2 cores in fresh clones here (by how busy the machine is)
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 

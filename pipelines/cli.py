@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime
+from pathlib import Path
 
 from pipelines.exit_codes import ExitCode
 from pipelines.logs import setup_logging
@@ -30,7 +32,7 @@ def load_settings_help() -> str:
     lines += [f"  {s.variable:<34} {s.help} [{s.default}]" for s in JOB_SETTINGS]
     lines += [
         "Every configured provider is loaded unless --provider says otherwise; aliases are unique across providers.",
-        "State: dlt's state (Rootfi's incremental positions) is kept in the warehouse itself and read from it on",
+        "State: dlt's state (the incremental providers' positions) is kept in the warehouse itself and read from it on",
         "every load; dlt's local pipeline folder is scratch, emptied first (default: one per warehouse under dlt's",
         "data folder, DLT_DATA_DIR: ~/.dlt, or /var/dlt as root). Locks live beside a DuckDB file (.<file>.etl/).",
         "exit status: 0 loaded, 1 a connection's scan failed (the rest loaded), nothing answered at a provider's",
@@ -83,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     load = sub.add_parser(
         "load",
-        help="load payments, invoices and tracking categories into the warehouse",
-        description="Pull payments, invoices and tracking categories for every configured account of every "
+        help="load payments, invoices, tracking categories and contacts into the warehouse",
+        description="Pull payments, invoices, tracking categories and contacts for every configured account of every "
         "configured provider and merge them into the warehouse: changed records updated, unchanged ones left "
         "alone, deletions marked (listed by the API, or the records a complete scan no longer sees). Ends with a "
         "summary per provider, also stored in `load_runs`.",
@@ -104,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument("--page-size", type=int, help="rows per request (overrides SOURCES__<PROVIDER>__PAGE_SIZE)")
     load.add_argument("--destination", help="dlt destination name (overrides ACCOUNTING_ETL__DESTINATION)")
+    load.add_argument("--database", help=DATABASE_HELP + "; the destination is then DuckDB")
     load.add_argument("--dataset", help="dataset name (overrides ACCOUNTING_ETL__DATASET_NAME)")
     load.add_argument(
         "--pipelines-dir",
@@ -126,12 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = sub.add_parser(
         "sandbox",
         help="serve a provider-compatible sandbox API on 127.0.0.1",
-        description="Serve one provider's API (--provider, default the first registered) with seeded data on "
+        description="Serve one provider's API (--provider) with seeded data on "
         "127.0.0.1, with the real server's behaviour (paging quirks, filters, write jobs, 5xx answers, a rate "
         "limit). Prints the settings that point the pipeline at it. Reads no settings.",
     )
-    sandbox.add_argument("--provider", choices=NAMES, default=NAMES[0])
-    sandbox.add_argument("--port", type=int, default=3000)
+    sandbox.add_argument("--provider", choices=NAMES, default=NAMES[0], help=f"whose API (default {NAMES[0]})")
+    sandbox.add_argument("--port", type=int, default=3000, help="port on 127.0.0.1 (default 3000; 0 = any free)")
     sandbox.add_argument("--rate-limit", type=int, default=100, help="requests per 60 s per client; 0 = off")
     sandbox.add_argument("--seed", type=int, help="random seed of the data (default: the sandbox's own)")
     sandbox.add_argument("--scale", type=float, default=1.0, help="multiply the seeded record counts")
@@ -396,6 +399,13 @@ def _tune_process_for_loads() -> None:
 def _load(args: argparse.Namespace) -> int:
     from pipelines.load import run_loads
 
+    if args.database:  # as the other commands take it: the DuckDB file, named as its setting would name it
+        if args.destination not in (None, "duckdb"):
+            print(f"accounting-etl load: --database names a DuckDB file, not a {args.destination} warehouse",
+                  file=sys.stderr)  # fmt: skip
+            return ExitCode.BAD_INPUT
+        os.environ["DESTINATION__DUCKDB__CREDENTIALS"] = str(Path(args.database).resolve())
+        args.destination = "duckdb"
     _tune_process_for_loads()
     summaries = run_loads(
         _split(args.provider),

@@ -267,13 +267,14 @@ def aging_chart(
     title: str, figure: str, exponent: int | None, amounts: dict[str, Decimal], label: str | None = None
 ) -> dict[str, Any]:
     """A horizontal bar per bucket, scaled to the largest, its amount beside it (the template draws it)."""
-    width, bar_height, gap, label_width, value_width = 560, 22, 8, 70, 150
+    width, bar_height, gap, label_width, value_width = 560, 22, 8, 90, 150
     largest = max([a for a in amounts.values() if a] or [Decimal(1)])
     bars = []
     for i, bucket in enumerate(BUCKETS):
         amount = amounts.get(bucket, Decimal(0))
         bars.append({
-            "bucket": bucket, "y": gap + i * (bar_height + gap), "color": BAR_COLORS[bucket],
+            "bucket": bucket, "label": VALUES.get(bucket, bucket), "y": gap + i * (bar_height + gap),
+            "color": BAR_COLORS[bucket],
             "width": int((width - label_width - value_width) * float(amount / largest)) if amount else 0,
             "amount": money(amount, exponent), "figure": f"{figure}.{bucket}",
         })  # fmt: skip
@@ -588,14 +589,16 @@ def _reporting_context(
     exponent = exponents.get(code)
     totals = dict(zip(total_columns, total_rows[0], strict=True)) if total_rows else {}
     figures = {m: totals.get(f"{m}_amount", Decimal(0)) for m in ("open", "overdue", "unapplied", "invoiced")}
+    unconverted = totals.get("unconverted_currencies")
+    # a total that leaves out the currencies without a rate says so on its card, not only in its section
+    scope = f"in {code}, without {unconverted} (no rate)" if unconverted else f"all currencies in {code}"
     cards.append({
         "figure": "headline.reporting.open", "value": f"{code} {money(figures['open'], exponent)}",
-        "label": f"open receivables, all currencies in {code}", "detail_label": "overdue",
+        "label": f"open receivables, {scope}", "detail_label": "overdue",
         "detail_figure": "headline.reporting.overdue", "detail": money(figures["overdue"], exponent),
     })  # fmt: skip
     cards.append({"figure": "headline.reporting.unapplied", "value": f"{code} {money(figures['unapplied'], exponent)}",
-                  "label": f"unapplied payments, all currencies in {code}"})  # fmt: skip
-    unconverted = totals.get("unconverted_currencies")
+                  "label": f"unapplied payments, {scope}"})  # fmt: skip
     if unconverted:
         unconverted = (f"{unconverted} ({totals.get('unconverted_invoices', 0):,} invoice(s), "
                        f"{totals.get('unconverted_payments', 0):,} unapplied payment(s))")  # fmt: skip
@@ -612,9 +615,7 @@ def _reporting_context(
     context = {
         "currency": code,
         "unconverted": unconverted or "",
-        "chart": aging_chart(
-            code, "reporting.aging", exponent, amounts, f"Receivables aging, all currencies in {code}"
-        ),
+        "chart": aging_chart(code, "reporting.aging", exponent, amounts, f"Receivables aging, {scope}"),
         "aging": page_table(aging_columns, aging_rows, exponents, "reporting.aging_table", shown),
         "rates": rate_table,
     }

@@ -272,5 +272,6 @@ def render(report: StatusReport, console: Any) -> None:
             people.add_row(*(escape(str(row[k])) if row[k] is not None else "" for k in
                              ("external_id", "kind", "connection", "status", "attempts", "error")))  # fmt: skip
         console.print(people)
-    verdict = "[green]all connections loaded and fresh[/]" if report.ok else "[red]needs attention[/]"
+    healthy = "all connections loaded and fresh" if report.max_age_seconds is not None else "all connections loaded"
+    verdict = f"[green]{healthy}[/]" if report.ok else "[red]needs attention[/]"
     console.print(f"\n{verdict}")

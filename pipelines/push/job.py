@@ -93,9 +93,8 @@ class PushSummary:
             lines.append(f"  ERROR {error}")
         for item in self.plan:
             if item["action"] != "create" or self.dry_run:
-                lines.append(
-                    f"  {item['action']:<7} {item['external_id']} [{item['connection']}] {item['reason'] or ''}"
-                )
+                why = f": {item['reason']}" if item["reason"] else f" ({item['kind']}, would be sent)"
+                lines.append(f"  {item['action']:<7} {item['external_id']} [{item['connection']}]{why}")
         return "\n".join(lines)
 
 

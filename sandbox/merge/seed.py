@@ -38,7 +38,7 @@ class AccountSpec:
 
 
 DEFAULT_ACCOUNTS: tuple[AccountSpec, ...] = (
-    AccountSpec("initech-us", "quickbooks-online", ("USD", "EUR"), invoices=45, payments=50),
+    AccountSpec("soylent-us", "quickbooks-online", ("USD", "EUR"), invoices=45, payments=50),
     AccountSpec("umbrella-kw", "xero", ("KWD", "EUR"), invoices=30, payments=35),
     AccountSpec("hooli-jp", "netsuite", ("JPY", "USD"), invoices=30, payments=30),
 )

@@ -49,7 +49,7 @@ class MergeSettings(SourceSettings):
     api_key: Annotated[str, SecretSentinel] = setting(None, "Merge API key (sent as a Bearer token)", required=True)
     accounts: Annotated[dict[str, Any], SecretSentinel] = setting(
         None,
-        'linked accounts: alias -> account token (X-Account-Token), e.g. {"initech-us": "<account token>"}',
+        'linked accounts: alias -> account token (X-Account-Token), e.g. {"soylent-us": "<account token>"}',
         required=True,
     )
     base_url: str = setting(DEFAULT_BASE_URL, "API root, with /api/accounting/v1 (the EU root works too)")

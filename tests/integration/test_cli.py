@@ -1,9 +1,10 @@
-"""The `accounting-etl` command line as a user meets it, in processes of its own: `demo` loads both sandboxes
+"""The `accounting-etl` command line as a user meets it, in processes of its own: `demo` loads every sandbox
 into a DuckDB file, `sandbox` serves a provider's API (parsing, help and settings errors in-process:
 `tests/unit/test_cli.py`)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import pytest
 
 from sandbox.merge import seed_accounts
 from sandbox.rootfi import seed_companies
+from tests.support import cli_env, run_cli
 
 M = "accounting_raw_reconciliation"  # the models of the default dataset
 
@@ -34,6 +36,10 @@ def test_demo_loads_the_sandbox_into_a_duckdb_file(tmp_path):
     payments_loaded = 200 + sum(len(c.invoice_payments) for c in seed_companies()) + merge_payments
     assert any(line.split() == ["payments", f"{payments_loaded:,}"] for line in lines)
     assert "Try next:" in result.stdout and "accounting-etl status --database accounting.duckdb" in result.stdout
+    # the reconciliation sentence accounts for every invoice: its statuses add up to the count it starts with
+    sentence = result.stdout[result.stdout.index("Reconciliation: ") :].split("unapplied payments")[0]
+    counts = [int(n.replace(",", "")) for n in re.findall(r"(\d[\d,]*) [a-z]", sentence)]
+    assert len(counts) == 8 and counts[0] == sum(counts[1:]), sentence
     with duckdb.connect(str(database), read_only=True) as con:
         payments = dict(con.execute("SELECT provider, count(*) FROM accounting_raw.payments GROUP BY 1").fetchall())
         runs = con.execute("SELECT provider, status FROM accounting_raw.load_runs ORDER BY 1").fetchall()
@@ -42,6 +48,20 @@ def test_demo_loads_the_sandbox_into_a_duckdb_file(tmp_path):
     assert payments == {"panora": 200, "rootfi": rootfi_payments, "merge": merge_payments}
     assert runs == [("merge", "ok"), ("panora", "ok"), ("rootfi", "ok")]
     assert set(models) == {"panora", "rootfi", "merge"}
+
+
+def test_load_writes_the_duckdb_file_database_names(tmp_path, sandbox):
+    """`load --database`, as the other commands take it: that file, whatever the setting names."""
+    configured = tmp_path / "configured.duckdb"
+    env = cli_env(sandbox, configured, tmp_path)
+    named = tmp_path / "named.duckdb"
+    result = run_cli(env, tmp_path / "pipelines", "--no-transform", "--database", str(named))
+    assert result.returncode == 0, result.stderr
+    assert not configured.exists()
+    with duckdb.connect(str(named), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM accounting_raw.payments").fetchone()[0] > 0
+    other = run_cli(env, tmp_path / "pipelines", "--database", str(named), "--destination", "postgres")
+    assert other.returncode == 2 and "--database names a DuckDB file" in other.stderr
 
 
 PANORA_SANDBOX = {

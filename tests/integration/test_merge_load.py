@@ -98,11 +98,11 @@ def test_full_load_lands_in_the_unified_tables_exactly(warehouse: Warehouse, mer
 def test_a_second_load_asks_for_changes_only_and_marks_deletions(warehouse: Warehouse, merge: MergeSandbox) -> None:
     assert load(warehouse, merge).status == "ok"
     store = merge.store
-    invoice = next(i for i in store.all("initech-us", "invoices") if i["status"] == "OPEN")
-    payment = store.all("initech-us", "payments")[0]
-    store.update("initech-us", "invoices", invoice["id"], memo="called the customer")
-    store.delete("initech-us", "payments", payment["id"])
-    store.touch("initech-us", "contacts", store.all("initech-us", "contacts")[0]["id"])  # Merge re-synced it
+    invoice = next(i for i in store.all("soylent-us", "invoices") if i["status"] == "OPEN")
+    payment = store.all("soylent-us", "payments")[0]
+    store.update("soylent-us", "invoices", invoice["id"], memo="called the customer")
+    store.delete("soylent-us", "payments", payment["id"])
+    store.touch("soylent-us", "contacts", store.all("soylent-us", "contacts")[0]["id"])  # Merge re-synced it
     merge.reset_stats()
 
     summary = load(warehouse, merge)

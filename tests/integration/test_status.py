@@ -86,6 +86,9 @@ def test_status_exit_codes(warehouse, capsys, tmp_path):
     assert warehouse.load().status == "ok"
     assert main(["status", "--database", str(warehouse.path), "--max-age", "1d"]) == 0
     assert "all connections loaded and fresh" in capsys.readouterr().out
+    assert main(["status", "--database", str(warehouse.path)]) == 0  # freshness unasked is not claimed
+    out = capsys.readouterr().out
+    assert "all connections loaded" in out and "fresh" not in out
     with duckdb.connect(str(warehouse.path)) as con:  # the last complete load of acme-us was two days ago
         con.execute(
             f"UPDATE {DATASET}.load_runs SET finished_at = finished_at - INTERVAL 2 DAY, "
