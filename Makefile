@@ -20,7 +20,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/accounting-etl demo
 
-# two worker processes, each taking whole test files (a file's fixtures are built once): 10 to 17 minutes on
+# two worker processes, each taking whole test files (a file's fixtures are built once): 10 to 21 minutes on
 # 2 cores in fresh clones here (by how busy the machine is)
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
