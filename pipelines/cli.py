@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime
-from pathlib import Path
 
 from pipelines.exit_codes import ExitCode
 from pipelines.logs import setup_logging
@@ -399,13 +397,6 @@ def _tune_process_for_loads() -> None:
 def _load(args: argparse.Namespace) -> int:
     from pipelines.load import run_loads
 
-    if args.database:  # as the other commands take it: the DuckDB file, named as its setting would name it
-        if args.destination not in (None, "duckdb"):
-            print(f"accounting-etl load: --database names a DuckDB file, not a {args.destination} warehouse",
-                  file=sys.stderr)  # fmt: skip
-            return ExitCode.BAD_INPUT
-        os.environ["DESTINATION__DUCKDB__CREDENTIALS"] = str(Path(args.database).resolve())
-        args.destination = "duckdb"
     _tune_process_for_loads()
     summaries = run_loads(
         _split(args.provider),
@@ -413,6 +404,7 @@ def _load(args: argparse.Namespace) -> int:
         resources=_split(args.resources),
         page_size=args.page_size,
         destination=args.destination,
+        database=args.database,
         dataset_name=args.dataset,
         pipelines_dir=args.pipelines_dir,
         full_refresh=args.full_refresh,

@@ -75,6 +75,7 @@ def run_load(
     base_url: str | None = None,
     page_size: int | None = None,
     destination: str | Destination | None = None,
+    database: str | None = None,
     dataset_name: str | None = None,
     pipeline_name: str | None = None,
     pipelines_dir: str | None = None,
@@ -96,6 +97,7 @@ def run_load(
         base_url: overrides the configured API root.
         page_size: overrides the configured rows per list request.
         destination: a dlt destination (name or object); default from config, else DuckDB.
+        database: the DuckDB file to write (overrides DESTINATION__DUCKDB__CREDENTIALS); DuckDB only.
         dataset_name: the dataset (schema) to load into; default `accounting_raw`.
         pipeline_name: the dlt pipeline, whose state (Rootfi's positions) the warehouse keeps under this name.
         pipelines_dir: dlt's scratch folder (default: one per warehouse under dlt's data folder), emptied of
@@ -127,7 +129,7 @@ def run_load(
     if page_size:
         kwargs["page_size"] = page_size
     dataset_name = settings.dataset_name(dataset_name)
-    destination = make_destination(destination)
+    destination = make_destination(destination, database)
     refuse_catalog_collision(destination, dataset_name)
     warehouse = Warehouse.of(destination, dataset_name)
     with warehouse.job_lock(

@@ -23,15 +23,18 @@ from pipelines.warehouse.duckdb_merge import with_key_first_dedup
 LOAD_DUCKDB_SETTINGS = {"preserve_insertion_order": False}
 
 
-def make_destination(destination: str | Destination | None = None) -> str | Destination:
-    """The configured destination; DuckDB writes `accounting.duckdb` unless told otherwise, within
-    ACCOUNTING_ETL__DUCKDB_MEMORY_LIMIT. dlt's DuckDB, however given, merges with the cheaper
-    de-duplication of `duckdb_merge`."""
+def make_destination(destination: str | Destination | None = None, database: str | None = None) -> str | Destination:
+    """The configured destination; DuckDB writes `database`, else DESTINATION__DUCKDB__CREDENTIALS, else
+    `accounting.duckdb`, within ACCOUNTING_ETL__DUCKDB_MEMORY_LIMIT. dlt's DuckDB, however given, merges with
+    the cheaper de-duplication of `duckdb_merge`. A `database` beside another destination is refused."""
     if destination is None:
         destination = dlt.config.get("accounting_etl.destination") or DEFAULT_DESTINATION
+    if database and destination != "duckdb":
+        raise ConfigurationError(f"--database names a DuckDB file, not a {destination} warehouse")
     if destination == "duckdb":
         credentials = DuckDbCredentials(
-            duckdb_file(), global_config=LOAD_DUCKDB_SETTINGS | {"memory_limit": duckdb_memory_limit()}
+            duckdb_file(str(Path(database).resolve()) if database else None),
+            global_config=LOAD_DUCKDB_SETTINGS | {"memory_limit": duckdb_memory_limit()},
         )
         destination = dlt.destinations.duckdb(credentials=credentials)
     return with_key_first_dedup(destination)
