@@ -50,14 +50,13 @@ from typing import Any
 from pipelines.push.ledger import FINAL, Ledger, PushStatus, may_resend
 from sources.common.errors import ApiError, OutcomeUnknown, WriteRefused
 from sources.common.secrets import SECRETS
-from sources.common.writer import Created, Job, Writer
+from sources.common.writer import COMPARED, Created, Job, Writer
 
 log = logging.getLogger("accounting_etl.push")
 
 Row = dict[str, Any]
 OPEN = (PushStatus.PENDING, PushStatus.UNKNOWN, PushStatus.SUBMITTED)
 CLOCK_MARGIN = timedelta(minutes=5)  # a record's creation time, by the server's clock, may precede ours a little
-COMPARED = {"payment": ("invoice_id", "total_amount", "currency"), "invoice": ("number", "total_amount", "currency")}
 
 
 @dataclass(frozen=True)

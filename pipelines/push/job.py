@@ -26,7 +26,7 @@ from typing import Any
 from pipelines import settings
 from pipelines.progress import PushCounts, live, push_table
 from pipelines.push.csv_import import CsvImport, CsvReject, invoice_numbers, queue_rows, read_csv
-from pipelines.push.engine import COMPARED, Engine, Lane, SendRules, differences
+from pipelines.push.engine import Engine, Lane, SendRules, differences
 from pipelines.push.ledger import FINAL, Ledger, PushStatus, ensure_tables, kept_tables
 from pipelines.push.plan import KINDS, Kind, loaded_invoices
 from pipelines.registry import check_distinct_aliases, providers
@@ -35,7 +35,7 @@ from sources.common.errors import ConfigurationError
 from sources.common.http.client import RequestStats, RetryPolicy
 from sources.common.provider import Provider
 from sources.common.secrets import SECRETS
-from sources.common.writer import WriterOptions
+from sources.common.writer import COMPARED, WriterOptions
 
 log = logging.getLogger("accounting_etl.push")
 

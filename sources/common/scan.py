@@ -37,7 +37,7 @@ from sources.common.errors import (
 )
 from sources.common.http.pagination import without_repeats
 from sources.common.reading.undeclared import ColumnKinds
-from sources.common.reading.values import json_text
+from sources.common.reading.values import json_text, server_moment
 from sources.common.secrets import SECRETS, printable
 from sources.common.stored.changes import LoadedRecords, record_hash
 from sources.common.stored.records import NOTHING_STORED, StoredRecords
@@ -146,12 +146,10 @@ def kept_moment(text: Any, alias: str, what: str = "scan time") -> datetime | No
     back; an unreadable one is dropped with a warning, so the scan is complete. Without an offset it is UTC."""
     if text is None:
         return None
-    try:
-        moment = datetime.fromisoformat(str(text))
-    except ValueError:
+    moment = server_moment(text)
+    if moment is None:
         log.warning("[%s]: the stored %s %r is not a date-time: scanning everything", alias, what, text)
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment
 
 
 class _Batches:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from sources.common.http.client import RequestStats, RetryPolicy
@@ -31,25 +31,16 @@ def calendar_day(value: Any) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
-def server_moment(value: Any, naive_is_utc: bool = True) -> datetime | None:
-    """A server's timestamp (`2026-11-20T10:00:00Z`, with an offset or without) as an aware datetime; None
-    when it is none. One without an offset is UTC where the provider writes UTC without saying so, else None
-    (`naive_is_utc=False`: an unknown zone is no moment to compare with)."""
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC) if naive_is_utc else None
-
-
 @dataclass(frozen=True)
 class WriterOptions:
     policy: RetryPolicy | None = None  # retries of each request (the provider's defaults when None)
     stats: RequestStats | None = None  # request counters shared with the run summary
     page_size: int = 500  # rows per request when records are looked up
     batch_size: int = 50  # records per request where the API takes several at once
+
+
+# the fields of a created record checked against the row that was sent (`Created.content` in the queue's terms)
+COMPARED = {"payment": ("invoice_id", "total_amount", "currency"), "invoice": ("number", "total_amount", "currency")}
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,9 @@ from sources.common.currencies import minor_unit_exponent
 from sources.common.errors import ApiError, OutcomeUnknown, WriteRefused
 from sources.common.http.client import RetryPolicy
 from sources.common.reading import values as c
+from sources.common.reading.values import server_moment
 from sources.common.secrets import SECRETS, printable
-from sources.common.writer import ChangesSince, Created, Job, Row, WriterOptions, calendar_day, server_moment
+from sources.common.writer import COMPARED, ChangesSince, Created, Job, Row, WriterOptions, calendar_day
 from sources.merge.client import MergeClient
 from sources.merge.settings import ACCOUNT_TOKEN_HEADER, ENDPOINTS, MAX_PAGE_SIZE
 
@@ -49,16 +50,16 @@ TYPES = {"ACCREC": RECEIVABLE, "ACCPAY": "ACCOUNTS_PAYABLE", RECEIVABLE: RECEIVA
          "ACCOUNTS_PAYABLE": "ACCOUNTS_PAYABLE"}  # fmt: skip
 
 RESOURCES = {"payment": "payments", "invoice": "invoices"}
-# what a 201's record must say, readably, to be checked against the row (the engine checks what both have);
-# a payment's invoice is read from its one INVOICE line in `applied_to_lines`, expanded or as an id
-ANSWERED = {"payment": ("invoice_id", "total_amount", "currency"), "invoice": ("number", "total_amount", "currency")}
+
+
+def _type_word(row: Mapping[str, Any]) -> str:
+    return str(row.get("type") or RECEIVABLE).strip().upper()
 
 
 def row_problem(kind: str, row: Mapping[str, Any]) -> str | None:
     """Why Merge cannot take a queued row as it is (the plan's reason), or None: a `type` that is none of the
     words Merge's is read from. Taking it for a receivable would book a bill's payment as a customer's."""
-    word = str(row.get("type") or RECEIVABLE).strip().upper()
-    if word not in TYPES:
+    if _type_word(row) not in TYPES:
         return f"type {printable(str(row.get('type')))!r} is none of {', '.join(TYPES)}"
     return None
 
@@ -66,7 +67,7 @@ def row_problem(kind: str, row: Mapping[str, Any]) -> str | None:
 def merge_type(row: Row) -> str:
     """The row's `type` as Merge spells it (ACCOUNTS_RECEIVABLE when it has none); the plan has refused
     any other word (`row_problem`)."""
-    return TYPES[str(row.get("type") or RECEIVABLE).strip().upper()]
+    return TYPES[_type_word(row)]
 
 
 def idempotency_key(row: Row, kind: str = "payment") -> str:
@@ -304,8 +305,10 @@ class MergeWriter:
         if not has_id:
             raise OutcomeUnknown("POST", path, 201, f"the answer holds no created {kind} with an id")
         created = _created(model, kind, _problems(answer, "warnings"))  # type: ignore[arg-type]
-        unread = [name for name in ANSWERED[kind] if name not in created.content]
-        if unread:  # what the answer does not say cannot be checked against the row: a lookup reads it
+        # the engine checks what both the row and the answer say; what a 201 leaves unread (a payment's invoice
+        # comes from its one INVOICE line in `applied_to_lines`) cannot be checked, so a lookup reads it
+        unread = [name for name in COMPARED[kind] if name not in created.content]
+        if unread:
             raise OutcomeUnknown("POST", path, 201, f"the answer does not say the created {kind}'s "
                                  + ", ".join(unread))  # fmt: skip
         return {row["external_id"]: created}

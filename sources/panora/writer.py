@@ -18,7 +18,8 @@ from datetime import datetime
 from typing import Any
 
 from sources.common.errors import ApiError, OutcomeUnknown
-from sources.common.writer import Created, Job, Row, WriterOptions, calendar_day, server_moment
+from sources.common.reading.values import server_moment
+from sources.common.writer import Created, Job, Row, WriterOptions, calendar_day
 from sources.panora.client import PanoraClient
 from sources.panora.settings import ENDPOINTS
 

@@ -16,8 +16,9 @@ from decimal import Decimal
 from typing import Any
 
 from sources.common.currencies import minor_unit_exponent
+from sources.common.reading.values import server_moment
 from sources.common.secrets import SECRETS, printable
-from sources.common.writer import ChangesSince, Created, Job, Row, WriterOptions, calendar_day, server_moment
+from sources.common.writer import ChangesSince, Created, Job, Row, WriterOptions, calendar_day
 from sources.rootfi.client import RootfiClient, updated_at
 from sources.rootfi.objects import platform_ref, record_key
 from sources.rootfi.settings import JOB_ENDED

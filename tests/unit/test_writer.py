@@ -13,7 +13,8 @@ import pytest
 from pipelines.registry import providers
 from sources.common.errors import ApiError
 from sources.common.http.client import RetryPolicy
-from sources.common.writer import Created, Job, Writer, WriterOptions, calendar_day, server_moment
+from sources.common.reading.values import server_moment
+from sources.common.writer import Created, Job, Writer, WriterOptions, calendar_day
 
 PUSHING = [p for p in providers() if p.pushes]
 PROTOCOL_METHODS = ("send", "job", "refresh", "find", "backoff", "close")

@@ -200,6 +200,19 @@ def quantity(value: Any, field: str = "quantity") -> dict[str, Any]:
     return {"quantity_decimal": number.normalize() if whole else number, "quantity": int(number) if whole else None}
 
 
+def server_moment(value: Any, naive_is_utc: bool = True) -> datetime | None:
+    """A server's timestamp (`2026-11-20T10:00:00Z`, with an offset or without) as an aware datetime; None
+    when it is none. One without an offset is UTC where the provider writes UTC without saying so, else None
+    (`naive_is_utc=False`: an unknown zone is no moment to compare with)."""
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC) if naive_is_utc else None
+
+
 def json_text(value: Any, field: str) -> str | None:
     """Nested JSON kept as JSON text (loaded into a JSON column)."""
     if value is None:
