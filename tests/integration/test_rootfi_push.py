@@ -126,12 +126,12 @@ def test_a_failed_job_creates_nothing_and_its_payments_are_sent_again(loaded: Wa
 def test_a_job_still_running_when_push_stops_is_followed_up_not_resent(loaded: Warehouse) -> None:
     ids = queue_valid(loaded, 2)
     rootfi = loaded.rootfi
-    rootfi.settings.job_run_seconds = 1.5
+    rootfi.settings.job_run_seconds = 3.0  # ten times the push's wait, so a slow machine cannot see it finish
     rootfi.settings.sync_wait_seconds = 0.1
     summary = push_rootfi(loaded, job_wait_seconds=0.3)
     assert summary.outcomes == {"submitted": 2}
     assert {ledger(loaded)[e][0] for e in ids} == {"submitted"}
-    time.sleep(1.6)
+    time.sleep(3.1)
     assert push_rootfi(loaded).outcomes == {"created": 2}
     created_once(loaded, ids)
     assert posts(loaded) == 1
