@@ -7,7 +7,6 @@ from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import dlt
 import duckdb
 
 from pipelines.load import run_load
@@ -15,6 +14,7 @@ from pipelines.registry import ENTRIES, check_distinct_aliases
 from pipelines.report import write_report
 from pipelines.settings import DEFAULT_DATASET, models_schema
 from pipelines.summary import LoadSummary
+from pipelines.warehouse.destination import make_destination
 
 
 def run_demo(
@@ -29,7 +29,7 @@ def run_demo(
     Returns the worst of the load summaries."""
     database = str(Path(database).resolve())
     pipelines_dir = pipelines_dir or str(Path(database).parent / ".dlt-pipelines")
-    destination = dlt.destinations.duckdb(credentials=database)
+    destination = make_destination("duckdb", database)  # as `load --database` opens it
     with ExitStack() as servers:
         sandboxes = [(e, servers.enter_context(e.sandbox.start_sandbox(port=0, rate_limit=100))) for e in ENTRIES]
         for entry, server in sandboxes:
