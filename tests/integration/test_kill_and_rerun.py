@@ -34,8 +34,14 @@ KILL_POINTS: dict[str, Callable] = {
 }
 
 
-@pytest.mark.parametrize("provider", ["panora", "rootfi", "merge"])
-@pytest.mark.parametrize("point", list(KILL_POINTS))
+# Mid-scan is where the providers differ (their pages, cursors and scan state): each provider is killed there.
+# After the extract and mid-load, the run is in dlt's package machinery, the same for every provider: after
+# the extract is taken once, mid-load (a package half in the tables, the likelier harm) by two providers.
+KILL_CASES = [("mid_scan", "panora"), ("mid_scan", "rootfi"), ("mid_scan", "merge"), ("after_extract", "rootfi"),
+              ("mid_load", "merge"), ("mid_load", "panora")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("point", "provider"), KILL_CASES)
 def test_kill_at_any_point_then_rerun_equals_a_clean_run(
     tmp_path, sandbox, rootfi, merge, point, provider, loaded_warehouses
 ):
