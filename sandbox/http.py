@@ -273,17 +273,25 @@ class JsonHandler(BaseHTTPRequestHandler):
         if limit is None:
             return {}
         allowed, remaining, reset = state.limiter.hit(key, limit, state.settings.rate_window_seconds)
-        headers = {
+        headers = self.rate_limit_headers(limit, remaining, reset)
+        if not allowed:
+            with state.lock:
+                state.stats.throttled += 1
+            self.send_error_json(429, self.throttled_message(reset), {**headers, "Retry-After": str(reset)})
+            return None
+        return headers
+
+    def rate_limit_headers(self, limit: int, remaining: int, reset: int) -> dict[str, str]:
+        """The limit's headers on every answer (NestJS's throttler, as Panora's; a server may send none)."""
+        return {
             "X-RateLimit-Limit": str(limit),
             "X-RateLimit-Remaining": str(remaining),
             "X-RateLimit-Reset": str(reset),
         }
-        if not allowed:
-            with state.lock:
-                state.stats.throttled += 1
-            self.send_error_json(429, "ThrottlerException: Too Many Requests", {**headers, "Retry-After": str(reset)})
-            return None
-        return headers
+
+    def throttled_message(self, wait: int) -> str:
+        """A 429's message, in the server framework's words."""
+        return "ThrottlerException: Too Many Requests"
 
     def fire(self, fault: Fault, headers: dict[str, str]) -> bool:
         """Carry out a fault; True when the request was answered (or dropped) by it."""

@@ -194,9 +194,9 @@ def project_files() -> list[Path]:
     return sorted(set(found))
 
 
-def project_digest(digest: Any) -> None:
-    """Feed every project file (name and content) to a hashlib digest."""
-    for path in project_files():
+def project_digest(digest: Any, files: Sequence[Path] | None = None) -> None:
+    """Feed every project file (name and content) to a hashlib digest; `files`: `project_files()`, listed."""
+    for path in project_files() if files is None else files:
         digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
 
 
@@ -210,11 +210,10 @@ def project_digest(digest: Any) -> None:
 COMPILE_TIME_VARIABLES = frozenset({"as_of", "known_at", "closed_through", "closed_at", "reporting_currency"})
 
 
-def _parse_variables(variables: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The variables that can change what dbt parses."""
+def _parse_variables(variables: Mapping[str, Any] | None, files: Sequence[Path]) -> dict[str, Any]:
+    """The variables that can change what dbt parses, for the project's `files`."""
     variables = dict(variables or {})
-    analysts = [p for p in project_files() if _is_analysts(p)]
-    if any("var(" in p.read_text(errors="replace") for p in analysts):
+    if any(_is_analysts(p) and "var(" in p.read_text(errors="replace") for p in files):
         return variables
     return {name: value for name, value in variables.items() if name not in COMPILE_TIME_VARIABLES}
 
@@ -226,11 +225,12 @@ def _is_analysts(path: Path) -> bool:
 
 def _parse_key(target: DbtTarget, variables: Mapping[str, Any] | None) -> str:
     digest = hashlib.blake2b(digest_size=16)
-    parsed_by = json.dumps(_parse_variables(variables), sort_keys=True)
+    files = project_files()
+    parsed_by = json.dumps(_parse_variables(variables, files), sort_keys=True)
     names = [target.adapter, target.database_name, target.schema, parsed_by]
     for part in names:
         digest.update(part.encode() + b"\0")
-    project_digest(digest)
+    project_digest(digest, files)
     return digest.hexdigest()
 
 

@@ -67,9 +67,9 @@ class Warehouse:
         """The warehouse a job writes: the DuckDB file `database` when given, else `destination` (a name or a
         dlt destination; default: the configured one, DuckDB's `accounting.duckdb` unless told otherwise)."""
         dataset = settings.dataset_name(dataset)
-        if database is not None:  # a DuckDB file, opened as the load opens it (its settings and memory bound)
-            destination = make_destination("duckdb", str(database))
-        destination = Destination.from_reference(make_destination(destination))
+        # a DuckDB file is opened as the load opens it (its settings and memory bound)
+        made = make_destination(destination) if database is None else make_destination("duckdb", str(database))
+        destination = Destination.from_reference(made)
         credentials = getattr(destination.configuration(None, accept_partial=True), "credentials", None)
         name = destination.destination_name
         if name == "duckdb" and isinstance(credentials, DuckDbCredentials) and _is_file(credentials.database):

@@ -137,20 +137,13 @@ class _Handler(JsonHandler):
     def error_payload(self, status: int, message: str) -> Any:
         return {"detail": message}
 
-    def rate_limit(self, key: str) -> dict[str, str] | None:
-        """The linked account's limit, answered as Django REST framework throttles: 429 with the wait in
-        `Retry-After` and in words, and no X-RateLimit-* headers on any answer (Merge documents none)."""
-        state = self.state
-        if state.settings.rate_limit is None:
-            return {}
-        allowed, _, wait = state.limiter.hit(key, state.settings.rate_limit, state.settings.rate_window_seconds)
-        if allowed:
-            return {}
-        with state.lock:
-            state.stats.throttled += 1
-        self.send_error_json(429, f"Request was throttled. Expected available in {wait} seconds.",
-                             {"Retry-After": str(wait)})  # fmt: skip
-        return None
+    # Merge's limit per linked account is answered as Django REST framework throttles: 429 with the wait in
+    # `Retry-After` and in words, and no X-RateLimit-* headers on any answer (Merge documents none)
+    def rate_limit_headers(self, limit: int, remaining: int, reset: int) -> dict[str, str]:
+        return {}
+
+    def throttled_message(self, wait: int) -> str:
+        return f"Request was throttled. Expected available in {wait} seconds."
 
     def send_error_json(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         if status >= 400 and status != 429:
