@@ -42,9 +42,14 @@ def command(*args: str) -> list[str]:
 
 
 def test_a_load_shows_live_progress_on_a_terminal_and_plain_lines_on_a_pipe(tmp_path, sandbox, rootfi):
-    sandbox.settings.delay_seconds = rootfi.settings.delay_seconds = 0.03  # long enough to be drawn a few times
+    sandbox.settings.delay_seconds = 0.03  # long enough to be drawn a few times
+    # Rootfi's total shows while a table's scan is past its first page: two rows a page and 0.1 s a request
+    # keep its payments and invoices there for a second or more, several frames (4 a second) even on a busy
+    # machine, where a 15-row page left a few milliseconds and the check hung on the machine's speed
+    rootfi.settings.delay_seconds = 0.1
     terminal = Warehouse(tmp_path / "terminal", sandbox)
-    env = {**cli_env(sandbox, terminal.path, tmp_path, rootfi), "TERM": "xterm-256color", "COLUMNS": "140"}
+    env = {**cli_env(sandbox, terminal.path, tmp_path, rootfi), "TERM": "xterm-256color", "COLUMNS": "140",
+           "SOURCES__ROOTFI__PAGE_SIZE": "2"}  # fmt: skip
     code, output = in_a_terminal(command("load", "--no-transform", "--pipelines-dir", str(terminal.pipelines_dir)), env)
     assert code == 0, output
     assert ESCAPES.search(output), "a terminal gets a live display"
