@@ -193,8 +193,12 @@ class _Handler(JsonHandler):
         job = sb.store.new_job(company_id, payload["data"])
         failing = fault is not None and fault.kind == "job_failed"
         sb.start_job(job, "The accounting platform rejected the batch (sandbox fault)" if failing else None)
-        if fault is not None and fault.after_write and self.fire(fault, headers):
-            return
+        if fault is not None and fault.after_write:
+            # an answer lost once the write is done: the job has run (a job still running when its client looks
+            # is `job_run_seconds`, set long), so what the client finds next does not hang on thread timing
+            job.done.wait(sb.settings.sync_wait_seconds)
+            if self.fire(fault, headers):
+                return
         if query.get("run_async", "").lower() != "true":
             job.done.wait(sb.settings.sync_wait_seconds)
         self.send_json(200, {"data": job.document()}, headers)

@@ -87,14 +87,15 @@ def test_a_new_or_deleted_warehouse_gets_every_rootfi_record(tmp_path, sandbox, 
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     second.mkdir()
-    assert _done(_cli(["load", "--no-transform"], env, cwd=first))[0] == 0
+    load = ["load", "--no-transform", "--provider", "rootfi"]  # Rootfi's positions are what this is about
+    assert _done(_cli(load, env, cwd=first))[0] == 0
     for alias in rootfi.store.company_ids():  # a change upstream: the next load of `first` is incremental
         invoice = rootfi.store.all(alias, "invoices")[0]
         rootfi.store.update(alias, "invoices", invoice["platform_id"], memo="changed")
-    assert _done(_cli(["load", "--no-transform"], env, cwd=second))[0] == 0  # a new warehouse on this host
+    assert _done(_cli(load, env, cwd=second))[0] == 0  # a new warehouse on this host
     assert _rootfi_counts(second / "accounting.duckdb") == _rootfi_in_api(rootfi)
     (first / "accounting.duckdb").unlink()  # starting over
-    code, err = _done(_cli(["load", "--no-transform"], env, cwd=first))
+    code, err = _done(_cli(load, env, cwd=first))
     assert code == 0, err
     assert _rootfi_counts(first / "accounting.duckdb") == _rootfi_in_api(rootfi)
 
@@ -239,7 +240,7 @@ def test_a_bank_csv_with_invoice_numbers_and_major_units_is_created_once_in_exac
 def test_a_row_queued_while_a_load_runs_is_neither_lost_nor_sent_twice(loaded, sandbox, tmp_path):
     (connection, invoice_id, currency, _, _), (c2, id2, cur2, _, _) = _bank_rows(loaded, 2)
     env = cli_env(sandbox, loaded.path, tmp_path)
-    sandbox.settings.delay_seconds = 0.02
+    sandbox.settings.delay_seconds = 0.2  # the fetch outlasts the write below (some 30 pages to go: 6 s)
     sandbox.store.touch_all("acme-eu", "invoices")
     sandbox.store.update("acme-eu", "invoices", sandbox.store.all("acme-eu", "invoices")[0]["id"], memo="new")
     load = _cli(["load"], env)  # a load that writes, then builds the models
@@ -259,6 +260,7 @@ def test_a_row_queued_while_a_load_runs_is_neither_lost_nor_sent_twice(loaded, s
         time.sleep(0.01)
     queue_through_the_rule("during-fetch", (connection, invoice_id, currency))
     assert load.poll() is None, "the load ended before it wrote: the test proves nothing"
+    sandbox.settings.delay_seconds = 0.02
     # while it writes, a plain INSERT is refused where it is tried; through the rule it waits its turn
     work = DuckDBFile(loaded.path).work_dir
     while not work.exists():

@@ -165,7 +165,9 @@ def test_push_process_killed_while_the_server_creates_then_rerun_creates_once(lo
     # the warehouse takes over; readers meanwhile see the ledger as the last writer that finished left it
     assert stopped_ledger(loaded)[ids[0]][0] == "pending"
     assert ids[0] not in ledger(loaded)
-    time.sleep(2.5)  # the server finishes the request it was given
+    deadline = time.monotonic() + 30
+    while not created_in_api(sandbox, ids[0]) and time.monotonic() < deadline:  # the server finishes the request
+        time.sleep(0.1)
     push(loaded)
     assert created_in_api(sandbox, ids[0]) == 1
     assert sandbox.stats.snapshot()["requests"]["POST /accounting/payments"] == 1  # looked up, not resent

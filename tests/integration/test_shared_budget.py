@@ -9,7 +9,7 @@ import os
 import duckdb
 import pytest
 
-from tests.support import DATASET, Warehouse, run_workers
+from tests.support import DATASET, PACED_WINDOW_SECONDS, Warehouse, run_workers
 
 LIMIT, WINDOW = 8, 1.0  # per route and client: tight, so that three workers would meet it at once
 WORKER = """
@@ -37,7 +37,7 @@ def load_in_processes(warehouse: Warehouse, budget: dict[str, str], aliases: lis
         **os.environ,
         "RUNTIME__LOG_LEVEL": "WARNING",
         "SOURCES__PANORA__RATE_LIMIT": str(LIMIT),
-        "SOURCES__PANORA__RATE_WINDOW_SECONDS": str(WINDOW),
+        "SOURCES__PANORA__RATE_WINDOW_SECONDS": str(PACED_WINDOW_SECONDS),
         **budget,
     }
     arguments = [

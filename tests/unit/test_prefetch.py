@@ -26,32 +26,28 @@ class Counted:
             yield number
 
 
-def settled(read: Callable[[], int], seconds: float = 0.3) -> int:
-    """The value `read` keeps for `seconds` (the producer has stopped), waiting at most 10 s."""
+def settled(read: Callable[[], int], expected: int, seconds: float = 0.3) -> int:
+    """What `read` says once it has reached `expected` (waiting at most 10 s) and `seconds` more have passed:
+    `expected` when the producer stopped there, more when it went on, less when it never got there."""
     deadline = time.monotonic() + 10
-    value, since = read(), time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(0.02)
-        now = read()
-        if now != value:
-            value, since = now, time.monotonic()
-        elif time.monotonic() - since >= seconds:
-            return value
-    raise AssertionError("the producer never stopped")
+    while read() < expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(seconds)
+    return read()
 
 
 def test_the_producer_stops_at_its_depth_and_deepens() -> None:
     items = Counted()
     pages = prefetch(iter(items), depth=1)
     try:
-        assert settled(lambda: items.taken) == 2  # one buffered, one in hand waiting for room
+        assert settled(lambda: items.taken, 2) == 2  # one buffered, one in hand waiting for room
         assert next(pages) == 0
-        assert settled(lambda: items.taken) == 3
+        assert settled(lambda: items.taken, 3) == 3
         pages.deepen(3)
-        assert settled(lambda: items.taken) == 5
+        assert settled(lambda: items.taken, 5) == 5
         pages.deepen(2)  # never shallower
         assert [next(pages) for _ in range(4)] == [1, 2, 3, 4]
-        assert settled(lambda: items.taken) == 9
+        assert settled(lambda: items.taken, 9) == 9
     finally:
         pages.close()
 
@@ -62,8 +58,8 @@ def test_a_scan_waiting_is_fetched_shallow_and_the_one_read_deep() -> None:
     key, pages = next(scans)
     try:
         assert key == "a"
-        assert settled(lambda: second.taken) == AHEAD_WHILE_WAITING + 1
-        assert settled(lambda: first.taken) == AHEAD_WHILE_READ + 1
+        assert settled(lambda: second.taken, AHEAD_WHILE_WAITING + 1) == AHEAD_WHILE_WAITING + 1
+        assert settled(lambda: first.taken, AHEAD_WHILE_READ + 1) == AHEAD_WHILE_READ + 1
         assert next(pages) == 0
     finally:
         pages.close()
