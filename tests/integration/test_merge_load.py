@@ -26,59 +26,60 @@ def test_full_load_lands_in_the_unified_tables_exactly(warehouse: Warehouse, mer
     store = merge.store
     summary = load(warehouse, merge)
     assert summary.status == "ok", [s.error for s in summary.failed_scans]
-    for alias in store.aliases:
-        invoices, payments = store.all(alias, "invoices"), store.all(alias, "payments")
-        assert warehouse.count("invoices", "connection = ? AND provider = 'merge'", alias) == len(invoices)
-        assert warehouse.count("payments", "connection = ?", alias) == len(payments)
-        assert warehouse.count("contacts", "connection = ?", alias) == len(store.all(alias, "contacts"))
-        assert warehouse.count("tracking_categories", "connection = ?", alias) == len(
-            store.all(alias, "tracking-categories")
-        )
-        assert warehouse.count("invoices__line_items", "connection = ?", alias) == sum(
-            len(i["line_items"]) for i in invoices
-        )
-        for invoice in invoices:
-            currency = invoice["currency"]
-            row = warehouse.query(
-                f"SELECT total_amount, balance, sub_total, currency, contact_id, kind, status, number, "
-                f"total_amount_as_sent FROM {DATASET}.invoices WHERE id = ?",
-                invoice["id"],
-            )[0]
-            assert row == (
-                minor(invoice["total_amount"], currency),
-                minor(invoice["balance"], currency),
-                minor(invoice["sub_total"], currency),
-                currency,
-                invoice["contact"],
-                "payable" if invoice["type"] == "ACCOUNTS_PAYABLE" else "receivable",
-                invoice["status"],
-                invoice["number"],
-                str(invoice["total_amount"]),
+    with warehouse.reading() as read:  # one connection for every row's check
+        for alias in store.aliases:
+            invoices, payments = store.all(alias, "invoices"), store.all(alias, "payments")
+            assert read.count("invoices", "connection = ? AND provider = 'merge'", alias) == len(invoices)
+            assert read.count("payments", "connection = ?", alias) == len(payments)
+            assert read.count("contacts", "connection = ?", alias) == len(store.all(alias, "contacts"))
+            assert read.count("tracking_categories", "connection = ?", alias) == len(
+                store.all(alias, "tracking-categories")
             )
-            for index, line in enumerate(invoice["line_items"]):
-                stored = warehouse.query(
-                    f"SELECT unit_price, total_amount, quantity, item_id FROM {DATASET}.invoices__line_items "
-                    "WHERE invoice_id = ? AND line_index = ?",
+            assert read.count("invoices__line_items", "connection = ?", alias) == sum(
+                len(i["line_items"]) for i in invoices
+            )
+            for invoice in invoices:
+                currency = invoice["currency"]
+                row = read.query(
+                    f"SELECT total_amount, balance, sub_total, currency, contact_id, kind, status, number, "
+                    f"total_amount_as_sent FROM {DATASET}.invoices WHERE id = ?",
                     invoice["id"],
-                    index,
+                )[0]
+                assert row == (
+                    minor(invoice["total_amount"], currency),
+                    minor(invoice["balance"], currency),
+                    minor(invoice["sub_total"], currency),
+                    currency,
+                    invoice["contact"],
+                    "payable" if invoice["type"] == "ACCOUNTS_PAYABLE" else "receivable",
+                    invoice["status"],
+                    invoice["number"],
+                    str(invoice["total_amount"]),
                 )
-                assert stored == [(minor(line["unit_price"], currency), minor(line["total_amount"], currency),
-                                   line["quantity"], line["item"])]  # fmt: skip
-        for payment in payments:
-            currency = payment["currency"]
-            assert warehouse.query(
-                f"SELECT total_amount, currency, contact_id, account_id FROM {DATASET}.payments WHERE id = ?",
-                payment["id"],
-            ) == [(minor(payment["total_amount"], currency), currency, payment["contact"], payment["account"])]
-            applications = warehouse.query(
-                f"SELECT applied_amount, related_object_id, related_object_type FROM {DATASET}.payments__line_items "
-                "WHERE payment_id = ? ORDER BY line_index",
-                payment["id"],
-            )
-            assert applications == [
-                (minor(line["applied_amount"], currency), line["related_object_id"], line["related_object_type"])
-                for line in payment["applied_to_lines"]
-            ]
+                for index, line in enumerate(invoice["line_items"]):
+                    stored = read.query(
+                        f"SELECT unit_price, total_amount, quantity, item_id FROM {DATASET}.invoices__line_items "
+                        "WHERE invoice_id = ? AND line_index = ?",
+                        invoice["id"],
+                        index,
+                    )
+                    assert stored == [(minor(line["unit_price"], currency), minor(line["total_amount"], currency),
+                                       line["quantity"], line["item"])]  # fmt: skip
+            for payment in payments:
+                currency = payment["currency"]
+                assert read.query(
+                    f"SELECT total_amount, currency, contact_id, account_id FROM {DATASET}.payments WHERE id = ?",
+                    payment["id"],
+                ) == [(minor(payment["total_amount"], currency), currency, payment["contact"], payment["account"])]
+                applications = read.query(
+                    "SELECT applied_amount, related_object_id, related_object_type "
+                    f"FROM {DATASET}.payments__line_items WHERE payment_id = ? ORDER BY line_index",
+                    payment["id"],
+                )
+                assert applications == [
+                    (minor(line["applied_amount"], currency), line["related_object_id"], line["related_object_type"])
+                    for line in payment["applied_to_lines"]
+                ]
     # what the seed holds, so the checks above are not vacuous: three decimals, none, bills, applications to
     # several invoices and to a credit note
     currencies = {r[0] for r in warehouse.query(f"SELECT DISTINCT currency FROM {DATASET}.invoices")}

@@ -28,57 +28,58 @@ def test_full_load_lands_in_the_unified_tables(both: Warehouse) -> None:
     store = both.rootfi.store
     summary = both.load_rootfi()
     assert summary.status == "ok"
-    for alias in store.aliases:
-        invoices = store.all(alias, "invoices")
-        payments = store.all(alias, "invoice_payments")
-        assert both.count("invoices", "connection = ?", alias) == len(invoices)
-        assert both.count("payments", "connection = ?", alias) == len(payments)
-        lines = sum(len(i["line_items"]) for i in invoices)
-        assert both.count("invoices__line_items", "connection = ?", alias) == lines
-        for invoice in invoices:
-            row = both.query(
-                f"SELECT provider, remote_id, number, currency, total_amount, balance, sub_total, total_tax_amount, "
-                f"contact_id, rootfi_id FROM {DATASET}.invoices WHERE id = ?",
-                key(invoice),
-            )[0]
-            currency = invoice["currency_id"]
-            assert row == (
-                "rootfi",
-                invoice["platform_id"],
-                invoice["document_number"],
-                currency,
-                minor(invoice["total_amount"], currency),
-                minor(invoice["amount_due"], currency),
-                minor(invoice["sub_total"], currency),
-                minor(invoice["tax_amount"], currency),
-                f"rootfi:{invoice['rootfi_company_id']}:{invoice['contact_id']}",
-                invoice["rootfi_id"],
-            )
-            for index, line in enumerate(invoice["line_items"]):
-                stored = both.query(
-                    f"SELECT unit_price, total_amount, quantity, quantity_decimal, currency, item_id "
-                    f"FROM {DATASET}.invoices__line_items WHERE invoice_id = ? AND line_index = ?",
+    with both.reading() as read:  # one connection for every row's check
+        for alias in store.aliases:
+            invoices = store.all(alias, "invoices")
+            payments = store.all(alias, "invoice_payments")
+            assert read.count("invoices", "connection = ?", alias) == len(invoices)
+            assert read.count("payments", "connection = ?", alias) == len(payments)
+            lines = sum(len(i["line_items"]) for i in invoices)
+            assert read.count("invoices__line_items", "connection = ?", alias) == lines
+            for invoice in invoices:
+                row = read.query(
+                    "SELECT provider, remote_id, number, currency, total_amount, balance, sub_total, "
+                    f"total_tax_amount, contact_id, rootfi_id FROM {DATASET}.invoices WHERE id = ?",
                     key(invoice),
-                    index,
                 )[0]
-                quantity = Decimal(str(line["quantity"]))
-                assert stored[:2] == (minor(line["unit_amount"], currency), minor(line["total_amount"], currency))
-                assert stored[2] == (int(quantity) if quantity == quantity.to_integral_value() else None)
-                assert stored[3] == quantity and stored[4] == currency
-                assert stored[5] == f"rootfi:{invoice['rootfi_company_id']}:{line['item_id']}"
-        for payment in payments:
-            row = both.query(
-                f"SELECT invoice_id, total_amount, currency, payment_mode, document_number "
-                f"FROM {DATASET}.payments WHERE id = ?",
-                key(payment),
-            )[0]
-            assert row == (
-                f"rootfi:{payment['rootfi_company_id']}:{payment['invoice_id']}",
-                minor(payment["amount"], payment["currency_id"]),
-                payment["currency_id"],
-                payment["payment_mode"],
-                payment["document_number"],
-            )
+                currency = invoice["currency_id"]
+                assert row == (
+                    "rootfi",
+                    invoice["platform_id"],
+                    invoice["document_number"],
+                    currency,
+                    minor(invoice["total_amount"], currency),
+                    minor(invoice["amount_due"], currency),
+                    minor(invoice["sub_total"], currency),
+                    minor(invoice["tax_amount"], currency),
+                    f"rootfi:{invoice['rootfi_company_id']}:{invoice['contact_id']}",
+                    invoice["rootfi_id"],
+                )
+                for index, line in enumerate(invoice["line_items"]):
+                    stored = read.query(
+                        f"SELECT unit_price, total_amount, quantity, quantity_decimal, currency, item_id "
+                        f"FROM {DATASET}.invoices__line_items WHERE invoice_id = ? AND line_index = ?",
+                        key(invoice),
+                        index,
+                    )[0]
+                    quantity = Decimal(str(line["quantity"]))
+                    assert stored[:2] == (minor(line["unit_amount"], currency), minor(line["total_amount"], currency))
+                    assert stored[2] == (int(quantity) if quantity == quantity.to_integral_value() else None)
+                    assert stored[3] == quantity and stored[4] == currency
+                    assert stored[5] == f"rootfi:{invoice['rootfi_company_id']}:{line['item_id']}"
+            for payment in payments:
+                row = read.query(
+                    f"SELECT invoice_id, total_amount, currency, payment_mode, document_number "
+                    f"FROM {DATASET}.payments WHERE id = ?",
+                    key(payment),
+                )[0]
+                assert row == (
+                    f"rootfi:{payment['rootfi_company_id']}:{payment['invoice_id']}",
+                    minor(payment["amount"], payment["currency_id"]),
+                    payment["currency_id"],
+                    payment["payment_mode"],
+                    payment["document_number"],
+                )
     # a zero-decimal currency is converted with its own exponent, not by 100
     jpy = both.query(f"SELECT count(*) FROM {DATASET}.invoices WHERE currency = 'JPY'")[0][0]
     assert jpy > 0
