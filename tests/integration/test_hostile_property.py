@@ -265,11 +265,11 @@ class Provider:
             else {k: [(t, _field_error_name(t), v) for t, v in f] for k, f in own.items()}
         )
         server, records = self.server()
-        with server:
+        with server, tempfile.TemporaryDirectory(prefix=f"clean-{name}-") as folder:
             self.sizes = {kind: len(records(kind)) for kind in self.fields}
-            root = Path(tempfile.mkdtemp(prefix=f"clean-{name}-"))
+            root = Path(folder)
             assert _load(name, server, self.accounts(server), root).status == "ok"
-        self.clean = _rows(root / "w.duckdb")
+            self.clean = _rows(root / "w.duckdb")
 
     def server(self) -> tuple[Any, Callable[[str], list[dict[str, Any]]]]:
         """A fresh sandbox (rate limit off) and its records of a kind, as stored (changes show in answers)."""
