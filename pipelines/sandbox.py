@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+from types import FrameType
 from typing import Any
 
 from pipelines.registry import entry
@@ -31,9 +33,22 @@ def serve(
         f"Admin: GET {server.url}/_sandbox/stats, POST {server.url}/_sandbox/settings, "
         f"POST {server.url}/_sandbox/faults. Ctrl-C stops it."
     )
+    _stop_on_terminate()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.httpd.server_close()
+
+
+def _stop_on_terminate() -> None:
+    """A SIGTERM (a supervisor, `kill`, a test ending) stops the server as Ctrl-C does, whatever the parent
+    left: a disposition set to ignore, or a blocked mask, is inherited through exec, and a parent that ran
+    Dagster in-process can leave SIGTERM mapped to its SIGINT handler, which may be an ignore."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+    signal.signal(signal.SIGTERM, interrupt)

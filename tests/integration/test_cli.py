@@ -121,4 +121,32 @@ def test_sandbox_command_serves_and_prints_the_settings_to_use(case):
         assert answer.headers.get("X-RateLimit-Limit") == case["rate_limit_header"]
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with open(f"/proc/{process.pid}/status") as status:
+                signals = [line.strip() for line in status if line.startswith("Sig")]
+            process.kill()
+            raise AssertionError(f"the sandbox outlived SIGTERM by 10 s: {signals}") from None
+
+
+def test_the_sandbox_stops_on_sigterm_even_when_its_parent_ignored_it():
+    """An ignored SIGTERM is inherited through exec (a parent that ran Dagster in-process can leave SIGTERM
+    ignored): the sandbox still stops on it, as on Ctrl-C, and says nothing went wrong."""
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines", "sandbox", "--port", "0"],
+        stdout=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN),  # the ignore survives exec, as inherited
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while "Ctrl-C stops it" not in process.stdout.readline():
+            assert time.monotonic() < deadline and process.poll() is None
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()
+        process.wait()
