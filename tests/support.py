@@ -42,8 +42,9 @@ PUSH_RETRIES = replace(FAST_POLICY, max_attempts=3, timeout=0.5)
 
 M = "accounting_raw_reconciliation"  # the models of the default dataset
 # The window a paced client is told when a sandbox limits per 1 s window: half a second longer. A request is
-# logged as it leaves and arrives a little later; the client's own margin (5% of the window and 0.05 s) is 3 s
-# of a real 60 s window but 0.1 s of a 1 s one, less than a busy 2-core machine can delay a request. Unpaced,
+# logged as it leaves and arrives a little later; the client's own margin (5% of the window, at most 1 s, and
+# 0.05 s) is 1.05 s of a real 60 s window but 0.1 s of a 1 s one, less than a busy 2-core machine can delay a
+# request. Unpaced,
 # the sandbox would still answer 429 to most of these loads' requests.
 PACED_WINDOW_SECONDS = 1.5
 

@@ -204,7 +204,7 @@ def test_a_refused_api_key_is_asked_once_not_once_per_account_and_resource(
 
 
 MERGE_FAULTS = [Fault("status", status=500), Fault("status", status=503), Fault("drop"), Fault("truncate"),
-                Fault("invalid_json"), Fault("delay", seconds=3.0)]  # fmt: skip
+                Fault("invalid_json"), Fault("delay", seconds=4.0)]  # fmt: skip
 
 
 def test_under_every_kind_of_fault_the_tables_end_as_a_clean_loads(
@@ -221,7 +221,7 @@ def test_under_every_kind_of_fault_the_tables_end_as_a_clean_loads(
               path=f"/api/accounting/v1/{('payments', 'invoices')[n % 2]}", connection=aliases[n % len(aliases)])
         for n, fault in enumerate(MERGE_FAULTS)
     ))  # fmt: skip
-    summary = load(warehouse, merge, source_options={"page_size": 15, "timeout": 1.5})
+    summary = load(warehouse, merge, source_options={"page_size": 15, "timeout": 2.0})
     assert summary.status == "ok", [s.error for s in summary.failed_scans]
     assert merge.stats.faults_fired == 2 * len(MERGE_FAULTS) and summary.requests["retries"] == 2 * len(MERGE_FAULTS)
     got, want = warehouse.snapshot(DATA_TABLES), clean.snapshot(DATA_TABLES)

@@ -188,3 +188,26 @@ def test_push_process_killed_while_its_job_runs_then_rerun_creates_once(loaded: 
     push_rootfi(loaded)
     created_once(loaded, ids)
     assert posts(loaded) == 1  # followed up, not resent
+
+
+def test_an_answer_lost_while_its_job_still_runs_is_found_once_it_has_run_not_resent(loaded: Warehouse) -> None:
+    """The answer to the POST is lost while the job it started still runs: the lookup finds no payment yet,
+    which is no proof on an API whose writes run on as jobs, so the rows stay `unknown` under the resend rule
+    a user runs with (the tests' other pushes resend at once); once the job has run, a push finds them."""
+    ids = queue_valid(loaded, 2)
+    rootfi = loaded.rootfi
+    rootfi.settings.job_run_seconds = 3.0  # thirty times what the sandbox holds the lost answer for
+    rootfi.settings.sync_wait_seconds = 0.1
+    fault = Fault("status", status=500, method="POST", path="/accounting/invoice_payments", after_write=True)
+    rootfi.inject(fault)
+    first = push_rootfi(loaded, resend_unknown_after=3600)
+    assert fault.fired == 1
+    assert first.outcomes == {"unknown": 2}, first.outcomes  # looked up after settling: the job had not run
+    assert rootfi.stats.requests["GET /accounting/invoice_payments"] >= 1
+    outcomes = first.outcomes
+    deadline = time.monotonic() + 30
+    while outcomes.get("created", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        outcomes = push_rootfi(loaded, resend_unknown_after=3600).outcomes
+    created_once(loaded, ids)
+    assert posts(loaded) == 1  # found, never sent again
