@@ -25,16 +25,16 @@ def serve(
 ) -> None:
     chosen = entry(provider_name)
     server = chosen.sandbox.start_sandbox(port, rate_limit, seed, scale, delay_seconds)
-    print(f"{chosen.provider.title} sandbox on {server.url} (rate limit: {rate_limit or 'off'} requests/60s)")
-    print("Point the pipeline at it with:")
-    for line in environment_lines(chosen.provider, server):
-        print(f"  {line}")
-    print(
-        f"Admin: GET {server.url}/_sandbox/stats, POST {server.url}/_sandbox/settings, "
-        f"POST {server.url}/_sandbox/faults. Ctrl-C stops it."
-    )
-    _stop_on_terminate()
+    _stop_on_terminate()  # before the lines below: whoever waits for them may send SIGTERM at once
     try:
+        print(f"{chosen.provider.title} sandbox on {server.url} (rate limit: {rate_limit or 'off'} requests/60s)")
+        print("Point the pipeline at it with:")
+        for line in environment_lines(chosen.provider, server):
+            print(f"  {line}")
+        print(
+            f"Admin: GET {server.url}/_sandbox/stats, POST {server.url}/_sandbox/settings, "
+            f"POST {server.url}/_sandbox/faults. Ctrl-C stops it."
+        )
         server.serve_forever()
     except KeyboardInterrupt:
         pass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +64,19 @@ def _isolated_dlt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(key)
     for key, value in settings.items():
         monkeypatch.setenv(key, value)
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_kept() -> Iterator[None]:
+    """A test's in-process Dagster run maps SIGTERM to SIGINT's handler and leaves it so. Where SIGINT is
+    ignored (plain `pytest` started in the background by a non-interactive shell; xdist's workers install
+    Python's handler), SIGTERM then stays ignored in the process and in every process a later test starts,
+    which outlives `terminate()`. Each test ends with the handlers it began with."""
+    kept = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for number, handler in kept.items():
+        if handler is not None and signal.getsignal(number) != handler:
+            signal.signal(number, handler)
 
 
 @pytest.fixture(scope="session")

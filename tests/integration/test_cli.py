@@ -121,13 +121,7 @@ def test_sandbox_command_serves_and_prints_the_settings_to_use(case):
         assert answer.headers.get("X-RateLimit-Limit") == case["rate_limit_header"]
     finally:
         process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with open(f"/proc/{process.pid}/status") as status:
-                signals = [line.strip() for line in status if line.startswith("Sig")]
-            process.kill()
-            raise AssertionError(f"the sandbox outlived SIGTERM by 10 s: {signals}") from None
+        _exit_code_after_terminate(process)
 
 
 def test_the_sandbox_stops_on_sigterm_even_when_its_parent_ignored_it():
@@ -146,7 +140,18 @@ def test_the_sandbox_stops_on_sigterm_even_when_its_parent_ignored_it():
         while "Ctrl-C stops it" not in process.stdout.readline():
             assert time.monotonic() < deadline and process.poll() is None
         process.terminate()
-        assert process.wait(timeout=10) == 0
+        assert _exit_code_after_terminate(process) == 0
     finally:
         process.kill()
         process.wait()
+
+
+def _exit_code_after_terminate(process: subprocess.Popen) -> int:
+    """The exit code of a process sent SIGTERM; fails, saying its state and signals, if it outlives it."""
+    try:
+        return process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with open(f"/proc/{process.pid}/status") as status:
+            signals = [line.strip() for line in status if line.startswith(("State", "Sig"))]
+        process.kill()
+        raise AssertionError(f"the sandbox outlived SIGTERM by 10 s: {signals}") from None
