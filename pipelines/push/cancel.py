@@ -14,11 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pipelines import settings
-from pipelines.push.ledger import Ledger, PushStatus, ensure_tables, kept_tables, transaction
+from pipelines.push.ledger import NEVER_REACHED, Ledger, PushStatus, ensure_tables, kept_tables, transaction
 from pipelines.push.plan import KINDS
 from pipelines.warehouse.identity import Warehouse
-
-CANCELLABLE = (None, PushStatus.REJECTED)  # ledger statuses of rows that cannot have been created
 
 
 @dataclass
@@ -70,7 +68,7 @@ def cancel_queued(
                     else f"not queued (ledger: {status or 'no entry'})"
                 )
                 continue
-            if status not in CANCELLABLE:
+            if status not in NEVER_REACHED:
                 summary.refused[external_id] = (
                     f"the ledger says {status!r}: it may have reached the provider, so it stays queued and "
                     "followed up (see `accounting-etl status`)"

@@ -37,6 +37,7 @@ REQUIRED = ("external_id", "connection")
 MAX_CELL = 100_000  # characters: a longer cell is that row's error (the csv module would refuse the whole file)
 # columns a file may have that the queue does not keep: read into the queue's own (see the module text)
 BANK_COLUMNS = {"outbound_payments": ("invoice_number", "amount"), "outbound_invoices": ("amount",)}
+BANK_SOURCES = {"invoice_number": "invoice_id", "amount": "total_amount"}  # bank column -> the queue column it fills
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 
@@ -71,6 +72,18 @@ class CsvImport:
     table: str
     rows: list[dict[str, Any]] = field(default_factory=list)  # queue values, every column of the queue
     rejects: list[CsvReject] = field(default_factory=list)
+    row_numbers: dict[str, int] = field(default_factory=dict)  # external_id -> its row in the file
+    header: list[str] = field(default_factory=list)
+
+    def reject(self, row: dict[str, Any], column: str, reason: str) -> None:
+        """Take a row that read well back out of the rows to queue, as a reject naming `column` (a queue column)
+        as the file spells it: a bank file's `amount` or `invoice_number` where it gave no queue column."""
+        if column not in self.header:
+            column = next((bank for bank, queued in BANK_SOURCES.items() if queued == column and bank in self.header),
+                          column)  # fmt: skip
+        external_id = row["external_id"]
+        self.rows.remove(row)
+        self.rejects.append(CsvReject(self.path, self.row_numbers[external_id], column, reason, external_id))
 
 
 class CellError(ValueError):
@@ -161,7 +174,7 @@ def read_csv(path: str | Path, table: str = "outbound_payments", numbers: Invoic
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             header = [name.strip() if name else name for name in (reader.fieldnames or [])]
-            reader.fieldnames = header
+            reader.fieldnames = result.header = header
             missing = sorted(set(REQUIRED) - set(header))
             if missing:
                 raise CsvFileError(f"{path}: the CSV needs the columns {missing}; its header is {header}")
@@ -178,7 +191,7 @@ def read_csv(path: str | Path, table: str = "outbound_payments", numbers: Invoic
                 if reject is not None:
                     result.rejects.append(reject)
                     continue
-                first_row[row["external_id"]] = number
+                first_row[row["external_id"]] = result.row_numbers[row["external_id"]] = number
                 result.rows.append({c: row.get(c) for c in spec if c != "queued_at"})
     except UnicodeDecodeError as exc:
         raise CsvFileError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as 'CSV UTF-8'") from None
@@ -191,8 +204,9 @@ def read_csv(path: str | Path, table: str = "outbound_payments", numbers: Invoic
 
 def queue_rows(con: Any, schema: str, table: str, rows: list[dict[str, Any]]) -> int:
     """Queue rows read from a file, in one statement each for all of them (through a staging relation: row by
-    row, 15,000 rows took 27 s); a row whose external_id is already queued replaces it. Columns the file did
-    not give keep the queue's defaults."""
+    row, 15,000 rows took 27 s); a row whose external_id is already queued replaces it (the push job leaves
+    out of `rows` a changed row that may have been sent). Columns the file did not give keep the queue's
+    defaults."""
     if not rows:
         return 0
     spec = QUEUES[table]

@@ -27,7 +27,7 @@ from pipelines import settings
 from pipelines.progress import PushCounts, live, push_table
 from pipelines.push.csv_import import CsvImport, CsvReject, invoice_numbers, queue_rows, read_csv
 from pipelines.push.engine import Engine, Lane, SendRules, differences
-from pipelines.push.ledger import FINAL, Ledger, PushStatus, ensure_tables, kept_tables
+from pipelines.push.ledger import FINAL, NEVER_REACHED, QUEUES, Ledger, PushStatus, ensure_tables, kept_tables
 from pipelines.push.plan import KINDS, Kind, loaded_invoices
 from pipelines.registry import check_distinct_aliases, providers
 from pipelines.warehouse.identity import Warehouse
@@ -138,14 +138,14 @@ def run_push(options: PushSettings | None = None) -> PushSummary:
     ):
         try:
             ensure_tables(con, raw)
-            files = _read_csv_files(con, raw, options, summary)
+            counts = PushCounts()
+            ledger = Ledger(con, raw, run_id, observer=counts.recorded)
+            files = _read_csv_files(con, raw, options, summary, ledger.entries())
             if not options.dry_run:
                 for imported in files:
                     queue_rows(con, raw, imported.table, imported.rows)
                     log.info("queued %d row(s) of %s into %s", len(imported.rows), imported.path, imported.table)
             _record_not_queued(con, raw, summary, options.dry_run)
-            counts = PushCounts()
-            ledger = Ledger(con, raw, run_id, observer=counts.recorded)
             if not options.dry_run:
                 _confirm(con, raw, ledger)
             entries = ledger.entries()
@@ -190,7 +190,9 @@ def run_push(options: PushSettings | None = None) -> PushSummary:
             summary.seconds = round(time.monotonic() - started, 3)
 
 
-def _read_csv_files(con: Any, raw: str, options: PushSettings, summary: PushSummary) -> list[CsvImport]:
+def _read_csv_files(
+    con: Any, raw: str, options: PushSettings, summary: PushSummary, entries: Mapping[str, Mapping[str, Any]]
+) -> list[CsvImport]:
     """The rows of the given CSV files as they would be queued; the rows that cannot be are kept in the run's
     plan, never in the ledger (a bad row must not overwrite what the ledger says of an external id created
     before)."""
@@ -200,11 +202,44 @@ def _read_csv_files(con: Any, raw: str, options: PushSettings, summary: PushSumm
         if path:
             numbers = invoice_numbers(con, raw) if numbers is None else numbers
             imported = read_csv(path, table=table, numbers=numbers)
+            _keep_what_may_have_been_sent(con, raw, imported, entries)
             for reject in imported.rejects:
                 log.warning("not queued: %s", reject)
             summary.import_rejects.extend(imported.rejects)
             files.append(imported)
     return files
+
+
+def _keep_what_may_have_been_sent(
+    con: Any, raw: str, imported: CsvImport, entries: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """A file row for an external id that may already exist at the provider (the ledger says pending,
+    submitted, unknown, failed, created or confirmed) is a reject when it differs from the row that was queued
+    and sent: queueing it would replace that row, so the queue and the models would show an amount, invoice or
+    date the provider never received, while the ledger still says what happened to the first. The same row
+    again is queued as before (a file imported twice changes nothing)."""
+    spec = [c for c in QUEUES[imported.table] if c != "queued_at"]
+    for row in list(imported.rows):
+        status = entries.get(row["external_id"], {}).get("status")
+        if status in NEVER_REACHED:
+            continue
+        found = con.execute(f"SELECT {', '.join(spec)} FROM {raw}.{imported.table} WHERE external_id = ?",
+                            [row["external_id"]]).fetchall()  # fmt: skip
+        if not found:
+            imported.reject(row, "external_id", f"may already exist at the provider (the ledger says {status}), and "
+                            "its queued row is gone, so this row cannot be checked against what was sent: use a "
+                            "new external id for a new record")  # fmt: skip
+            continue
+        before = dict(zip(spec, found[0], strict=True))
+        for column in spec:
+            new, old = row.get(column), before[column]
+            if column == "overpayment_intended":  # an empty cell is the queue's default
+                new, old = bool(new), bool(old)
+            if new != old:
+                imported.reject(row, column, f"{old!r} was sent for this external id (the ledger says {status}); "
+                                f"this file gives {new!r}. A record that may exist at the provider is not "
+                                "changed by queueing it again: change it there, or use a new external id")  # fmt: skip
+                break
 
 
 def _record_not_queued(con: Any, raw: str, summary: PushSummary, dry_run: bool) -> None:

@@ -32,6 +32,9 @@ class PushStatus(enum.StrEnum):
 
 
 FINAL = (PushStatus.CREATED, PushStatus.CONFIRMED)
+# what the ledger says of an external id that cannot have reached the provider: never sent, refused with a 4xx
+# or by validation, or taken back by a cancel; any other state may be a record at the provider
+NEVER_REACHED = (None, PushStatus.REJECTED, PushStatus.CANCELLED)
 
 OUTBOUND_COLUMNS = {
     "external_id": "VARCHAR PRIMARY KEY",

@@ -236,6 +236,37 @@ def test_a_bank_csv_with_invoice_numbers_and_major_units_is_created_once_in_exac
     assert summary.outcomes == {"would create": 1}
 
 
+def test_a_bank_file_imported_again_with_a_sent_row_changed_keeps_what_was_sent(loaded, sandbox, tmp_path):
+    (c1, _, cur1, _, num1), *_ = _bank_rows(loaded, 1)
+    exponent = minor_unit_exponent(cur1)
+    header = "external_id,connection,invoice_number,currency,amount,transaction_date\n"
+    first = tmp_path / "bank-monday.csv"
+    first.write_text(
+        header + f"sent,{c1},{num1},{cur1},1.00,2026-11-20\n" + f"refused,{c1},{num1},{cur1},0,2026-11-20\n"
+    )
+    assert push(loaded, from_csv=first).outcomes == {"created": 1, "rejected": 1}
+    queued_before = loaded.query(f"SELECT * FROM {DATASET}.outbound_payments WHERE external_id = 'sent'")
+    again = tmp_path / "bank-monday-corrected.csv"
+    again.write_text(
+        header
+        + f"sent,{c1},{num1},{cur1},2.00,2026-11-20\n"  # sent already: a new amount would not reach the provider
+        + f"refused,{c1},{num1},{cur1},1.00,2026-11-20\n"  # refused by validation: correcting it is a new intent
+        + f"new,{c1},{num1},{cur1},1.00,2026-11-21\n"
+    )
+    for dry_run in (True, False):
+        summary = push(loaded, from_csv=again, dry_run=dry_run)
+        (reject,) = summary.import_rejects
+        assert (reject.external_id, reject.row, reject.column) == ("sent", 2, "amount"), reject
+        assert f"{10**exponent}" in reject.reason and "'created'" not in reject.reason and "created" in reject.reason
+        assert not summary.ok
+        assert summary.outcomes == ({"would create": 2} if dry_run else {"created": 2})
+        assert loaded.query(f"SELECT * FROM {DATASET}.outbound_payments WHERE external_id = 'sent'") == queued_before
+    assert ledger(loaded)["sent"][0] == "created"
+    assert created_in_api(sandbox, "sent") == created_in_api(sandbox, "refused") == created_in_api(sandbox, "new") == 1
+    push(loaded, from_csv=first)  # the first file again: its sent row is as it was, so it is no reject
+    assert created_in_api(sandbox, "sent") == 1
+
+
 # -- a row queued while a load runs ----------------------------------------------------------------------------
 def test_a_row_queued_while_a_load_runs_is_neither_lost_nor_sent_twice(loaded, sandbox, tmp_path):
     (connection, invoice_id, currency, _, _), (c2, id2, cur2, _, _) = _bank_rows(loaded, 2)
