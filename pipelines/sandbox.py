@@ -32,8 +32,8 @@ def serve(
         for line in environment_lines(chosen.provider, server):
             print(f"  {line}")
         print(
-            f"Admin: GET {server.url}/_sandbox/stats, POST {server.url}/_sandbox/settings, "
-            f"POST {server.url}/_sandbox/faults. Ctrl-C stops it."
+            f"Admin: GET {server.origin}/_sandbox/stats, POST {server.origin}/_sandbox/settings, "
+            f"POST {server.origin}/_sandbox/faults. Ctrl-C stops it."
         )
         server.serve_forever()
     except KeyboardInterrupt:

@@ -3,8 +3,9 @@ ledger holds, for a person after a scheduled run and for monitors (`--json`, exi
 
 Everything is read from the warehouse (`load_runs`, `load_run_scans`, `push_log`), so it says the same
 whichever machine or orchestrator ran the loads; connections that are configured here but were never
-loaded are listed too. A connection needs attention when its last run's scan failed, or when its oldest
-table was last loaded completely longer ago than `--max-age`.
+loaded are listed too. A connection needs attention when the last scan of one of its tables failed (in its
+last run or an earlier one that a run of other tables followed), or when its oldest table was last loaded
+completely longer ago than `--max-age`, or was never loaded completely.
 """
 
 from __future__ import annotations
@@ -121,18 +122,29 @@ FROM {raw}.load_run_scans s JOIN {raw}.load_runs r ON r.run_id = s.run_id"""
 LAST_RUNS = f"""
 WITH scans AS ({_SCANS}),
 latest AS (SELECT provider, connection, max(started_at) AS started_at FROM scans GROUP BY provider, connection)
-SELECT s.provider, s.connection, s.started_at, max(s.duration_seconds), max(s.throttled),
-       sum(CASE WHEN s.status = 'complete' THEN 0 ELSE 1 END), sum(s.written), sum(s.rejected), sum(s.deleted),
-       min(CASE WHEN s.status = 'complete' THEN NULL ELSE s.resource || ': ' || coalesce(s.error, s.status) END)
+SELECT s.provider, s.connection, s.started_at, max(s.duration_seconds), max(s.throttled), sum(s.written),
+       sum(s.rejected), sum(s.deleted)
 FROM scans s JOIN latest l
   ON l.provider = s.provider AND l.connection = s.connection AND l.started_at = s.started_at
 GROUP BY s.provider, s.connection, s.started_at
 ORDER BY s.provider, s.connection"""
 
+# Each table's own last scan, where it did not complete: a run of other tables since (`--resources contacts`)
+# leaves a failed table failed, not hidden behind that run's success.
+FAILING = f"""
+WITH scans AS ({_SCANS}),
+latest AS (SELECT provider, connection, resource, max(started_at) AS started_at FROM scans
+           GROUP BY provider, connection, resource)
+SELECT s.provider, s.connection, s.resource, coalesce(s.error, s.status), s.started_at
+FROM scans s JOIN latest l ON l.provider = s.provider AND l.connection = s.connection
+  AND l.resource = s.resource AND l.started_at = s.started_at
+WHERE s.status <> 'complete'
+ORDER BY s.provider, s.connection, s.resource"""
+
 LAST_COMPLETE = f"""
 WITH scans AS ({_SCANS})
-SELECT provider, connection, resource, max(finished_at) FROM scans WHERE status = 'complete'
-GROUP BY provider, connection, resource"""
+SELECT provider, connection, resource, max(CASE WHEN status = 'complete' THEN finished_at END) FROM scans
+GROUP BY provider, connection, resource"""  # NULL: the table was scanned but never loaded completely
 
 
 def read_status(
@@ -158,7 +170,7 @@ def read_status(
         tables = {r[0] for r in query(
             f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{raw}'")[1]}  # fmt: skip
         if {"load_runs", "load_run_scans"} <= tables:
-            for provider, alias, started, seconds, throttled, failed, written, rejected, deleted, error in query(
+            for provider, alias, started, seconds, throttled, written, rejected, deleted in query(
                 LAST_RUNS.format(raw=raw)
             )[1]:
                 found[(provider, alias)] = ConnectionStatus(
@@ -166,18 +178,27 @@ def read_status(
                     alias,
                     last_run_at=_utc(started),
                     duration_seconds=seconds,
-                    status="failed" if failed else "ok",
+                    status="ok",
                     written=int(written or 0),
                     rejected=int(rejected or 0),
                     deleted=int(deleted or 0),
                     throttled=int(throttled or 0),
-                    error=printable(SECRETS.redact(error))[:500] if error else None,
                 )
-            oldest: dict[tuple[str, str], datetime] = {}
+            for provider, alias, resource, error, started in query(FAILING.format(raw=raw))[1]:
+                entry = found[(provider, alias)]
+                if entry.status == "ok":  # the first failing table (by name) says why
+                    entry.status = "failed"
+                    earlier = _utc(started)
+                    since = f" (its last scan, in the run of {earlier:%Y-%m-%d %H:%M} UTC)" if (
+                        earlier and entry.last_run_at and earlier < entry.last_run_at) else ""  # fmt: skip
+                    entry.error = printable(SECRETS.redact(f"{resource}: {error}{since}"))[:500]
+            oldest: dict[tuple[str, str], datetime | None] = {}
             for provider, alias, _, finished in query(LAST_COMPLETE.format(raw=raw))[1]:
-                moment = _utc(finished)
-                if moment is not None and ((provider, alias) not in oldest or moment < oldest[(provider, alias)]):
-                    oldest[(provider, alias)] = moment
+                moment, key = _utc(finished), (provider, alias)
+                if key not in oldest:
+                    oldest[key] = moment
+                elif oldest[key] is not None:  # a table never loaded completely keeps the connection's age unknown
+                    oldest[key] = None if moment is None else min(moment, oldest[key])
             for key, moment in oldest.items():
                 if key in found:
                     found[key].fresh_at = moment

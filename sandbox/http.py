@@ -130,9 +130,15 @@ class SandboxState:
         self.httpd.sandbox = self  # type: ignore[attr-defined]
 
     @property
-    def url(self) -> str:
+    def origin(self) -> str:
+        """Scheme, host and port: where the sandbox's own routes (`/_sandbox/...`) are, whatever its API's root."""
         host, port = self.httpd.server_address[:2]
         return f"http://{host}:{port}"
+
+    @property
+    def url(self) -> str:
+        """The API root a user configures as the base URL."""
+        return self.origin
 
     def start(self) -> Self:
         threading.Thread(target=self.httpd.serve_forever, name=type(self).__name__, daemon=True).start()

@@ -78,7 +78,7 @@ class MergeSandbox(SandboxState):
     @property
     def url(self) -> str:
         """The API root a user configures as the base URL (Merge's includes `/api/accounting/v1`)."""
-        return super().url + ROOT
+        return self.origin + ROOT
 
     def accounts(self) -> dict[str, str]:
         """What a user configures as the pipeline's accounts: alias -> linked-account token."""

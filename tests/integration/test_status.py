@@ -10,6 +10,7 @@ import pytest
 
 from pipelines.cli import main
 from pipelines.push.ledger import ensure_tables
+from sandbox.http import Fault
 from tests.support import DATASET
 
 LEDGER = {  # external_id -> status, one of each state
@@ -100,3 +101,21 @@ def test_status_exit_codes(warehouse, capsys, tmp_path):
     assert main(["status", "--database", str(warehouse.path), "--max-age", "soon"]) == 2
     assert main(["status", "--database", str(tmp_path / "missing.duckdb")]) == 2
     assert "no warehouse" in capsys.readouterr().err
+
+
+def test_a_table_that_failed_stays_failed_after_a_run_of_other_tables(warehouse, sandbox, capsys):
+    sandbox.inject(Fault("status", status=500, path="/accounting/payments", times=1000, connection="acme-us"))
+    assert warehouse.load().status == "partial"  # acme-us's payments ran out of retries; everything else loaded
+    sandbox.clear_faults()
+    assert warehouse.load(resources=["contacts"]).status == "ok"  # a later run of another table alone
+    assert main(["status", "--database", str(warehouse.path), "--max-age", "1d", "--json"]) == 1
+    connections = {c["connection"]: c for c in json.loads(capsys.readouterr().out)["connections"]}
+    failed = connections["acme-us"]
+    assert failed["status"] == "failed" and failed["needs_attention"]
+    assert failed["error"].startswith("payments: ") and "its last scan, in the run of" in failed["error"]
+    # its payments were never loaded completely: its data has no age, so it is stale, however recent its contacts
+    assert failed["fresh_at"] is None and failed["stale"]
+    assert connections["acme-eu"]["status"] == "ok" and not connections["acme-eu"]["needs_attention"]
+    assert main(["status", "--database", str(warehouse.path)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED panora [acme-us]: payments: " in out and "all connections loaded" not in out
