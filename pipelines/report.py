@@ -356,9 +356,14 @@ def _replace(path: Path, write: Callable[[Any], None]) -> None:
         raise
 
 
-def _write_csv(path: Path, columns: list[str], rows: list[tuple[Any, ...]], exponents: dict[str, int | None]) -> None:
+def _write_csv(
+    path: Path, columns: list[str], rows: list[tuple[Any, ...]], exponents: dict[str, int | None], as_of: Any
+) -> None:
     """One list as CSV: a header row, then the rows, each cell `spreadsheet_safe`; an amount with the decimals
-    of its row's currency (879.80 for EUR, as the page shows it), in plain digits."""
+    of its row's currency (879.80 for EUR, as the page shows it), in plain digits. The first column is the
+    books' date (`as_of`) where the list has none: a file sent on alone still says which day it shows."""
+    if "as_of" not in columns:
+        columns, rows = ["as_of", *columns], [(as_of, *row) for row in rows]
     currency_at = _currency_at(columns)
 
     def cell(value: Any, exponent: int | None) -> Any:
@@ -489,18 +494,20 @@ def write_report(
             )
             reporting = (totals, rc_aging, rates)
         csv_files = [out / "receivables_aging_by_customer.csv"]
-        _write_csv(csv_files[0], *by_customer, exponents)
+        _write_csv(csv_files[0], *by_customer, exponents, as_of)
         exceptions = []
         for exc in EXCEPTIONS:
             columns, rows = query(exc.sql(m))
             path = out / f"{exc.name}.csv"
-            _write_csv(path, columns, rows, exponents)
+            _write_csv(path, columns, rows, exponents, as_of)
             csv_files.append(path)
             exceptions.append((exc, columns, rows))
+        totals_csv = out / "reporting_currency_totals.csv"
         if reporting is not None:
-            path = out / "reporting_currency_totals.csv"
-            _write_csv(path, *reporting[0], exponents)
-            csv_files.append(path)
+            _write_csv(totals_csv, *reporting[0], exponents, as_of)
+            csv_files.append(totals_csv)
+        else:  # an earlier report's, in another currency or date, must not sit beside this one's files
+            totals_csv.unlink(missing_ok=True)
     freshness = _freshness(database)
 
     aging: dict[str, dict[str, Decimal]] = {}

@@ -128,14 +128,25 @@ def test_rendered_report_shows_the_models_figures(report):
                 (str(d), o, i, c) for d, o, i, c in rows], currency  # fmt: skip
 
 
-def test_each_exception_list_has_its_csv(report):
+def test_each_exception_list_has_its_csv(report, tmp_path):
     written, warehouse = report
     with duckdb.connect(str(warehouse.path), read_only=True) as con:
+        (as_of,) = con.execute(f"SELECT as_of FROM {M}.accounting__model_run").fetchone()
         for exc in EXCEPTIONS:
             path = written.path.parent / f"{exc.name}.csv"
             with path.open() as handle:
                 rows = list(csv.DictReader(handle))
             assert len(rows) == con.execute(f"SELECT count(*) FROM ({exc.sql(M)})").fetchall()[0][0]
+    for path in written.path.parent.glob("*.csv"):  # each file says the books' date, sent on alone
+        with path.open() as handle:
+            header, *rows = list(csv.reader(handle))
+        assert header[0] == "as_of" and {row[0] for row in rows} <= {str(as_of)}, path.name
+    # a folder that held a report in a reporting currency: this one has none, so that file goes
+    folder = tmp_path / "reused"
+    folder.mkdir()
+    (folder / "reporting_currency_totals.csv").write_text("as_of,reporting_currency,open_amount\n2026-01-31,EUR,1\n")
+    write_report(warehouse.path, folder)
+    assert not (folder / "reporting_currency_totals.csv").exists() and (folder / "balance_mismatches.csv").exists()
     html_text = written.path.read_text()
     assert "<script" not in html_text and "http://" not in html_text.replace("http://www.w3.org/2000/svg", "")
     assert html_text.count('aria-label="Receivables aging, ') == 6  # one aging chart per currency of the sandbox
