@@ -25,6 +25,7 @@ final as (
         outbound_payments.invoice_id,
         upper(outbound_payments.currency) as currency,
         outbound_payments.total_amount as amount_minor,
+        outbound_payments.transaction_date,
         push_log.record_id as payment_id,
         push_log.status as ledger_status,
         payments.id is not null as loaded
@@ -43,6 +44,7 @@ with final as (
         cast(null as {{ dbt.type_string() }}) as invoice_id,
         cast(null as {{ dbt.type_string() }}) as currency,
         cast(null as {{ dbt.type_bigint() }}) as amount_minor,
+        cast(null as date) as transaction_date,
         cast(null as {{ dbt.type_string() }}) as payment_id,
         cast(null as {{ dbt.type_string() }}) as ledger_status,
         cast(null as boolean) as loaded

@@ -14,7 +14,10 @@
 -- loads had seen it by then where history holds that version (`version_seen_at`), else as it is today. The
 -- balance the provider reports is that version's (today's); it is rebuilt as that balance plus what
 -- applications dated after the as-of date took off it (in the invoice's currency), and `balance_rebuilt` says
--- so; a rebuilt balance is not absent.
+-- so; a rebuilt balance is not absent. A payment this tool pushed dated after the as-of date was not on the
+-- books then, and the provider may not have reflected it yet (`awaiting_sync` today): the rebuild adds back a
+-- loaded one it may never have taken off, and misses an unlisted one it did. So where the balance with
+-- those undone agrees with the applications, that is the balance at the as-of date.
 with invoices as (
     select *
     from {{ ref('int_accounting__invoices_at_as_of') }}
@@ -60,21 +63,57 @@ applied_later as (
     group by invoice_id
 ),
 
-pushed as (
-    -- payments this tool created, in the invoice's currency: loaded ones are in `applied` already
+pushed_dated as (
     select
-        pushed_payments.invoice_id,
-        coalesce(sum(pushed_payments.amount_minor) filter (where pushed_payments.loaded), 0) as pushed_loaded_minor,
-        coalesce(sum(pushed_payments.amount_minor) filter (where not pushed_payments.loaded), 0)
-            as pushed_unlisted_minor,
-        {{ dbt.listagg('pushed_payments.external_id', "', '", "order by pushed_payments.external_id") }}
-            as pushed_external_ids
+        pushed_payments.*,
+        pushed_payments.transaction_date is null or pushed_payments.transaction_date <= {{ as_of_date() }}
+            as on_books
     from pushed_payments
     inner join invoices
         on invoices.invoice_id = pushed_payments.invoice_id
         and invoices.connection = pushed_payments.connection
         and invoices.currency = pushed_payments.currency
-    group by pushed_payments.invoice_id
+),
+
+pushed as (
+    -- payments this tool created, in the invoice's currency, on the books at the as-of date: loaded ones are in
+    -- `applied` already; and those dated after it, which the rebuilt balance may count wrongly (see AS OF)
+    select
+        invoice_id,
+        coalesce(sum(amount_minor) filter (where loaded and on_books), 0) as pushed_loaded_minor,
+        coalesce(sum(amount_minor) filter (where not loaded and on_books), 0) as pushed_unlisted_minor,
+        coalesce(sum(amount_minor) filter (where loaded and not on_books), 0) as pushed_later_loaded_minor,
+        coalesce(sum(amount_minor) filter (where not loaded and not on_books), 0) as pushed_later_unlisted_minor,
+        {{ dbt.listagg('case when on_books then external_id end', "', '", "order by external_id") }}
+            as pushed_external_ids
+    from pushed_dated
+    group by invoice_id
+),
+
+rebuilt as (
+    select
+        invoices.invoice_id,
+        invoices.reported_balance_minor + coalesce(applied_later.applied_later_minor, 0) as balance_minor,
+        greatest(invoices.total_minor - coalesce(applied.applied_minor, 0), 0) as expected_minor,
+        coalesce(pushed.pushed_later_loaded_minor, 0) as later_loaded_minor,
+        coalesce(pushed.pushed_later_unlisted_minor, 0) as later_unlisted_minor
+    from invoices
+    left join applied_later on applied_later.invoice_id = invoices.invoice_id
+    left join applied on applied.invoice_id = invoices.invoice_id
+    left join pushed on pushed.invoice_id = invoices.invoice_id
+),
+
+balance_at_as_of as (
+    select
+        invoice_id,
+        case
+            when balance_minor = expected_minor then balance_minor
+            when balance_minor - later_loaded_minor = expected_minor then balance_minor - later_loaded_minor
+            when balance_minor + later_unlisted_minor = expected_minor then balance_minor + later_unlisted_minor
+            when balance_minor - later_loaded_minor + later_unlisted_minor = expected_minor then expected_minor
+            else balance_minor
+        end as reported_balance_minor
+    from rebuilt
 ),
 
 at_as_of as (
@@ -92,7 +131,7 @@ at_as_of as (
         invoices.currency_unknown,
         invoices.total_minor,
         invoices.total_absent,
-        invoices.reported_balance_minor + coalesce(applied_later.applied_later_minor, 0) as reported_balance_minor,
+        balance_at_as_of.reported_balance_minor,
         -- a rebuilt balance is known where today's is (absent on a PAID invoice is 0): then it is not absent
         case
             when applied_later.invoice_id is null then invoices.balance_absent
@@ -114,6 +153,7 @@ at_as_of as (
         invoices.version_seen_at
     from invoices
     left join applied_later on applied_later.invoice_id = invoices.invoice_id
+    left join balance_at_as_of on balance_at_as_of.invoice_id = invoices.invoice_id
 ),
 
 settled as (
