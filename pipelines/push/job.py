@@ -217,29 +217,55 @@ def _keep_what_may_have_been_sent(
     submitted, unknown, failed, created or confirmed) is a reject when it differs from the row that was queued
     and sent: queueing it would replace that row, so the queue and the models would show an amount, invoice or
     date the provider never received, while the ledger still says what happened to the first. The same row
-    again is queued as before (a file imported twice changes nothing)."""
+    again (a cell's padding or a currency's case aside) is left as it was queued: a file imported twice changes
+    nothing."""
     spec = [c for c in QUEUES[imported.table] if c != "queued_at"]
-    for row in list(imported.rows):
-        status = entries.get(row["external_id"], {}).get("status")
-        if status in NEVER_REACHED:
+    wanted = [row for row in imported.rows if entries.get(row["external_id"], {}).get("status") not in NEVER_REACHED]
+    if not wanted:
+        return
+    # one read of the queued rows the ledger speaks of, not one per row (a cumulative bank file re-imported)
+    sent = {
+        values[0]: dict(zip(spec, values, strict=True))
+        for values in con.execute(
+            f"SELECT {', '.join(spec)} FROM {raw}.{imported.table} "
+            f"WHERE external_id IN (SELECT external_id FROM {raw}.push_log)"
+        ).fetchall()
+    }
+    this_kind = next(kind.name for kind in KINDS if kind.queue == imported.table)
+    for row in wanted:
+        status = entries[row["external_id"]]["status"]
+        before = sent.get(row["external_id"])
+        if before is None:
+            kind = entries[row["external_id"]].get("kind") or "record"
+            if kind == this_kind:
+                reason = (f"may already exist at the provider (the ledger says {status}), and its queued row is "
+                          "gone, so this row cannot be checked against what was sent")  # fmt: skip
+            else:
+                reason = (
+                    f"is already the external id of a {kind} that may exist at the provider (the ledger says {status})"
+                )
+            imported.reject(row, "external_id", f"{reason}: use a new external id for a new record")
             continue
-        found = con.execute(f"SELECT {', '.join(spec)} FROM {raw}.{imported.table} WHERE external_id = ?",
-                            [row["external_id"]]).fetchall()  # fmt: skip
-        if not found:
-            imported.reject(row, "external_id", f"may already exist at the provider (the ledger says {status}), and "
-                            "its queued row is gone, so this row cannot be checked against what was sent: use a "
-                            "new external id for a new record")  # fmt: skip
-            continue
-        before = dict(zip(spec, found[0], strict=True))
         for column in spec:
-            new, old = row.get(column), before[column]
-            if column == "overpayment_intended":  # an empty cell is the queue's default
-                new, old = bool(new), bool(old)
+            new, old = _compared(column, row.get(column)), _compared(column, before[column])
             if new != old:
-                imported.reject(row, column, f"{old!r} was sent for this external id (the ledger says {status}); "
-                                f"this file gives {new!r}. A record that may exist at the provider is not "
-                                "changed by queueing it again: change it there, or use a new external id")  # fmt: skip
+                imported.reject(row, column, f"{before[column]!r} was sent for this external id (the ledger says "
+                                f"{status}); this file gives {row.get(column)!r}. A record that may exist at the "
+                                "provider is not changed by queueing it again: change it there, or use a new "
+                                "external id")  # fmt: skip
                 break
+        else:  # the same row: the queue keeps it as it was sent (not the file's spelling of it)
+            imported.rows.remove(row)
+
+
+def _compared(column: str, value: Any) -> Any:
+    """A queue value as compared with what was sent: an empty flag is the queue's default (false), text without
+    its padding, a currency code in either case."""
+    if column == "overpayment_intended":
+        return bool(value)
+    if isinstance(value, str):
+        return value.strip().upper() if column == "currency" else value.strip()
+    return value
 
 
 def _record_not_queued(con: Any, raw: str, summary: PushSummary, dry_run: bool) -> None:

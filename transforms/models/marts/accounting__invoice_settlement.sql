@@ -149,7 +149,9 @@ at_as_of as (
         invoices.kind,
         invoices.is_receivable,
         invoices.booked_on,
-        applied_later.invoice_id is not null as balance_rebuilt,
+        applied_later.invoice_id is not null
+            or balance_at_as_of.reported_balance_minor is distinct from invoices.reported_balance_minor
+            as balance_rebuilt,
         invoices.version_seen_at
     from invoices
     left join applied_later on applied_later.invoice_id = invoices.invoice_id
