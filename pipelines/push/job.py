@@ -224,13 +224,11 @@ def _keep_what_may_have_been_sent(
     if not wanted:
         return
     # one read of the queued rows the ledger speaks of, not one per row (a cumulative bank file re-imported)
-    sent = {
-        values[0]: dict(zip(spec, values, strict=True))
-        for values in con.execute(
-            f"SELECT {', '.join(spec)} FROM {raw}.{imported.table} "
-            f"WHERE external_id IN (SELECT external_id FROM {raw}.push_log)"
-        ).fetchall()
-    }
+    queued = con.execute(
+        f"SELECT {', '.join(spec)} FROM {raw}.{imported.table} "
+        f"WHERE external_id IN (SELECT external_id FROM {raw}.push_log)"
+    ).fetchall()
+    sent = {row["external_id"]: row for row in (dict(zip(spec, values, strict=True)) for values in queued)}
     this_kind = next(kind.name for kind in KINDS if kind.queue == imported.table)
     for row in wanted:
         status = entries[row["external_id"]]["status"]
